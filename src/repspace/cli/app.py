@@ -1,0 +1,47 @@
+"""The typer application object and shared CLI helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+
+app = typer.Typer(
+    name="repspace",
+    help="Embedding spaces as long-lived assets: encode, inspect, evaluate, compare.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def emit_json(obj: Any) -> None:
+    """Print one JSON object on stdout (NaN-free, stable key order)."""
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(x: Any) -> Any:
+    import numpy as np
+
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def parse_int_list(text: str | None, what: str) -> list[int] | None:
+    """'16,32,64' -> [16, 32, 64] with a clear error."""
+    from repspace.errors import InvalidInputError
+
+    if text is None:
+        return None
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InvalidInputError(f"{what} must be comma-separated integers, e.g. 16,32,64; got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise InvalidInputError(f"{what} must be positive integers; got {text!r}")
+    return values

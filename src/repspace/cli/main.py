@@ -1,0 +1,44 @@
+"""Entry point: runs the typer app; user errors become one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from repspace.cli import spaces  # noqa: F401  (registers commands)
+from repspace.cli import demo  # noqa: F401
+from repspace.cli.app import app
+from repspace.errors import RepspaceError
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (user errors: 2, one line on stderr, no traceback)."""
+    try:
+        result = app(args=argv, standalone_mode=False)
+        return int(result) if isinstance(result, int) else 0
+    except RepspaceError as e:
+        click.echo(f"error: {e}", err=True)
+        return 2
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("interrupted; re-run the same command to resume", err=True)
+        return 130
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
+        click.echo(f"error: {e}", err=True)
+        return 2
+
+
+def main() -> None:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""CLI: encode, info, models, datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from repspace.cli.app import app, emit_json
+from repspace.errors import InvalidInputError
+
+
+@app.command()
+def encode(
+    model: str = typer.Option(..., "--model", help="Built-in model name (see `repspace models`) or a local model directory."),
+    out: Path = typer.Option(..., "--out", help="Output space directory."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="NAME[:VIEW][@SPLIT], e.g. bbc-news:title@test."),
+    input: Optional[Path] = typer.Option(None, "--input", help=".txt, .jsonl, .csv, .parquet or an image folder."),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Encode only the first N items."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    text_column: str = typer.Option("text", "--text-column"),
+    id_column: str = typer.Option("id", "--id-column"),
+    label_column: str = typer.Option("label", "--label-column"),
+    chunk_items: int = typer.Option(1024, "--chunk-items", help="Items per resumable chunk."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output of another model/input."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Encode a dataset or input file into a space directory (resumable after a kill)."""
+    from repspace.datasets import load_dataset, read_input
+    from repspace.encoders import get_encoder
+    from repspace.encoders.job import encode_items
+
+    if (dataset is None) == (input is None):
+        raise InvalidInputError("give exactly one of --dataset NAME[:VIEW][@SPLIT] or --input FILE")
+    items = load_dataset(dataset) if dataset else read_input(input, text_column, id_column, label_column)
+    items = items.limit(limit)
+    encoder = get_encoder(model, device=device)
+    space = encode_items(encoder, items, out=out, batch_size=batch_size, chunk_items=chunk_items,
+                         overwrite=overwrite, progress=not quiet)
+    Console(stderr=True).print(f"wrote {out}: {space.count} x {space.dim} ({space.model})")
+
+
+@app.command()
+def info(
+    path: Path = typer.Argument(..., help="A space directory."),
+    json_out: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Check the content checksum."),
+) -> None:
+    """Describe a saved space (count, dimension, model, ...)."""
+    from repspace.spaces import Space
+
+    space = Space.load(path, verify=verify)
+    manifest = space.manifest
+    if json_out:
+        emit_json(manifest)
+        return
+    table = Table(show_header=False)
+    for key in ("model", "model_version", "count", "dim", "dtype", "normalized", "dataset", "view", "split",
+                "has_labels", "created", "checksum"):
+        table.add_row(key, str(manifest.get(key)))
+    Console().print(table)
+
+
+@app.command()
+def models(json_out: bool = typer.Option(False, "--json")) -> None:
+    """List built-in models and whether each is ready offline."""
+    from repspace.encoders import MODELS
+
+    rows = [{"name": m.name, "modality": m.modality, "dim": m.dim, "available": m.available(), "source": m.source,
+             "description": m.description} for m in MODELS.values()]
+    if json_out:
+        emit_json({"models": rows})
+        return
+    table = Table("name", "modality", "dim", "ready", "source")
+    for r in rows:
+        table.add_row(r["name"], r["modality"], str(r["dim"]), "yes" if r["available"] else "[red]no", r["source"])
+    Console().print(table)
+
+
+@app.command()
+def datasets(json_out: bool = typer.Option(False, "--json")) -> None:
+    """List built-in datasets, their views and splits, and whether each is ready offline."""
+    from repspace.datasets import DATASETS
+
+    rows = [{"name": d.name, "modality": d.modality, "views": list(d.views), "splits": list(d.splits),
+             "available": d.available(), "source": d.source, "description": d.description} for d in DATASETS.values()]
+    if json_out:
+        emit_json({"datasets": rows})
+        return
+    table = Table("name", "modality", "views", "splits", "ready", "source")
+    for r in rows:
+        table.add_row(r["name"], r["modality"], ",".join(r["views"]) or "-", ",".join(r["splits"]),
+                      "yes" if r["available"] else "[red]no", r["source"])
+    Console().print(table)

