@@ -128,6 +128,12 @@ def encode_items(
         work.mkdir(parents=True, exist_ok=True)
         write_json(job_file, record)
 
+    if work is not None:
+        existing = sum((work / f"chunk-{c:06d}.npy").is_file() for c in range(n_chunks))
+        if existing:
+            from rich.console import Console
+
+            Console(stderr=True).print(f"resuming: {existing} of {n_chunks} chunks already encoded in {work}")
     vectors = np.empty((n, encoder.dim), dtype=np.float32)
     with progress_bar(progress) as bar:
         task = bar.add_task(f"{encoder.name}", total=n, rate="")

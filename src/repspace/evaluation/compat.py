@@ -1,0 +1,75 @@
+"""Compatibility of model versions (BCT family).
+
+For spaces of the same items from models v1..vn: M[i][j] = retrieval metric with queries
+embedded by model i against a gallery embedded by model j (i >= j). Model i is compatible
+with j when M[i][j] >= M[j][j] (new queries on the old gallery do at least as well as old on
+old); the empirical compatibility gain is (M[i][j] - M[j][j]) / (M[i][i] - M[j][j]).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from repspace.errors import DimensionMismatchError, InvalidInputError
+from repspace.evaluation.retrieval import label_retrieval, query_retrieval
+from repspace.spaces import Space
+
+Adapter = Callable[[np.ndarray], np.ndarray]
+
+
+def _cross(query: Space, gallery: Space, metric: str, ks: tuple[int, ...], transform: Adapter | None,
+           by_label: bool) -> float:
+    if by_label:
+        res = label_retrieval(query, ks=ks, gallery=gallery, transform=transform)
+    else:
+        res = query_retrieval(query, gallery, ks=ks, transform=transform)
+    if metric not in res:
+        raise InvalidInputError(f"unknown metric {metric!r}; available: {', '.join(k for k in res if k != 'queries')}")
+    return float(res[metric])
+
+
+def compatibility(
+    spaces: list[Space],
+    metric: str | None = None,
+    ks: tuple[int, ...] = (1, 5, 10),
+    adapters: dict[tuple[int, int], Adapter] | None = None,
+    tol: float = 1e-12,
+) -> dict:
+    """Compatibility matrix and criterion for spaces ordered old -> new (0-based in, 1-based keys out).
+
+    Relevance is by label when every space has labels (default metric map@r), else by id
+    (the same item's vector in the gallery model; default metric recall@1).
+    adapters[(i, j)] maps model-i query vectors into model j's space when dimensions differ.
+    """
+    if len(spaces) < 2:
+        raise InvalidInputError("compatibility needs at least two spaces (old, new)")
+    adapters = adapters or {}
+    base = spaces[0]
+    for s in spaces[1:]:
+        base, _ = base.aligned_with(s)
+    shared = base.ids
+    spaces = [s.select(shared) for s in spaces]
+    by_label = all(s.labels is not None for s in spaces)
+    metric = metric or ("map@r" if by_label else "recall@1")
+    n = len(spaces)
+    M: list[list[float | None]] = [[None] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1):
+            t = adapters.get((i, j))
+            if t is None and spaces[i].dim != spaces[j].dim:
+                raise DimensionMismatchError(
+                    f"model {i + 1} ({spaces[i].model}, {spaces[i].dim}-d) and model {j + 1} ({spaces[j].model}, "
+                    f"{spaces[j].dim}-d) differ in dimension; cross-model retrieval needs an adapter"
+                )
+            M[i][j] = _cross(spaces[i], spaces[j], metric, ks, t, by_label)
+    compatible, gain = {}, {}
+    for i in range(n):
+        for j in range(i):
+            key = f"{i + 1}->{j + 1}"
+            compatible[key] = bool(M[i][j] >= M[j][j] - tol)
+            denom = M[i][i] - M[j][j]
+            gain[key] = None if abs(denom) < 1e-12 else float((M[i][j] - M[j][j]) / denom)
+    return {"matrix": M, "compatible": compatible, "gain": gain, "metric": metric,
+            "relevance": "label" if by_label else "id", "models": [s.model for s in spaces], "items": len(shared)}

@@ -1,0 +1,44 @@
+import os
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repspace_home(tmp_path_factory):
+    """Prepared models (e.g. the unzipped MPNet) go to a per-session cache, never the user's."""
+    home = os.environ.get("REPSPACE_TEST_HOME") or str(tmp_path_factory.mktemp("repspace-home"))
+    old = os.environ.get("REPSPACE_HOME")
+    os.environ["REPSPACE_HOME"] = home
+    yield home
+    if old is None:
+        os.environ.pop("REPSPACE_HOME", None)
+    else:
+        os.environ["REPSPACE_HOME"] = old
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run the CLI in-process: returns (exit code, stdout, stderr)."""
+    from repspace.cli.main import run
+
+    def invoke(*args):
+        code = run([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
+
+
+def make_space(n=50, d=8, seed=0, labels=True, model="synthetic"):
+    from repspace import Space
+
+    r = np.random.default_rng(seed)
+    x = r.normal(size=(n, d)).astype(np.float32)
+    lab = [f"c{k % 3}" for k in range(n)] if labels else None
+    return Space(x, [f"item{k}" for k in range(n)], lab, model=model)
