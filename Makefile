@@ -38,7 +38,9 @@ demo: $(STAMP)
 	$(VENV)/bin/repspace demo --out demo-out
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/encode.py
+	$(PY) benchmarks/evaluate.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

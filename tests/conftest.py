@@ -42,3 +42,23 @@ def make_space(n=50, d=8, seed=0, labels=True, model="synthetic"):
     x = r.normal(size=(n, d)).astype(np.float32)
     lab = [f"c{k % 3}" for k in range(n)] if labels else None
     return Space(x, [f"item{k}" for k in range(n)], lab, model=model)
+
+
+@pytest.fixture(scope="session")
+def bbc_space(tmp_path_factory):
+    """Encode a bbc-news view with a real model through the CLI, once per session: bbc_space(model, view) -> path."""
+    from repspace.cli.main import run
+
+    root = tmp_path_factory.mktemp("bbc-spaces")
+    made = {}
+
+    def get(model: str, view: str):
+        key = (model, view)
+        if key not in made:
+            out = root / f"{model}-{view}"
+            code = run(["encode", "--model", model, "--dataset", f"bbc-news:{view}", "--out", str(out), "--quiet"])
+            assert code == 0
+            made[key] = out
+        return made[key]
+
+    return get

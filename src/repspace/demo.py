@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
 
 from repspace.datasets import load_dataset
@@ -80,17 +78,34 @@ def spaces_section(report: Report, spaces: dict[tuple[str, str], Space], rows: l
     )
 
 
-Section = Callable[[Report, dict[tuple[str, str], Space], Path], None]
-EXTRA_SECTIONS: list[Section] = []
+def retrieval_section(report: Report, spaces: dict[tuple[str, str], Space], models: list[str]) -> None:
+    from repspace.evaluation import query_retrieval
+
+    rows = []
+    for m in models:
+        res = query_retrieval(spaces[(m, "title")], spaces[(m, "body")])
+        rows.append({"model": m, "dim": spaces[(m, "body")].dim, **{k: res[k] for k in
+                     ("recall@1", "recall@10", "ndcg@10", "mrr@10", "map")}, "queries": res["queries"]})
+    report.section(
+        "Retrieval: title -> body",
+        Report.text("Each article's title searches all 2,225 bodies; the relevant body is the same article's."),
+        Report.table(rows),
+    )
 
 
 def run_demo(out: str | Path = "demo-out", models=DEMO_MODELS, limit: int | None = None, progress: bool = True) -> Path:
     """Encode the default spaces and write out/report.html; returns the report path."""
+    from repspace.report.evaluation import compat_section, similarity_section, sweep_section, tasks_section
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     spaces, rows = encode_demo_spaces(out, models=models, limit=limit, progress=progress)
+    models = list(models)
     report = Report("repspace demo — bbc-news")
     spaces_section(report, spaces, rows)
-    for section in EXTRA_SECTIONS:
-        section(report, spaces, out)
+    retrieval_section(report, spaces, models)
+    sweep_section(report, [(spaces[(m, "title")], spaces[(m, "body")]) for m in models])
+    tasks_section(report, [spaces[(m, "body")] for m in models])
+    similarity_section(report, [spaces[(m, v)] for m in models for v in DEMO_VIEWS])
+    compat_section(report, [spaces[(m, "body")] for m in models])
     return report.write(out / "report.html")
