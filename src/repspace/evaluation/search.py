@@ -26,6 +26,24 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+LARGE_K = 1024  # above this, faiss's per-query heaps are slower than partition + sort
+
+
+def _numpy_knn(q: np.ndarray, corpus: np.ndarray, k: int, max_scores: int = 1 << 25) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k for large k: blocked matmul, argpartition, then sort of the k survivors."""
+    step = max(1, max_scores // corpus.shape[0])
+    out_s = np.empty((len(q), k), np.float32)
+    out_i = np.empty((len(q), k), np.int64)
+    for s in range(0, len(q), step):
+        S = q[s : s + step] @ corpus.T
+        part = np.argpartition(-S, k - 1, axis=1)[:, :k] if k < S.shape[1] else np.tile(np.arange(S.shape[1]), (len(S), 1))
+        vals = np.take_along_axis(S, part, 1)
+        order = np.argsort(-vals, axis=1, kind="stable")
+        out_s[s : s + step] = np.take_along_axis(vals, order, 1)
+        out_i[s : s + step] = np.take_along_axis(part, order, 1)
+    return out_s, out_i
+
+
 def topk(
     queries: np.ndarray,
     corpus: np.ndarray,
@@ -62,7 +80,10 @@ def topk(
         for cs in range(0, nc, corpus_shard):
             shard = np.ascontiguousarray(corpus[cs : cs + corpus_shard], dtype=np.float32)
             kshard = min(kk, shard.shape[0])
-            s, i = faiss.knn(q, shard, kshard, metric=faiss.METRIC_INNER_PRODUCT)
+            if kshard > LARGE_K:
+                s, i = _numpy_knn(q, shard, kshard)
+            else:
+                s, i = faiss.knn(q, shard, kshard, metric=faiss.METRIC_INNER_PRODUCT)
             i = i.astype(np.int64) + cs
             if best_s is None:
                 best_s, best_i = s, i

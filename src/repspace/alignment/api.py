@@ -1,0 +1,173 @@
+"""Fitting, applying and evaluating translators on Spaces (what the CLI calls).
+
+Pairs are items with equal ids. Supervised methods fit on the *train* half of the shared
+ids (`repspace.datasets.hash_split`), evaluation uses the *test* half, so a translator is
+never scored on the pairs it was fitted on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from repspace.alignment.base import REGISTRY, Translator
+from repspace.alignment.relative import RelativeTranslator
+from repspace.alignment.unsupervised import UnsupervisedTranslator
+from repspace.datasets.builtin import hash_split
+from repspace.errors import InvalidInputError, UnknownNameError
+from repspace.evaluation.search import normalize_rows, topk
+from repspace.spaces import Space
+
+METHODS = ("procrustes", "lstsq", "ridge", "affine", "lowrank", "mlp", "relative", "unsupervised")
+
+
+def split_shared_ids(src: Space, tgt: Space) -> tuple[list[str], list[str]]:
+    """Shared ids split into (train, test) by id hash; error when none are shared."""
+    tgt_ids = set(tgt.ids)
+    shared = [i for i in src.ids if i in tgt_ids]
+    if not shared:
+        raise InvalidInputError(
+            f"spaces {src.model!r} and {tgt.model!r} share no ids; supervised methods need the same items in both "
+            "(use --method unsupervised for unpaired spaces)"
+        )
+    train = [i for i in shared if hash_split(i) == "train"]
+    test = [i for i in shared if hash_split(i) == "test"]
+    return train, test
+
+
+def make_translator(method: str, anchors: int = 300, rank: int = 64, seed: int = 0, anchor_method: str = "random",
+                    **params: Any) -> Translator:
+    if method not in METHODS:
+        raise UnknownNameError(f"unknown alignment method {method!r}; choose from {', '.join(METHODS)}")
+    if method == "relative":
+        return RelativeTranslator(n_anchors=anchors, method=anchor_method, seed=seed, **params)
+    if method == "lowrank":
+        return REGISTRY["lowrank"](rank=rank, **params)
+    if method in ("mlp", "unsupervised"):
+        return REGISTRY[method](seed=seed, **params)
+    return REGISTRY[method](**params)
+
+
+def fit_translator(src: Space, tgt: Space, method: str = "procrustes", pairs: int | None = None,
+                   anchors: int = 300, rank: int = 64, seed: int = 0, anchor_ids: list[str] | None = None,
+                   anchor_method: str = "random", **params: Any) -> Translator:
+    """Fit a translator src -> tgt. Supervised: on the train half of shared ids (`pairs` of them,
+    sampled with `seed`). unsupervised: on all items of each space, ids ignored."""
+    translator = make_translator(method, anchors=anchors, rank=rank, seed=seed, anchor_method=anchor_method, **params)
+    if method == "unsupervised":
+        if pairs is not None:
+            raise InvalidInputError("--pairs does not apply to unsupervised translation (it uses no pairs)")
+        return translator.fit(np.asarray(src.vectors), np.asarray(tgt.vectors), source=src, target=tgt)
+    if anchor_ids is not None:
+        missing_s = [i for i in anchor_ids if i not in set(src.ids)]
+        missing_t = [i for i in anchor_ids if i not in set(tgt.ids)]
+        if missing_s or missing_t:
+            which = f"source space ({missing_s[0]!r})" if missing_s else f"target space ({missing_t[0]!r})"
+            raise InvalidInputError(f"{len(missing_s) + len(missing_t)} anchor id(s) are missing from the {which}")
+        if not isinstance(translator, RelativeTranslator):
+            raise InvalidInputError("anchor ids apply to --method relative only")
+        return translator.fit_anchors(src.select(anchor_ids).vectors, tgt.select(anchor_ids).vectors,
+                                      source=src, target=tgt, anchor_ids=anchor_ids)
+    train, _ = split_shared_ids(src, tgt)
+    if pairs is not None:
+        if pairs > len(train):
+            raise InvalidInputError(f"--pairs {pairs} is more than the {len(train)} shared training ids available")
+        rng = np.random.default_rng(seed)
+        train = [train[i] for i in np.sort(rng.choice(len(train), pairs, replace=False))]
+    X = np.asarray(src.select(train).vectors)
+    Y = np.asarray(tgt.select(train).vectors)
+    translator.fit(X, Y, source=src, target=tgt)
+    if isinstance(translator, RelativeTranslator):
+        translator.anchor_ids_ = [train[r] for r in translator.anchor_rows_]
+    return translator
+
+
+def _to_shared(translator: Translator, src: Space, tgt: Space) -> tuple[np.ndarray, np.ndarray]:
+    """Source and target vectors in the space where matching happens (target or relative space)."""
+    xs = translator.transform(np.asarray(src.vectors))
+    if isinstance(translator, RelativeTranslator):
+        return xs, translator.transform_target(np.asarray(tgt.vectors))
+    if tgt.dim != translator.target_dim_:
+        from repspace.errors import DimensionMismatchError
+
+        raise DimensionMismatchError(f"translator outputs {translator.target_dim_}-d vectors; the target space is {tgt.dim}-d")
+    return xs, np.asarray(tgt.vectors, np.float32)
+
+
+def matching_scores(xs: np.ndarray, yt: np.ndarray) -> dict[str, float]:
+    """Row i of xs should match row i of yt among all rows of yt (cosine).
+
+    top1, top5: fraction whose own pair ranks first / in the top 5; mean_rank (1 = best);
+    mean_cos: mean cosine between a translated item and its pair."""
+    a, b = normalize_rows(xs), normalize_rows(yt)
+    own = np.empty(len(a), np.float32)
+    ranks = np.empty(len(a), np.int64)
+    for s in range(0, len(a), 2048):
+        S = a[s : s + 2048] @ b.T
+        rows = np.arange(len(S))
+        own[s : s + len(S)] = S[rows, s + rows]  # the same arithmetic as the competitors: no rounding ties
+        ranks[s : s + len(S)] = 1 + np.sum(S > own[s : s + len(S), None], axis=1)
+    return {"top1": float(np.mean(ranks == 1)), "top5": float(np.mean(ranks <= 5)),
+            "mean_rank": float(ranks.mean()), "mean_cos": float(own.mean()), "items": int(len(a))}
+
+
+def stitching(translator: Translator, src: Space, tgt: Space, train_ids: list[str], test_ids: list[str],
+              seed: int = 0) -> dict[str, float]:
+    """Zero-shot stitching: a classifier trained on the target model's vectors (train ids) is applied
+    to the source model's test items through the translator (or, for relative, both sides in the
+    relative space); compared with the same classifier on the target model's own test items."""
+    from sklearn.linear_model import LogisticRegression
+
+    if src.labels is None or tgt.labels is None:
+        return {}
+    tr_t = tgt.select(train_ids)
+    te_s, te_t = src.select(test_ids), tgt.select(test_ids)
+    if len(np.unique(tr_t.labels)) < 2:
+        return {}
+    if isinstance(translator, RelativeTranslator):
+        fit_x = translator.transform_target(np.asarray(tr_t.vectors))
+        own_x = translator.transform_target(np.asarray(te_t.vectors))
+    else:
+        fit_x, own_x = np.asarray(tr_t.vectors), np.asarray(te_t.vectors)
+    clf = LogisticRegression(C=10.0, max_iter=2000, random_state=seed).fit(normalize_rows(fit_x), tr_t.labels)
+    stitched = clf.predict(normalize_rows(translator.transform(np.asarray(te_s.vectors))))
+    own = clf.predict(normalize_rows(own_x))
+    return {"stitch_accuracy": float(np.mean(stitched == te_s.labels)),
+            "target_accuracy": float(np.mean(own == te_t.labels))}
+
+
+def evaluate_translator(translator: Translator, src: Space, tgt: Space, all_items: bool = False) -> dict[str, Any]:
+    """Matching (top1, top5, mean_rank, mean_cos) on the test half of shared ids (all shared ids
+    for unsupervised translators or with all_items), plus stitching accuracy when both have labels,
+    plus retrieval in the target space with translated queries (recall@10, ndcg@10)."""
+    from repspace.evaluation.retrieval import query_retrieval
+
+    translator.check_source(src)
+    train, test = split_shared_ids(src, tgt)
+    match = train + test if all_items or isinstance(translator, UnsupervisedTranslator) else test
+    if len(match) < 2:
+        raise InvalidInputError("fewer than 2 shared test ids to evaluate on")
+    s_te, t_te = src.select(match), tgt.select(match)
+    xs, yt = _to_shared(translator, s_te, t_te)
+    out: dict[str, Any] = {"method": translator.name, **matching_scores(xs, yt)}
+    if not isinstance(translator, RelativeTranslator):
+        ret = query_retrieval(s_te, t_te, transform=translator.transform)
+        out.update({"recall@10": ret["recall@10"], "ndcg@10": ret["ndcg@10"]})
+    if len(train) >= 2 and len(test) >= 1:
+        out.update(stitching(translator, src, tgt, train, test))
+    return out
+
+
+def apply_translator(translator: Translator, space: Space) -> Space:
+    """Translate a space. A relative translator also accepts target-model spaces (both sides
+    map into the shared relative space)."""
+    if isinstance(translator, RelativeTranslator):
+        if translator.target_model_ and space.model == translator.target_model_ and space.model != translator.source_model_:
+            rel = translator.transform_target(np.asarray(space.vectors))
+        else:
+            translator.check_source(space)
+            rel = translator.transform(np.asarray(space.vectors))
+        return space.with_vectors(rel, model=f"relative({space.model})",
+                                  extra={**space.extra, "relative_anchors": rel.shape[1]})
+    return translator.transform_space(space)

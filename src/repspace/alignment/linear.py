@@ -1,0 +1,147 @@
+"""Linear translators: orthogonal Procrustes, least squares, ridge, affine, low-rank.
+
+Shapes: X (n, dx) source, Y (n, dy) target; transform maps (m, dx) -> (m, dy).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from repspace.alignment.base import Translator
+
+
+def orthogonal_map(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """argmin_W ||XW - Y||_F over W with orthonormal rows or columns, shape (dx, dy).
+
+    Dimension rule: for dx != dy the smaller space is treated as zero-padded to the larger
+    one, and W is the (dx, dy) block of the square orthogonal solution — a semi-orthogonal
+    map (W W^T = I when dx <= dy, W^T W = I when dx >= dy). Solution: U V^T from the thin SVD
+    of X^T Y = U S V^T.
+    """
+    U, _, Vt = np.linalg.svd(X.T @ Y, full_matrices=False)
+    return U @ Vt
+
+
+class Procrustes(Translator):
+    """Orthogonal Procrustes, optional centring (then a translation is learned) and isotropic scale."""
+
+    name = "procrustes"
+    min_pairs_rule = "at least 2 pairs"
+    _state_keys = ("W_", "mean_x_", "mean_y_", "scale_")
+
+    def __init__(self, center: bool = True, scale: bool = True) -> None:
+        self.center = center
+        self.scale = scale
+
+    def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
+        self.mean_x_ = X.mean(0) if self.center else np.zeros(X.shape[1])
+        self.mean_y_ = Y.mean(0) if self.center else np.zeros(Y.shape[1])
+        Xc, Yc = X - self.mean_x_, Y - self.mean_y_
+        self.W_ = orthogonal_map(Xc, Yc)
+        s = 1.0
+        if self.scale:
+            # isotropic scale minimising ||s Xc W - Yc||: trace(W^T Xc^T Yc) / ||Xc W||^2
+            XW = Xc @ self.W_
+            s = float(np.sum(XW * Yc) / max(np.sum(XW * XW), 1e-300))
+        self.scale_ = np.asarray([s])
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.mean_x_) @ self.W_ * self.scale_[0] + self.mean_y_
+
+    def inverse_transform(self, Y: np.ndarray) -> np.ndarray:
+        """Exact inverse when dx <= dy (W has orthonormal rows); a least-squares inverse otherwise."""
+        Y = np.asarray(Y, np.float64)
+        return ((Y - self.mean_y_) / self.scale_[0] @ self.W_.T + self.mean_x_).astype(np.float32)
+
+
+class LeastSquares(Translator):
+    """Plain least squares Y ≈ X W (no bias, no regularisation): ill-posed when n ≲ dx."""
+
+    name = "lstsq"
+    min_pairs_rule = "at least as many pairs as source dimensions"
+    _state_keys = ("W_",)
+
+    def __init__(self) -> None:
+        pass
+
+    def min_pairs(self, dx: int, dy: int) -> int:
+        return dx
+
+    def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
+        self.W_ = np.linalg.lstsq(X, Y, rcond=None)[0]
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.W_
+
+
+class Ridge(Translator):
+    """Ridge regression with bias: Y ≈ X W + b, penalty alpha ||W||^2 (alpha scaled by trace(X^T X)/dx)."""
+
+    name = "ridge"
+    _state_keys = ("W_", "b_")
+
+    def __init__(self, alpha: float = 0.01) -> None:
+        self.alpha = alpha
+
+    def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
+        mx, my = X.mean(0), Y.mean(0)
+        Xc, Yc = X - mx, Y - my
+        G = Xc.T @ Xc
+        lam = self.alpha * np.trace(G) / X.shape[1]
+        self.W_ = np.linalg.solve(G + lam * np.eye(X.shape[1]), Xc.T @ Yc)
+        self.b_ = my - mx @ self.W_
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.W_ + self.b_
+
+
+class Affine(Translator):
+    """Unregularised affine map Y ≈ X W + b (least squares with a bias column)."""
+
+    name = "affine"
+    min_pairs_rule = "more pairs than source dimensions"
+    _state_keys = ("W_", "b_")
+
+    def __init__(self) -> None:
+        pass
+
+    def min_pairs(self, dx: int, dy: int) -> int:
+        return dx + 1
+
+    def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
+        Xb = np.hstack([X, np.ones((X.shape[0], 1))])
+        sol = np.linalg.lstsq(Xb, Y, rcond=None)[0]
+        self.W_, self.b_ = sol[:-1], sol[-1]
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.W_ + self.b_
+
+
+class LowRank(Translator):
+    """Reduced-rank ridge regression: the ridge solution projected on its top-`rank` output
+    directions, W = W_ridge V_r V_r^T (Izenman 1975), so W has rank <= rank."""
+
+    name = "lowrank"
+    min_pairs_rule = "more pairs than the rank"
+    _state_keys = ("W_", "b_")
+
+    def __init__(self, rank: int = 64, alpha: float = 0.01) -> None:
+        self.rank = rank
+        self.alpha = alpha
+
+    def min_pairs(self, dx: int, dy: int) -> int:
+        return self.rank + 1
+
+    def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
+        ridge = Ridge(self.alpha)
+        ridge._fit(X, Y)
+        fitted = (X - X.mean(0)) @ ridge.W_
+        _, _, Vt = np.linalg.svd(fitted, full_matrices=False)
+        V = Vt[: self.rank].T
+        self.W_ = ridge.W_ @ V @ V.T
+        self.b_ = Y.mean(0) - X.mean(0) @ self.W_
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        return X @ self.W_ + self.b_

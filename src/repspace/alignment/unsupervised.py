@@ -1,0 +1,133 @@
+"""Unsupervised translation: no pairs, only the geometry of each space (ids are never read).
+
+1. Signatures: each item is described by the sorted distribution of its cosine similarities
+   to a random sample of its own space (quantiles) — invariant to rotation, scaling and to
+   which items were sampled, so it can be compared across spaces without any pairs
+   (after the "similarity distribution" initialisation of VecMap, Artetxe et al. 2018).
+2. Seed pairs: mutual nearest neighbours of the signatures under CSLS scores.
+3. Refinement in the PCA-reduced spaces (k = min(pca_dim, dx, dy) dimensions): orthogonal
+   Procrustes onto soft targets — the mean of each mapped item's m nearest target items —
+   with m annealed from `soft_k` down to 1, then hard nearest neighbours until fewer than
+   0.5% of the assignments change. `history_` records every round (m, changed, mean cosine)
+   as the convergence diagnostic.
+4. The final map is a Procrustes (centring + scale) fitted in the original spaces on the
+   final mutual-nearest-neighbour pairs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from repspace.alignment.base import as_matrix
+from repspace.alignment.linear import Procrustes, orthogonal_map
+from repspace.errors import InvalidInputError
+from repspace.evaluation.search import normalize_rows, topk
+
+
+def _pca(X: np.ndarray, k: int) -> np.ndarray:
+    Xc = X - X.mean(0)
+    _, _, Vt = np.linalg.svd(Xc[: min(len(Xc), 20000)], full_matrices=False)
+    return normalize_rows(Xc @ Vt[:k].T)
+
+
+def _csls_mnn(A: np.ndarray, B: np.ndarray, knn: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Mutual nearest neighbours of rows of A and B (both L2-normalised) under CSLS scores
+    (Conneau et al. 2018): 2 cos(a, b) - r_B(a) - r_A(b), which discounts hub items."""
+    ka, kb = min(knn, len(B)), min(knn, len(A))
+    ra = topk(A, B, ka)[0].mean(1)  # mean sim of each a to its knn in B
+    rb = topk(B, A, kb)[0].mean(1)
+    best_ab = np.empty(len(A), dtype=np.int64)
+    best_ba = np.empty(len(B), dtype=np.int64)
+    for s in range(0, len(A), 2048):
+        S = 2 * A[s : s + 2048] @ B.T - ra[s : s + 2048, None] - rb[None, :]
+        best_ab[s : s + 2048] = S.argmax(1)
+    for s in range(0, len(B), 2048):
+        S = 2 * B[s : s + 2048] @ A.T - rb[s : s + 2048, None] - ra[None, :]
+        best_ba[s : s + 2048] = S.argmax(1)
+    a = np.flatnonzero(best_ba[best_ab] == np.arange(len(A)))
+    return a, best_ab[a]
+
+
+def similarity_signatures(Xn: np.ndarray, sample: int = 2000, quantiles: int = 100, seed: int = 0) -> np.ndarray:
+    """(n, quantiles) standardised, L2-normalised quantiles of each row's cosine similarities
+    to `sample` random rows of the same space (its own similarity excluded)."""
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(Xn), min(sample, len(Xn)), replace=False)
+    cols = np.linspace(0, len(rows) - 2, quantiles).astype(int)
+    out = np.empty((len(Xn), len(cols)))
+    for s in range(0, len(Xn), 4096):
+        S = np.sort(Xn[s : s + 4096] @ Xn[rows].T, axis=1)[:, ::-1][:, 1:]
+        out[s : s + 4096] = S[:, cols]
+    out = (out - out.mean(0)) / (out.std(0) + 1e-9)
+    return normalize_rows(out)
+
+
+class UnsupervisedTranslator(Procrustes):
+    """Translate between two spaces without any paired items (X and Y may differ in size)."""
+
+    name = "unsupervised"
+    min_pairs_rule = "at least 100 items in each space"
+    _state_keys = ("W_", "mean_x_", "mean_y_", "scale_")
+
+    def __init__(self, pca_dim: int = 64, soft_k: int = 50, anneal_rounds: int = 30, max_rounds: int = 100,
+                 sample: int = 2000, csls_k: int = 10, seed: int = 0) -> None:
+        self.pca_dim = pca_dim
+        self.soft_k = soft_k
+        self.anneal_rounds = anneal_rounds
+        self.max_rounds = max_rounds
+        self.sample = sample
+        self.csls_k = csls_k
+        self.seed = seed
+        self.center = True
+        self.scale = True
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {k: getattr(self, k) for k in ("pca_dim", "soft_k", "anneal_rounds", "max_rounds", "sample", "csls_k", "seed")}
+
+    def fit(self, X, Y, source=None, target=None) -> "UnsupervisedTranslator":
+        """X: (nx, dx), Y: (ny, dy) — unpaired; row order carries no information."""
+        X, Y = as_matrix(X, "source vectors"), as_matrix(Y, "target vectors")
+        if min(len(X), len(Y)) < 100:
+            raise InvalidInputError(f"unsupervised translation needs at least 100 items in each space; got {len(X)} and {len(Y)}")
+        self.source_dim_, self.target_dim_ = X.shape[1], Y.shape[1]
+        self.source_model_ = source.model if source is not None else None
+        self.target_model_ = target.model if target is not None else None
+        k = min(self.pca_dim, X.shape[1], Y.shape[1])
+        Xn, Yn = normalize_rows(X - X.mean(0)), normalize_rows(Y - Y.mean(0))
+        # 1-2. seed pairs from similarity-distribution signatures
+        a, b = _csls_mnn(similarity_signatures(Xn, self.sample, seed=self.seed),
+                         similarity_signatures(Yn, self.sample, seed=self.seed + 1), self.csls_k)
+        if len(a) < 2:
+            raise InvalidInputError("no mutual matches between the spaces' similarity signatures; they share too little structure")
+        # 3. annealed soft-target Procrustes, then hard nearest neighbours until stable
+        Px, Py = _pca(X, k), _pca(Y, k)
+        W = orthogonal_map(Px[a], Py[b])
+        self.history_ = [{"round": 0, "m": None, "seed_pairs": int(len(a)), "changed": 1.0, "mean_cos": None}]
+        prev = None
+        self.converged_ = False
+        for r in range(1, self.max_rounds + 1):
+            m = max(1, int(round(self.soft_k * (1 - r / self.anneal_rounds)))) if r < self.anneal_rounds else 1
+            mapped = normalize_rows(Px @ W)
+            sims, nn = topk(mapped, Py, m)
+            W = orthogonal_map(Px, Py[nn].mean(1))
+            changed = 1.0 if prev is None else float(np.mean(nn[:, 0] != prev))
+            prev = nn[:, 0]
+            self.history_.append({"round": r, "m": m, "changed": changed, "mean_cos": float(sims[:, 0].mean())})
+            if m == 1 and changed < 0.005:
+                self.converged_ = True
+                break
+        # 4. final Procrustes in the original spaces on mutual nearest neighbours
+        a, b = _csls_mnn(normalize_rows(Px @ W), Py, self.csls_k)
+        if len(a) < 2:
+            raise InvalidInputError("unsupervised matching found fewer than 2 mutual pairs; the spaces share too little structure")
+        self.n_pairs_ = int(len(a))
+        self._fit(X[a], Y[b])
+        self.pairs_ = (a, b)
+        return self
+
+    def _extra_state(self) -> dict:
+        return {"history": getattr(self, "history_", []), "converged": getattr(self, "converged_", None)}
+
+    def _set_extra_state(self, meta: dict) -> None:
+        self.history_ = meta.get("history", [])
+        self.converged_ = meta.get("converged")
