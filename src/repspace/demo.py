@@ -95,6 +95,7 @@ def retrieval_section(report: Report, spaces: dict[tuple[str, str], Space], mode
 
 def run_demo(out: str | Path = "demo-out", models=DEMO_MODELS, limit: int | None = None, progress: bool = True) -> Path:
     """Encode the default spaces and write out/report.html; returns the report path."""
+    from repspace.report.alignment import alignment_section
     from repspace.report.evaluation import compat_section, similarity_section, sweep_section, tasks_section
 
     out = Path(out)
@@ -108,4 +109,6 @@ def run_demo(out: str | Path = "demo-out", models=DEMO_MODELS, limit: int | None
     tasks_section(report, [spaces[(m, "body")] for m in models])
     similarity_section(report, [spaces[(m, v)] for m in models for v in DEMO_VIEWS])
     compat_section(report, [spaces[(m, "body")] for m in models])
+    for view in DEMO_VIEWS:
+        alignment_section(report, [spaces[(m, view)] for m in models], title=f"Alignment between models ({view}s)")
     return report.write(out / "report.html")

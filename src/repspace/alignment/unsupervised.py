@@ -9,7 +9,10 @@
    Procrustes onto soft targets — the mean of each mapped item's m nearest target items —
    with m annealed from `soft_k` down to 1, then hard nearest neighbours until fewer than
    0.5% of the assignments change. `history_` records every round (m, changed, mean cosine)
-   as the convergence diagnostic.
+   as the convergence diagnostic. The refinement is run from several signature samples and in
+   both directions (a solution Y -> X, transposed); the candidate whose map leaves the largest
+   fraction of items in mutual-nearest-neighbour pairs wins (`candidates_`, `mutual_fraction_`),
+   stopping early once one reaches `accept`.
 4. The final map is a Procrustes (centring + scale) fitted in the original spaces on the
    final mutual-nearest-neighbour pairs.
 """
@@ -70,19 +73,21 @@ class UnsupervisedTranslator(Procrustes):
     _state_keys = ("W_", "mean_x_", "mean_y_", "scale_")
 
     def __init__(self, pca_dim: int = 64, soft_k: int = 50, anneal_rounds: int = 30, max_rounds: int = 100,
-                 sample: int = 2000, csls_k: int = 10, seed: int = 0) -> None:
+                 sample: int = 2000, csls_k: int = 10, restarts: int = 2, accept: float = 0.75, seed: int = 0) -> None:
         self.pca_dim = pca_dim
         self.soft_k = soft_k
         self.anneal_rounds = anneal_rounds
         self.max_rounds = max_rounds
         self.sample = sample
         self.csls_k = csls_k
+        self.restarts = restarts
+        self.accept = accept
         self.seed = seed
         self.center = True
         self.scale = True
 
     def get_params(self, deep: bool = True) -> dict:
-        return {k: getattr(self, k) for k in ("pca_dim", "soft_k", "anneal_rounds", "max_rounds", "sample", "csls_k", "seed")}
+        return {k: getattr(self, k) for k in ("pca_dim", "soft_k", "anneal_rounds", "max_rounds", "sample", "csls_k", "restarts", "accept", "seed")}
 
     def fit(self, X, Y, source=None, target=None) -> "UnsupervisedTranslator":
         """X: (nx, dx), Y: (ny, dy) — unpaired; row order carries no information."""
@@ -94,28 +99,42 @@ class UnsupervisedTranslator(Procrustes):
         self.target_model_ = target.model if target is not None else None
         k = min(self.pca_dim, X.shape[1], Y.shape[1])
         Xn, Yn = normalize_rows(X - X.mean(0)), normalize_rows(Y - Y.mean(0))
-        # 1-2. seed pairs from similarity-distribution signatures
-        a, b = _csls_mnn(similarity_signatures(Xn, self.sample, seed=self.seed),
-                         similarity_signatures(Yn, self.sample, seed=self.seed + 1), self.csls_k)
-        if len(a) < 2:
-            raise InvalidInputError("no mutual matches between the spaces' similarity signatures; they share too little structure")
-        # 3. annealed soft-target Procrustes, then hard nearest neighbours until stable
         Px, Py = _pca(X, k), _pca(Y, k)
-        W = orthogonal_map(Px[a], Py[b])
-        self.history_ = [{"round": 0, "m": None, "seed_pairs": int(len(a)), "changed": 1.0, "mean_cos": None}]
-        prev = None
-        self.converged_ = False
-        for r in range(1, self.max_rounds + 1):
-            m = max(1, int(round(self.soft_k * (1 - r / self.anneal_rounds)))) if r < self.anneal_rounds else 1
-            mapped = normalize_rows(Px @ W)
-            sims, nn = topk(mapped, Py, m)
-            W = orthogonal_map(Px, Py[nn].mean(1))
-            changed = 1.0 if prev is None else float(np.mean(nn[:, 0] != prev))
-            prev = nn[:, 0]
-            self.history_.append({"round": r, "m": m, "changed": changed, "mean_cos": float(sims[:, 0].mean())})
-            if m == 1 and changed < 0.005:
-                self.converged_ = True
+        sig = {}
+
+        def signatures(which: str, seed: int) -> np.ndarray:
+            if (which, seed) not in sig:
+                sig[(which, seed)] = similarity_signatures(Xn if which == "x" else Yn, self.sample, seed=seed)
+            return sig[(which, seed)]
+
+        # candidates: several signature samples, in both directions (a reverse solution W' : Y -> X
+        # gives W = W'^T); the one with the most mutual nearest neighbours after refinement wins.
+        best = None
+        self.candidates_ = []
+        for r in range(self.restarts):
+            for reverse in (False, True):
+                sx, sy = self.seed + 2 * r, self.seed + 2 * r + 1
+                A, B = (Py, Px) if reverse else (Px, Py)
+                sa, sb = (signatures("y", sy), signatures("x", sx)) if reverse else (signatures("x", sx), signatures("y", sy))
+                a, b = _csls_mnn(sa, sb, self.csls_k)
+                if len(a) < 2:
+                    continue
+                W, history, converged = self._refine(A, B, orthogonal_map(A[a], B[b]))
+                if reverse:
+                    W = W.T
+                a, b = _csls_mnn(normalize_rows(Px @ W), Py, self.csls_k)
+                score = len(a) / min(len(X), len(Y))
+                self.candidates_.append({"restart": r, "reverse": reverse, "mutual_fraction": score,
+                                         "converged": converged, "rounds": len(history) - 1})
+                if best is None or score > best[0]:
+                    best = (score, W, history, converged)
+                if score >= self.accept:
+                    break
+            if best is not None and best[0] >= self.accept:
                 break
+        if best is None:
+            raise InvalidInputError("no mutual matches between the spaces' similarity signatures; they share too little structure")
+        self.mutual_fraction_, W, self.history_, self.converged_ = best
         # 4. final Procrustes in the original spaces on mutual nearest neighbours
         a, b = _csls_mnn(normalize_rows(Px @ W), Py, self.csls_k)
         if len(a) < 2:
@@ -125,9 +144,27 @@ class UnsupervisedTranslator(Procrustes):
         self.pairs_ = (a, b)
         return self
 
+    def _refine(self, A: np.ndarray, B: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, list[dict], bool]:
+        """Annealed soft-target Procrustes A -> B, then hard nearest neighbours until stable."""
+        history: list[dict] = [{"round": 0, "m": None, "changed": 1.0, "mean_cos": None}]
+        prev = None
+        for r in range(1, self.max_rounds + 1):
+            m = max(1, int(round(self.soft_k * (1 - r / self.anneal_rounds)))) if r < self.anneal_rounds else 1
+            sims, nn = topk(normalize_rows(A @ W), B, m)
+            W = orthogonal_map(A, B[nn].mean(1))
+            changed = 1.0 if prev is None else float(np.mean(nn[:, 0] != prev))
+            prev = nn[:, 0]
+            history.append({"round": r, "m": m, "changed": changed, "mean_cos": float(sims[:, 0].mean())})
+            if m == 1 and changed < 0.005:
+                return W, history, True
+        return W, history, False
+
     def _extra_state(self) -> dict:
-        return {"history": getattr(self, "history_", []), "converged": getattr(self, "converged_", None)}
+        return {"history": getattr(self, "history_", []), "converged": getattr(self, "converged_", None),
+                "candidates": getattr(self, "candidates_", []), "mutual_fraction": getattr(self, "mutual_fraction_", None)}
 
     def _set_extra_state(self, meta: dict) -> None:
         self.history_ = meta.get("history", [])
         self.converged_ = meta.get("converged")
+        self.candidates_ = meta.get("candidates", [])
+        self.mutual_fraction_ = meta.get("mutual_fraction")

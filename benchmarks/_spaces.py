@@ -1,0 +1,24 @@
+"""Benchmark spaces: encoded once into a cache directory (resumable), reused by every benchmark."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from repspace import Space, encode_items, get_encoder, load_dataset
+
+CACHE = Path(os.environ.get("REPSPACE_BENCH_SPACES", Path.home() / ".cache" / "repspace" / "bench-spaces"))
+
+
+def bench_space(model: str, dataset: str, sample: int | None = None, seed: int = 0) -> Space:
+    """`dataset` spec encoded by `model`; with `sample`, a fixed random subset of that many items."""
+    name = f"{model}--{dataset.replace(':', '-').replace('@', '-')}" + (f"--{sample}" if sample else "")
+    out = CACHE / name
+    if (out / "manifest.json").is_file():
+        return Space.load(out)
+    items = load_dataset(dataset)
+    if sample is not None and sample < len(items):
+        items = items.subset(np.sort(np.random.default_rng(seed).choice(len(items), sample, replace=False)))
+    return encode_items(get_encoder(model), items, out=out, batch_size=32)
