@@ -73,7 +73,7 @@ class UnsupervisedTranslator(Procrustes):
     _state_keys = ("W_", "mean_x_", "mean_y_", "scale_")
 
     def __init__(self, pca_dim: int = 64, soft_k: int = 50, anneal_rounds: int = 30, max_rounds: int = 100,
-                 sample: int = 2000, csls_k: int = 10, restarts: int = 2, accept: float = 0.75, seed: int = 0) -> None:
+                 sample: int = 2000, csls_k: int = 10, restarts: int = 3, accept: float = 0.75, seed: int = 0) -> None:
         self.pca_dim = pca_dim
         self.soft_k = soft_k
         self.anneal_rounds = anneal_rounds
