@@ -1,0 +1,72 @@
+"""CLI: index build, search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from repspace.cli.app import app, emit_json
+
+index_app = typer.Typer(help="Build searchable indexes from spaces.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+
+@index_app.command("build")
+def index_build(
+    space: Path = typer.Argument(..., help="Space to index."),
+    spec: str = typer.Option("Flat", "--spec", help="Flat | HNSW32 | int8[+rescore:R] | binary+rescore:R | funnel:64/256/768[:K]"),
+    out: Path = typer.Option(..., "--out", help="Index directory to write."),
+) -> None:
+    """Build an index (saved atomically with the space's manifest)."""
+    from repspace.index import Index
+    from repspace.spaces import Space
+
+    index = Index.build(Space.load(space), spec)
+    index.save(out)
+    mem = index.memory_bytes()
+    Console(stderr=True).print(f"wrote {out}: {index.spec} over {index.space.count} x {index.dim} "
+                               f"({index.space.model}); first stage {mem['first_stage'] / 2**20:.1f} MiB")
+
+
+@app.command()
+def search(
+    index: Path = typer.Argument(..., help="Index directory."),
+    text: Optional[str] = typer.Option(None, "--text", help="A query text, encoded with the index's model."),
+    queries: Optional[Path] = typer.Option(None, "--queries", help="A space of query vectors."),
+    k: int = typer.Option(10, "--k"),
+    device: str = typer.Option("cpu", "--device"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Search an index by text or by a query space."""
+    import numpy as np
+
+    from repspace.errors import InvalidInputError
+    from repspace.index import Index
+    from repspace.spaces import Space
+
+    if (text is None) == (queries is None):
+        raise InvalidInputError("give exactly one of --text or --queries")
+    idx = Index.load(index)
+    if text is not None:
+        if not text.strip():
+            raise InvalidInputError("--text is empty")
+        from repspace.encoders import get_encoder
+
+        vectors, qids = get_encoder(idx.space.model, device=device).encode_batch([text]), ["text"]
+    else:
+        qspace = Space.load(queries)
+        vectors, qids = np.asarray(qspace.vectors), qspace.ids
+    hits = idx.search_ids(vectors, k)
+    results = [{"query": q, "hits": [{"id": i, "score": s} for i, s in h]} for q, h in zip(qids, hits)]
+    if json_out:
+        emit_json({"results": results})
+        return
+    for r in results[:20]:
+        table = Table(f"query {r['query']}", "score")
+        for h in r["hits"]:
+            table.add_row(h["id"], f"{h['score']:.4f}")
+        Console().print(table)

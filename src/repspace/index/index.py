@@ -1,0 +1,213 @@
+"""`Index`: a space made searchable by one of the specs in `repspace.index.spec`, on faiss.
+
+On disk an index is a space directory (manifest.json, vectors.npy, items.parquet; the
+float vectors serve exact rescoring and funnel stages) plus `index.json` (spec, model) and,
+for graph and quantised indexes, `faiss.index` in faiss's own binary format (never pickle).
+Search is by cosine: corpus and query vectors are L2-normalised (per prefix for funnels).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from repspace._io import atomic_dir
+from repspace.errors import DimensionMismatchError, InvalidInputError, SpaceFormatError
+from repspace.evaluation.search import _faiss, normalize_rows, topk
+from repspace.index.spec import IndexSpec, parse_spec
+from repspace.spaces import Space
+from repspace.spaces.space import check_finite
+
+FORMAT = "repspace.index"
+
+
+def _prefix(x: np.ndarray, d: int) -> np.ndarray:
+    return normalize_rows(np.ascontiguousarray(x[:, :d]))
+
+
+def _rescore(q: np.ndarray, base: np.ndarray, cand: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
+    """Re-rank candidate rows (nq, K) by exact inner product of q (nq, d) with base rows; keep the top `keep`."""
+    valid = cand >= 0
+    safe = np.where(valid, cand, 0)
+    scores = np.einsum("qd,qkd->qk", q, base[safe])
+    scores = np.where(valid, scores, -np.inf)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :keep]
+    return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(cand, order, 1)
+
+
+class Index:
+    """A searchable space. Build with `Index.build(space, "HNSW32")`, then `search(queries, k)`."""
+
+    def __init__(self, space: Space, spec: IndexSpec, faiss_index: Any = None, rotation: np.ndarray | None = None) -> None:
+        self.space = space
+        self.spec = spec
+        self._vectors = normalize_rows(np.asarray(space.vectors))
+        # sign codes need the energy spread over all dimensions (FIELD-NOTES: on PCA-ordered vectors
+        # recall collapses); a random rotation, which keeps inner products, spreads it
+        self._rotation = rotation
+        if spec.kind == "binary" and rotation is None:
+            q, r = np.linalg.qr(np.random.default_rng(0).normal(size=(space.dim, space.dim)))
+            self._rotation = (q * np.sign(np.diag(r))).astype(np.float32)
+        self._faiss = faiss_index
+        self._prefix_cache: dict[int, np.ndarray] = {}
+        if faiss_index is None:
+            self._faiss = self._make_faiss()
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def build(cls, space: Space, spec: str | IndexSpec) -> "Index":
+        spec = parse_spec(spec) if isinstance(spec, str) else spec
+        if spec.kind == "funnel" and spec.stages[-1] != space.dim:
+            if spec.stages[-1] > space.dim:
+                raise DimensionMismatchError(f"funnel stage {spec.stages[-1]} exceeds the space's dimension {space.dim}")
+        return cls(space, spec)
+
+    def _make_faiss(self) -> Any:
+        faiss = _faiss()
+        x, d = self._vectors, self.space.dim
+        kind = self.spec.kind
+        if kind == "flat":
+            return None  # exact search runs through repspace.evaluation.search.topk (faiss.knn)
+        if kind == "hnsw":
+            idx = faiss.IndexHNSWFlat(d, self.spec.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            idx.hnsw.efConstruction = 100
+            idx.add(x)
+            return idx
+        if kind == "int8":
+            idx = faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+            idx.train(x)
+            idx.add(x)
+            return idx
+        if kind == "binary":
+            idx = faiss.IndexBinaryFlat(((d + 7) // 8) * 8)
+            idx.add(self._codes(x @ self._rotation))
+            return idx
+        return None  # funnel: prefix arrays, searched exactly
+
+    @staticmethod
+    def _codes(x: np.ndarray) -> np.ndarray:
+        bits = x > 0
+        pad = (-bits.shape[1]) % 8
+        if pad:
+            bits = np.hstack([bits, np.zeros((len(bits), pad), bool)])
+        return np.packbits(bits, axis=1)
+
+    # ----------------------------------------------------------------- search
+    @property
+    def dim(self) -> int:
+        return self.space.dim
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Bytes of the first-stage structure searched, and of the float vectors kept for rescoring."""
+        n, d = self.space.count, self.dim
+        first = {"flat": n * d * 4, "hnsw": n * d * 4 + n * self.spec.hnsw_m * 2 * 4, "int8": n * d,
+                 "binary": n * ((d + 7) // 8), "funnel": n * (self.spec.stages[0] if self.spec.stages else d) * 4}
+        return {"first_stage": int(first[self.spec.kind]), "float_vectors": n * d * 4}
+
+    def search(self, queries: np.ndarray, k: int = 10, ef_search: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        """queries: (nq, dim) -> scores (nq, k) float32 and row indices (nq, k) int64 (-1 = none)."""
+        q = np.asarray(queries, dtype=np.float32)
+        if q.ndim == 1:
+            q = q[None, :]
+        if q.ndim != 2 or q.shape[0] == 0:
+            raise InvalidInputError(f"queries must be a non-empty (n, d) array; got shape {q.shape}")
+        if q.shape[1] != self.dim:
+            raise DimensionMismatchError(
+                f"query vectors are {q.shape[1]}-d but index {self.spec} over {self.space.model!r} is {self.dim}-d; "
+                "encode the queries with the same model (or pass them through an adapter)"
+            )
+        check_finite(q, what="query vectors")
+        if k < 1:
+            raise InvalidInputError("k must be at least 1")
+        k = min(k, self.space.count)
+        q = normalize_rows(q)
+        kind = self.spec.kind
+        if kind == "flat":
+            return topk(q, self._vectors, k)
+        if kind == "hnsw":
+            self._faiss.hnsw.efSearch = max(ef_search, k)
+            s, i = self._faiss.search(q, k)
+            return s, i.astype(np.int64)
+        if kind == "int8":
+            r = max(self.spec.rescore, k)
+            s, i = self._faiss.search(q, r)
+            i = i.astype(np.int64)
+            if self.spec.rescore:
+                return _rescore(q, self._vectors, i, k)
+            return s[:, :k], i[:, :k]
+        if kind == "binary":
+            r = min(max(self.spec.rescore, k), self.space.count)
+            _, i = self._faiss.search(self._codes(q @ self._rotation), r)
+            return _rescore(q, self._vectors, i.astype(np.int64), k)
+        # funnel: exact shortlist on the first prefix, then rerank on longer prefixes
+        stages = self.spec.stages
+        keep = min(max(self.spec.shortlist, k), self.space.count)
+        _, cand = topk(_prefix(q, stages[0]), self._prefix(stages[0]), keep)
+        for j, d in enumerate(stages[1:], start=1):
+            keep = k if j == len(stages) - 1 else max(k, keep // 2)
+            s, cand = _rescore(_prefix(q, d), self._prefix(d), cand, keep)
+        return s, cand
+
+    def _prefix(self, d: int) -> np.ndarray:
+        if d not in self._prefix_cache:
+            self._prefix_cache[d] = _prefix(np.asarray(self.space.vectors), d)
+        return self._prefix_cache[d]
+
+    def search_ids(self, queries: np.ndarray, k: int = 10) -> list[list[tuple[str, float]]]:
+        s, i = self.search(queries, k)
+        return [[(self.space.ids[c], float(v)) for c, v in zip(row_i, row_s) if c >= 0] for row_i, row_s in zip(i, s)]
+
+    # ---------------------------------------------------------------- storage
+    def save(self, path: str | Path) -> Path:
+        faiss = _faiss()
+        path = Path(path)
+        meta = {"format": FORMAT, "format_version": 1, "spec": str(self.spec), "model": self.space.model,
+                "model_version": self.space.model_version, "dim": self.dim, "count": self.space.count,
+                "has_faiss_index": self.spec.kind in ("hnsw", "int8")}
+        with atomic_dir(path) as tmp:
+            self.space.save(tmp / "space")
+            if meta["has_faiss_index"]:
+                np.save(tmp / "faiss.index.npy", faiss.serialize_index(self._faiss), allow_pickle=False)
+            if self._rotation is not None:
+                np.save(tmp / "rotation.npy", self._rotation, allow_pickle=False)
+            (tmp / "index.json").write_text(json.dumps(meta, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Index":
+        faiss = _faiss()
+        path = Path(path)
+        meta_path = path / "index.json"
+        if not meta_path.is_file():
+            raise SpaceFormatError(f"{path} is not a repspace index (index.json is missing)")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except ValueError as e:
+            raise SpaceFormatError(f"{meta_path} is corrupt: {e}") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise SpaceFormatError(f"{path} is not a repspace index")
+        space = Space.load(path / "space")
+        if space.dim != meta.get("dim") or space.count != meta.get("count"):
+            raise SpaceFormatError(f"{path}: index.json does not match its vectors; the index is corrupt")
+        spec = parse_spec(meta["spec"])
+        fidx = None
+        if meta.get("has_faiss_index"):
+            try:
+                raw = np.load(path / "faiss.index.npy", allow_pickle=False)
+                fidx = faiss.deserialize_index(raw)
+            except Exception as e:
+                raise SpaceFormatError(f"{path}/faiss.index.npy is corrupt or missing: {e}") from None
+            if fidx.ntotal != space.count or fidx.d != space.dim:
+                raise SpaceFormatError(f"{path}: faiss index holds {fidx.ntotal} x {fidx.d}, vectors {space.count} x {space.dim}")
+        rotation = None
+        if spec.kind == "binary":
+            try:
+                rotation = np.load(path / "rotation.npy", allow_pickle=False)
+            except Exception as e:
+                raise SpaceFormatError(f"{path}/rotation.npy is corrupt or missing: {e}") from None
+            if rotation.shape != (space.dim, space.dim):
+                raise SpaceFormatError(f"{path}/rotation.npy has shape {rotation.shape}; the index is corrupt")
+        return cls(space, spec, fidx, rotation)
