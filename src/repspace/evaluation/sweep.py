@@ -74,6 +74,8 @@ def get_reducer(spec: str | Reducer) -> Reducer:
         return PCAReducer()
     path = Path(spec)
     if path.exists():
+        import repspace.compress  # noqa: F401  (registers the loader for saved compressors)
+
         for loader in REDUCER_LOADERS:
             reducer = loader(path)
             if reducer is not None:

@@ -1,0 +1,74 @@
+"""CLI: compress fit / apply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from repspace.cli.app import app, parse_int_list
+
+compress_app = typer.Typer(help="Make spaces small: PCA and post-hoc Matryoshka adaptors.", no_args_is_help=True)
+app.add_typer(compress_app, name="compress")
+
+
+@compress_app.command("fit")
+def compress_fit(
+    space: Path = typer.Argument(..., help="Space to fit on (its train half of ids, by hash split)."),
+    method: str = typer.Option("matryoshka", "--method", help="pca | matryoshka"),
+    dims: str = typer.Option("32,64,128,256", "--dims", help="Prefix dimensions to train for."),
+    epochs: int = typer.Option(40, "--epochs"),
+    pairs: Optional[Path] = typer.Option(None, "--pairs", help="Space of paired queries (same ids), for supervised training."),
+    kind: str = typer.Option("linear", "--kind", help="linear | mlp (matryoshka)"),
+    out: Path = typer.Option(..., "--out"),
+) -> None:
+    """Fit a compressor whose output prefixes work at each of --dims."""
+    import numpy as np
+
+    from repspace.compress import MatryoshkaAdaptor, PCACompressor
+    from repspace.datasets import hash_split
+    from repspace.errors import InvalidInputError, UnknownNameError
+    from repspace.spaces import Space
+
+    base = Space.load(space)
+    dim_list = parse_int_list(dims, "--dims")
+    train = [i for i in base.ids if hash_split(i) == "train"]
+    kw = {}
+    if pairs is not None:
+        paired = Space.load(pairs)
+        if paired.model != base.model or paired.dim != base.dim:
+            raise InvalidInputError(f"--pairs must be a space of the same model ({base.model}, {base.dim}-d)")
+        shared = set(paired.ids)
+        train = [i for i in train if i in shared]
+        if not train:
+            raise InvalidInputError("--pairs shares no training ids with the space")
+        kw["pairs"] = np.asarray(paired.select(train).vectors)
+    X = np.asarray(base.select(train).vectors)
+    if method == "pca":
+        comp = PCACompressor(dims=dim_list).fit(X, source=base)
+    elif method == "matryoshka":
+        comp = MatryoshkaAdaptor(dims=dim_list, epochs=epochs, kind=kind).fit(X, source=base, **kw)
+    elif method == "csr":
+        raise InvalidInputError("method 'csr' (sparse codes) is not implemented yet; use pca or matryoshka")
+    else:
+        raise UnknownNameError(f"unknown compression method {method!r}; choose pca or matryoshka")
+    comp.save(out)
+    Console(stderr=True).print(f"wrote {out}: {comp.name}, {base.dim}-d -> dims {comp.dims_[:8]}{'...' if len(comp.dims_) > 8 else ''}")
+
+
+@compress_app.command("apply")
+def compress_apply(
+    adaptor: Path = typer.Argument(...),
+    space: Path = typer.Argument(...),
+    dim: Optional[int] = typer.Option(None, "--dim"),
+    out: Path = typer.Option(..., "--out"),
+) -> None:
+    """Compress a space to one of the adaptor's dimensions."""
+    from repspace.compress import Compressor
+    from repspace.spaces import Space
+
+    result = Compressor.load(adaptor).transform_space(Space.load(space), dim)
+    result.save(out)
+    Console(stderr=True).print(f"wrote {out}: {result.count} x {result.dim}")

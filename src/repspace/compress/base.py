@@ -1,0 +1,126 @@
+"""Compressors: map a space to nested prefixes usable at several dimensions.
+
+scikit-learn shape: hyper-parameters in `__init__`, `fit(X)`, `transform(X, dim)`, learned
+state in `attr_`; `save(path)` writes `compressor.json` + `state.safetensors` (no pickle).
+A fitted compressor remembers its source model and dimension and the dimensions it supports.
+Saved compressors plug into `repspace eval --reduce PATH` through REDUCER_LOADERS.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from repspace._io import atomic_dir
+from repspace.alignment.base import as_matrix
+from repspace.errors import DimensionMismatchError, InvalidInputError, SpaceFormatError
+from repspace.spaces import Space
+
+FORMAT = "repspace.compressor"
+REGISTRY: dict[str, type["Compressor"]] = {}
+
+
+class Compressor:
+    name: ClassVar[str] = "compressor"
+    _state_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        REGISTRY[cls.name] = cls
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        sig = inspect.signature(type(self).__init__)
+        return {p: getattr(self, p) for p in sig.parameters if p != "self"}
+
+    def fit(self, X: np.ndarray, source: Space | None = None, **kw: Any) -> "Compressor":
+        X = as_matrix(X, "vectors")
+        self.source_dim_ = X.shape[1]
+        self.source_model_ = source.model if source is not None else None
+        self._fit(X, **kw)
+        return self
+
+    def transform(self, X: np.ndarray, dim: int | None = None) -> np.ndarray:
+        """(n, source_dim) -> (n, dim) float32; dim must be one the compressor supports."""
+        if not hasattr(self, "source_dim_"):
+            raise InvalidInputError(f"compressor {self.name!r} is not fitted yet")
+        X = as_matrix(X, "vectors")
+        if X.shape[1] != self.source_dim_:
+            raise DimensionMismatchError(
+                f"compressor maps {self.source_dim_}-d vectors (model {self.source_model_}); got {X.shape[1]}-d")
+        dim = dim or max(self.dims_)
+        if dim not in self.dims_:
+            raise InvalidInputError(f"dimension {dim} is not one this compressor supports: {', '.join(map(str, self.dims_))}")
+        return self._transform(X)[:, :dim].astype(np.float32)
+
+    def transform_space(self, space: Space, dim: int | None = None) -> Space:
+        if self.source_model_ and space.model != self.source_model_:
+            raise InvalidInputError(f"compressor was fitted on model {self.source_model_!r}; the space is {space.model!r}")
+        return space.with_vectors(self.transform(np.asarray(space.vectors), dim),
+                                  extra={**space.extra, "compressor": self.name, "compressed_from": space.dim})
+
+    def _fit(self, X: np.ndarray, **kw: Any) -> None:
+        raise NotImplementedError
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> Path:
+        from safetensors.numpy import save_file
+
+        path = Path(path)
+        meta = {"format": FORMAT, "format_version": 1, "method": self.name, "params": self.get_params(),
+                "source_model": self.source_model_, "source_dim": self.source_dim_, "dims": list(map(int, self.dims_))}
+        with atomic_dir(path) as tmp:
+            (tmp / "compressor.json").write_text(json.dumps(meta, indent=2) + "\n")
+            save_file({k: np.ascontiguousarray(getattr(self, k)) for k in self._state_keys}, str(tmp / "state.safetensors"))
+        return path
+
+    @staticmethod
+    def load(path: str | Path) -> "Compressor":
+        from safetensors.numpy import load_file
+
+        path = Path(path)
+        mpath = path / "compressor.json"
+        if not mpath.is_file():
+            raise SpaceFormatError(f"{path} is not a repspace compressor (compressor.json is missing)")
+        try:
+            meta = json.loads(mpath.read_text())
+        except ValueError as e:
+            raise SpaceFormatError(f"{mpath} is corrupt: {e}") from None
+        if meta.get("format") != FORMAT or meta.get("method") not in REGISTRY:
+            raise SpaceFormatError(f"{path} is not a repspace compressor")
+        try:
+            arrays = load_file(str(path / "state.safetensors"))
+        except Exception as e:
+            raise SpaceFormatError(f"{path}/state.safetensors is corrupt or missing: {e}") from None
+        obj = REGISTRY[meta["method"]](**meta["params"])
+        obj.source_model_, obj.source_dim_, obj.dims_ = meta["source_model"], meta["source_dim"], meta["dims"]
+        for k in obj._state_keys:
+            if k not in arrays:
+                raise SpaceFormatError(f"{path} lacks the array {k!r}; the compressor is corrupt")
+            setattr(obj, k, arrays[k])
+        return obj
+
+
+class CompressorReducer:
+    """Adapts a saved compressor to the evaluation sweep's reducer protocol (fit is a no-op)."""
+
+    def __init__(self, compressor: Compressor) -> None:
+        self.compressor = compressor
+        self.name = f"{compressor.name} adaptor"
+
+    def fit(self, X: np.ndarray) -> "CompressorReducer":
+        return self
+
+    def transform(self, X: np.ndarray, dim: int) -> np.ndarray:
+        return self.compressor.transform(X, dim)
+
+
+def _load_reducer(path: Path):
+    if (path / "compressor.json").is_file():
+        return CompressorReducer(Compressor.load(path))
+    return None

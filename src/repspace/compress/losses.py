@@ -1,0 +1,100 @@
+"""Training losses (torch), each a small nn.Module, in the sentence-transformers shape.
+
+`MatryoshkaLoss` wraps any base loss whose forward takes embeddings and evaluates it on the
+first m coordinates for each m in `dims`, summing with `weights` — so prefixes of every
+length are trained to work on their own (Kusupati et al. 2022).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class InfoNCELoss(nn.Module):
+    """Multiple-negatives ranking / InfoNCE: queries (B, d) vs documents (B, d); row i's positive is
+    document i, the other documents of the batch are negatives. Symmetric when `symmetric`."""
+
+    def __init__(self, temperature: float = 0.05, symmetric: bool = True) -> None:
+        super().__init__()
+        self.temperature = temperature
+        self.symmetric = symmetric
+
+    def forward(self, queries: torch.Tensor, documents: torch.Tensor) -> torch.Tensor:
+        logits = F.normalize(queries, dim=-1) @ F.normalize(documents, dim=-1).T / self.temperature
+        target = torch.arange(len(queries), device=queries.device)
+        loss = F.cross_entropy(logits, target)
+        return (loss + F.cross_entropy(logits.T, target)) / 2 if self.symmetric else loss
+
+
+class SupConLoss(nn.Module):
+    """Supervised contrastive loss (Khosla et al. 2020): embeddings (B, d), labels (B,); items with the
+    same label are positives of each other."""
+
+    def __init__(self, temperature: float = 0.1) -> None:
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        z = F.normalize(embeddings, dim=-1)
+        logits = z @ z.T / self.temperature
+        eye = torch.eye(len(z), dtype=torch.bool, device=z.device)
+        logits = logits.masked_fill(eye, float("-inf"))
+        pos = (labels[:, None] == labels[None, :]) & ~eye
+        log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+        n_pos = pos.sum(1)
+        has = n_pos > 0
+        per_item = -(log_prob.masked_fill(~pos, 0).sum(1)[has] / n_pos[has])
+        return per_item.mean() if has.any() else logits.new_zeros(())
+
+
+class SimilarityPreservationLoss(nn.Module):
+    """Unsupervised Matryoshka-Adaptor objective (Yoon et al. 2024): the adapted embeddings' cosine
+    similarities should equal the original ones, over all pairs in the batch and, with extra weight,
+    over each item's top-k original neighbours."""
+
+    def __init__(self, topk: int = 10, topk_weight: float = 1.0) -> None:
+        super().__init__()
+        self.topk = topk
+        self.topk_weight = topk_weight
+
+    def forward(self, adapted: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+        a = F.normalize(adapted, dim=-1)
+        o = F.normalize(original, dim=-1)
+        sa, so = a @ a.T, o @ o.T
+        diff = (sa - so).abs()
+        loss = diff.mean()
+        if self.topk and self.topk_weight:
+            k = min(self.topk + 1, len(o))
+            idx = so.topk(k, dim=1).indices[:, 1:]
+            loss = loss + self.topk_weight * diff.gather(1, idx).mean()
+        return loss
+
+
+class MatryoshkaLoss(nn.Module):
+    """Sum over m in `dims` of weight_m * base_loss(first m coordinates of each embedding argument).
+
+    Tensor arguments of `forward` whose last dimension equals the full dimension are truncated;
+    other arguments (labels, original vectors of another size) are passed through unchanged, except
+    those named in `fixed`, which are never truncated."""
+
+    def __init__(self, base: nn.Module, dims: Sequence[int], weights: Sequence[float] | None = None,
+                 n_truncated: int | None = None) -> None:
+        super().__init__()
+        self.base = base
+        self.dims = list(dims)
+        self.weights = list(weights) if weights is not None else [1.0] * len(self.dims)
+        if len(self.weights) != len(self.dims):
+            raise ValueError("one weight per dimension")
+        self.n_truncated = n_truncated
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        n = len(args) if self.n_truncated is None else self.n_truncated
+        total = args[0].new_zeros(())
+        for m, w in zip(self.dims, self.weights):
+            cut = [a[..., :m] if i < n else a for i, a in enumerate(args)]
+            total = total + w * self.base(*cut)
+        return total

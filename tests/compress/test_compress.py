@@ -1,0 +1,120 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from repspace import Space
+from repspace.compress import (Compressor, InfoNCELoss, MatryoshkaAdaptor, MatryoshkaLoss, PCACompressor,
+                               SimilarityPreservationLoss, SupConLoss)
+from repspace.errors import DimensionMismatchError, InvalidInputError, SpaceFormatError
+
+
+def test_matryoshka_loss_is_weighted_sum_of_parts():
+    torch.manual_seed(0)
+    q, d = torch.randn(8, 16), torch.randn(8, 16)
+    base = InfoNCELoss()
+    wrapped = MatryoshkaLoss(base, [4, 8, 16], [1.0, 0.5, 2.0])
+    expected = base(q[:, :4], d[:, :4]) + 0.5 * base(q[:, :8], d[:, :8]) + 2.0 * base(q, d)
+    assert torch.allclose(wrapped(q, d), expected)
+    # n_truncated=1: the second argument (original vectors) is passed through whole
+    sp = SimilarityPreservationLoss()
+    w2 = MatryoshkaLoss(sp, [4, 16], n_truncated=1)
+    assert torch.allclose(w2(q, d), sp(q[:, :4], d) + sp(q, d))
+
+
+@pytest.mark.parametrize("loss, args", [
+    (InfoNCELoss(), lambda x: (x, x.detach() + 0.1)),
+    (SupConLoss(), lambda x: (x, torch.tensor([0, 1, 0, 1, 2, 2, 0, 1]))),
+    (SimilarityPreservationLoss(topk=3), lambda x: (x, x.detach() * 2 + 1)),
+    (MatryoshkaLoss(InfoNCELoss(), [2, 4]), lambda x: (x, x.detach() + 0.1)),
+])
+def test_gradients_flow(loss, args):
+    x = torch.randn(8, 4, requires_grad=True)
+    value = loss(*args(x))
+    value.backward()
+    assert torch.isfinite(value) and x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_infonce_prefers_matching_pairs():
+    torch.manual_seed(0)
+    x = torch.randn(16, 8)
+    assert InfoNCELoss()(x, x) < InfoNCELoss()(x, torch.randn(16, 8))
+
+
+def _nuisance_case(rng, n=1200):
+    # retrieval signal lives in 4 low-variance dims; 12 high-variance dims are independent noise
+    signal = rng.normal(size=(n, 4))
+    docs = np.hstack([signal + 0.1 * rng.normal(size=(n, 4)), 3.0 * rng.normal(size=(n, 12))])
+    queries = np.hstack([signal + 0.1 * rng.normal(size=(n, 4)), 3.0 * rng.normal(size=(n, 12))])
+    return queries, docs
+
+
+def _top1(q, d):
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    dn = d / np.linalg.norm(d, axis=1, keepdims=True)
+    return np.mean(np.argmax(qn @ dn.T, 1) == np.arange(len(q)))
+
+
+def test_adaptor_beats_pca_when_variance_is_not_relevance(rng):
+    q, d = _nuisance_case(rng)
+    tr, te = slice(0, 900), slice(900, None)
+    pca = PCACompressor().fit(d[tr])
+    ada = MatryoshkaAdaptor(dims=[4, 8], epochs=60, lr=3e-3).fit(d[tr], pairs=q[tr])
+    pca4 = _top1(pca.transform(q[te], 4), pca.transform(d[te], 4))
+    ada4 = _top1(ada.transform(q[te], 4), ada.transform(d[te], 4))
+    assert ada4 > pca4 + 0.3, (ada4, pca4)
+
+
+def test_unsupervised_adaptor_keeps_similarity_at_least_as_well_as_pca(rng):
+    x = rng.normal(size=(600, 24)) * np.linspace(3, 0.2, 24) + 0.5
+    pca = PCACompressor().fit(x)
+    ada = MatryoshkaAdaptor(dims=[4, 8], epochs=30).fit(x)
+
+    def err(c, dim):
+        z = c.transform(x, dim)
+        z /= np.linalg.norm(z, axis=1, keepdims=True)
+        xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+        return np.abs(z @ z.T - xn @ xn.T).mean()
+
+    assert err(ada, 4) <= err(pca, 4) + 1e-3
+
+
+def test_save_load_and_errors(tmp_path, rng):
+    x = rng.normal(size=(200, 16))
+    for comp in (PCACompressor(dims=[4, 8]).fit(x), MatryoshkaAdaptor(dims=[4, 8], epochs=2, kind="mlp").fit(x)):
+        comp.save(tmp_path / comp.name)
+        again = Compressor.load(tmp_path / comp.name)
+        np.testing.assert_allclose(again.transform(x, 8), comp.transform(x, 8), atol=1e-6)
+        with pytest.raises(InvalidInputError, match="not one this compressor supports: 4, 8"):
+            again.transform(x, 5)
+        with pytest.raises(DimensionMismatchError, match="maps 16-d"):
+            again.transform(x[:, :10], 4)
+    with pytest.raises(DimensionMismatchError):
+        MatryoshkaAdaptor(dims=[64]).fit(x)
+    (tmp_path / "junk").mkdir()
+    with pytest.raises(SpaceFormatError):
+        Compressor.load(tmp_path / "junk")
+
+
+def test_cli_fit_apply_and_eval_hook(cli, tmp_path, rng):
+    q, d = _nuisance_case(rng, 400)
+    ids = [f"i{k}" for k in range(400)]
+    Space(d.astype(np.float32), ids, model="m").save(tmp_path / "docs")
+    Space(q.astype(np.float32), ids, model="m").save(tmp_path / "queries")
+    code, _, err = cli("compress", "fit", tmp_path / "docs", "--method", "matryoshka", "--dims", "4,8",
+                       "--pairs", tmp_path / "queries", "--epochs", "20", "--out", tmp_path / "ad")
+    assert code == 0, err
+    code, out, err = cli("eval", tmp_path / "docs", "--queries", tmp_path / "queries", "--dims", "4,8",
+                         "--reduce", tmp_path / "ad", "--json")
+    assert code == 0, err
+    assert [r["dim"] for r in json.loads(out)["rows"]] == [4, 8]
+    code, _, err = cli("compress", "apply", tmp_path / "ad", tmp_path / "docs", "--dim", "4", "--out", tmp_path / "small")
+    assert code == 0 and Space.load(tmp_path / "small").dim == 4
+    code, _, err = cli("compress", "apply", tmp_path / "ad", tmp_path / "docs", "--dim", "5", "--out", tmp_path / "x")
+    assert code == 2 and "supports: 4, 8" in err
+    Space(d[:, :8].astype(np.float32), ids, model="other").save(tmp_path / "other")
+    code, _, err = cli("compress", "apply", tmp_path / "ad", tmp_path / "other", "--out", tmp_path / "x")
+    assert code == 2 and "fitted on model 'm'" in err
+    code, _, err = cli("compress", "fit", tmp_path / "docs", "--method", "csr", "--out", tmp_path / "x")
+    assert code == 2 and "not implemented yet" in err
