@@ -25,7 +25,7 @@ def encode(
     text_column: str = typer.Option("text", "--text-column"),
     id_column: str = typer.Option("id", "--id-column"),
     label_column: str = typer.Option("label", "--label-column"),
-    chunk_items: int = typer.Option(1024, "--chunk-items", help="Items per resumable chunk."),
+    chunk_items: int = typer.Option(256, "--chunk-items", help="Items per resumable chunk (work lost to a kill is at most one chunk)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output of another model/input."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:

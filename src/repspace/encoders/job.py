@@ -22,7 +22,7 @@ from repspace.encoders.base import Encoder
 from repspace.errors import InvalidInputError, InvalidVectorsError, OutputExistsError, SpaceFormatError
 from repspace.spaces.space import Space, check_finite, read_manifest
 
-DEFAULT_CHUNK_ITEMS = 1024
+DEFAULT_CHUNK_ITEMS = 256
 
 
 def progress_bar(enabled: bool = True):
