@@ -52,6 +52,31 @@ def test_label_retrieval_bruteforce_map_at_r(rng):
     assert label_retrieval(s)["map@r"] == pytest.approx(np.mean(vals), abs=1e-6)
 
 
+def test_label_retrieval_ndcg_with_small_classes_equals_ir_measures(rng):
+    """Classes smaller than k: the ideal DCG counts only the R relevant items."""
+    ir_measures = pytest.importorskip("ir_measures")
+    from ir_measures import AP, P, R, RR, nDCG
+
+    labels = ["a"] * 3 + ["b"] * 4 + ["c"] * 30
+    x = rng.normal(size=(len(labels), 8)).astype(np.float32)
+    s = Space(x, [f"i{k}" for k in range(len(labels))], labels)
+    ours = label_retrieval(s)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    qrels, run = [], []
+    for q in range(len(labels)):
+        for j in range(len(labels)):
+            if j != q:
+                run.append(ir_measures.ScoredDoc(f"q{q}", f"d{j}", float(xn[q] @ xn[j])))
+                if labels[j] == labels[q]:
+                    qrels.append(ir_measures.Qrel(f"q{q}", f"d{j}", 1))
+    ref = ir_measures.calc_aggregate([nDCG @ 10, P @ 5, R @ 10, RR @ 10, AP], qrels, run)
+    assert ours["ndcg@10"] == pytest.approx(ref[nDCG @ 10], abs=1e-6)
+    assert ours["precision@5"] == pytest.approx(ref[P @ 5], abs=1e-6)
+    assert ours["recall@10"] == pytest.approx(ref[R @ 10], abs=1e-6)
+    assert ours["mrr@10"] == pytest.approx(ref[RR @ 10], abs=1e-6)
+    assert ours["map"] == pytest.approx(ref[AP], abs=1e-6)
+
+
 def test_knn_matches_sklearn():
     from sklearn.neighbors import KNeighborsClassifier
 

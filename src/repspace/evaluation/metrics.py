@@ -79,15 +79,28 @@ def metric_names(ks: tuple[int, ...]) -> list[str]:
 
 def all_metrics(gains: np.ndarray, n_rel: np.ndarray, ideal: np.ndarray, ks: tuple[int, ...],
                 with_r: bool = True) -> dict[str, np.ndarray]:
-    """Per-query values of every metric: keys like 'recall@10', 'ndcg@10', 'mrr@10', 'map', 'map@r'."""
+    """Per-query values of every metric: keys like 'recall@10', 'ndcg@10', 'mrr@10', 'map', 'map@r'.
+
+    Hits, their running precision and the first-hit rank are computed once and shared
+    (the same definitions as the single-metric functions above)."""
+    h = gains > 0
+    cum = np.cumsum(h, axis=1, dtype=np.float64)
+    prec_at_hits = np.where(h, cum / np.arange(1, h.shape[1] + 1), 0.0)
+    any_hit = h.any(1)
+    first = np.where(any_hit, np.argmax(h, axis=1), h.shape[1])
     out: dict[str, np.ndarray] = {}
     for k in ks:
-        out[f"recall@{k}"] = recall_at(gains, n_rel, k)
-        out[f"precision@{k}"] = precision_at(gains, k)
+        hits_k = cum[:, min(k, h.shape[1]) - 1]
+        out[f"recall@{k}"] = hits_k / n_rel
+        out[f"precision@{k}"] = hits_k / k
         out[f"ndcg@{k}"] = ndcg_at(gains, ideal, k)
-        out[f"mrr@{k}"] = rr_at(gains, k)
-    out["map"] = average_precision(gains, n_rel)
+        out[f"mrr@{k}"] = np.where(first < k, 1.0 / (first + 1), 0.0)
+    out["map"] = prec_at_hits.sum(1) / n_rel
     if with_r:
-        out["map@r"] = map_at_r(gains, n_rel)
-        out["r_precision"] = r_precision(gains, n_rel)
+        _need_depth(gains, n_rel)
+        r_idx = n_rel.astype(np.int64) - 1
+        rows = np.arange(len(h))
+        out["r_precision"] = cum[rows, r_idx] / n_rel
+        within = np.arange(h.shape[1])[None, :] < n_rel[:, None]
+        out["map@r"] = (prec_at_hits * within).sum(1) / n_rel
     return out

@@ -89,7 +89,8 @@ def label_retrieval(
         _, idx = topk(X[rows], G, depth, exclude=rows)
         gains = (inv[idx] == inv[rows][:, None]).astype(np.float64)
         n_rel = n_rel_all[rows].astype(np.float64)
-        acc.add(all_metrics(gains, n_rel, np.ones_like(gains), ks))
+        ideal = (np.arange(max(ks))[None, :] < n_rel[:, None]).astype(np.float64)  # R ones, then zeros
+        acc.add(all_metrics(gains, n_rel, ideal, ks))
     return acc.result()
 
 
