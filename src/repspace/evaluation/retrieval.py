@@ -58,7 +58,8 @@ def label_retrieval(
     With `gallery` (another model's vectors of the same items, same dimension), queries come
     from `space` and are searched in `gallery` — the cross-model setting of compatibility;
     `transform` maps query vectors into the gallery's space first (an adapter).
-    Metrics: recall/precision/ndcg/mrr@k, map (over depth max(k, R)), map@r, r_precision.
+    Metrics: recall/precision/ndcg/mrr@k, map (AP over the top max(100, k, R) ranks, as trec_eval
+    scores a run of that depth), map@r, r_precision.
     """
     labels = require_labels(space, "retrieval")
     gal = space if gallery is None else gallery
@@ -77,7 +78,7 @@ def label_retrieval(
         queries = np.sort(np.random.default_rng(seed).choice(queries, max_queries, replace=False))
     if max(ks) > n - 1:
         raise InvalidInputError(f"k={max(ks)} needs more than {n - 1} other items")
-    depth = int(min(n - 1, max(max(ks), n_rel_all.max())))
+    depth = int(min(n - 1, max(100, max(ks), n_rel_all.max())))  # AP is over this depth, as a trec_eval run
     X = np.asarray(space.vectors, dtype=np.float32)
     if transform is not None:
         X = np.asarray(transform(X), dtype=np.float32)
