@@ -50,7 +50,7 @@ def side_by_side(src, tgt) -> None:
     train = train[:1000]
     Xtr, Ytr = np.asarray(src.select(train).vectors), np.asarray(tgt.select(train).vectors)
     Xte, Yte = np.asarray(src.select(test).vectors), np.asarray(tgt.select(test).vectors)
-    print(f"\n## A. side by side with latentis: {src.model} -> {tgt.model}, bbc-news titles, "
+    print(f"\n## A. side by side with latentis: {src.model} -> {tgt.model}, bbc-news {src.view}s, "
           f"{len(train)} training pairs, {len(test)} test items")
     print("| method | implementation | fit time (ms, median of 5) | top-1 | mean cos |")
     print("|---|---|---|---|---|")
@@ -77,11 +77,11 @@ def side_by_side(src, tgt) -> None:
     print(f"| relative (300 anchors, centred) | repspace | - | {matching_scores(*rc)['top1']:.4f} | - |")
 
 
-def grid(spaces: dict) -> None:
-    print("\n## B. grid: bbc-news titles, fit on train ids, scored on test ids (top-1 / mean cos / stitch acc)")
+def grid(spaces: dict, view: str = "title") -> None:
+    print(f"\n## B. grid: bbc-news {view}s, fit on train ids, scored on test ids (top-1 / mean cos / stitch acc)")
     print("| source -> target | method | 100 pairs | 300 pairs | 1000 pairs | all train pairs | target's own acc |")
     print("|---|---|---|---|---|---|---|")
-    for a, b in permutations(MODELS, 2):
+    for a, b in permutations(list(spaces), 2):
         src, tgt = spaces[a], spaces[b]
         for method in METHODS + ("unsupervised",):
             cells, own = [], ""
@@ -123,15 +123,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--skip-grid", action="store_true")
     ap.add_argument("--skip-10k", action="store_true")
+    ap.add_argument("--skip-latentis", action="store_true")
+    ap.add_argument("--view", default="title", choices=("title", "body"))
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated (MPNet bodies take 26 min to encode)")
     args = ap.parse_args()
     print(f"machine: {machine()}")
-    spaces = {m: bench_space(m, "bbc-news:title") for m in MODELS}
-    try:
-        side_by_side(spaces["minilm-l6"], spaces["mpnet-base"])
-    except ImportError as e:
-        print(f"latentis unavailable ({e}); install with `pip install latentis==0.0.8`")
+    spaces = {m: bench_space(m, f"bbc-news:{args.view}") for m in args.models.split(",")}
+    if not args.skip_latentis and {"minilm-l6", "mpnet-base"} <= set(spaces):
+        try:
+            side_by_side(spaces["minilm-l6"], spaces["mpnet-base"])
+        except ImportError as e:
+            print(f"latentis unavailable ({e}); install with `pip install latentis==0.0.8`")
     if not args.skip_grid:
-        grid(spaces)
+        grid(spaces, args.view)
     if not args.skip_10k:
         unsupervised_10k()
 

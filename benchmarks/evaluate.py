@@ -156,8 +156,21 @@ def bench_label_retrieval(n: int, d: int = 384, classes: int = 10) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller sizes for a smoke run")
+    ap.add_argument("--only", choices=("ir", "cka", "label"), help="run one part")
     args = ap.parse_args()
     print(f"machine: {machine()}")
+    if args.only in (None, "ir"):
+        bench_ir(args)
+    if args.only in (None, "cka"):
+        bench_cka_part(args)
+    if args.only in (None, "label"):
+        lr = bench_label_retrieval(50000 if not args.quick else 5000)
+        print(f"\n[label retrieval, {lr['n']} items x 384, 10 classes]")
+        print(json.dumps(lr, indent=1))
+        print(f"time ratio numpy/repspace: {lr['numpy_s'] / lr['repspace_s']:.2f}")
+
+
+def bench_ir(args) -> None:
     ir = bench_ir_metrics(2000 if not args.quick else 200, 5000 if not args.quick else 500, 100)
     print("\n[IR metrics: 2000 queries x depth 100, graded qrels]")
     print(json.dumps(ir, indent=1))
@@ -165,6 +178,9 @@ def main() -> None:
         print(f"time ratio ranx(warm)/repspace: {ir['ranx_warm_s'] / ir['repspace_s']:.2f}")
     if "ir_measures_s" in ir:
         print(f"time ratio ir-measures/repspace: {ir['ir_measures_s'] / ir['repspace_s']:.2f}")
+
+
+def bench_cka_part(args) -> None:
     n = 200000 if not args.quick else 20000
     cka = bench_cka(n)
     print(f"\n[linear CKA, {n} x 768 vs {n} x 384, memory-mapped float32]")
@@ -172,10 +188,6 @@ def main() -> None:
     print(f"streamed vs full: time ratio full/stream {cka['full']['seconds'] / cka['stream']['seconds']:.2f}, "
           f"peak allocations {cka['stream']['peak_alloc_mib']:.0f} MiB vs {cka['full']['peak_alloc_mib']:.0f} MiB, "
           f"|diff| {abs(cka['stream']['cka'] - cka['full']['cka']):.2e}")
-    lr = bench_label_retrieval(50000 if not args.quick else 5000)
-    print(f"\n[label retrieval, {lr['n']} items x 384, 10 classes]")
-    print(json.dumps(lr, indent=1))
-    print(f"time ratio numpy/repspace: {lr['numpy_s'] / lr['repspace_s']:.2f}")
 
 
 if __name__ == "__main__":

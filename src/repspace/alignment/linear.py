@@ -12,25 +12,34 @@ import numpy as np
 from repspace.alignment.base import Translator
 
 
+def polar_factor(M: np.ndarray) -> np.ndarray:
+    """U V^T for the thin SVD M = U S V^T (the orthogonal polar factor), shape of M.
+
+    Computed as (M M^T)^(-1/2) M (or M (M^T M)^(-1/2)) from a symmetric eigendecomposition of the
+    smaller Gram matrix — several times faster than the SVD at 384 x 768; an ill-conditioned or
+    rank-deficient M falls back to the SVD.
+    """
+    wide = M.shape[0] <= M.shape[1]
+    lam, Q = np.linalg.eigh(M @ M.T if wide else M.T @ M)
+    if lam[-1] > 0 and lam[0] > 1e-10 * lam[-1]:
+        inv_sqrt = (Q / np.sqrt(lam)) @ Q.T
+        return inv_sqrt @ M if wide else M @ inv_sqrt
+    U, _, Vt = np.linalg.svd(M, full_matrices=False)
+    return U @ Vt
+
+
 def orthogonal_map(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """argmin_W ||XW - Y||_F over W with orthonormal rows or columns, shape (dx, dy).
 
     Dimension rule: for dx != dy the smaller space is treated as zero-padded to the larger
     one, and W is the (dx, dy) block of the square orthogonal solution — a semi-orthogonal
-    map (W W^T = I when dx <= dy, W^T W = I when dx >= dy). Solution: U V^T from the thin SVD
-    of M = X^T Y = U S V^T, computed as the polar factor (M M^T)^(-1/2) M from a symmetric
-    eigendecomposition of the smaller Gram matrix (several times faster than the SVD at 384 x 768);
-    an ill-conditioned or rank-deficient M falls back to the SVD.
+    map (W W^T = I when dx <= dy, W^T W = I when dx >= dy): the polar factor of X^T Y.
     """
     M = X.T @ Y
-    if X.shape[0] >= min(M.shape):  # otherwise M is rank-deficient: SVD directly
-        wide = M.shape[0] <= M.shape[1]
-        lam, Q = np.linalg.eigh(M @ M.T if wide else M.T @ M)
-        if lam[-1] > 0 and lam[0] > 1e-10 * lam[-1]:
-            inv_sqrt = (Q / np.sqrt(lam)) @ Q.T
-            return inv_sqrt @ M if wide else M @ inv_sqrt
-    U, _, Vt = np.linalg.svd(M, full_matrices=False)
-    return U @ Vt
+    if X.shape[0] < min(M.shape):  # M is rank-deficient: SVD directly
+        U, _, Vt = np.linalg.svd(M, full_matrices=False)
+        return U @ Vt
+    return polar_factor(M)
 
 
 class Procrustes(Translator):
@@ -48,12 +57,14 @@ class Procrustes(Translator):
         self.mean_x_ = X.mean(0) if self.center else np.zeros(X.shape[1])
         self.mean_y_ = Y.mean(0) if self.center else np.zeros(Y.shape[1])
         Xc, Yc = X - self.mean_x_, Y - self.mean_y_
-        self.W_ = orthogonal_map(Xc, Yc)
+        M = Xc.T @ Yc
+        self.W_ = orthogonal_map(Xc, Yc) if len(X) < min(M.shape) else polar_factor(M)
         s = 1.0
         if self.scale:
-            # isotropic scale minimising ||s Xc W - Yc||: trace(W^T Xc^T Yc) / ||Xc W||^2
-            XW = Xc @ self.W_
-            s = float(np.sum(XW * Yc) / max(np.sum(XW * XW), 1e-300))
+            # isotropic scale minimising ||s Xc W - Yc||: trace(W^T M) / ||Xc W||^2, where
+            # ||Xc W|| = ||Xc|| when W has orthonormal rows (dx <= dy)
+            den = np.sum(Xc * Xc) if X.shape[1] <= Y.shape[1] else np.sum((Xc @ self.W_) ** 2)
+            s = float(np.sum(self.W_ * M) / max(den, 1e-300))
         self.scale_ = np.asarray([s])
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
