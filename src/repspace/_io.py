@@ -118,3 +118,58 @@ def file_sha256(path: str | Path, block: int = 1 << 22) -> str:
         while chunk := fh.read(block):
             h.update(chunk)
     return h.hexdigest()
+
+
+def read_meta(path: str | Path, filename: str, fmt: str, what: str) -> dict[str, Any]:
+    """Read `path/filename` as a JSON object tagged {"format": fmt}; SpaceFormatError otherwise."""
+    from repspace.errors import SpaceFormatError
+
+    path = Path(path)
+    meta_path = path / filename
+    if not meta_path.is_file():
+        raise SpaceFormatError(f"{path} is not a repspace {what} ({filename} is missing)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SpaceFormatError(f"{meta_path} is corrupt: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise SpaceFormatError(f"{path} is not a repspace {what} (format {found!r})")
+    return meta
+
+
+def save_estimator(path: str | Path, filename: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Path:
+    """Atomically write an estimator directory: `filename` (JSON meta) + state.safetensors (arrays)."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    with atomic_dir(path) as tmp:
+        (tmp / filename).write_text(json.dumps(meta, indent=2, default=_jsonable) + "\n")
+        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / "state.safetensors"))
+    return path
+
+
+def load_estimator(path: str | Path, filename: str, fmt: str, what: str,
+                   keys: tuple[str, ...] | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read what `save_estimator` wrote; clear SpaceFormatError for missing, foreign or corrupt parts."""
+    from safetensors.numpy import load_file
+
+    from repspace.errors import SpaceFormatError
+
+    meta = read_meta(path, filename, fmt, what)
+    try:
+        arrays = load_file(str(Path(path) / "state.safetensors"))
+    except Exception as e:
+        raise SpaceFormatError(f"{path}/state.safetensors is corrupt or missing: {e}") from None
+    missing = [k for k in (keys or ()) if k not in arrays]
+    if missing:
+        raise SpaceFormatError(f"{path} lacks the array {missing[0]!r}; the {what} is corrupt")
+    return meta, arrays
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, (tuple, set)):
+        return list(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")

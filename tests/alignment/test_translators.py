@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from repspace import Space
 from repspace.alignment import (Affine, LeastSquares, LowRank, MLPTranslator, Procrustes, RelativeTranslator, Ridge,
                                 UnsupervisedTranslator, load_translator, relative_projection, select_anchors)
 from repspace.errors import DimensionMismatchError, InvalidInputError, InvalidVectorsError, SpaceFormatError

@@ -9,13 +9,12 @@ provenance) and `state.safetensors` (arrays); `load(path)` never unpickles anyth
 from __future__ import annotations
 
 import inspect
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from repspace._io import atomic_dir
+from repspace._io import load_estimator, save_estimator
 from repspace.errors import DimensionMismatchError, InvalidInputError, InvalidVectorsError, SpaceFormatError
 from repspace.spaces import Space
 from repspace.spaces.space import check_finite
@@ -124,40 +123,20 @@ class Translator:
 
     # ------------------------------------------------------------------- storage
     def save(self, path: str | Path) -> Path:
-        from safetensors.numpy import save_file
-
         self._check_fitted()
-        path = Path(path)
         meta = {
             "format": FORMAT, "format_version": 1, "method": self.name, "params": self.get_params(),
             "source_model": self.source_model_, "target_model": self.target_model_,
             "source_dim": self.source_dim_, "target_dim": self.target_dim_, "n_pairs": self.n_pairs_,
             "extra": self._extra_state(),
         }
-        arrays = {k: np.ascontiguousarray(getattr(self, k)) for k in self._state_keys}
-        with atomic_dir(path) as tmp:
-            (tmp / "translator.json").write_text(json.dumps(meta, indent=2, default=_jsonable) + "\n")
-            save_file(arrays, str(tmp / "state.safetensors"))
-        return path
+        return save_estimator(path, "translator.json", meta, {k: getattr(self, k) for k in self._state_keys})
 
     @classmethod
     def load(cls, path: str | Path) -> "Translator":
-        from safetensors.numpy import load_file
-
-        path = Path(path)
-        meta_path = path / "translator.json"
-        if not meta_path.is_file():
-            raise SpaceFormatError(f"{path} is not a repspace translator (translator.json is missing)")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except ValueError as e:
-            raise SpaceFormatError(f"{meta_path} is corrupt: {e}") from None
-        if meta.get("format") != FORMAT or meta.get("method") not in REGISTRY:
-            raise SpaceFormatError(f"{path} is not a repspace translator (format {meta.get('format')!r})")
-        try:
-            arrays = load_file(str(path / "state.safetensors"))
-        except Exception as e:
-            raise SpaceFormatError(f"{path}/state.safetensors is corrupt or missing: {e}") from None
+        meta, arrays = load_estimator(path, "translator.json", FORMAT, "translator")
+        if meta.get("method") not in REGISTRY:
+            raise SpaceFormatError(f"{path}: unknown translator method {meta.get('method')!r}")
         obj = REGISTRY[meta["method"]](**meta["params"])
         obj.source_model_, obj.target_model_ = meta["source_model"], meta["target_model"]
         obj.source_dim_, obj.target_dim_, obj.n_pairs_ = meta["source_dim"], meta["target_dim"], meta["n_pairs"]
@@ -167,14 +146,6 @@ class Translator:
             setattr(obj, k, arrays[k])
         obj._set_extra_state(meta.get("extra", {}))
         return obj
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, (tuple, set)):
-        return list(x)
-    raise TypeError(type(x).__name__)
 
 
 def load_translator(path: str | Path) -> Translator:

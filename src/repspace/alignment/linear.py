@@ -5,7 +5,6 @@ Shapes: X (n, dx) source, Y (n, dy) target; transform maps (m, dx) -> (m, dy).
 
 from __future__ import annotations
 
-from typing import ClassVar
 
 import numpy as np
 

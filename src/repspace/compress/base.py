@@ -9,13 +9,12 @@ Saved compressors plug into `repspace eval --reduce PATH` through REDUCER_LOADER
 from __future__ import annotations
 
 import inspect
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from repspace._io import atomic_dir
+from repspace._io import load_estimator, save_estimator
 from repspace.alignment.base import as_matrix
 from repspace.errors import DimensionMismatchError, InvalidInputError, SpaceFormatError
 from repspace.spaces import Space
@@ -69,34 +68,15 @@ class Compressor:
         raise NotImplementedError
 
     def save(self, path: str | Path) -> Path:
-        from safetensors.numpy import save_file
-
-        path = Path(path)
         meta = {"format": FORMAT, "format_version": 1, "method": self.name, "params": self.get_params(),
                 "source_model": self.source_model_, "source_dim": self.source_dim_, "dims": list(map(int, self.dims_))}
-        with atomic_dir(path) as tmp:
-            (tmp / "compressor.json").write_text(json.dumps(meta, indent=2) + "\n")
-            save_file({k: np.ascontiguousarray(getattr(self, k)) for k in self._state_keys}, str(tmp / "state.safetensors"))
-        return path
+        return save_estimator(path, "compressor.json", meta, {k: getattr(self, k) for k in self._state_keys})
 
     @staticmethod
     def load(path: str | Path) -> "Compressor":
-        from safetensors.numpy import load_file
-
-        path = Path(path)
-        mpath = path / "compressor.json"
-        if not mpath.is_file():
-            raise SpaceFormatError(f"{path} is not a repspace compressor (compressor.json is missing)")
-        try:
-            meta = json.loads(mpath.read_text())
-        except ValueError as e:
-            raise SpaceFormatError(f"{mpath} is corrupt: {e}") from None
-        if meta.get("format") != FORMAT or meta.get("method") not in REGISTRY:
-            raise SpaceFormatError(f"{path} is not a repspace compressor")
-        try:
-            arrays = load_file(str(path / "state.safetensors"))
-        except Exception as e:
-            raise SpaceFormatError(f"{path}/state.safetensors is corrupt or missing: {e}") from None
+        meta, arrays = load_estimator(path, "compressor.json", FORMAT, "compressor")
+        if meta.get("method") not in REGISTRY:
+            raise SpaceFormatError(f"{path}: unknown compressor method {meta.get('method')!r}")
         obj = REGISTRY[meta["method"]](**meta["params"])
         obj.source_model_, obj.source_dim_, obj.dims_ = meta["source_model"], meta["source_dim"], meta["dims"]
         for k in obj._state_keys:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from repspace._io import atomic_dir
+from repspace._io import atomic_dir, read_meta
 from repspace.errors import DimensionMismatchError, InvalidInputError, SpaceFormatError
 from repspace.evaluation.search import _faiss, normalize_rows, topk
 from repspace.index.spec import IndexSpec, parse_spec
@@ -180,15 +180,7 @@ class Index:
     def load(cls, path: str | Path) -> "Index":
         faiss = _faiss()
         path = Path(path)
-        meta_path = path / "index.json"
-        if not meta_path.is_file():
-            raise SpaceFormatError(f"{path} is not a repspace index (index.json is missing)")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except ValueError as e:
-            raise SpaceFormatError(f"{meta_path} is corrupt: {e}") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise SpaceFormatError(f"{path} is not a repspace index")
+        meta = read_meta(path, "index.json", FORMAT, "index")
         space = Space.load(path / "space")
         if space.dim != meta.get("dim") or space.count != meta.get("count"):
             raise SpaceFormatError(f"{path}: index.json does not match its vectors; the index is corrupt")
