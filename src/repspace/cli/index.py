@@ -37,6 +37,8 @@ def search(
     index: Path = typer.Argument(..., help="Index directory."),
     text: Optional[str] = typer.Option(None, "--text", help="A query text, encoded with the index's model."),
     queries: Optional[Path] = typer.Option(None, "--queries", help="A space of query vectors."),
+    query_adapter: Optional[Path] = typer.Option(None, "--query-adapter",
+                                                 help="Adapter mapping another (new) model's queries into the index's space."),
     k: int = typer.Option(10, "--k"),
     device: str = typer.Option("cpu", "--device"),
     json_out: bool = typer.Option(False, "--json"),
@@ -51,15 +53,27 @@ def search(
     if (text is None) == (queries is None):
         raise InvalidInputError("give exactly one of --text or --queries")
     idx = Index.load(index)
+    adapter = None
+    if query_adapter is not None:
+        from repspace.alignment import load_translator
+        from repspace.compat import check_adapter_target
+
+        adapter = load_translator(query_adapter)
+        check_adapter_target(adapter, idx.space.model, idx.dim)
     if text is not None:
         if not text.strip():
             raise InvalidInputError("--text is empty")
         from repspace.encoders import get_encoder
 
-        vectors, qids = get_encoder(idx.space.model, device=device).encode_batch([text]), ["text"]
+        model = adapter.source_model_ if adapter is not None and adapter.source_model_ else idx.space.model
+        vectors, qids = get_encoder(model, device=device).encode_batch([text]), ["text"]
     else:
         qspace = Space.load(queries)
+        if adapter is not None:
+            adapter.check_source(qspace)
         vectors, qids = np.asarray(qspace.vectors), qspace.ids
+    if adapter is not None:
+        vectors = adapter.transform(vectors)
     hits = idx.search_ids(vectors, k)
     results = [{"query": q, "hits": [{"id": i, "score": s} for i, s in h]} for q, h in zip(qids, hits)]
     if json_out:

@@ -1,0 +1,71 @@
+"""Model upgrades without re-embedding: query-side adapters (new model -> old space).
+
+An adapter is a translator fitted from items encoded by both models, mapping NEW-model
+vectors into the OLD model's space, so new-model queries can search the old index while
+the gallery is backfilled (after Drift-Adapter: Procrustes, low-rank affine, residual MLP).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from repspace.alignment import fit_translator
+from repspace.alignment.base import Translator
+from repspace.datasets.builtin import hash_split
+from repspace.errors import DimensionMismatchError, InvalidInputError, UnknownNameError
+from repspace.evaluation.retrieval import query_retrieval
+from repspace.spaces import Space
+
+ADAPTER_METHODS = ("procrustes", "affine", "lowrank", "mlp")
+KEYS = ("recall@10", "ndcg@10")
+
+
+def fit_adapter(old: Space, new: Space, method: str = "procrustes", pairs: int | None = None, rank: int = 64,
+                seed: int = 0) -> Translator:
+    """Adapter NEW -> OLD from the items both spaces share (train half of the id split)."""
+    if method not in ADAPTER_METHODS:
+        raise UnknownNameError(f"unknown adapter method {method!r}; choose from {', '.join(ADAPTER_METHODS)}")
+    return fit_translator(new, old, method, pairs=pairs, rank=rank, seed=seed)
+
+
+def check_adapter_target(adapter: Translator, model: str, dim: int, what: str = "index") -> None:
+    """Refuse an adapter whose output is not the given model's space."""
+    if adapter.target_dim_ != dim:
+        raise DimensionMismatchError(f"the adapter outputs {adapter.target_dim_}-d vectors but the {what} is {dim}-d")
+    if adapter.target_model_ and adapter.target_model_ != model:
+        raise InvalidInputError(f"the adapter maps into model {adapter.target_model_!r} but the {what} holds {model!r}")
+
+
+def evaluate_upgrade(adapter: Translator, old_corpus: Space, new_queries: Space, new_corpus: Space | None = None,
+                     old_queries: Space | None = None, all_items: bool = False) -> dict[str, Any]:
+    """recall@10 / nDCG@10 for old->old, new->new, adapted new->old, and recovery = adapted / new_new.
+
+    Relevance: the corpus item with the query's id. Scored on the test half of the query ids
+    (the adapter's pairs come from the train half) unless all_items.
+    """
+    adapter.check_source(new_queries)
+    check_adapter_target(adapter, old_corpus.model, old_corpus.dim, what="old corpus")
+    ids = [i for i in new_queries.ids if all_items or hash_split(i) == "test"]
+    if not ids:
+        raise InvalidInputError("no query ids in the test half; pass all_items to score on every query")
+    nq = new_queries.select(ids)
+    pick = lambda r: {k: float(r[k]) for k in KEYS}  # noqa: E731
+    out: dict[str, Any] = {}
+    if old_queries is not None:
+        out["old_old"] = pick(query_retrieval(old_queries.select([i for i in ids if i in set(old_queries.ids)]), old_corpus))
+    if new_corpus is not None:
+        out["new_new"] = pick(query_retrieval(nq, new_corpus))
+    out["adapted_new_old"] = pick(query_retrieval(nq, old_corpus, transform=adapter.transform))
+    if "new_new" in out:
+        out["recovery"] = {k: (out["adapted_new_old"][k] / out["new_new"][k] if out["new_new"][k] else None) for k in KEYS}
+    x = np.asarray(nq.vectors)
+    reps = max(1, 20000 // len(x))
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        adapter.transform(x)
+    out["adapter_us_per_query"] = (time.perf_counter() - t0) / (reps * len(x)) * 1e6
+    out["queries"] = len(ids)
+    return out
