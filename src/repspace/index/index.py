@@ -28,14 +28,23 @@ def _prefix(x: np.ndarray, d: int) -> np.ndarray:
     return normalize_rows(np.ascontiguousarray(x[:, :d]))
 
 
-def _rescore(q: np.ndarray, base: np.ndarray, cand: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
-    """Re-rank candidate rows (nq, K) by exact inner product of q (nq, d) with base rows; keep the top `keep`."""
-    valid = cand >= 0
-    safe = np.where(valid, cand, 0)
-    scores = np.einsum("qd,qkd->qk", q, base[safe])
-    scores = np.where(valid, scores, -np.inf)
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :keep]
-    return np.take_along_axis(scores, order, 1).astype(np.float32), np.take_along_axis(cand, order, 1)
+def _rescore(q: np.ndarray, base: np.ndarray, cand: np.ndarray, keep: int,
+             max_gather: int = 1 << 24) -> tuple[np.ndarray, np.ndarray]:
+    """Re-rank candidate rows (nq, K) by exact inner product of q (nq, d) with base rows; keep the top `keep`.
+
+    Gathers at most `max_gather` floats at a time (query blocks), so memory stays bounded."""
+    out_s = np.empty((len(q), keep), np.float32)
+    out_i = np.empty((len(q), keep), np.int64)
+    step = max(1, max_gather // max(1, cand.shape[1] * q.shape[1]))
+    for s in range(0, len(q), step):
+        c = cand[s : s + step]
+        valid = c >= 0
+        scores = np.einsum("qd,qkd->qk", q[s : s + step], base[np.where(valid, c, 0)])
+        scores = np.where(valid, scores, -np.inf)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :keep]
+        out_s[s : s + step] = np.take_along_axis(scores, order, 1)
+        out_i[s : s + step] = np.take_along_axis(c, order, 1)
+    return out_s, out_i
 
 
 class Index:
@@ -152,6 +161,8 @@ class Index:
         return s, cand
 
     def _prefix(self, d: int) -> np.ndarray:
+        if d == self.dim:
+            return self._vectors
         if d not in self._prefix_cache:
             self._prefix_cache[d] = _prefix(np.asarray(self.space.vectors), d)
         return self._prefix_cache[d]
