@@ -27,7 +27,9 @@ def encode_demo_spaces(out: Path, models=DEMO_MODELS, views=DEMO_VIEWS, limit: i
     for model in models:
         encoder = get_encoder(model)
         for view in views:
-            items = load_dataset(f"bbc-news:{view}").limit(limit)
+            items = load_dataset(f"bbc-news:{view}")
+            if limit is not None and limit < len(items):  # evenly spaced, so every topic is present
+                items = items.subset(np.linspace(0, len(items) - 1, limit).astype(int))
             path = out / "spaces" / f"{model}-{view}"
             cached = (path / "manifest.json").is_file()
             t0 = time.perf_counter()
@@ -96,6 +98,7 @@ def retrieval_section(report: Report, spaces: dict[tuple[str, str], Space], mode
 def run_demo(out: str | Path = "demo-out", models=DEMO_MODELS, limit: int | None = None, progress: bool = True) -> Path:
     """Encode the default spaces and write out/report.html; returns the report path."""
     from repspace.report.alignment import alignment_section
+    from repspace.report.compact import compact_section
     from repspace.report.evaluation import compat_section, similarity_section, sweep_section, tasks_section
 
     out = Path(out)
@@ -106,9 +109,10 @@ def run_demo(out: str | Path = "demo-out", models=DEMO_MODELS, limit: int | None
     spaces_section(report, spaces, rows)
     retrieval_section(report, spaces, models)
     sweep_section(report, [(spaces[(m, "title")], spaces[(m, "body")]) for m in models])
+    compact_section(report, spaces[(models[0], "title")], spaces[(models[0], "body")])
     tasks_section(report, [spaces[(m, "body")] for m in models])
     similarity_section(report, [spaces[(m, v)] for m in models for v in DEMO_VIEWS])
     compat_section(report, [spaces[(m, "body")] for m in models])
     for view in DEMO_VIEWS:
-        alignment_section(report, [spaces[(m, view)] for m in models], title=f"Alignment between models ({view}s)")
+        alignment_section(report, [spaces[(m, view)] for m in models], title=f"Alignment between models ({view} view)")
     return report.write(out / "report.html")

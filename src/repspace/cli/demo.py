@@ -14,7 +14,7 @@ from repspace.cli.app import app
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", help="Output directory (spaces/ and report.html)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N articles (quick look)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use N evenly spaced articles (a quick look)."),
     quiet: bool = typer.Option(False, "--quiet"),
 ) -> None:
     """Run the main job on the built-in defaults and write an HTML report."""

@@ -52,7 +52,7 @@ class Compressor:
                 f"compressor maps {self.source_dim_}-d vectors (model {self.source_model_}); got {X.shape[1]}-d")
         dim = dim or max(self.dims_)
         if dim not in self.dims_:
-            raise InvalidInputError(f"dimension {dim} is not one this compressor supports: {', '.join(map(str, self.dims_))}")
+            raise InvalidInputError(f"dimension {dim} is not one this compressor supports: {_ranges(self.dims_)}")
         return self._transform(X)[:, :dim].astype(np.float32)
 
     def transform_space(self, space: Space, dim: int | None = None) -> Space:
@@ -84,6 +84,22 @@ class Compressor:
                 raise SpaceFormatError(f"{path} lacks the array {k!r}; the compressor is corrupt")
             setattr(obj, k, arrays[k])
         return obj
+
+
+def _ranges(values: list[int]) -> str:
+    """[1, 2, 3, 8, 16] -> '1-3, 8, 16'."""
+    parts, start, prev = [], None, None
+    for v in sorted(values):
+        if start is None:
+            start = prev = v
+        elif v == prev + 1:
+            prev = v
+        else:
+            parts.append(f"{start}-{prev}" if prev > start else str(start))
+            start = prev = v
+    if start is not None:
+        parts.append(f"{start}-{prev}" if prev > start else str(start))
+    return ", ".join(parts)
 
 
 class CompressorReducer:

@@ -20,12 +20,17 @@ class PCACompressor(Compressor):
         self.mean_ = X.mean(0)
         _, _, Vt = np.linalg.svd(X - self.mean_, full_matrices=False)
         self.components_ = Vt  # (min(n, d), d), rows by decreasing variance
-        self.dims_ = sorted(self.dims) if self.dims else list(range(1, len(Vt) + 1))
-        if max(self.dims_) > len(Vt):
+        self.dims_ = sorted(self.dims) if self.dims else list(range(1, X.shape[1] + 1))
+        if max(self.dims_) > X.shape[1]:
             from repspace.errors import DimensionMismatchError
 
-            raise DimensionMismatchError(f"PCA of {len(X)} items x {X.shape[1]} dims has {len(Vt)} components; "
-                                         f"{max(self.dims_)} requested")
+            raise DimensionMismatchError(f"dims {self.dims_} exceed the space's dimension {X.shape[1]}")
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
-        return (X - self.mean_) @ self.components_[: max(self.dims_)].T
+        """Component coordinates; beyond the number of components (fewer items than dimensions)
+        the coordinates are zeros — the centred data is already fully represented."""
+        m = max(self.dims_)
+        comp = self.components_[:m]
+        out = np.zeros((len(X), m))
+        out[:, : len(comp)] = (X - self.mean_) @ comp.T
+        return out

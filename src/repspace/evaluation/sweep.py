@@ -55,10 +55,14 @@ class PCAReducer:
         return self
 
     def transform(self, X: np.ndarray, dim: int) -> np.ndarray:
-        if dim > self.pca_.n_components_:
-            raise DimensionMismatchError(f"PCA was fitted with {self.pca_.n_components_} components; {dim} requested")
+        """Top-`dim` component coordinates; with fewer components than `dim` (fewer items than
+        dimensions) the rest are zeros — the centred data is already fully represented."""
+        if dim > len(self.pca_.mean_):
+            raise DimensionMismatchError(f"PCA of {len(self.pca_.mean_)}-d vectors cannot give {dim} dimensions")
         comp = self.pca_.components_[:dim]
-        return ((np.asarray(X, dtype=np.float64) - self.pca_.mean_) @ comp.T).astype(np.float32)
+        out = np.zeros((len(X), dim), dtype=np.float32)
+        out[:, : len(comp)] = (np.asarray(X, dtype=np.float64) - self.pca_.mean_) @ comp.T
+        return out
 
 
 REDUCER_LOADERS: list[Callable[[Path], Reducer | None]] = []
