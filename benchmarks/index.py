@@ -59,11 +59,10 @@ def part_synthetic(n: int, nq: int) -> None:
     print("|---|---|---|---|---|")
     print(f"| faiss IndexFlatIP (768-d) | {nq / t_flat:,.0f} | 1.00 | 1.0000 | {x.nbytes / 2**20:,.0f} |")
     for spec in ("funnel:64/768:200", "funnel:64/256/768:400", "funnel:128/768:100", "binary+rescore:200", "binary+rescore:500"):
-        ix = Index.build(space, spec)
-        t, (_, got) = timed_search(lambda: ix.search(q, 10))
-        print(f"| {spec} | {nq / t:,.0f} | {t_flat / t:.2f} | {recall(got, ref):.4f} | {ix.memory_bytes()['first_stage'] / 2**20:,.0f} |",
-              flush=True)
-        del ix
+        index = Index.build(space, spec)
+        t, (_, got) = timed_search(lambda index=index: index.search(q, 10))
+        mem = index.memory_bytes()["first_stage"] / 2**20
+        print(f"| {spec} | {nq / t:,.0f} | {t_flat / t:.2f} | {recall(got, ref):.4f} | {mem:,.0f} |", flush=True)
 
 
 def part_real() -> None:
