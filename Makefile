@@ -37,10 +37,15 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/repspace demo --out demo-out
 
+# Long (about an hour on 2 cores, mostly encoding MPNet once into the bench cache).
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/encode.py
 	$(PY) benchmarks/evaluate.py
+	$(PY) benchmarks/real_spaces.py
+	$(PY) benchmarks/align.py
+	$(PY) benchmarks/index.py
+	$(PY) benchmarks/upgrade.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

@@ -1,13 +1,15 @@
 """`repspace demo`: the main job on the built-in defaults, written as one HTML report.
 
 Encodes bbc-news titles and bodies with two real models, then each capability adds its
-section to the same report.
+section to the same report: retrieval and dimension curves, compression and index specs,
+classification, similarity, compatibility and alignment.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+
 import numpy as np
 
 from repspace.datasets import load_dataset
