@@ -73,7 +73,7 @@ def spaces_section(report: Report, spaces: dict[tuple[str, str], Space], rows: l
         ax.legend()
     report.section(
         "Spaces",
-        Report.text("bbc-news (2,225 BBC articles, 5 topics) encoded offline; the views share ids, so an "
+        Report.text("bbc-news (BBC articles in 5 topics; 2,225 unless --limit) encoded offline; the views share ids, so an "
                     "article's title and body are the same item in every space."),
         Report.table(rows, digits=1),
         Report.text("Sanity check: a title should be closer to its own article's body than to a random one."),
@@ -92,7 +92,8 @@ def retrieval_section(report: Report, spaces: dict[tuple[str, str], Space], mode
                      ("recall@1", "recall@10", "ndcg@10", "mrr@10", "map")}, "queries": res["queries"]})
     report.section(
         "Retrieval: title -> body",
-        Report.text("Each article's title searches all 2,225 bodies; the relevant body is the same article's."),
+        Report.text(f"Each article's title searches all {rows[0]['queries']:,} bodies; the relevant body is the same "
+                    "article's."),
         Report.table(rows),
     )
 
