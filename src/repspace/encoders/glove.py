@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from repspace.encoders.base import Encoder
+from repspace.encoders.base import Encoder, resolve_device
 from repspace.encoders.cache import weights_fingerprint
 from repspace.errors import NotAvailableError
 
@@ -41,6 +41,7 @@ class GloveEncoder(Encoder):
     normalized = True
 
     def __init__(self, device: str = "cpu") -> None:
+        resolve_device(device)  # validated for a clear error; word-vector averaging runs on the CPU
         self.vocab, self.vectors = _load_glove()
         self.version = f"sha256:{weights_fingerprint(glove_root() / 'glove_6B_50d_emb.npy')}"
 
