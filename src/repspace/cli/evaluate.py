@@ -49,7 +49,8 @@ def eval_cmd(
         cols = [m for m in ("ndcg@10", "recall@10", "map@r", "accuracy", "nmi") if m in result["rows"][0]]
         table = Table("dim", *cols)
         for r in result["rows"]:
-            table.add_row(str(r["dim"]), *[f"{r[c]:.4f} ({r[c + '_retained']:.1%})" for c in cols])
+            table.add_row(str(r["dim"]), *[f"{r[c]:.4f}" + ("" if r.get(c + "_retained") is None
+                                                             else f" ({r[c + '_retained']:.1%})") for c in cols])
         Console().print(table)
     else:
         _print_flat(result)
