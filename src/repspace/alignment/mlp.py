@@ -13,7 +13,8 @@ from repspace.alignment.base import Translator
 from repspace.alignment.linear import Ridge
 
 
-def _gelu(x: np.ndarray) -> np.ndarray:
+def gelu_tanh(x: np.ndarray) -> np.ndarray:
+    """numpy GELU, tanh approximation (= torch's GELU(approximate='tanh'))."""
     return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
 
 
@@ -97,4 +98,4 @@ class MLPTranslator(Translator):
             torch.set_num_threads(old_threads)
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
-        return X @ self.W_ + self.b_ + _gelu(X @ self.w1_ + self.b1_) @ self.w2_ + self.b2_
+        return X @ self.W_ + self.b_ + gelu_tanh(X @ self.w1_ + self.b1_) @ self.w2_ + self.b2_

@@ -14,12 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
+from repspace.alignment.mlp import gelu_tanh
 from repspace.compress.base import Compressor
 from repspace.compress.losses import InfoNCELoss, MatryoshkaLoss, SimilarityPreservationLoss
-
-
-def _gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
 
 
 class MatryoshkaAdaptor(Compressor):
@@ -110,5 +107,5 @@ class MatryoshkaAdaptor(Compressor):
         Z = X - self.mean_
         out = Z @ self.W_
         if self.kind == "mlp":
-            out = out + _gelu(Z @ self.w1_ + self.b1_) @ self.w2_ + self.b2_
+            out = out + gelu_tanh(Z @ self.w1_ + self.b1_) @ self.w2_ + self.b2_
         return out

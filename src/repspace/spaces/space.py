@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from repspace._io import atomic_dir, checksum_arrays
+from repspace._io import atomic_dir, checksum_arrays, read_meta
 from repspace.errors import (
     DimensionMismatchError,
     InvalidInputError,
@@ -327,11 +327,9 @@ class Space:
 
 def _save_vectors(path: Path, vectors: np.ndarray, chunk_rows: int = 65536) -> None:
     """Write (n, d) float32 as .npy in row chunks, so a memory-mapped source never loads whole."""
-    vectors_c = vectors if vectors.flags["C_CONTIGUOUS"] else None
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=vectors.shape)
     for start in range(0, vectors.shape[0], chunk_rows):
-        src = (vectors_c if vectors_c is not None else vectors)[start : start + chunk_rows]
-        out[start : start + chunk_rows] = src
+        out[start : start + chunk_rows] = vectors[start : start + chunk_rows]
     out.flush()
     del out
 
@@ -349,20 +347,12 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
             f"{path} is {kind}, not a repspace space directory (a directory with {MANIFEST}, {VECTORS}, {ITEMS}); "
             "pickles are never loaded"
         )
-    mpath = path / MANIFEST
-    if not mpath.is_file():
-        raise SpaceFormatError(f"{path} is not a repspace space: {MANIFEST} is missing")
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise SpaceFormatError(f"{mpath} is corrupt: {e}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise SpaceFormatError(f"{path} is not a repspace space (manifest format is {manifest.get('format') if isinstance(manifest, dict) else None!r})")
+    manifest = read_meta(path, MANIFEST, FORMAT, "space")
     if int(manifest.get("format_version", 0)) > FORMAT_VERSION:
         raise SpaceFormatError(
             f"{path} uses space format {manifest['format_version']}, newer than this repspace ({FORMAT_VERSION}); upgrade repspace"
         )
     for key in ("count", "dim"):
         if not isinstance(manifest.get(key), int) or manifest[key] <= 0:
-            raise SpaceFormatError(f"{mpath} is corrupt: {key!r} must be a positive integer")
+            raise SpaceFormatError(f"{path / MANIFEST} is corrupt: {key!r} must be a positive integer")
     return manifest
