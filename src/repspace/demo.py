@@ -2,7 +2,8 @@
 
 Encodes bbc-news titles and bodies with two real models, then each capability adds its
 section to the same report: retrieval and dimension curves, compression and index specs,
-classification, similarity, compatibility and alignment.
+classification, similarity, compatibility, alignment, and upgrading the model
+(compatible training on digits, query-side adapters).
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def run_demo(out: str | Path = "demo-out", models=DEMO_MODELS, limit: int | None
     from repspace.report.alignment import alignment_section
     from repspace.report.compact import compact_section
     from repspace.report.evaluation import compat_section, similarity_section, sweep_section, tasks_section
+    from repspace.report.upgrade import upgrade_section
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,4 +120,8 @@ def run_demo(out: str | Path = "demo-out", models=DEMO_MODELS, limit: int | None
     compat_section(report, [spaces[(m, "body")] for m in models])
     for view in DEMO_VIEWS:
         alignment_section(report, [spaces[(m, view)] for m in models], title=f"Alignment between models ({view} view)")
+    if len(models) > 1:  # upgrade from the second model (old) to the first (new)
+        old, new = models[1], models[0]
+        upgrade_section(report, out / "upgrade", spaces[(old, "title")], spaces[(old, "body")],
+                        spaces[(new, "title")], spaces[(new, "body")])
     return report.write(out / "report.html")

@@ -74,3 +74,22 @@ def test_mismatched_adapter_and_index(cli, drift, tmp_path, rng):
     # queries of the old model given to a new->old adapter
     code, _, err = cli("search", tmp_path / "ix_small", "--queries", tmp_path / "old_queries", "--query-adapter", tmp_path / "ad")
     assert code == 2
+
+
+def test_adapter_from_several_views_of_the_same_items(cli, drift, tmp_path):
+    """--also-old/--also-new add the query view's pairs for the same sampled items."""
+    code, _, err = cli("upgrade", "fit", tmp_path / "old_corpus", tmp_path / "new_corpus", "--pairs", "50",
+                       "--also-old", tmp_path / "old_queries", "--also-new", tmp_path / "new_queries", "--out", tmp_path / "ad2")
+    assert code == 0, err
+    from repspace.alignment import load_translator
+
+    ad = load_translator(tmp_path / "ad2")
+    assert ad.n_pairs_ == 100  # 50 items x 2 views
+    res = evaluate_upgrade(ad, drift["old_corpus"], drift["new_queries"], drift["new_corpus"])
+    assert res["recovery"]["recall@10"] > 0.97
+    code, _, err = cli("upgrade", "fit", tmp_path / "old_corpus", tmp_path / "new_corpus",
+                       "--also-old", tmp_path / "old_queries", "--out", tmp_path / "ad3")
+    assert code == 2 and "same number of times" in err
+    code, _, err = cli("upgrade", "fit", tmp_path / "old_corpus", tmp_path / "new_corpus",
+                       "--also-old", tmp_path / "new_queries", "--also-new", tmp_path / "old_queries", "--out", tmp_path / "ad3")
+    assert code == 2 and "must be 'old' (old) / 'new' (new)" in err

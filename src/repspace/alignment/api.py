@@ -49,6 +49,17 @@ def make_translator(method: str, anchors: int = 300, rank: int = 64, seed: int =
     return REGISTRY[method](**params)
 
 
+def training_ids(src: Space, tgt: Space, pairs: int | None = None, seed: int = 0) -> list[str]:
+    """The train half of the ids both spaces share, or `pairs` of them sampled with `seed`."""
+    train, _ = split_shared_ids(src, tgt)
+    if pairs is not None:
+        if pairs > len(train):
+            raise InvalidInputError(f"--pairs {pairs} is more than the {len(train)} shared training ids available")
+        rng = np.random.default_rng(seed)
+        train = [train[i] for i in np.sort(rng.choice(len(train), pairs, replace=False))]
+    return train
+
+
 def fit_translator(src: Space, tgt: Space, method: str = "procrustes", pairs: int | None = None,
                    anchors: int = 300, rank: int = 64, seed: int = 0, anchor_ids: list[str] | None = None,
                    anchor_method: str = "random", **params: Any) -> Translator:
@@ -69,12 +80,7 @@ def fit_translator(src: Space, tgt: Space, method: str = "procrustes", pairs: in
             raise InvalidInputError("anchor ids apply to --method relative only")
         return translator.fit_anchors(src.select(anchor_ids).vectors, tgt.select(anchor_ids).vectors,
                                       source=src, target=tgt, anchor_ids=anchor_ids)
-    train, _ = split_shared_ids(src, tgt)
-    if pairs is not None:
-        if pairs > len(train):
-            raise InvalidInputError(f"--pairs {pairs} is more than the {len(train)} shared training ids available")
-        rng = np.random.default_rng(seed)
-        train = [train[i] for i in np.sort(rng.choice(len(train), pairs, replace=False))]
+    train = training_ids(src, tgt, pairs, seed)
     X = np.asarray(src.select(train).vectors)
     Y = np.asarray(tgt.select(train).vectors)
     translator.fit(X, Y, source=src, target=tgt)

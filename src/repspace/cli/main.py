@@ -13,6 +13,7 @@ from repspace.cli import align  # noqa: F401
 from repspace.cli import index  # noqa: F401
 from repspace.cli import compress  # noqa: F401
 from repspace.cli import upgrade  # noqa: F401
+from repspace.cli import train  # noqa: F401
 from repspace.cli.app import app
 from repspace.errors import RepspaceError
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from repspace.alignment import fit_translator
+from repspace.alignment.api import make_translator, training_ids
 from repspace.alignment.base import Translator
 from repspace.datasets.builtin import hash_split
 from repspace.errors import DimensionMismatchError, InvalidInputError, UnknownNameError
@@ -24,11 +25,29 @@ KEYS = ("recall@10", "ndcg@10")
 
 
 def fit_adapter(old: Space, new: Space, method: str = "procrustes", pairs: int | None = None, rank: int = 64,
-                seed: int = 0) -> Translator:
-    """Adapter NEW -> OLD from the items both spaces share (train half of the id split)."""
+                seed: int = 0, also: list[tuple[Space, Space]] | None = None) -> Translator:
+    """Adapter NEW -> OLD from items both spaces share (the train half of the id split; `pairs` of them).
+
+    also: more (old, new) views of the same items (e.g. titles beside bodies): for the same sampled
+    items their vector pairs are added, so the adapter sees the kinds of text queries will be."""
     if method not in ADAPTER_METHODS:
         raise UnknownNameError(f"unknown adapter method {method!r}; choose from {', '.join(ADAPTER_METHODS)}")
-    return fit_translator(new, old, method, pairs=pairs, rank=rank, seed=seed)
+    if not also:
+        return fit_translator(new, old, method, pairs=pairs, rank=rank, seed=seed)
+    ids = training_ids(new, old, pairs, seed)
+    xs, ys = [np.asarray(new.select(ids).vectors)], [np.asarray(old.select(ids).vectors)]
+    for o, n in also:
+        if (o.model, o.dim, n.model, n.dim) != (old.model, old.dim, new.model, new.dim):
+            raise InvalidInputError(f"an extra view pair holds {o.model!r} / {n.model!r} vectors; "
+                                    f"it must be {old.model!r} (old) / {new.model!r} (new)")
+        both = set(o.ids) & set(n.ids)
+        shared = [i for i in ids if i in both]
+        if not shared:
+            raise InvalidInputError("an extra view pair shares none of the sampled items' ids")
+        xs.append(np.asarray(n.select(shared).vectors))
+        ys.append(np.asarray(o.select(shared).vectors))
+    adapter = make_translator(method, rank=rank, seed=seed)
+    return adapter.fit(np.vstack(xs), np.vstack(ys), source=new, target=old)
 
 
 def check_adapter_target(adapter: Translator, model: str, dim: int, what: str = "index") -> None:

@@ -43,6 +43,10 @@ class Encoder(ABC):
         """Length used to group similar items into batches (less padding); 0 = keep order."""
         return len(item) if isinstance(item, str) else 0
 
+    def space_extra(self) -> dict[str, Any]:
+        """Extra manifest entries for spaces this encoder writes (e.g. a compatible prefix)."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "modality": self.modality, "dim": self.dim,
                 "normalized": self.normalized, "version": self.version}

@@ -49,7 +49,7 @@ def _space_meta(encoder: Encoder, items: Items, fingerprint: str) -> dict[str, A
     src = items.source
     return dict(model=encoder.name, model_version=encoder.version, dataset=src.get("dataset") or src.get("input"),
                 view=src.get("view"), split=src.get("split"), normalized=encoder.normalized,
-                extra={"input_fingerprint": fingerprint, "modality": items.modality})
+                extra={"input_fingerprint": fingerprint, "modality": items.modality, **encoder.space_extra()})
 
 
 def _job_record(encoder: Encoder, items: Items, fingerprint: str, batch_size: int, chunk_items: int) -> dict[str, Any]:

@@ -118,9 +118,16 @@ def get_encoder(name_or_path: str, device: str = "cpu") -> Encoder:
     if path.is_dir():
         from repspace.encoders.sentence import SentenceTransformerEncoder, is_sentence_transformers_dir
 
+        from repspace.compat.models import is_model_dir
+
+        if is_model_dir(path):
+            from repspace.encoders.trained import TrainedEncoder
+
+            return TrainedEncoder(path, device=device)
         if is_sentence_transformers_dir(path):
             return SentenceTransformerEncoder(path, name=str(path), device=device)
-        raise UnknownNameError(f"{path} is not a model directory (no modules.json / config_sentence_transformers.json)")
+        raise UnknownNameError(f"{path} is not a model directory (no model.json from `repspace train`, "
+                               "no modules.json / config_sentence_transformers.json)")
     raise UnknownNameError(
         f"unknown model {name_or_path!r}; built-in models: {', '.join(MODELS)}; or pass a local model directory"
     )

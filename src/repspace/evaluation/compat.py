@@ -30,6 +30,14 @@ def _cross(query: Space, gallery: Space, metric: str, ks: tuple[int, ...], trans
     return float(res[metric])
 
 
+def _prefix_adapter(query: Space, gallery: Space) -> Adapter | None:
+    """BT²-style spaces carry `compatible_dim`: their first coordinates face the old model's space."""
+    d = query.extra.get("compatible_dim")
+    if d is None or d == query.dim or d != gallery.dim:
+        return None
+    return lambda x: np.ascontiguousarray(x[:, :d])
+
+
 def compatibility(
     spaces: list[Space],
     metric: str | None = None,
@@ -41,7 +49,8 @@ def compatibility(
 
     Relevance is by label when every space has labels (default metric map@r), else by id
     (the same item's vector in the gallery model; default metric recall@1).
-    adapters[(i, j)] maps model-i query vectors into model j's space when dimensions differ.
+    adapters[(i, j)] maps model-i query vectors into model j's space when dimensions differ; a space whose
+    manifest names a `compatible_dim` equal to the gallery's dimension (BT²) is compared by that prefix.
     """
     if len(spaces) < 2:
         raise InvalidInputError("compatibility needs at least two spaces (old, new)")
@@ -57,7 +66,7 @@ def compatibility(
     M: list[list[float | None]] = [[None] * n for _ in range(n)]
     for i in range(n):
         for j in range(i + 1):
-            t = adapters.get((i, j))
+            t = adapters.get((i, j)) or _prefix_adapter(spaces[i], spaces[j])
             if t is None and spaces[i].dim != spaces[j].dim:
                 raise DimensionMismatchError(
                     f"model {i + 1} ({spaces[i].model}, {spaces[i].dim}-d) and model {j + 1} ({spaces[j].model}, "

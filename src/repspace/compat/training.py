@@ -1,0 +1,213 @@
+"""`train_model`: train a (backward-)compatible embedding model and save it as a model directory.
+
+Protocol (BCT paper, scaled to CPU): an old model is trained on part of the classes (`classes`)
+or part of the data (`fraction`); a new model on everything, with one of `METHODS`. Old and new
+are compared with `repspace compat` on spaces of the test split encoded by both.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from repspace.compat.losses import LOSSES
+from repspace.compat.models import CompatNet, load_model, save_model
+from repspace.datasets.builtin import FASHION_CLASSES
+from repspace.datasets.items import Items
+from repspace.errors import DimensionMismatchError, InvalidInputError
+from repspace.spaces import Space
+
+METHODS = tuple(LOSSES)
+
+
+def class_order(labels: np.ndarray, dataset: str | None) -> list[str]:
+    """The dataset's canonical class list (Fashion-MNIST's 0-9 order; digits 0-9; else sorted names)."""
+    present = sorted({str(x) for x in labels})
+    if dataset == "fashion-mnist":
+        return list(FASHION_CLASSES)
+    if all(p.isdigit() for p in present):
+        return sorted(present, key=int)
+    return present
+
+
+def parse_classes(spec: str | None, classes: Sequence[str]) -> list[str]:
+    """'0-4' / '0,2,7' (indices into `classes`) or 'coat,bag' (names) -> class names; None = all."""
+    if not spec:
+        return list(classes)
+    picked: list[str] = []
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        lo, dash, hi = part.partition("-")
+        if dash and lo.isdigit() and hi.isdigit():
+            idx = list(range(int(lo), int(hi) + 1))
+        elif part.isdigit() and part not in classes:
+            idx = [int(part)]
+        elif part in classes:
+            picked.append(part)
+            continue
+        else:
+            raise InvalidInputError(f"--classes: {part!r} is neither a class index range (e.g. 0-4) nor a class; "
+                                    f"classes: {', '.join(classes)}")
+        bad = [i for i in idx if i >= len(classes)]
+        if bad:
+            raise InvalidInputError(f"--classes: index {bad[0]} out of range; there are {len(classes)} classes (0-{len(classes) - 1})")
+        picked.extend(classes[i] for i in idx)
+    return list(dict.fromkeys(picked))
+
+
+def images_to_tensor(images: Any) -> torch.Tensor:
+    """(n, H, W) uint8 grey images (or a list of such arrays) -> (n, 1, H, W) float32 in [-1, 1]."""
+    arr = np.stack([np.asarray(a) for a in images]) if not isinstance(images, np.ndarray) else images
+    if arr.ndim == 4 and arr.shape[-1] in (3, 4):
+        arr = arr[..., :3].mean(axis=-1)
+    if arr.ndim != 3:
+        raise InvalidInputError(f"the cnn architecture takes grey (H, W) images; got a batch of shape {arr.shape}")
+    return torch.from_numpy(arr.astype(np.float32) / 127.5 - 1.0).unsqueeze(1)
+
+
+def _training_inputs(items: Items | None, base_space: Space | None, arch: str) -> tuple[torch.Tensor, np.ndarray, dict]:
+    """(inputs, labels, input description for the config)."""
+    if arch == "mlp":
+        if base_space is None:
+            raise InvalidInputError("--arch mlp trains a head on a frozen encoder's space: pass --base-space SPACE")
+        if base_space.labels is None:
+            raise InvalidInputError(f"the base space {base_space.model!r} has no labels to train on")
+        x = torch.from_numpy(np.array(base_space.vectors, dtype=np.float32))
+        return x, np.asarray(base_space.labels).astype(str), {
+            "modality": "text", "base_model": base_space.model, "base_model_version": base_space.model_version,
+            "in_dim": base_space.dim, "dataset": base_space.dataset}
+    if items is None or items.modality != "image":
+        raise InvalidInputError("--arch cnn trains on an image dataset (fashion-mnist, digits)")
+    if items.labels is None:
+        raise InvalidInputError("the dataset has no labels to train on")
+    x = images_to_tensor(items.data)
+    return x, np.asarray(items.labels).astype(str), {
+        "modality": "image", "shape": list(x.shape[2:]), "dataset": items.source.get("dataset")}
+
+
+def _old_weight(old: CompatNet, old_config: dict, classes: list[str], new_y: np.ndarray,
+                old_inputs: torch.Tensor | None) -> torch.Tensor:
+    """The old classifier with rows in `classes` order; rows of classes the old model never learned are the
+    mean old-model feature of that class (BCT's synthesised classifier for new classes), at the old rows' norm."""
+    if old_config["classes"] != classes:
+        raise InvalidInputError(
+            f"the old model's classifier covers classes {old_config['classes']} but this dataset's label set is "
+            f"{classes}; train the old model on the same dataset"
+        )
+    w = old.classifier_weight().detach().clone()
+    if old.classifier_kind == "simplex":
+        return w  # fixed vertices exist for every class
+    known = set(old_config.get("trained_classes", classes))
+    missing = [c for c in classes if c not in known]
+    if missing:
+        if old_inputs is None:
+            raise InvalidInputError("the old model needs the same inputs as the new one to synthesise classes it never saw")
+        scale = w[[classes.index(c) for c in known]].norm(dim=1).mean()
+        with torch.no_grad():
+            for c in missing:
+                rows = torch.from_numpy(np.flatnonzero(new_y == c))[:2000]
+                mean = old.features(old_inputs[rows]).mean(0)
+                w[classes.index(c)] = mean / mean.norm().clamp_min(1e-12) * scale
+    return w
+
+
+def train_model(
+    arch: str,
+    dim: int,
+    method: str,
+    out: str | Path,
+    items: Items | None = None,
+    base_space: Space | None = None,
+    old: str | Path | None = None,
+    classes: str | None = None,
+    fraction: float | None = None,
+    epochs: int = 3,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    alpha: float = 1.0,
+    extra_dims: int | None = None,
+    seed: int = 0,
+    threads: int | None = None,
+    name: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train and save a model directory; returns its config (with per-epoch loss and seconds)."""
+    if method not in METHODS:
+        raise InvalidInputError(f"unknown --method {method!r}; choose from {', '.join(METHODS)}")
+    if method in ("bct", "bt2") and old is None:
+        raise InvalidInputError(f"--method {method} trains against an old model: pass --old MODEL_DIR")
+    if epochs < 1 or batch_size < 1:
+        raise InvalidInputError("--epochs and --batch-size must be positive")
+    if fraction is not None and not 0 < fraction <= 1:
+        raise InvalidInputError(f"--fraction must be in (0, 1], got {fraction}")
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    x, y, source = _training_inputs(items, base_space, arch)
+    all_classes = class_order(y, source.get("dataset"))
+    trained = parse_classes(classes, all_classes)
+    keep = np.isin(y, trained)
+    if fraction is not None and fraction < 1:
+        rng = np.random.default_rng(seed)
+        keep &= rng.random(len(y)) < fraction
+    if keep.sum() < 2:
+        raise InvalidInputError("no training items left after --classes / --fraction")
+
+    old_model = old_config = None
+    if old is not None:
+        old_model, old_config = load_model(old)
+        if old_config.get("input", {}).get("modality") != source["modality"]:
+            raise InvalidInputError(f"the old model {old} takes {old_config.get('input', {}).get('modality')} input, "
+                                    f"this training set is {source['modality']}")
+    extra = (extra_dims if extra_dims is not None else max(1, dim // 4)) if method == "bt2" else 0
+    model = CompatNet(arch, dim, len(all_classes), "simplex" if method == "dsimplex" else "linear", extra,
+                      source.get("in_dim"))
+    if method in ("bct", "bt2"):
+        if old_config["dim"] != dim:
+            raise DimensionMismatchError(f"the old model is {old_config['dim']}-d; --method {method} needs --dim {old_config['dim']}")
+        same_input = all(old_config["input"].get(k) == source.get(k) for k in ("shape", "base_model", "in_dim"))
+        w_old = _old_weight(old_model, old_config, all_classes, y, x if same_input else None)
+        loss_fn = LOSSES[method](model, w_old, alpha=alpha)
+    else:
+        loss_fn = LOSSES[method](model)
+
+    label_index = {c: i for i, c in enumerate(all_classes)}
+    xt = x[torch.from_numpy(np.flatnonzero(keep))]
+    yt = torch.tensor([label_index[c] for c in y[keep]], dtype=torch.long)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    steps = epochs * ((len(yt) + batch_size - 1) // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    gen = torch.Generator().manual_seed(seed)
+    history = []
+    from repspace.encoders.job import progress_bar
+
+    with progress_bar(progress) as bar:
+        task = bar.add_task(f"train {method}", total=steps, rate="")
+        for epoch in range(epochs):
+            model.train()
+            t0, total, seen = time.perf_counter(), 0.0, 0
+            for b in torch.randperm(len(yt), generator=gen).split(batch_size):
+                loss = loss_fn(xt[b], yt[b])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                total += loss.item() * len(b)
+                seen += len(b)
+                bar.update(task, advance=1, rate=f"loss {total / seen:.3f}")
+            history.append({"epoch": epoch + 1, "loss": total / seen, "seconds": time.perf_counter() - t0})
+    model.eval()
+    config = {
+        "name": name or Path(out).name, "arch": arch, "dim": dim, "extra_dims": extra, "method": method,
+        "classifier": model.classifier_kind, "classes": all_classes, "trained_classes": trained,
+        "fraction": fraction, "train_items": int(keep.sum()), "epochs": epochs, "batch_size": batch_size, "lr": lr,
+        "alpha": alpha if method in ("bct", "bt2") else None, "seed": seed, "input": source,
+        "in_dim": source.get("in_dim"), "old": str(old) if old is not None else None,
+        "old_name": old_config.get("name") if old_config else None, "history": history,
+    }
+    save_model(out, model, config)
+    return config

@@ -1,0 +1,186 @@
+"""Compatible-training losses, models and the train command (small synthetic / digits runs)."""
+
+import numpy as np
+import pytest
+import torch
+
+from repspace.compat.losses import BCTLoss, BT2Loss, ClassificationLoss, DSimplexLoss
+from repspace.compat.models import CompatNet, load_model, regular_simplex
+from repspace.compat.training import parse_classes
+from repspace.errors import DimensionMismatchError, InvalidInputError
+
+
+def _mlp(dim=8, k=4, **kw):
+    torch.manual_seed(0)
+    return CompatNet("mlp", dim, k, in_dim=6, **kw)
+
+
+def test_regular_simplex_is_regular():
+    for k, d in ((10, 9), (5, 16)):
+        s = regular_simplex(k, d)
+        g = s @ s.T
+        np.testing.assert_allclose(np.diag(g), 1, atol=1e-6)
+        np.testing.assert_allclose(g[~np.eye(k, dtype=bool)], -1 / (k - 1), atol=1e-6)
+        np.testing.assert_allclose(s.sum(0), 0, atol=1e-5)  # centred
+    np.testing.assert_array_equal(regular_simplex(10, 12), regular_simplex(10, 12))  # deterministic
+    with pytest.raises(InvalidInputError, match="--dim >= 9"):
+        regular_simplex(10, 4)
+
+
+def test_influence_loss_leaves_old_classifier_frozen_and_trains_the_new_model():
+    model = _mlp()
+    old_w = torch.randn(4, 8, requires_grad=True)
+    loss_fn = BCTLoss(model, old_w, alpha=0.5)
+    x, y = torch.randn(16, 6), torch.randint(0, 4, (16,))
+    loss = loss_fn(x, y)
+    loss.backward()
+    assert old_w.grad is None and not loss_fn.old_weight.requires_grad
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    # equals CE(new) + alpha * CE(old) computed by hand
+    f = model.features(x)
+    want = torch.nn.functional.cross_entropy(f @ model.classifier.weight.T, y) + \
+        0.5 * torch.nn.functional.cross_entropy(f @ old_w.detach().T, y)
+    assert torch.allclose(loss, want)
+
+
+def test_bct_refuses_old_classifier_of_other_dimension():
+    with pytest.raises(DimensionMismatchError):
+        BCTLoss(_mlp(dim=8), torch.randn(4, 5))
+
+
+def test_dsimplex_classifier_is_fixed():
+    model = _mlp(dim=8, classifier="simplex")
+    loss = DSimplexLoss(model)(torch.randn(8, 6), torch.randint(0, 4, (8,)))
+    loss.backward()
+    assert not any(p is model.simplex for p in model.parameters())
+    with pytest.raises(InvalidInputError):
+        DSimplexLoss(_mlp())
+
+
+def test_bt2_basis_is_orthonormal_and_keeps_new_features():
+    model = _mlp(dim=8, extra_dims=3)
+    x = torch.randn(10, 6)
+    f, extra = model._split(x)
+    z = model.embed(x)
+    assert z.shape == (10, 11)
+    # orthonormal B keeps all inner products of [features; extra]
+    h = torch.cat([f, extra], 1)
+    assert torch.allclose(z @ z.T, h @ h.T, atol=1e-4)
+    loss = BT2Loss(model, torch.randn(4, 8))(x, torch.randint(0, 4, (10,)))
+    loss.backward()
+    assert any(p.grad is not None for n, p in model.named_parameters() if "basis" in n)
+    with pytest.raises(InvalidInputError):
+        BT2Loss(_mlp(), torch.randn(4, 8))
+
+
+def test_classification_loss_learns_separable_data():
+    torch.manual_seed(0)
+    x = torch.randn(200, 6)
+    y = (x[:, 0] > 0).long() + 2 * (x[:, 1] > 0).long()
+    model = _mlp()
+    loss_fn = ClassificationLoss(model)
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    first = loss_fn(x, y).item()
+    for _ in range(100):
+        opt.zero_grad()
+        loss = loss_fn(x, y)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.3 * first
+
+
+def test_parse_classes():
+    names = [str(i) for i in range(10)]
+    assert parse_classes("0-4", names) == ["0", "1", "2", "3", "4"]
+    assert parse_classes("7,2", names) == ["7", "2"]
+    assert parse_classes("coat,bag", ["shirt", "coat", "bag"]) == ["coat", "bag"]
+    assert parse_classes(None, names) == names
+    with pytest.raises(InvalidInputError, match="out of range"):
+        parse_classes("0-12", names)
+    with pytest.raises(InvalidInputError):
+        parse_classes("hat", ["shirt"])
+
+
+def test_train_cli_digits_end_to_end(cli, tmp_path):
+    """old on classes 0-4, new with each method; encode --model DIR; compat works (bt2 by its compatible prefix)."""
+    old, old_ds = tmp_path / "old", tmp_path / "old-ds"
+    base = ["train", "--dataset", "digits", "--arch", "cnn", "--dim", "12", "--epochs", "2", "--threads", "1", "--quiet"]
+    assert cli(*base, "--classes", "0-4", "--out", old)[0] == 0
+    assert cli(*base, "--classes", "0-4", "--method", "dsimplex", "--out", old_ds)[0] == 0
+    for method, ref in (("bct", old), ("bt2", old), ("dsimplex", None)):
+        out = tmp_path / f"new-{method}"
+        args = [*base, "--method", method, "--out", out] + (["--old", ref] if ref else [])
+        code, _, err = cli(*args)
+        assert code == 0, err
+        model, config = load_model(out)
+        assert config["method"] == method and len(config["trained_classes"]) == 10
+    for name in ("old", "old-ds", "new-bct", "new-bt2", "new-dsimplex"):
+        code, _, err = cli("encode", "--model", tmp_path / name, "--dataset", "digits@test", "--out",
+                           tmp_path / f"s-{name}", "--quiet")
+        assert code == 0, err
+    from repspace import Space
+
+    bt2 = Space.load(tmp_path / "s-new-bt2")
+    assert bt2.dim == 15 and bt2.extra["compatible_dim"] == 12 and bt2.model == "new-bt2"
+    code, out, err = cli("compat", tmp_path / "s-old", tmp_path / "s-new-bt2", "--json")
+    assert code == 0, err
+    import json
+
+    res = json.loads(out)
+    assert res["matrix"][1][0] is not None and "2->1" in res["compatible"]
+
+
+def test_train_bad_input(cli, tmp_path):
+    base = ["train", "--dataset", "digits", "--dim", "12", "--epochs", "1", "--quiet"]
+    code, _, err = cli(*base, "--method", "bct", "--out", tmp_path / "x")
+    assert code == 2 and "--old" in err
+    code, _, err = cli(*base, "--method", "nope", "--out", tmp_path / "x")
+    assert code == 2 and "unknown --method" in err
+    code, _, err = cli(*base, "--method", "dsimplex", "--dim", "4", "--out", tmp_path / "x")
+    assert code == 2 and "needs --dim >= 9" in err
+    old = tmp_path / "old"
+    assert cli(*base, "--classes", "0-4", "--out", old)[0] == 0
+    code, _, err = cli(*base[:3], "--dim", "16", "--epochs", "1", "--quiet", "--method", "bct", "--old", old,
+                       "--out", tmp_path / "y")
+    assert code == 2 and "old model is 12-d" in err
+    # an old model whose classifier does not match the label set
+    import json
+
+    cfg = json.loads((old / "model.json").read_text())
+    cfg["classes"] = [c for c in cfg["classes"] if c != "9"] + ["ten"]
+    (old / "model.json").write_text(json.dumps(cfg))
+    code, _, err = cli(*base, "--method", "bct", "--old", old, "--out", tmp_path / "z")
+    assert code == 2 and "label set" in err
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "model.json").write_text("{not json")
+    code, _, err = cli("encode", "--model", tmp_path / "junk", "--dataset", "digits", "--out", tmp_path / "s")
+    assert code == 2 and "corrupt" in err
+    code, _, err = cli("train", "--arch", "mlp", "--dim", "8", "--out", tmp_path / "m")
+    assert code == 2 and "--base-space" in err
+
+
+def test_mlp_head_on_a_text_space(cli, tmp_path):
+    """--arch mlp trains on a frozen encoder's labelled space; the model encodes texts through that encoder."""
+    from tests.conftest import make_space
+
+    space = make_space(n=60, d=384, model="minilm-l6")
+    space.save(tmp_path / "base")
+    code, _, err = cli("train", "--arch", "mlp", "--base-space", tmp_path / "base", "--dim", "16", "--epochs", "2",
+                       "--quiet", "--out", tmp_path / "head")
+    assert code == 0, err
+    model, config = load_model(tmp_path / "head")
+    assert config["input"]["base_model"] == "minilm-l6" and config["in_dim"] == 384
+
+
+@pytest.mark.real
+def test_mlp_head_encodes_text(cli, tmp_path, bbc_space):
+    code, _, err = cli("train", "--arch", "mlp", "--base-space", bbc_space("minilm-l6", "title"), "--dim", "32",
+                       "--epochs", "3", "--quiet", "--out", tmp_path / "head")
+    assert code == 0, err
+    code, _, err = cli("encode", "--model", tmp_path / "head", "--dataset", "bbc-news:title@test", "--limit", "40",
+                       "--out", tmp_path / "s", "--quiet")
+    assert code == 0, err
+    from repspace import Space
+
+    s = Space.load(tmp_path / "s")
+    assert s.dim == 32 and s.count == 40 and s.model == "head"
