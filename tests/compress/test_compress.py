@@ -116,5 +116,51 @@ def test_cli_fit_apply_and_eval_hook(cli, tmp_path, rng):
     Space(d[:, :8].astype(np.float32), ids, model="other").save(tmp_path / "other")
     code, _, err = cli("compress", "apply", tmp_path / "ad", tmp_path / "other", "--out", tmp_path / "x")
     assert code == 2 and "fitted on model 'm'" in err
-    code, _, err = cli("compress", "fit", tmp_path / "docs", "--method", "csr", "--out", tmp_path / "x")
-    assert code == 2 and "not implemented yet" in err
+    code, _, err = cli("compress", "fit", tmp_path / "docs", "--method", "csr", "--k", "4", "--hidden", "32",
+                       "--pairs", tmp_path / "queries", "--epochs", "3", "--out", tmp_path / "csr")
+    assert code == 0, err
+    code, _, err = cli("compress", "apply", tmp_path / "csr", tmp_path / "docs", "--out", tmp_path / "codes")
+    assert code == 0 and Space.load(tmp_path / "codes").dim == 32
+    code, _, err = cli("compress", "fit", tmp_path / "docs", "--method", "zip", "--out", tmp_path / "x")
+    assert code == 2 and "pca, matryoshka or csr" in err
+
+
+def test_csr_codes_are_k_sparse_reconstruct_and_survive_save_load(tmp_path, rng):
+    from repspace.compress import CSRCompressor
+
+    # data on a union of sparse directions: a top-k SAE should reconstruct it well
+    atoms = rng.normal(size=(64, 32))
+    coef = np.zeros((1500, 64))
+    for row in coef:
+        row[rng.choice(64, 4, replace=False)] = rng.uniform(0.5, 2, 4)
+    X = (coef @ atoms).astype(np.float32)
+    csr = CSRCompressor(k=8, hidden=128, epochs=40, lr=3e-3).fit(X)
+    Z = csr.transform(X)
+    assert Z.shape == (1500, 128) and ((Z != 0).sum(1) <= 8).all() and (Z >= 0).all()
+    err = np.mean(np.sum((csr.reconstruct(X) - X) ** 2, 1)) / np.mean(np.sum((X - X.mean(0)) ** 2, 1))
+    assert err < 0.25, err
+    assert csr.dead_fraction_ < 0.5
+    csr.save(tmp_path / "csr")
+    back = Compressor.load(tmp_path / "csr")
+    np.testing.assert_allclose(back.transform(X[:20]), Z[:20], atol=1e-5)
+    assert (back.encode_sparse(X[:20]) != csr.encode_sparse(X[:20])).nnz == 0
+    with pytest.raises(InvalidInputError, match="dimension 64 is not one"):
+        back.transform(X, 64)
+    with pytest.raises(DimensionMismatchError):
+        back.transform(X[:, :10])
+    with pytest.raises(InvalidInputError, match="--k"):
+        CSRCompressor(k=500, hidden=128).fit(X)
+
+
+def test_csr_contrastive_term_uses_pairs(rng):
+    from repspace.compress import CSRCompressor
+
+    X = rng.normal(size=(300, 16)).astype(np.float32)
+    P = X + 0.1 * rng.normal(size=X.shape).astype(np.float32)
+    csr = CSRCompressor(k=4, hidden=64, epochs=10).fit(X, pairs=P)
+    a, b = csr.transform(X), csr.transform(P)
+    na = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-9)
+    nb = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-9)
+    assert np.mean(np.argmax(na @ nb.T, axis=1) == np.arange(300)) > 0.5
+    with pytest.raises(InvalidInputError, match="pairs must be"):
+        CSRCompressor(k=4, hidden=64, epochs=1).fit(X, pairs=P[:10])

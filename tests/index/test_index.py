@@ -110,3 +110,76 @@ def test_search_by_text_real_model(cli, bbc_space, tmp_path):
     code, out, err = cli("search", tmp_path / "ix", "--text", "Ad sales boost Time Warner profit", "--k", "3", "--json")
     assert code == 0, err
     assert json.loads(out)["results"][0]["hits"][0]["id"] == "business/001"
+
+
+def test_index_through_an_adaptor_applies_it_to_queries(space, queries, tmp_path):
+    """A PCA-adapted index searches with model-space queries; equals Flat over the adapted vectors."""
+    from repspace.compress import PCACompressor
+
+    pca = PCACompressor(dims=[16, 32]).fit(np.asarray(space.vectors), source=space)
+    ix = Index.build(space, "Flat", adaptor=pca, adaptor_dim=32)
+    assert (ix.dim, ix.input_dim) == (32, space.dim)
+    adapted = space.with_vectors(pca.transform(np.asarray(space.vectors), 32))
+    want = Index.build(adapted, "Flat").search(pca.transform(queries, 32), 10)[1]
+    np.testing.assert_array_equal(ix.search(queries, 10)[1], want)
+    ix.save(tmp_path / "ix")
+    back = Index.load(tmp_path / "ix")
+    np.testing.assert_array_equal(back.search(queries, 10)[1], want)
+    assert back.adaptor.name == "pca" and back.adaptor_dim == 32
+    with pytest.raises(DimensionMismatchError, match="takes 64-d"):
+        back.search(pca.transform(queries, 32), 10)  # already adapted: refused, the index adapts itself
+    funnel = Index.build(space, "funnel:16/32:1000", adaptor=pca)
+    np.testing.assert_array_equal(funnel.search(queries, 10)[1], want)
+
+
+def test_sparse_index_of_csr_codes(space, queries, tmp_path):
+    from repspace.compress import CSRCompressor
+
+    csr = CSRCompressor(k=8, hidden=128, epochs=5).fit(np.asarray(space.vectors), source=space)
+    codes = csr.encode_sparse(np.asarray(space.vectors))
+    assert codes.shape == (space.count, 128) and (np.diff(codes.indptr) <= 8).all()
+    ix = Index.build(space, "sparse", adaptor=csr)
+    s, i = ix.search(queries, 10)
+    # equals exact cosine over the dense form of the codes
+    dense_c = csr.transform(np.asarray(space.vectors))
+    dense_q = csr.transform(queries)
+    norm = lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)  # noqa: E731
+    want = norm(dense_q) @ norm(dense_c).T
+    np.testing.assert_allclose(s, np.sort(want, axis=1)[:, ::-1][:, :10], atol=1e-5)
+    mem = ix.memory_bytes()
+    assert mem["first_stage"] <= space.count * 8 * (4 + 2) + (space.count + 1) * 8
+    ix.save(tmp_path / "sp")
+    back = Index.load(tmp_path / "sp")
+    np.testing.assert_array_equal(back.search(queries, 10)[1], i)
+    assert np.load(tmp_path / "sp" / "codes_indices.npy").dtype == np.uint16
+    np.save(tmp_path / "sp" / "codes_indptr.npy", np.arange(3))
+    with pytest.raises(SpaceFormatError, match="sparse codes are corrupt"):
+        Index.load(tmp_path / "sp")
+    with pytest.raises(InvalidInputError, match="--spec sparse"):
+        Index.build(space, "Flat", adaptor=csr)
+    with pytest.raises(InvalidInputError, match="csr"):
+        Index.build(space, "sparse")
+
+
+def test_cli_index_with_adaptor(cli, space, tmp_path, rng):
+    space.save(tmp_path / "s")
+    assert cli("compress", "fit", tmp_path / "s", "--method", "pca", "--dims", "8,16", "--out", tmp_path / "pca")[0] == 0
+    code, _, err = cli("index", "build", tmp_path / "s", "--adaptor", tmp_path / "pca", "--dim", "16", "--spec", "HNSW16",
+                       "--out", tmp_path / "ix")
+    assert code == 0 and "64-d -> 16-d" in err
+    q = Space(rng.normal(size=(3, 64)).astype(np.float32), ["q0", "q1", "q2"], model=space.model)
+    q.save(tmp_path / "q")
+    code, out, err = cli("search", tmp_path / "ix", "--queries", tmp_path / "q", "--k", "4", "--json")
+    assert code == 0, err
+    assert len(json.loads(out)["results"][0]["hits"]) == 4
+    code, _, err = cli("index", "build", tmp_path / "s", "--adaptor", tmp_path / "pca", "--dim", "12", "--out", tmp_path / "x")
+    assert code == 2 and "8, 16" in err
+    other = Space(rng.normal(size=(50, 64)).astype(np.float32), [f"o{k}" for k in range(50)], model="other")
+    other.save(tmp_path / "o")
+    code, _, err = cli("index", "build", tmp_path / "o", "--adaptor", tmp_path / "pca", "--out", tmp_path / "x")
+    assert code == 2 and "fitted on model" in err
+    assert cli("compress", "fit", tmp_path / "s", "--method", "csr", "--k", "4", "--epochs", "2", "--out", tmp_path / "csr")[0] == 0
+    code, _, err = cli("index", "build", tmp_path / "s", "--adaptor", tmp_path / "csr", "--spec", "sparse", "--out", tmp_path / "sp")
+    assert code == 0, err
+    code, out, err = cli("search", tmp_path / "sp", "--queries", tmp_path / "q", "--k", "3", "--json")
+    assert code == 0 and len(json.loads(out)["results"]) == 3

@@ -17,17 +17,19 @@ app.add_typer(compress_app, name="compress")
 @compress_app.command("fit")
 def compress_fit(
     space: Path = typer.Argument(..., help="Space to fit on (its train half of ids, by hash split)."),
-    method: str = typer.Option("matryoshka", "--method", help="pca | matryoshka"),
+    method: str = typer.Option("matryoshka", "--method", help="pca | matryoshka | csr"),
     dims: str = typer.Option("32,64,128,256", "--dims", help="Prefix dimensions to train for."),
     epochs: int = typer.Option(40, "--epochs"),
     pairs: Optional[Path] = typer.Option(None, "--pairs", help="Space of paired queries (same ids), for supervised training."),
     kind: str = typer.Option("linear", "--kind", help="linear | mlp (matryoshka)"),
+    k: int = typer.Option(32, "--k", help="csr: active latents per vector."),
+    hidden: Optional[int] = typer.Option(None, "--hidden", help="csr: number of latents (default 4 x dim)."),
     out: Path = typer.Option(..., "--out"),
 ) -> None:
     """Fit a compressor whose output prefixes work at each of --dims."""
     import numpy as np
 
-    from repspace.compress import MatryoshkaAdaptor, PCACompressor
+    from repspace.compress import CSRCompressor, MatryoshkaAdaptor, PCACompressor
     from repspace.datasets import hash_split
     from repspace.errors import InvalidInputError, UnknownNameError
     from repspace.spaces import Space
@@ -51,9 +53,9 @@ def compress_fit(
     elif method == "matryoshka":
         comp = MatryoshkaAdaptor(dims=dim_list, epochs=epochs, kind=kind).fit(X, source=base, **kw)
     elif method == "csr":
-        raise InvalidInputError("method 'csr' (sparse codes) is not implemented yet; use pca or matryoshka")
+        comp = CSRCompressor(k=k, hidden=hidden, epochs=epochs).fit(X, source=base, **kw)
     else:
-        raise UnknownNameError(f"unknown compression method {method!r}; choose pca or matryoshka")
+        raise UnknownNameError(f"unknown compression method {method!r}; choose pca, matryoshka or csr")
     comp.save(out)
     Console(stderr=True).print(f"wrote {out}: {comp.name}, {base.dim}-d -> dims {comp.dims_[:8]}{'...' if len(comp.dims_) > 8 else ''}")
 

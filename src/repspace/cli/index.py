@@ -18,18 +18,36 @@ app.add_typer(index_app, name="index")
 @index_app.command("build")
 def index_build(
     space: Path = typer.Argument(..., help="Space to index."),
-    spec: str = typer.Option("Flat", "--spec", help="Flat | HNSW32 | int8[+rescore:R] | binary+rescore:R | funnel:64/256/768[:K]"),
+    spec: str = typer.Option("Flat", "--spec", help="Flat | HNSW32 | int8[+rescore:R] | binary+rescore:R | "
+                             "funnel:64/256/768[:K] | sparse (with a csr --adaptor)"),
+    adaptor: Optional[Path] = typer.Option(None, "--adaptor", help="A fitted compressor (compress fit): the index "
+                                           "applies it to the corpus now and to every query later."),
+    dim: Optional[int] = typer.Option(None, "--dim", help="With --adaptor: its output dimension to index (default: largest)."),
     out: Path = typer.Option(..., "--out", help="Index directory to write."),
 ) -> None:
-    """Build an index (saved atomically with the space's manifest)."""
+    """Build an index (saved atomically with the space's manifest, and its adaptor)."""
+    from repspace.errors import InvalidInputError
     from repspace.index import Index
     from repspace.spaces import Space
 
-    index = Index.build(Space.load(space), spec)
+    comp = None
+    if adaptor is not None:
+        from repspace.compress import Compressor
+
+        comp = Compressor.load(adaptor)
+        if dim is not None and dim not in comp.dims_:
+            from repspace.compress.base import _ranges
+
+            raise InvalidInputError(f"--dim {dim} is not one the adaptor was trained for: {_ranges(comp.dims_)}")
+    elif dim is not None:
+        raise InvalidInputError("--dim applies with --adaptor only (to index a prefix, use `compress fit --method pca` "
+                                "or a funnel spec)")
+    index = Index.build(Space.load(space), spec, adaptor=comp, adaptor_dim=dim)
     index.save(out)
     mem = index.memory_bytes()
+    through = f" through a {comp.name} adaptor ({index.input_dim}-d -> {index.dim}-d)" if comp is not None else ""
     Console(stderr=True).print(f"wrote {out}: {index.spec} over {index.space.count} x {index.dim} "
-                               f"({index.space.model}); first stage {mem['first_stage'] / 2**20:.1f} MiB")
+                               f"({index.space.model}){through}; first stage {mem['first_stage'] / 2**20:.2f} MiB")
 
 
 @app.command()
@@ -59,7 +77,7 @@ def search(
         from repspace.compat import check_adapter_target
 
         adapter = load_translator(query_adapter)
-        check_adapter_target(adapter, idx.space.model, idx.dim)
+        check_adapter_target(adapter, idx.space.model, idx.input_dim)
     if text is not None:
         if not text.strip():
             raise InvalidInputError("--text is empty")

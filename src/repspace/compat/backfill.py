@@ -59,6 +59,9 @@ def backfill(index: str | Path, model: str, out: str | Path, items: Items | None
     encoder = get_encoder(model, device=device)
     if encoder.name == old.space.model and encoder.version == old.space.model_version:
         raise InvalidInputError(f"the index already holds {model!r} vectors; nothing to backfill")
+    if old.adaptor is not None and spec is None:
+        raise InvalidInputError(f"the old index searches through a {old.adaptor.name} adaptor fitted on the old model; "
+                                "give --spec for the new index (and build an adapted one from the new space later)")
     items = gallery_items(old.space, items)
     if out.exists():
         try:

@@ -4,6 +4,11 @@ On disk an index is a space directory (manifest.json, vectors.npy, items.parquet
 float vectors serve exact rescoring and funnel stages) plus `index.json` (spec, model) and,
 for graph and quantised indexes, `faiss.index` in faiss's own binary format (never pickle).
 Search is by cosine: corpus and query vectors are L2-normalised (per prefix for funnels).
+
+An index may be built through an adaptor (a saved compressor: PCA, Matryoshka adaptor, CSR): it keeps
+the adaptor in `adaptor/` and applies it to the corpus at build and to every query at search, so
+queries are always vectors of the index's model (or its text). CSR codes (spec `sparse`) are stored
+sparse (`codes_*.npy`: values, 16-bit latent ids, row pointers) and searched with sparse products.
 """
 
 from __future__ import annotations
@@ -47,18 +52,48 @@ def _rescore(q: np.ndarray, base: np.ndarray, cand: np.ndarray, keep: int,
     return out_s, out_i
 
 
+def _normalize_sparse(m: Any) -> Any:
+    """Rows of a scipy CSR matrix scaled to unit L2 norm (empty rows stay empty)."""
+    import scipy.sparse as sp
+
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    return (sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ m).tocsr().astype(np.float32)
+
+
+def _topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(scores, top, 1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(vals, order, 1).astype(np.float32), np.take_along_axis(top, order, 1).astype(np.int64)
+
+
 class Index:
     """A searchable space. Build with `Index.build(space, "HNSW32")`, then `search(queries, k)`."""
 
-    def __init__(self, space: Space, spec: IndexSpec, faiss_index: Any = None, rotation: np.ndarray | None = None) -> None:
+    def __init__(self, space: Space, spec: IndexSpec, faiss_index: Any = None, rotation: np.ndarray | None = None,
+                 adaptor: Any = None, adaptor_dim: int | None = None, codes: Any = None) -> None:
         self.space = space
         self.spec = spec
-        self._vectors = normalize_rows(np.asarray(space.vectors))
+        self.adaptor, self.adaptor_dim = adaptor, adaptor_dim
+        sparse_adaptor = adaptor is not None and hasattr(adaptor, "encode_sparse")
+        if spec.kind == "sparse" and not sparse_adaptor:
+            raise InvalidInputError("spec 'sparse' searches CSR codes: build it with --adaptor pointing at a "
+                                    "`repspace compress fit --method csr` adaptor")
+        if spec.kind != "sparse" and sparse_adaptor:
+            raise InvalidInputError("a csr adaptor makes sparse codes: build its index with --spec sparse")
+        self._sparse = None
+        if spec.kind == "sparse":
+            self._sparse = codes if codes is not None else _normalize_sparse(adaptor.encode_sparse(np.asarray(space.vectors)))
+            self._vectors = None
+        else:
+            base = np.asarray(space.vectors) if adaptor is None else adaptor.transform(np.asarray(space.vectors), adaptor_dim)
+            self._vectors = normalize_rows(base)
         # sign codes need the energy spread over all dimensions (FIELD-NOTES: on PCA-ordered vectors
         # recall collapses); a random rotation, which keeps inner products, spreads it
         self._rotation = rotation
         if spec.kind == "binary" and rotation is None:
-            q, r = np.linalg.qr(np.random.default_rng(0).normal(size=(space.dim, space.dim)))
+            d = self.dim
+            q, r = np.linalg.qr(np.random.default_rng(0).normal(size=(d, d)))
             self._rotation = (q * np.sign(np.diag(r))).astype(np.float32)
         self._faiss = faiss_index
         self._prefix_cache: dict[int, np.ndarray] = {}
@@ -67,18 +102,25 @@ class Index:
 
     # ------------------------------------------------------------------ build
     @classmethod
-    def build(cls, space: Space, spec: str | IndexSpec) -> "Index":
+    def build(cls, space: Space, spec: str | IndexSpec, adaptor: Any = None, adaptor_dim: int | None = None) -> "Index":
+        """Index `space` (n, d) with `spec`, optionally through a fitted compressor (at `adaptor_dim`)."""
         spec = parse_spec(spec) if isinstance(spec, str) else spec
-        if spec.kind == "funnel" and spec.stages[-1] != space.dim:
-            if spec.stages[-1] > space.dim:
-                raise DimensionMismatchError(f"funnel stage {spec.stages[-1]} exceeds the space's dimension {space.dim}")
-        return cls(space, spec)
+        if adaptor is not None:
+            if adaptor.source_model_ and adaptor.source_model_ != space.model:
+                raise InvalidInputError(f"the adaptor was fitted on model {adaptor.source_model_!r}; the space holds {space.model!r}")
+            if adaptor.source_dim_ != space.dim:
+                raise DimensionMismatchError(f"the adaptor maps {adaptor.source_dim_}-d vectors; the space is {space.dim}-d")
+            adaptor_dim = adaptor_dim or max(adaptor.dims_)
+        dim = adaptor_dim or space.dim
+        if spec.kind == "funnel" and spec.stages[-1] > dim:
+            raise DimensionMismatchError(f"funnel stage {spec.stages[-1]} exceeds the indexed dimension {dim}")
+        return cls(space, spec, adaptor=adaptor, adaptor_dim=adaptor_dim)
 
     def _make_faiss(self) -> Any:
         faiss = _faiss()
-        x, d = self._vectors, self.space.dim
+        x, d = self._vectors, self.dim
         kind = self.spec.kind
-        if kind == "flat":
+        if kind in ("flat", "sparse"):
             return None  # exact search runs through repspace.evaluation.search.topk (faiss.knn)
         if kind == "hnsw":
             idx = faiss.IndexHNSWFlat(d, self.spec.hnsw_m, faiss.METRIC_INNER_PRODUCT)
@@ -107,11 +149,20 @@ class Index:
     # ----------------------------------------------------------------- search
     @property
     def dim(self) -> int:
+        """Dimension searched (the adaptor's output, or the space's)."""
+        return int(self._sparse.shape[1] if self._sparse is not None else self._vectors.shape[1])
+
+    @property
+    def input_dim(self) -> int:
+        """Dimension of query vectors: the index's model's."""
         return self.space.dim
 
     def memory_bytes(self) -> dict[str, int]:
         """Bytes of the first-stage structure searched, and of the float vectors kept for rescoring."""
         n, d = self.space.count, self.dim
+        if self.spec.kind == "sparse":
+            nnz = int(self._sparse.nnz)
+            return {"first_stage": nnz * (4 + _index_bytes(d)) + (n + 1) * 8, "float_vectors": 0}
         first = {"flat": n * d * 4, "hnsw": n * d * 4 + n * self.spec.hnsw_m * 2 * 4, "int8": n * d,
                  "binary": n * ((d + 7) // 8), "funnel": n * (self.spec.stages[0] if self.spec.stages else d) * 4}
         return {"first_stage": int(first[self.spec.kind]), "float_vectors": n * d * 4}
@@ -123,17 +174,21 @@ class Index:
             q = q[None, :]
         if q.ndim != 2 or q.shape[0] == 0:
             raise InvalidInputError(f"queries must be a non-empty (n, d) array; got shape {q.shape}")
-        if q.shape[1] != self.dim:
+        if q.shape[1] != self.input_dim:
             raise DimensionMismatchError(
-                f"query vectors are {q.shape[1]}-d but index {self.spec} over {self.space.model!r} is {self.dim}-d; "
-                "encode the queries with the same model (or pass them through an adapter)"
+                f"query vectors are {q.shape[1]}-d but index {self.spec} over {self.space.model!r} takes "
+                f"{self.input_dim}-d; encode the queries with the same model (or pass them through an adapter)"
             )
         check_finite(q, what="query vectors")
         if k < 1:
             raise InvalidInputError("k must be at least 1")
         k = min(k, self.space.count)
-        q = normalize_rows(q)
         kind = self.spec.kind
+        if kind == "sparse":
+            return self._search_sparse(_normalize_sparse(self.adaptor.encode_sparse(q)), k)
+        if self.adaptor is not None:
+            q = self.adaptor.transform(q, self.adaptor_dim)
+        q = normalize_rows(q)
         if kind == "flat":
             return topk(q, self._vectors, k)
         if kind == "hnsw":
@@ -164,8 +219,21 @@ class Index:
         if d == self.dim:
             return self._vectors
         if d not in self._prefix_cache:
-            self._prefix_cache[d] = _prefix(np.asarray(self.space.vectors), d)
+            self._prefix_cache[d] = _prefix(self._vectors, d)
         return self._prefix_cache[d]
+
+    def _search_sparse(self, qc: Any, k: int, max_cells: int = 1 << 24) -> tuple[np.ndarray, np.ndarray]:
+        """Sparse query codes (nq, h) against the stored codes: exact top-k by sparse dot products."""
+        n = self.space.count
+        step = max(1, max_cells // max(1, n))
+        out_s, out_i = np.empty((qc.shape[0], k), np.float32), np.empty((qc.shape[0], k), np.int64)
+        if getattr(self, "_sparse_t", None) is None:
+            self._sparse_t = self._sparse.T.tocsr()
+        ct = self._sparse_t
+        for s in range(0, qc.shape[0], step):
+            scores = (qc[s : s + step] @ ct).toarray()
+            out_s[s : s + step], out_i[s : s + step] = _topk_rows(scores, k)
+        return out_s, out_i
 
     def search_ids(self, queries: np.ndarray, k: int = 10) -> list[list[tuple[str, float]]]:
         s, i = self.search(queries, k)
@@ -176,14 +244,23 @@ class Index:
         faiss = _faiss()
         path = Path(path)
         meta = {"format": FORMAT, "format_version": 1, "spec": str(self.spec), "model": self.space.model,
-                "model_version": self.space.model_version, "dim": self.dim, "count": self.space.count,
-                "has_faiss_index": self.spec.kind in ("hnsw", "int8")}
+                "model_version": self.space.model_version, "dim": self.dim, "input_dim": self.input_dim,
+                "count": self.space.count, "has_faiss_index": self.spec.kind in ("hnsw", "int8"),
+                "adaptor": None if self.adaptor is None else {"method": self.adaptor.name, "dim": self.adaptor_dim}}
         with atomic_dir(path) as tmp:
             self.space.save(tmp / "space")
             if meta["has_faiss_index"]:
                 np.save(tmp / "faiss.index.npy", faiss.serialize_index(self._faiss), allow_pickle=False)
             if self._rotation is not None:
                 np.save(tmp / "rotation.npy", self._rotation, allow_pickle=False)
+            if self.adaptor is not None:
+                self.adaptor.save(tmp / "adaptor")
+            if self._sparse is not None:
+                c = self._sparse
+                np.save(tmp / "codes_data.npy", c.data.astype(np.float32), allow_pickle=False)
+                np.save(tmp / "codes_indices.npy", c.indices.astype(np.uint16 if _index_bytes(c.shape[1]) == 2 else np.int32),
+                        allow_pickle=False)
+                np.save(tmp / "codes_indptr.npy", c.indptr.astype(np.int64), allow_pickle=False)
             (tmp / "index.json").write_text(json.dumps(meta, indent=2) + "\n")
         return path
 
@@ -193,9 +270,17 @@ class Index:
         path = Path(path)
         meta = read_meta(path, "index.json", FORMAT, "index")
         space = Space.load(path / "space")
-        if space.dim != meta.get("dim") or space.count != meta.get("count"):
+        if space.dim != meta.get("input_dim", meta.get("dim")) or space.count != meta.get("count"):
             raise SpaceFormatError(f"{path}: index.json does not match its vectors; the index is corrupt")
         spec = parse_spec(meta["spec"])
+        adaptor = codes = None
+        if meta.get("adaptor"):
+            from repspace.compress import Compressor
+
+            adaptor = Compressor.load(path / "adaptor")
+        dim = meta["dim"]
+        if spec.kind == "sparse":
+            codes = _load_codes(path, space.count, dim)
         fidx = None
         if meta.get("has_faiss_index"):
             try:
@@ -203,14 +288,38 @@ class Index:
                 fidx = faiss.deserialize_index(raw)
             except Exception as e:
                 raise SpaceFormatError(f"{path}/faiss.index.npy is corrupt or missing: {e}") from None
-            if fidx.ntotal != space.count or fidx.d != space.dim:
-                raise SpaceFormatError(f"{path}: faiss index holds {fidx.ntotal} x {fidx.d}, vectors {space.count} x {space.dim}")
+            if fidx.ntotal != space.count or fidx.d != dim:
+                raise SpaceFormatError(f"{path}: faiss index holds {fidx.ntotal} x {fidx.d}, vectors {space.count} x {dim}")
         rotation = None
         if spec.kind == "binary":
             try:
                 rotation = np.load(path / "rotation.npy", allow_pickle=False)
             except Exception as e:
                 raise SpaceFormatError(f"{path}/rotation.npy is corrupt or missing: {e}") from None
-            if rotation.shape != (space.dim, space.dim):
+            if rotation.shape != (dim, dim):
                 raise SpaceFormatError(f"{path}/rotation.npy has shape {rotation.shape}; the index is corrupt")
-        return cls(space, spec, fidx, rotation)
+        index = cls(space, spec, fidx, rotation, adaptor=adaptor,
+                    adaptor_dim=meta["adaptor"]["dim"] if meta.get("adaptor") else None, codes=codes)
+        if index.dim != dim:
+            raise SpaceFormatError(f"{path}: the adaptor outputs {index.dim}-d vectors, index.json says {dim}; the index is corrupt")
+        return index
+
+
+def _index_bytes(h: int) -> int:
+    """Bytes per stored latent id: 2 while ids fit 16 bits."""
+    return 2 if h <= 1 << 16 else 4
+
+
+def _load_codes(path: Path, n: int, h: int) -> Any:
+    import scipy.sparse as sp
+
+    try:
+        data = np.load(path / "codes_data.npy", allow_pickle=False)
+        indices = np.load(path / "codes_indices.npy", allow_pickle=False).astype(np.int32)
+        indptr = np.load(path / "codes_indptr.npy", allow_pickle=False)
+        if len(indptr) != n + 1 or indptr[-1] != len(data) or len(indices) != len(data) or \
+                (len(indices) and (indices.min() < 0 or indices.max() >= h)):
+            raise ValueError("inconsistent arrays")
+        return sp.csr_matrix((data, indices, indptr), shape=(n, h))
+    except Exception as e:
+        raise SpaceFormatError(f"{path}: the sparse codes are corrupt or missing: {e}") from None

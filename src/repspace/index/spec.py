@@ -7,6 +7,7 @@
     binary+rescore:200      1-bit sign codes (faiss IndexBinaryFlat, Hamming), top 200 rescored in float
     funnel:64/256/768       Matryoshka funnel: shortlist with the 64-d prefix, rerank with 256 then 768
     funnel:64/768:200       ... with an explicit first shortlist size (default 200)
+    sparse                  sparse codes from a CSR adaptor (`index build --adaptor`), sparse dot products
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from dataclasses import dataclass, field
 
 from repspace.errors import InvalidInputError
 
-SPEC_HELP = "Flat, HNSW32, int8, int8+rescore:100, binary+rescore:200, funnel:64/256/768[:200]"
+SPEC_HELP = "Flat, HNSW32, int8, int8+rescore:100, binary+rescore:200, funnel:64/256/768[:200], sparse (with a csr adaptor)"
 
 
 @dataclass(frozen=True)
 class IndexSpec:
-    kind: str  # flat | hnsw | int8 | binary | funnel
+    kind: str  # flat | hnsw | int8 | binary | funnel | sparse
     hnsw_m: int = 32
     rescore: int = 0  # candidates rescored with float vectors (0 = none)
     stages: tuple[int, ...] = field(default_factory=tuple)  # funnel prefix dims, last = full
@@ -36,6 +37,8 @@ class IndexSpec:
             return "int8" + (f"+rescore:{self.rescore}" if self.rescore else "")
         if self.kind == "binary":
             return f"binary+rescore:{self.rescore}"
+        if self.kind == "sparse":
+            return "sparse"
         return "funnel:" + "/".join(map(str, self.stages)) + f":{self.shortlist}"
 
 
@@ -44,6 +47,8 @@ def parse_spec(text: str) -> IndexSpec:
     s = text.strip()
     if s.lower() == "flat":
         return IndexSpec("flat")
+    if s.lower() == "sparse":
+        return IndexSpec("sparse")
     if m := re.fullmatch(r"(?i)hnsw(\d+)", s):
         if int(m.group(1)) < 2:
             raise InvalidInputError(f"HNSW needs M >= 2, got {s!r}")
