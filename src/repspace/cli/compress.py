@@ -74,3 +74,38 @@ def compress_apply(
     result = Compressor.load(adaptor).transform_space(Space.load(space), dim)
     result.save(out)
     Console(stderr=True).print(f"wrote {out}: {result.count} x {result.dim}")
+
+
+@compress_app.command("finetune")
+def compress_finetune(
+    model: str = typer.Option(..., "--model", help="A sentence-transformers model (built-in name or directory)."),
+    queries: str = typer.Option("bbc-news:title@train", "--queries", help="Dataset spec of the queries."),
+    documents: str = typer.Option("bbc-news:body@train", "--documents", help="Dataset spec of their documents (same ids)."),
+    dims: str = typer.Option("32,64,128,256", "--dims", help="Prefix dimensions MatryoshkaLoss trains (the full one is added)."),
+    epochs: int = typer.Option(1, "--epochs"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    lr: float = typer.Option(2e-5, "--lr"),
+    max_seq_length: int = typer.Option(128, "--max-seq-length"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N pairs."),
+    threads: Optional[int] = typer.Option(None, "--threads"),
+    device: str = typer.Option("cpu", "--device"),
+    out: Path = typer.Option(..., "--out", help="Directory for the fine-tuned sentence-transformers model."),
+    quiet: bool = typer.Option(False, "--quiet"),
+) -> None:
+    """Fine-tune an encoder with MatryoshkaLoss(InfoNCE) on (query, document) pairs, e.g. bbc-news titles/bodies."""
+    from repspace.compress.finetune import finetune_matryoshka
+    from repspace.datasets import load_dataset
+    from repspace.errors import InvalidInputError
+
+    q, d = load_dataset(queries), load_dataset(documents)
+    pos = {i: k for k, i in enumerate(d.ids)}
+    shared = [(k, pos[i]) for k, i in enumerate(q.ids) if i in pos]
+    if not shared:
+        raise InvalidInputError(f"{queries} and {documents} share no ids; they must be views of the same items")
+    shared = shared[:limit] if limit else shared
+    res = finetune_matryoshka(model, [q.data[a] for a, _ in shared], [d.data[b] for _, b in shared], out,
+                              dims=parse_int_list(dims, "--dims"), epochs=epochs, batch_size=batch_size, lr=lr,
+                              max_seq_length=max_seq_length, threads=threads, device=device, progress=not quiet)
+    last = res["history"][-1]
+    Console(stderr=True).print(f"wrote {out}: {model} fine-tuned on {res['pairs']} pairs for dims {res['dims']}; "
+                               f"last epoch loss {last['loss']:.4f} in {last['seconds']:.0f} s")
