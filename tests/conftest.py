@@ -62,3 +62,21 @@ def bbc_space(tmp_path_factory):
         return made[key]
 
     return get
+
+
+def kill_after_chunks(cmd, env, partial, chunks=3, timeout=180):
+    """Start `cmd`, SIGKILL it once `partial` holds `chunks` finished chunk files; returns how many were there."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + timeout
+    while time.time() < deadline and len(list(partial.glob("chunk-*.npy"))) < chunks:
+        if proc.poll() is not None:
+            pytest.fail(f"the job finished before it could be killed: {proc.stderr.read().decode()}")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return len(list(partial.glob("chunk-*.npy")))

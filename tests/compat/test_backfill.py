@@ -1,16 +1,15 @@
 """Backfill (resumable, killed with SIGKILL mid-way) and the atomic switch of the live index."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from repspace import Space
 from repspace.index import Index
+from tests.conftest import kill_after_chunks
 
 pytestmark = pytest.mark.real
 
@@ -36,15 +35,7 @@ def test_backfill_killed_then_resumed_loses_and_duplicates_nothing(tmp_path, old
     out = tmp_path / "new-index"
     partial = tmp_path / "..new-index.backfill.partial"  # the encode job's chunks for the hidden work space
     env = {**os.environ, "REPSPACE_HOME": repspace_home}
-    proc = subprocess.Popen(_cmd(old_index, out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 180
-    while time.time() < deadline and len(list(partial.glob("chunk-*.npy"))) < 3:
-        if proc.poll() is not None:
-            pytest.fail(f"backfill finished before it could be killed: {proc.stderr.read().decode()}")
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert len(list(partial.glob("chunk-*.npy"))) >= 3 and not out.exists()
+    assert kill_after_chunks(_cmd(old_index, out), env, partial) >= 3 and not out.exists()
 
     res = subprocess.run(_cmd(old_index, out), env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr

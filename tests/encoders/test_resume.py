@@ -1,15 +1,14 @@
 """Kill an encode with SIGKILL mid-way, re-run the same command: every item exactly once."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 from repspace import Space, encode_items, get_encoder, load_dataset
+from tests.conftest import kill_after_chunks
 
 pytestmark = pytest.mark.real
 
@@ -25,16 +24,7 @@ def test_sigkill_then_resume_is_identical(tmp_path, repspace_home):
     out = tmp_path / "space"
     partial = tmp_path / ".space.partial"
     env = {**os.environ, "REPSPACE_HOME": repspace_home}
-    proc = subprocess.Popen(_cmd(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(partial.glob("chunk-*.npy"))) < 3:
-        if proc.poll() is not None:
-            pytest.fail(f"encode finished before it could be killed: {proc.stderr.read().decode()}")
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    done_before = len(list(partial.glob("chunk-*.npy")))
+    done_before = kill_after_chunks(_cmd(out), env, partial)
     assert 3 <= done_before < 19 and not out.exists()
 
     res = subprocess.run(_cmd(out), env=env, capture_output=True, text=True, timeout=300)

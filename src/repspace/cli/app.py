@@ -45,3 +45,17 @@ def parse_int_list(text: str | None, what: str) -> list[int] | None:
     if not values or any(v <= 0 for v in values):
         raise InvalidInputError(f"{what} must be positive integers; got {text!r}")
     return values
+
+
+def read_items(dataset: str | None, input: Any, text_column: str = "text", id_column: str = "id",
+               label_column: str = "label", required: bool = True):
+    """Items from exactly one of --dataset / --input (or None when neither is given and not required)."""
+    from repspace.datasets import load_dataset, read_input
+    from repspace.errors import InvalidInputError
+
+    if dataset is not None and input is not None or (required and dataset is None and input is None):
+        raise InvalidInputError("give exactly one of --dataset NAME[:VIEW][@SPLIT] or --input FILE"
+                                if required else "give at most one of --dataset or --input")
+    if dataset is not None:
+        return load_dataset(dataset)
+    return read_input(input, text_column, id_column, label_column) if input is not None else None

@@ -9,8 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from repspace.cli.app import app, emit_json
-from repspace.errors import InvalidInputError
+from repspace.cli.app import app, emit_json, read_items
 
 
 @app.command()
@@ -30,14 +29,10 @@ def encode(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Encode a dataset or input file into a space directory (resumable after a kill)."""
-    from repspace.datasets import load_dataset, read_input
     from repspace.encoders import get_encoder
     from repspace.encoders.job import encode_items
 
-    if (dataset is None) == (input is None):
-        raise InvalidInputError("give exactly one of --dataset NAME[:VIEW][@SPLIT] or --input FILE")
-    items = load_dataset(dataset) if dataset else read_input(input, text_column, id_column, label_column)
-    items = items.limit(limit)
+    items = read_items(dataset, input, text_column, id_column, label_column).limit(limit)
     encoder = get_encoder(model, device=device)
     space = encode_items(encoder, items, out=out, batch_size=batch_size, chunk_items=chunk_items,
                          overwrite=overwrite, progress=not quiet)

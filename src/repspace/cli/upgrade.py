@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from repspace.cli.app import app, emit_json
+from repspace.cli.app import app, emit_json, read_items
 
 upgrade_app = typer.Typer(help="Upgrade the model behind an index without re-embedding first.", no_args_is_help=True)
 app.add_typer(upgrade_app, name="upgrade")
@@ -88,12 +88,8 @@ def upgrade_backfill(
 ) -> None:
     """Re-encode the index's items with the new model in resumable batches (safe to kill and re-run)."""
     from repspace.compat.backfill import backfill
-    from repspace.datasets import load_dataset, read_input
-    from repspace.errors import InvalidInputError
 
-    if dataset is not None and input is not None:
-        raise InvalidInputError("give at most one of --dataset or --input")
-    items = load_dataset(dataset) if dataset else read_input(input, text_column, id_column, label_column) if input else None
+    items = read_items(dataset, input, text_column, id_column, label_column, required=False)
     new = backfill(index, model, out, items=items, spec=spec, batch_size=batch_size, chunk_items=chunk_items,
                    device=device, progress=not quiet)
     Console(stderr=True).print(f"wrote {out}: {new.spec} over {new.space.count} x {new.dim} ({new.space.model}); "
