@@ -184,3 +184,21 @@ def test_mlp_head_encodes_text(cli, tmp_path, bbc_space):
 
     s = Space.load(tmp_path / "s")
     assert s.dim == 32 and s.count == 40 and s.model == "head"
+
+
+def test_bct_synthesises_old_weights_for_classes_the_old_model_never_saw():
+    from repspace.compat.training import _old_weight
+
+    old = _mlp(dim=8, k=4)
+    config = {"classes": ["a", "b", "c", "d"], "trained_classes": ["a", "b"]}
+    x = torch.randn(40, 6)
+    y = np.array(["a", "b", "c", "d"] * 10)
+    w = _old_weight(old, config, ["a", "b", "c", "d"], y, x)
+    learned = old.classifier.weight.detach()
+    assert torch.allclose(w[:2], learned[:2])  # known classes: the old classifier's own rows
+    with torch.no_grad():
+        mean_c = old.features(x[torch.from_numpy(np.flatnonzero(y == "c"))]).mean(0)
+    assert torch.allclose(w[2] / w[2].norm(), mean_c / mean_c.norm(), atol=1e-5)
+    assert torch.isclose(w[2].norm(), learned[:2].norm(dim=1).mean(), atol=1e-5)
+    with pytest.raises(InvalidInputError, match="label set"):
+        _old_weight(old, config, ["a", "b", "c", "e"], y, x)

@@ -73,7 +73,7 @@ def upgrade_section(report: Report, work: Path, old_q: Space, old_c: Space, new_
         ax.bar(xs + (k - 1) * 0.27, [r[key] for r in train_rows], 0.27, label=label)
     ax.set_xticks(xs, [r["new model"] for r in train_rows])
     ax.set_ylabel("mAP@R (digits test)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     ax.grid(axis="y", alpha=0.3)
 
     rec = recovery_rows(old_q, old_c, new_q, new_c)
@@ -82,6 +82,8 @@ def upgrade_section(report: Report, work: Path, old_q: Space, old_c: Space, new_
     ax2.axhline(rec[0]["old->old R@10"], color="grey", ls="--", label=f"old -> old ({old_c.model})")
     ax2.axhline(rec[0]["new->new R@10"], color="black", ls=":", label=f"new -> new ({new_c.model}, after backfill)")
     ax2.set_xscale("log")
+    ax2.set_xticks([r["pairs (articles)"] for r in rec], [str(r["pairs (articles)"]) for r in rec])
+    ax2.minorticks_off()
     ax2.set_xlabel("articles encoded by both models (bodies + titles)")
     ax2.set_ylabel("recall@10, held-out titles -> bodies")
     ax2.legend(fontsize=8)
