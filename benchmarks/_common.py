@@ -26,3 +26,16 @@ def timed(fn: Callable[[], object]) -> tuple[float, object]:
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
+
+
+def per_model_main(run: Callable[[str, int], None], epochs: int, models: str = "minilm-l6,mpnet-base") -> None:
+    """CLI of the per-model benchmarks: `--models a,b --epochs N`, machine line, then run(model, epochs) each."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default=models)
+    ap.add_argument("--epochs", type=int, default=epochs)
+    args = ap.parse_args()
+    print(f"machine: {machine()}")
+    for m in args.models.split(","):
+        run(m, args.epochs)

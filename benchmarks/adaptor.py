@@ -9,7 +9,6 @@ Usage: python benchmarks/adaptor.py [--models minilm-l6,mpnet-base] [--epochs 40
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine  # noqa: E402
+from _common import per_model_main  # noqa: E402
 from _spaces import bench_space  # noqa: E402
 
 from repspace.compress import MatryoshkaAdaptor, PCACompressor  # noqa: E402
@@ -54,15 +53,5 @@ def run(model: str, epochs: int) -> None:
         print(f"| {m} (1/{d // m}) | " + " | ".join(f"{v:.3f}" for v in vals) + " |", flush=True)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--models", default="minilm-l6,mpnet-base")
-    ap.add_argument("--epochs", type=int, default=40)
-    args = ap.parse_args()
-    print(f"machine: {machine()}")
-    for m in args.models.split(","):
-        run(m, args.epochs)
-
-
 if __name__ == "__main__":
-    main()
+    per_model_main(run, epochs=40)

@@ -12,7 +12,6 @@ Usage: python benchmarks/csr.py [--models minilm-l6,mpnet-base] [--epochs 60]
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine  # noqa: E402
+from _common import per_model_main  # noqa: E402
 from _spaces import bench_space  # noqa: E402
 
 from repspace.compress import CSRCompressor, MatryoshkaAdaptor, PCACompressor  # noqa: E402
@@ -73,15 +72,5 @@ def run(model: str, epochs: int) -> None:
               f"{v / full:.3f} | {1e3 * t:.1f} |", flush=True)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--models", default="minilm-l6,mpnet-base")
-    ap.add_argument("--epochs", type=int, default=60)
-    args = ap.parse_args()
-    print(f"machine: {machine()}")
-    for m in args.models.split(","):
-        run(m, args.epochs)
-
-
 if __name__ == "__main__":
-    main()
+    per_model_main(run, epochs=60)
