@@ -63,7 +63,8 @@ def part_synthetic(n: int, nq: int) -> None:
     print("| index | QPS | speed-up vs faiss IndexFlatIP | recall@10 | first-stage memory (MiB) |")
     print("|---|---|---|---|---|")
     print(f"| faiss IndexFlatIP (768-d) | {nq / t_flat:,.0f} | 1.00 | 1.0000 | {x.nbytes / 2**20:,.0f} |")
-    for spec in ("funnel:64/768:200", "funnel:64/256/768:400", "funnel:128/768:100", "binary+rescore:200", "binary+rescore:500"):
+    for spec in ("funnel:64/768:200", "funnel:64/768:400", "funnel:96/768:200", "funnel:64/256/768:400", "funnel:128/768:100",
+                 "binary+rescore:200", "binary+rescore:500"):
         index = Index.build(space, spec)
         t, (_, got) = timed_search(lambda index=index: index.search(q, 10))
         mem = index.memory_bytes()["first_stage"] / 2**20
