@@ -93,3 +93,14 @@ def test_adapter_from_several_views_of_the_same_items(cli, drift, tmp_path):
     code, _, err = cli("upgrade", "fit", tmp_path / "old_corpus", tmp_path / "new_corpus",
                        "--also-old", tmp_path / "new_queries", "--also-new", tmp_path / "old_queries", "--out", tmp_path / "ad3")
     assert code == 2 and "must be 'old' (old) / 'new' (new)" in err
+
+
+def test_fit_from_test_half_only_says_why(cli, tmp_path):
+    from repspace.datasets import hash_split
+
+    ids = [f"doc{k}" for k in range(400) if hash_split(f"doc{k}") == "test"]
+    x = np.random.default_rng(0).normal(size=(len(ids), 8)).astype(np.float32)
+    Space(x, ids, model="old").save(tmp_path / "o")
+    Space(x, ids, model="new").save(tmp_path / "n")
+    code, _, err = cli("upgrade", "fit", tmp_path / "o", tmp_path / "n", "--out", tmp_path / "ad")
+    assert code == 2 and "test half" in err and "train split" in err

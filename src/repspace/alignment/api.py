@@ -52,6 +52,11 @@ def make_translator(method: str, anchors: int = 300, rank: int = 64, seed: int =
 def training_ids(src: Space, tgt: Space, pairs: int | None = None, seed: int = 0) -> list[str]:
     """The train half of the ids both spaces share, or `pairs` of them sampled with `seed`."""
     train, _ = split_shared_ids(src, tgt)
+    if not train:
+        raise InvalidInputError(
+            "the shared items all fall in the test half of the id split, and pairs are drawn from the train half; "
+            "encode the train split too (e.g. a dataset without @test)"
+        )
     if pairs is not None:
         if pairs > len(train):
             raise InvalidInputError(f"--pairs {pairs} is more than the {len(train)} shared training ids available")

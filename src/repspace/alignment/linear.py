@@ -34,8 +34,12 @@ def orthogonal_map(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     one, and W is the (dx, dy) block of the square orthogonal solution — a semi-orthogonal
     map (W W^T = I when dx <= dy, W^T W = I when dx >= dy): the polar factor of X^T Y.
     """
-    M = X.T @ Y
-    if X.shape[0] < min(M.shape):  # M is rank-deficient: SVD directly
+    return orthogonal_from_cross(X.T @ Y, len(X))
+
+
+def orthogonal_from_cross(M: np.ndarray, n: int) -> np.ndarray:
+    """The orthogonal map of `orthogonal_map` from the cross-covariance M = X^T Y of n pairs."""
+    if n < min(M.shape):  # M is rank-deficient: SVD directly
         U, _, Vt = np.linalg.svd(M, full_matrices=False)
         return U @ Vt
     return polar_factor(M)
@@ -57,7 +61,7 @@ class Procrustes(Translator):
         self.mean_y_ = Y.mean(0) if self.center else np.zeros(Y.shape[1])
         Xc, Yc = X - self.mean_x_, Y - self.mean_y_
         M = Xc.T @ Yc
-        self.W_ = orthogonal_map(Xc, Yc) if len(X) < min(M.shape) else polar_factor(M)
+        self.W_ = orthogonal_from_cross(M, len(X))
         s = 1.0
         if self.scale:
             # isotropic scale minimising ||s Xc W - Yc||: trace(W^T M) / ||Xc W||^2, where

@@ -27,6 +27,9 @@ from repspace.spaces import Space
 def gallery_items(space: Space, items: Items | None = None) -> Items:
     """The items `space` was encoded from (re-read from its manifest unless given), checked by fingerprint."""
     want = space.extra.get("input_fingerprint")
+    if want is None:
+        raise InvalidInputError("the index's manifest has no input fingerprint, so the corpus cannot be checked; "
+                                "re-encode it with `repspace encode`")
     if items is None:
         source = space.dataset
         if not source:
@@ -38,9 +41,6 @@ def gallery_items(space: Space, items: Items | None = None) -> Items:
             items = load_dataset(spec)
     if len(items) > space.count and items.ids[: space.count] == space.ids:
         items = items.limit(space.count)  # the old space was encoded with --limit
-    if want is None:
-        raise InvalidInputError("the index's manifest has no input fingerprint, so the corpus cannot be checked; "
-                                "re-encode it with `repspace encode`")
     if items.ids != space.ids or items.fingerprint() != want:
         raise InvalidInputError(
             f"the given corpus ({len(items)} items) is not the one the index was built from ({space.count} items, "

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from repspace.alignment import fit_translator
 from repspace.alignment.api import make_translator, training_ids
 from repspace.alignment.base import Translator
 from repspace.datasets.builtin import hash_split
@@ -32,11 +31,9 @@ def fit_adapter(old: Space, new: Space, method: str = "procrustes", pairs: int |
     items their vector pairs are added, so the adapter sees the kinds of text queries will be."""
     if method not in ADAPTER_METHODS:
         raise UnknownNameError(f"unknown adapter method {method!r}; choose from {', '.join(ADAPTER_METHODS)}")
-    if not also:
-        return fit_translator(new, old, method, pairs=pairs, rank=rank, seed=seed)
     ids = training_ids(new, old, pairs, seed)
     xs, ys = [np.asarray(new.select(ids).vectors)], [np.asarray(old.select(ids).vectors)]
-    for o, n in also:
+    for o, n in also or ():
         if (o.model, o.dim, n.model, n.dim) != (old.model, old.dim, new.model, new.dim):
             raise InvalidInputError(f"an extra view pair holds {o.model!r} / {n.model!r} vectors; "
                                     f"it must be {old.model!r} (old) / {new.model!r} (new)")
@@ -74,7 +71,8 @@ def evaluate_upgrade(adapter: Translator, old_corpus: Space, new_queries: Space,
     pick = lambda r: {k: float(r[k]) for k in KEYS}  # noqa: E731
     out: dict[str, Any] = {}
     if old_queries is not None:
-        out["old_old"] = pick(query_retrieval(old_queries.select([i for i in ids if i in set(old_queries.ids)]), old_corpus))
+        have = set(old_queries.ids)
+        out["old_old"] = pick(query_retrieval(old_queries.select([i for i in ids if i in have]), old_corpus))
     if new_corpus is not None:
         out["new_new"] = pick(query_retrieval(nq, new_corpus))
     out["adapted_new_old"] = pick(query_retrieval(nq, old_corpus, transform=adapter.transform))

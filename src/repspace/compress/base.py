@@ -55,9 +55,16 @@ class Compressor:
             raise InvalidInputError(f"dimension {dim} is not one this compressor supports: {_ranges(self.dims_)}")
         return self._transform(X)[:, :dim].astype(np.float32)
 
-    def transform_space(self, space: Space, dim: int | None = None) -> Space:
+    def check_source(self, space: Space) -> None:
+        """Refuse a space of another model or dimension than the one this compressor was fitted on."""
         if self.source_model_ and space.model != self.source_model_:
             raise InvalidInputError(f"compressor was fitted on model {self.source_model_!r}; the space is {space.model!r}")
+        if space.dim != self.source_dim_:
+            raise DimensionMismatchError(
+                f"compressor maps {self.source_dim_}-d vectors (model {self.source_model_}); the space is {space.dim}-d")
+
+    def transform_space(self, space: Space, dim: int | None = None) -> Space:
+        self.check_source(space)
         return space.with_vectors(self.transform(np.asarray(space.vectors), dim),
                                   extra={**space.extra, "compressor": self.name, "compressed_from": space.dim})
 

@@ -46,11 +46,8 @@ def _rescore(q: np.ndarray, base: np.ndarray, cand: np.ndarray, keep: int) -> tu
     faiss.fvec_inner_products_by_idx(faiss.swig_ptr(scores), faiss.swig_ptr(q), faiss.swig_ptr(base),
                                      faiss.swig_ptr(safe), q.shape[1], len(q), cand.shape[1])
     scores[cand < 0] = -np.inf
-    if keep < cand.shape[1]:
-        part = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
-        scores, cand = np.take_along_axis(scores, part, 1), np.take_along_axis(cand, part, 1)
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :keep]
-    return np.take_along_axis(scores, order, 1), np.take_along_axis(cand, order, 1).astype(np.int64)
+    top, pos = _topk_rows(scores, keep)
+    return top, np.take_along_axis(cand, pos, 1).astype(np.int64)
 
 
 def _normalize_sparse(m: Any) -> Any:
@@ -107,10 +104,7 @@ class Index:
         """Index `space` (n, d) with `spec`, optionally through a fitted compressor (at `adaptor_dim`)."""
         spec = parse_spec(spec) if isinstance(spec, str) else spec
         if adaptor is not None:
-            if adaptor.source_model_ and adaptor.source_model_ != space.model:
-                raise InvalidInputError(f"the adaptor was fitted on model {adaptor.source_model_!r}; the space holds {space.model!r}")
-            if adaptor.source_dim_ != space.dim:
-                raise DimensionMismatchError(f"the adaptor maps {adaptor.source_dim_}-d vectors; the space is {space.dim}-d")
+            adaptor.check_source(space)
             adaptor_dim = adaptor_dim or max(adaptor.dims_)
         dim = adaptor_dim or space.dim
         if spec.kind == "funnel" and spec.stages[-1] > dim:
