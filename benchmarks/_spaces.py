@@ -22,3 +22,15 @@ def bench_space(model: str, dataset: str, sample: int | None = None, seed: int =
     if sample is not None and sample < len(items):
         items = items.subset(np.sort(np.random.default_rng(seed).choice(len(items), sample, replace=False)))
     return encode_items(get_encoder(model), items, out=out, batch_size=32)
+
+
+def bbc_held_out(model: str) -> tuple[np.ndarray, np.ndarray, Space, Space]:
+    """The compact-search protocol: train bodies X and their titles P (pairs) to fit on, and the
+    held-out test titles and bodies (same order) to score on."""
+    from repspace.datasets import hash_split
+
+    titles, bodies = bench_space(model, "bbc-news:title"), bench_space(model, "bbc-news:body")
+    train = [i for i in bodies.ids if hash_split(i) == "train"]
+    test = [i for i in bodies.ids if hash_split(i) == "test"]
+    return (np.asarray(bodies.select(train).vectors), np.asarray(titles.select(train).vectors),
+            titles.select(test), bodies.select(test))

@@ -17,33 +17,28 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import per_model_main  # noqa: E402
-from _spaces import bench_space  # noqa: E402
+from _spaces import bbc_held_out  # noqa: E402
 
 from repspace.compress import MatryoshkaAdaptor, PCACompressor  # noqa: E402
-from repspace.datasets import hash_split  # noqa: E402
 from repspace.evaluation import query_retrieval  # noqa: E402
 
 
 def run(model: str, epochs: int) -> None:
-    titles, bodies = bench_space(model, "bbc-news:title"), bench_space(model, "bbc-news:body")
-    train = [i for i in bodies.ids if hash_split(i) == "train"]
-    test = [i for i in bodies.ids if hash_split(i) == "test"]
-    X, P = np.asarray(bodies.select(train).vectors), np.asarray(titles.select(train).vectors)
-    qt, ct = titles.select(test), bodies.select(test)
-    d = bodies.dim
+    X, P, qt, ct = bbc_held_out(model)
+    d = ct.dim
     dims = [d // 16, d // 8, d // 4, d // 2]
     full = query_retrieval(qt, ct)["ndcg@10"]
     t0 = time.perf_counter()
-    unsup = MatryoshkaAdaptor(dims=dims, epochs=epochs).fit(X, source=bodies)
+    unsup = MatryoshkaAdaptor(dims=dims, epochs=epochs).fit(X, source=ct)
     t_unsup = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sup = MatryoshkaAdaptor(dims=dims, epochs=epochs).fit(X, source=bodies, pairs=P)
+    sup = MatryoshkaAdaptor(dims=dims, epochs=epochs).fit(X, source=ct, pairs=P)
     t_sup = time.perf_counter() - t0
-    pca = PCACompressor(dims=dims).fit(X, source=bodies)
+    pca = PCACompressor(dims=dims).fit(X, source=ct)
     reducers = {"truncation": lambda x, m: np.asarray(x)[:, :m], "PCA": lambda x, m: pca.transform(np.asarray(x), m),
                 "adaptor, unsupervised": lambda x, m: unsup.transform(np.asarray(x), m),
                 "adaptor, supervised (title/body pairs)": lambda x, m: sup.transform(np.asarray(x), m)}
-    print(f"\n## {model} ({d}-d): held-out {len(test)} titles -> bodies, full nDCG@10 {full:.4f}; "
+    print(f"\n## {model} ({d}-d): held-out {len(qt.ids)} titles -> bodies, full nDCG@10 {full:.4f}; "
           f"adaptor fit {t_unsup:.0f} s (unsupervised) / {t_sup:.0f} s (supervised), {epochs} epochs")
     print("| dim | " + " | ".join(reducers) + " |")
     print("|---" * (len(reducers) + 1) + "|")

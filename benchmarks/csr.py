@@ -20,10 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import per_model_main  # noqa: E402
-from _spaces import bench_space  # noqa: E402
+from _spaces import bbc_held_out  # noqa: E402
 
 from repspace.compress import CSRCompressor, MatryoshkaAdaptor, PCACompressor  # noqa: E402
-from repspace.datasets import hash_split  # noqa: E402
 from repspace.evaluation.metrics import all_metrics  # noqa: E402
 from repspace.index import Index  # noqa: E402
 
@@ -38,32 +37,28 @@ def ndcg(index: Index, q: np.ndarray, target: np.ndarray) -> tuple[float, float]
 
 
 def run(model: str, epochs: int) -> None:
-    titles, bodies = bench_space(model, "bbc-news:title"), bench_space(model, "bbc-news:body")
-    train = [i for i in bodies.ids if hash_split(i) == "train"]
-    test = [i for i in bodies.ids if hash_split(i) == "test"]
-    X, P = np.asarray(bodies.select(train).vectors), np.asarray(titles.select(train).vectors)
-    c, qs = bodies.select(test), titles.select(test)
+    X, P, qs, c = bbc_held_out(model)
     q = np.asarray(qs.vectors)
-    target = np.arange(len(test))  # same order: query i's relevant body is row i
-    d = bodies.dim
+    target = np.arange(len(qs.ids))  # same order: query i's relevant body is row i
+    d = c.dim
     full, t_full = ndcg(Index.build(c, "Flat"), q, target)
-    print(f"\n## {model} ({d}-d), {len(test)} held-out titles -> bodies; full-dimension nDCG@10 {full:.4f}")
+    print(f"\n## {model} ({d}-d), {len(qs.ids)} held-out titles -> bodies; full-dimension nDCG@10 {full:.4f}")
     print("| representation | bytes / vector | nDCG@10 | retained | search time, all queries (ms) |")
     print("|---|---|---|---|---|")
     print(f"| dense float32, {d}-d (Flat) | {4 * d} | {full:.4f} | 1.000 | {1e3 * t_full:.1f} |")
-    pca = PCACompressor(dims=[48]).fit(X, source=bodies)
-    ada = MatryoshkaAdaptor(dims=[48, 96], epochs=40).fit(X, source=bodies, pairs=P)
+    pca = PCACompressor(dims=[48]).fit(X, source=c)
+    ada = MatryoshkaAdaptor(dims=[48, 96], epochs=40).fit(X, source=c, pairs=P)
     for name, ix in (("truncation 48-d float32", Index.build(c.truncate(48), "Flat")),
                      ("PCA 48-d float32", Index.build(c, "Flat", adaptor=pca, adaptor_dim=48)),
                      ("Matryoshka adaptor 48-d float32", Index.build(c, "Flat", adaptor=ada, adaptor_dim=48)),
-                     ("int8 192-d PCA prefix", Index.build(c, "int8", adaptor=PCACompressor(dims=[192]).fit(X, source=bodies),
+                     ("int8 192-d PCA prefix", Index.build(c, "int8", adaptor=PCACompressor(dims=[192]).fit(X, source=c),
                                                            adaptor_dim=192))):
         qq = q[:, :48] if name.startswith("truncation") else q
         v, t = ndcg(ix, qq, target)
         print(f"| {name} | {ix.memory_bytes()['first_stage'] // c.count} | {v:.4f} | {v / full:.3f} | {1e3 * t:.1f} |")
     for k, hidden in ((32, 4 * d), (16, 4 * d), (64, 4 * d)):
         t0 = time.perf_counter()
-        csr = CSRCompressor(k=k, hidden=hidden, epochs=epochs).fit(X, source=bodies, pairs=P)
+        csr = CSRCompressor(k=k, hidden=hidden, epochs=epochs).fit(X, source=c, pairs=P)
         fit_s = time.perf_counter() - t0
         ix = Index.build(c, "sparse", adaptor=csr)
         v, t = ndcg(ix, q, target)
