@@ -33,3 +33,15 @@ class NotAvailableError(RepspaceError):
 
 class OutputExistsError(RepspaceError):
     """The output path holds something else; refuse unless overwrite is asked for."""
+
+
+class CollectionError(RepspaceError):
+    """A collection operation cannot be done as asked (unknown slot, wrong state, conflicting upgrade)."""
+
+
+class CollectionNotFoundError(UnknownNameError):
+    """No collection exists at the given URI."""
+
+
+class StoreUnavailableError(RepspaceError):
+    """The vector store cannot be reached (database down, wrong password, unreadable directory)."""

@@ -1,0 +1,187 @@
+"""repspace's in-memory search layer for a collection slot, kept in step with the store.
+
+The store is the durable truth; this cache holds one slot's vectors (L2-normalised), ids and payloads
+and searches them with `repspace.index.Index` (any spec: Flat, HNSW, int8, binary, funnel). It is
+refreshed from the store whenever the store's version token changes, so every search sees every
+committed write. Writes made through the same `Collection` are applied incrementally instead: new or
+replaced rows go to a *fresh* buffer searched exactly beside the built index, replaced and deleted
+rows become tombstones filtered out of its results; the index is rebuilt once the buffer or the
+tombstones exceed a tenth of it (as LanceDB searches its unindexed rows).
+
+Filtered searches are exact over the matching items.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from repspace.collections.payload import matches
+from repspace.collections.store import Store, vectors_of
+from repspace.errors import InvalidInputError
+
+Hit = tuple[str, float, str]  # id, score, payload JSON
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, scores.shape[0])
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    part = np.argpartition(-scores, k - 1)[:k]
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+class SlotCache:
+    def __init__(self, column: str, dim: int, spec: Any, model: str = "collection") -> None:
+        self.column, self.dim, self.spec, self.model = column, dim, spec, model
+        self.version: Any = object()  # never equal to a store token: first use loads
+        self._set_base([], np.zeros((0, dim), np.float32), [])
+
+    # ------------------------------------------------------------- state
+    def _set_base(self, ids: list[str], vectors: np.ndarray, payloads: list[str]) -> None:
+        self.ids, self.vectors, self.payloads = ids, _normalize(vectors) if len(vectors) else vectors, payloads
+        self.row_of = {i: r for r, i in enumerate(ids)}
+        self.alive = np.ones(len(ids), bool)
+        self.dead = 0
+        self.fresh: dict[str, tuple[np.ndarray, str]] = {}
+        self._index = None
+        self._parsed: list[dict] | None = None
+
+    def load(self, store: Store) -> None:
+        version = store.version()
+        ids: list[str] = []
+        payloads: list[str] = []
+        blocks = []
+        for batch in store.scan(["id", "payload", self.column]):
+            valid, vecs = vectors_of(batch.column(self.column), self.dim)
+            keep = np.flatnonzero(valid)
+            bid = batch.column("id").to_pylist()
+            bp = batch.column("payload").to_pylist()
+            ids += [bid[j] for j in keep]
+            payloads += [bp[j] or "{}" for j in keep]
+            blocks.append(vecs)
+        vectors = np.concatenate(blocks) if blocks else np.zeros((0, self.dim), np.float32)
+        self._set_base(ids, vectors, payloads)
+        self.version = version
+
+    def sync(self, store: Store) -> None:
+        if store.version() != self.version:
+            self.load(store)
+
+    def apply_upsert(self, ids: Sequence[str], vectors: np.ndarray | None, payloads: Sequence[str],
+                     has: np.ndarray | None = None) -> None:
+        """Own write, already committed: rows replaced (vectors None or has[j] False = no vector in this slot)."""
+        for j, i in enumerate(ids):
+            self._kill(i)
+            if vectors is not None and (has is None or has[j]):
+                self.fresh[i] = (_normalize(vectors[j : j + 1])[0], payloads[j])
+
+    def apply_delete(self, ids: Sequence[str]) -> None:
+        for i in ids:
+            self._kill(i)
+
+    def apply_vectors(self, ids: Sequence[str], vectors: np.ndarray, payload_of: Callable[[str], str | None]) -> None:
+        for j, i in enumerate(ids):
+            p = payload_of(i)
+            if p is None:
+                continue  # deleted meanwhile
+            self._kill(i)
+            self.fresh[i] = (_normalize(vectors[j : j + 1])[0], p)
+
+    def payload_of(self, item_id: str) -> str | None:
+        if item_id in self.fresh:
+            return self.fresh[item_id][1]
+        r = self.row_of.get(item_id)
+        return self.payloads[r] if r is not None and self.alive[r] else None
+
+    def _kill(self, item_id: str) -> None:
+        self.fresh.pop(item_id, None)
+        r = self.row_of.get(item_id)
+        if r is not None and self.alive[r]:
+            self.alive[r] = False
+            self.dead += 1
+
+    def advance(self, version: Any) -> None:
+        self.version = version
+
+    @property
+    def count(self) -> int:
+        return int(self.alive.sum()) + len(self.fresh)
+
+    def _compact(self) -> None:
+        keep = np.flatnonzero(self.alive)
+        ids = [self.ids[r] for r in keep] + list(self.fresh)
+        payloads = [self.payloads[r] for r in keep] + [p for _, p in self.fresh.values()]
+        vecs = [self.vectors[keep]] + ([np.stack([v for v, _ in self.fresh.values()])] if self.fresh else [])
+        version = self.version
+        self._set_base(ids, np.concatenate(vecs) if vecs else np.zeros((0, self.dim), np.float32), payloads)
+        self.version = version
+
+    def _built(self):
+        if self._index is None:
+            from repspace.index import Index
+            from repspace.spaces import Space
+
+            self._index = Index.build(Space(self.vectors, self.ids, model=self.model, validate=False,
+                                            normalized=True), self.spec)
+        return self._index
+
+    def parsed(self) -> list[dict]:
+        if self._parsed is None:
+            self._parsed = [json.loads(p) for p in self.payloads]
+        return self._parsed
+
+    # ------------------------------------------------------------ search
+    def search(self, queries: np.ndarray, k: int, filter: dict[str, str]) -> list[list[Hit]]:
+        if k < 1:
+            raise InvalidInputError("k must be at least 1")
+        n_base = len(self.ids)
+        if self.dead + len(self.fresh) > max(1000, n_base // 10):
+            self._compact()
+            n_base = len(self.ids)
+        q = _normalize(queries)
+        fresh_ids = list(self.fresh)
+        fresh_pay = [self.fresh[i][1] for i in fresh_ids]
+        if filter:
+            keep_f = [j for j, p in enumerate(fresh_pay) if matches(json.loads(p), filter)]
+            fresh_ids = [fresh_ids[j] for j in keep_f]
+            fresh_pay = [fresh_pay[j] for j in keep_f]
+        fresh_v = np.stack([self.fresh[i][0] for i in fresh_ids]) if fresh_ids else np.zeros((0, self.dim), np.float32)
+        # base part
+        base_rows = base_scores = None
+        if n_base:
+            if filter:
+                mask = self.alive & np.fromiter((matches(p, filter) for p in self.parsed()), bool, n_base)
+                rows = np.flatnonzero(mask)
+                if len(rows):
+                    s = q @ self.vectors[rows].T
+                    top = [_top(srow, k) for srow in s]
+                    base_rows = [rows[t] for t in top]
+                    base_scores = [srow[t] for srow, t in zip(s, top)]
+            elif self.alive.any():
+                kk = min(n_base, k + self.dead)
+                s, i = self._built().search(q, kk)
+                base_rows, base_scores = [], []
+                for srow, irow in zip(s, i):
+                    ok = (irow >= 0) & self.alive[np.maximum(irow, 0)]
+                    base_rows.append(irow[ok][:k])
+                    base_scores.append(srow[ok][:k])
+        out: list[list[Hit]] = []
+        fs = q @ fresh_v.T if len(fresh_ids) else None
+        for j in range(len(q)):
+            cand: list[Hit] = []
+            if base_rows is not None:
+                cand += [(self.ids[r], float(v), self.payloads[r]) for r, v in zip(base_rows[j], base_scores[j])]
+            if fs is not None:
+                t = _top(fs[j], k)
+                cand += [(fresh_ids[r], float(fs[j][r]), fresh_pay[r]) for r in t]
+            cand.sort(key=lambda h: (-h[1], h[0]))
+            out.append(cand[:k])
+        return out

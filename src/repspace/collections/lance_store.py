@@ -1,0 +1,163 @@
+"""LanceDB backend: a collection is a directory holding a Lance table and ``collection.json``.
+
+Writes use Lance's data-driven operations (``merge_insert`` keyed on ``id``: update-or-insert,
+partial-column update, ``when_matched_delete``) and pyarrow filter expressions, so no id, text or
+payload value is ever spliced into a SQL string. Each write is one new table version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from repspace._io import write_json
+from repspace.collections.store import BASE_COLUMNS, Store, vector_array, vector_type
+from repspace.errors import CollectionNotFoundError, OutputExistsError, SpaceFormatError, StoreUnavailableError
+
+os.environ.setdefault("LANCE_LOG", "error")  # lance logs a WARN line for every new table otherwise
+os.environ.setdefault("LANCEDB_LOG", "error")
+
+META = "collection.json"
+TABLE = "items"
+
+
+class LanceStore(Store):
+    backend = "lancedb"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db = None
+        self._table = None
+
+    # ----------------------------------------------------------- plumbing
+    def _connect(self):
+        if self._db is None:
+            import lancedb
+
+            try:
+                self._db = lancedb.connect(self.path, read_consistency_interval=timedelta(0))
+            except Exception as e:  # noqa: BLE001 - any I/O failure of the store
+                raise StoreUnavailableError(f"cannot open LanceDB collection at {self.path}: {e}") from None
+        return self._db
+
+    def table(self):
+        if self._table is None:
+            if not self.exists():
+                raise CollectionNotFoundError(f"no collection at {self.path} (create it with `repspace collection create`)")
+            try:
+                self._table = self._connect().open_table(TABLE)
+            except Exception as e:  # noqa: BLE001
+                raise SpaceFormatError(f"{self.path}: the collection's table cannot be opened: {e}") from None
+        return self._table
+
+    def exists(self) -> bool:
+        return (self.path / META).is_file()
+
+    # ------------------------------------------------------------ metadata
+    def create(self, meta: dict[str, Any], columns: dict[str, int]) -> None:
+        if self.exists():
+            raise OutputExistsError(f"a collection already exists at {self.path}")
+        if self.path.exists() and any(self.path.iterdir()):
+            raise OutputExistsError(f"{self.path} exists and is not an empty directory; choose a new path")
+        self.path.mkdir(parents=True, exist_ok=True)
+        fields = [pa.field("id", pa.string(), nullable=False), pa.field("text", pa.string()), pa.field("payload", pa.string())]
+        fields += [pa.field(c, vector_type(d)) for c, d in columns.items()]
+        db = self._connect()
+        self._table = db.create_table(TABLE, schema=pa.schema(fields), mode="overwrite")
+        write_json(self.path / META, meta)  # last: a collection exists once its metadata does
+
+    def read_meta(self) -> dict[str, Any]:
+        if not self.exists():
+            raise CollectionNotFoundError(f"no collection at {self.path} (create it with `repspace collection create`)")
+        try:
+            return json.loads((self.path / META).read_text())
+        except (OSError, ValueError) as e:
+            raise SpaceFormatError(f"{self.path}/{META} is unreadable or corrupt: {e}") from None
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        write_json(self.path / META, meta)
+
+    def add_vector_column(self, column: str, dim: int) -> None:
+        t = self.table()
+        if column not in t.schema.names:
+            t.add_columns(pa.field(column, vector_type(dim)))
+
+    def drop_vector_column(self, column: str) -> None:
+        t = self.table()
+        if column in t.schema.names:
+            t.drop_columns([column])
+
+    # --------------------------------------------------------------- writes
+    def _full_rows(self, rows: pa.Table) -> pa.Table:
+        schema = self.table().schema
+        cols = []
+        for f in schema:
+            if f.name in rows.column_names:
+                cols.append(rows.column(f.name).cast(f.type))
+            else:
+                cols.append(vector_array(None, f.type.list_size, rows.num_rows) if pa.types.is_fixed_size_list(f.type)
+                            else pa.nulls(rows.num_rows, f.type))
+        return pa.table(cols, schema=schema)
+
+    def upsert(self, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
+            return
+        (self.table().merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
+         .execute(self._full_rows(rows)))
+
+    def update_vectors(self, column: str, ids: Sequence[str], vectors: np.ndarray) -> None:
+        if len(ids) == 0:
+            return
+        dim = self.table().schema.field(column).type.list_size
+        part = pa.table({"id": pa.array(list(ids), pa.string()), column: vector_array(vectors, dim, len(ids))})
+        self.table().merge_insert("id").when_matched_update_all().execute(part)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        if len(ids) == 0:
+            return 0
+        t = self.table()
+        before = t.count_rows()
+        ds = t.to_lance()
+        ds.merge_insert("id").when_matched_delete().execute(pa.table({"id": pa.array(list(ids), pa.string())}))
+        t.checkout_latest()
+        return before - t.count_rows()
+
+    # ---------------------------------------------------------------- reads
+    def fetch(self, ids: Sequence[str], columns: Sequence[str]) -> pa.Table:
+        t = self.table()
+        if len(ids) == 0:
+            return t.to_lance().to_table(columns=list(columns), limit=0)
+        return t.to_lance().to_table(columns=list(columns), filter=pc.field("id").isin(pa.array(list(ids), pa.string())))
+
+    def count(self, column: str | None = None) -> int:
+        t = self.table()
+        if column is None:
+            return t.count_rows()
+        if not re.fullmatch(r"v_\d+", column):  # our own column names only: nothing user-given reaches SQL
+            raise ValueError(f"not a vector column: {column!r}")
+        return t.count_rows(f"{column} IS NOT NULL")
+
+    def scan(self, columns: Sequence[str], batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
+        yield from self.table().to_lance().to_batches(columns=list(columns), batch_size=batch_rows)
+
+    def version(self) -> Any:
+        t = self.table()
+        return t.version
+
+    def drop(self) -> None:
+        import shutil
+
+        if self.exists():
+            (self.path / META).unlink()
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def columns(self) -> list[str]:
+        return [c for c in self.table().schema.names if c not in BASE_COLUMNS]

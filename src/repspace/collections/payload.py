@@ -1,0 +1,73 @@
+"""Payloads (JSON objects kept with each item) and equality filters on them.
+
+A filter is a mapping ``{key: value}``; an item matches when, for every key, the payload value's
+*text form* equals the filter value's text form (strings as they are, other JSON values as
+their JSON text: ``3``, ``true``, ``null``). This is exactly PostgreSQL's ``payload->>'key' = value``,
+so both backends agree. The CLI's ``--filter label=business`` gives ``{"label": "business"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Iterable, Mapping
+
+from repspace.errors import InvalidInputError
+
+
+def check_payload(payload: Any, item_id: str) -> dict[str, Any]:
+    """A JSON object (dict with string keys, finite numbers) or {} for None."""
+    if payload is None:
+        return {}
+    if not isinstance(payload, Mapping):
+        raise InvalidInputError(f"payload of item {item_id!r} must be a JSON object (a dict), got {type(payload).__name__}")
+    try:
+        text = json.dumps(payload, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as e:
+        raise InvalidInputError(f"payload of item {item_id!r} is not JSON-serialisable ({e})") from None
+    return json.loads(text)
+
+
+def dumps(payload: Mapping[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False, sort_keys=True, allow_nan=False)
+
+
+def text_form(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer() and not math.isinf(value):
+        return json.dumps(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def parse_filters(specs: Iterable[str] | None) -> dict[str, str]:
+    """['label=business', 'lang=en'] -> {'label': 'business', 'lang': 'en'}."""
+    out: dict[str, str] = {}
+    for spec in specs or ():
+        key, sep, value = spec.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInputError(f"--filter {spec!r} must be KEY=VALUE, e.g. label=business")
+        out[key.strip()] = value
+    return out
+
+
+def check_filter(filter: Mapping[str, Any] | None) -> dict[str, str]:
+    if not filter:
+        return {}
+    if not isinstance(filter, Mapping):
+        raise InvalidInputError("filter must be a mapping {key: value} of payload equalities")
+    out = {}
+    for k, v in filter.items():
+        if not isinstance(k, str) or not k:
+            raise InvalidInputError(f"filter keys must be non-empty strings, got {k!r}")
+        if isinstance(v, (dict, list)):
+            raise InvalidInputError(f"filter value for {k!r} must be a scalar (string, number, bool), got {type(v).__name__}")
+        out[k] = text_form(v)
+    return out
+
+
+def matches(payload: Mapping[str, Any], filter: Mapping[str, str]) -> bool:
+    for k, v in filter.items():
+        if k not in payload or payload[k] is None or text_form(payload[k]) != v:
+            return False
+    return True

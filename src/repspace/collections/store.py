@@ -1,0 +1,110 @@
+"""The storage interface a collection backend implements (LanceDB, PostgreSQL + pgvector).
+
+A store holds one table of items — ``id`` (unique string), ``text`` (the text or image path the
+vectors were made from, or null), ``payload`` (a JSON object) and one vector column per slot
+(``v_0``, ``v_1``, …; null where an item has no vector of that slot yet) — plus the collection's
+metadata (slots, active slot, spec, upgrade state). Rows travel as pyarrow tables.
+
+Every write is one atomic commit (a Lance table version, a PostgreSQL transaction), acknowledged
+only once it is durable; readers see whole commits.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+BASE_COLUMNS = ("id", "text", "payload")
+
+
+def vector_type(dim: int) -> pa.DataType:
+    return pa.list_(pa.float32(), dim)
+
+
+def vector_array(vectors: np.ndarray | None, dim: int, n: int) -> pa.Array:
+    """(n, dim) float32 -> fixed-size-list array; None -> n nulls."""
+    if vectors is None:
+        return pa.nulls(n, type=vector_type(dim))
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+    return pa.FixedSizeListArray.from_arrays(flat, dim)
+
+
+def vectors_of(column: pa.ChunkedArray | pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """A vector column -> (rows with a vector: bool (n,), their vectors (m, dim) float32)."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    present = arr.filter(pa.array(valid)) if not valid.all() else arr
+    if len(present) == 0:
+        return valid, np.zeros((0, dim), np.float32)
+    flat = present.flatten().to_numpy(zero_copy_only=False)
+    return valid, np.asarray(flat, dtype=np.float32).reshape(-1, dim)
+
+
+class Store(ABC):
+    backend: str
+
+    @abstractmethod
+    def exists(self) -> bool: ...
+
+    @abstractmethod
+    def create(self, meta: dict[str, Any], columns: dict[str, int]) -> None:
+        """Create the items table with vector columns {column: dim} and store `meta`; refuse if it exists."""
+
+    @abstractmethod
+    def read_meta(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        """Replace the metadata atomically."""
+
+    @abstractmethod
+    def add_vector_column(self, column: str, dim: int) -> None: ...
+
+    @abstractmethod
+    def drop_vector_column(self, column: str) -> None: ...
+
+    @abstractmethod
+    def upsert(self, rows: pa.Table) -> None:
+        """Insert or replace whole rows by id (vector columns missing from `rows` become null)."""
+
+    @abstractmethod
+    def update_vectors(self, column: str, ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Set one vector column of existing rows (ids that no longer exist are skipped)."""
+
+    @abstractmethod
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete rows by id; returns how many existed."""
+
+    @abstractmethod
+    def fetch(self, ids: Sequence[str], columns: Sequence[str]) -> pa.Table:
+        """Rows of the ids that exist (any order), with `columns`."""
+
+    @abstractmethod
+    def count(self, column: str | None = None) -> int:
+        """Live rows, or rows with a non-null `column`."""
+
+    @abstractmethod
+    def scan(self, columns: Sequence[str], batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
+        """Every row, in batches, with `columns`."""
+
+    @abstractmethod
+    def version(self) -> Any:
+        """A token that changes with every committed write (for cache invalidation)."""
+
+    @abstractmethod
+    def drop(self) -> None:
+        """Delete the collection and its metadata."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        pass
+
+    # optional: native search (pgvector); None = use repspace's faiss layer
+    def native_search(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
+                      spec: Any) -> list[list[tuple[str, float, dict]]] | None:
+        return None
+
+    def prepare_spec(self, column: str, dim: int, spec: Any) -> None:  # noqa: B027 - optional
+        """Create the backend's own index structures for `spec` on `column` (if it has any)."""
