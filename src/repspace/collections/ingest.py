@@ -92,6 +92,15 @@ def upsert_space(coll: Collection, space, *, slot: str | None = None, batch_size
                  progress: bool = False, check_model: bool = True) -> dict[str, Any]:
     """Upsert a Space's vectors into a slot (bring your own vectors); its labels go to the payload."""
     s = coll.slot(slot)
+    if space.dim != s["dim"]:  # refuse before any write or progress output
+        from repspace.errors import DimensionMismatchError
+
+        raise DimensionMismatchError(f"vectors are {space.dim}-d but slot {s['name']!r} ({s['model']}) holds {s['dim']}-d vectors")
+    if check_model and space.model != s["model"]:
+        from repspace.errors import InvalidVectorsError
+
+        raise InvalidVectorsError(f"vectors of model {space.model!r} cannot go into slot {s['name']!r}, which holds "
+                                  f"{s['model']!r} vectors")
 
     def one(start: int, stop: int) -> tuple[int, int]:
         ids = space.ids[start:stop]
