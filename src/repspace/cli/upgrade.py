@@ -70,11 +70,96 @@ def upgrade_eval(
     Console().print(f"adapter cost     {res['adapter_us_per_query']:.2f} µs/query (batch)")
 
 
+def _is_collection(target: str) -> bool:
+    from repspace.collections.uri import is_pg
+
+    return is_pg(target) or (Path(target) / "collection.json").is_file()
+
+
+def _open(uri: str):
+    from repspace.collections import Collection
+
+    return Collection.open(uri)
+
+
+@upgrade_app.command("start")
+def upgrade_start(
+    uri: str = typer.Argument(..., help="A collection (directory or postgresql://…?collection=NAME)."),
+    model: str = typer.Option(..., "--model", help="The new model."),
+    sample: int = typer.Option(1000, "--sample", help="Items re-embedded now to fit the adapter (a fifth held out as golden queries)."),
+    method: str = typer.Option("procrustes", "--method", help="Adapter: procrustes | affine | lowrank | mlp."),
+    queries: Optional[Path] = typer.Option(None, "--queries", help="Golden queries: .jsonl with \"text\" and the relevant "
+                                           "item's \"id\" (default: pseudo-queries from held-out items)."),
+    seed: int = typer.Option(0, "--seed"),
+    quiet: bool = typer.Option(False, "--quiet"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Add the new model's slot to a collection, fit the adapter on a re-embedded sample, measure the gate."""
+    from repspace.collections import upgrade as up
+    from repspace.datasets import read_input
+
+    golden = None
+    if queries is not None:
+        items = read_input(queries)
+        golden = list(zip(items.data, items.ids))
+    with _open(uri) as c:
+        st = up.start(c, model, sample=sample, method=method, seed=seed, golden=golden, progress=not quiet)
+    if json_out:
+        emit_json(st)
+    else:
+        _print_status(st)
+
+
+def _print_status(st: dict) -> None:
+    con = Console()
+    con.print(f"upgrade {st['old']} -> {st['new']} ({st['state']}): {st['fraction']:.1%} backfilled; gate "
+              f"{'passes' if st['gate'] and st['gate'].get('passed') else 'does not pass'}")
+    for name, m in (st.get("metrics") or {}).items():
+        con.print(f"  {name:8s} recall@10 {m['recall@10']:.4f}  ndcg@10 {m['ndcg@10']:.4f}  "
+                  f"negative flips {m['negative_flip_rate'] or 0:.3f}")
+
+
+@upgrade_app.command("status")
+def upgrade_status(uri: str = typer.Argument(..., help="A collection."),
+                   json_out: bool = typer.Option(False, "--json")) -> None:
+    """fraction backfilled, gate, per-strategy metrics on the golden queries."""
+    from repspace.collections import upgrade as up
+
+    with _open(uri) as c:
+        st = up.status(c)
+    emit_json(st) if json_out else _print_status(st)
+
+
+@upgrade_app.command("rollback")
+def upgrade_rollback(uri: str = typer.Argument(..., help="A collection."),
+                     json_out: bool = typer.Option(False, "--json")) -> None:
+    """Back to the old model (its slot active again); the new slot is dropped."""
+    from repspace.collections import upgrade as up
+
+    with _open(uri) as c:
+        res = up.rollback(c)
+    emit_json(res) if json_out else Console(stderr=True).print(f"active: {res['active']}; dropped {res['dropped']}")
+
+
+@upgrade_app.command("finish")
+def upgrade_finish(uri: str = typer.Argument(..., help="A collection."),
+                   force: bool = typer.Option(False, "--force", help="Finish before every item is backfilled."),
+                   json_out: bool = typer.Option(False, "--json")) -> None:
+    """Close the upgrade after the switch: the old slot is dropped."""
+    from repspace.collections import upgrade as up
+
+    with _open(uri) as c:
+        res = up.finish(c, force=force)
+    emit_json(res) if json_out else Console(stderr=True).print(f"active: {res['active']}; dropped {res['dropped']}")
+
+
 @upgrade_app.command("backfill")
 def upgrade_backfill(
-    index: Path = typer.Argument(..., help="The live (old-model) index."),
-    model: str = typer.Option(..., "--model", help="The new model (built-in name or model directory)."),
-    out: Path = typer.Option(..., "--out", help="Where to write the new index."),
+    index: str = typer.Argument(..., help="A collection (fills the open upgrade's new slot), or a live (old-model) index."),
+    model: Optional[str] = typer.Option(None, "--model", help="Index mode: the new model (built-in name or model directory)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Index mode: where to write the new index."),
+    order: str = typer.Option("random", "--order", help="Collection mode: random | uncertainty (worst-explained items first)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Collection mode: backfill at most N items now."),
     spec: Optional[str] = typer.Option(None, "--spec", help="Index spec of the new index (default: the old one's)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="The corpus, if not where the index's manifest says."),
     input: Optional[Path] = typer.Option(None, "--input", help="The corpus file, if not where the manifest says."),
@@ -85,12 +170,27 @@ def upgrade_backfill(
     chunk_items: int = typer.Option(256, "--chunk-items", help="Items per resumable chunk."),
     device: str = typer.Option("cpu", "--device"),
     quiet: bool = typer.Option(False, "--quiet"),
+    json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Re-encode the index's items with the new model in resumable batches (safe to kill and re-run)."""
+    """Re-encode items with the new model in resumable batches (safe to kill and re-run)."""
+    from repspace.errors import InvalidInputError
+
+    if _is_collection(index):
+        from repspace.collections import upgrade as up
+
+        with _open(index) as c:
+            res = up.backfill(c, order=order, batch_size=batch_size, limit=limit, progress=not quiet)
+        if json_out:
+            emit_json(res)
+        else:
+            Console(stderr=True).print(f"backfilled {res['backfilled']} item(s); {res['fraction']:.1%} of the collection")
+        return
     from repspace.compat.backfill import backfill
 
+    if model is None or out is None:
+        raise InvalidInputError("backfilling an index needs --model NEW_MODEL and --out NEW_INDEX")
     items = read_items(dataset, input, text_column, id_column, label_column, required=False)
-    new = backfill(index, model, out, items=items, spec=spec, batch_size=batch_size, chunk_items=chunk_items,
+    new = backfill(Path(index), model, out, items=items, spec=spec, batch_size=batch_size, chunk_items=chunk_items,
                    device=device, progress=not quiet)
     Console(stderr=True).print(f"wrote {out}: {new.spec} over {new.space.count} x {new.dim} ({new.space.model}); "
                                f"switch with `repspace upgrade switch LIVE {out}`")
@@ -98,12 +198,24 @@ def upgrade_backfill(
 
 @upgrade_app.command("switch")
 def upgrade_switch(
-    live: Path = typer.Argument(..., help="The symlink clients search (created if absent)."),
-    target: Path = typer.Argument(..., help="The index to serve from now on."),
-    force: bool = typer.Option(False, "--force", help="Switch even if the new index holds other items."),
+    live: str = typer.Argument(..., help="A collection (makes the new slot active), or the symlink clients search."),
+    target: Optional[Path] = typer.Argument(None, help="Index mode: the index to serve from now on."),
+    force: bool = typer.Option(False, "--force", help="Switch even if the gate fails / the new index holds other items."),
+    json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Atomically repoint the live index symlink (one rename); prints the previous target for rollback."""
+    """Collections: make the new slot active (only when the gate passes). Indexes: atomically repoint the symlink."""
+    from repspace.errors import InvalidInputError
+
+    if target is None:
+        if not _is_collection(live):
+            raise InvalidInputError(f"{live} is not a collection; to switch an index give LIVE and NEW_INDEX")
+        from repspace.collections import upgrade as up
+
+        with _open(live) as c:
+            res = up.switch(c, force=force)
+        emit_json(res) if json_out else Console(stderr=True).print(f"active: {res['active']} (was {res['previous']})")
+        return
     from repspace.compat.backfill import switch
 
-    previous = switch(live, target, force=force)
+    previous = switch(Path(live), target, force=force)
     Console(stderr=True).print(f"{live} -> {target.resolve()}" + (f" (was {previous})" if previous else ""))

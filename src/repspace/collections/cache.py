@@ -101,6 +101,19 @@ class SlotCache:
         r = self.row_of.get(item_id)
         return self.payloads[r] if r is not None and self.alive[r] else None
 
+    def vectors_for(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(has (n,) bool, normalised vectors (n, dim); zero rows where an item has no vector in this slot)."""
+        has = np.zeros(len(ids), bool)
+        out = np.zeros((len(ids), self.dim), np.float32)
+        for j, i in enumerate(ids):
+            if i in self.fresh:
+                has[j], out[j] = True, self.fresh[i][0]
+                continue
+            r = self.row_of.get(i)
+            if r is not None and self.alive[r]:
+                has[j], out[j] = True, self.vectors[r]
+        return has, out
+
     def _kill(self, item_id: str) -> None:
         self.fresh.pop(item_id, None)
         r = self.row_of.get(item_id)

@@ -159,5 +159,15 @@ class LanceStore(Store):
             (self.path / META).unlink()
             shutil.rmtree(self.path, ignore_errors=True)
 
+    def put_blob(self, name: str, data: bytes) -> None:
+        from repspace._io import atomic_file
+
+        with atomic_file(self.path / "blobs" / name, "wb") as fh:
+            fh.write(data)
+
+    def get_blob(self, name: str) -> bytes | None:
+        p = self.path / "blobs" / name
+        return p.read_bytes() if p.is_file() else None
+
     def columns(self) -> list[str]:
         return [c for c in self.table().schema.names if c not in BASE_COLUMNS]

@@ -32,6 +32,7 @@ from repspace.collections.uri import password_of, redact
 from repspace.errors import CollectionNotFoundError, OutputExistsError, StoreUnavailableError
 
 META_TABLE = "repspace_collections"
+BLOB_TABLE = "repspace_blobs"
 _ESC = re.compile(r"\\\\|\\0")
 
 
@@ -99,6 +100,8 @@ class PgStore(Store):
                         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
                     conn.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (name text PRIMARY KEY, meta jsonb NOT NULL, "
                                  "version bigint NOT NULL DEFAULT 0)")
+                    conn.execute(f"CREATE TABLE IF NOT EXISTS {BLOB_TABLE} (collection text, name text, data bytea NOT NULL, "
+                                 "PRIMARY KEY (collection, name))")
                 register_vector(conn)
             except Exception as e:  # noqa: BLE001
                 conn.close()
@@ -306,10 +309,22 @@ class PgStore(Store):
             row = conn.execute(f"SELECT version FROM {META_TABLE} WHERE name = %s", (self.name,)).fetchone()
         return None if row is None else int(row[0])
 
+    def put_blob(self, name: str, data: bytes) -> None:
+        with self._tx() as conn:
+            conn.execute(f"INSERT INTO {BLOB_TABLE} (collection, name, data) VALUES (%s, %s, %s) "
+                         "ON CONFLICT (collection, name) DO UPDATE SET data = EXCLUDED.data", (self.name, name, data))
+
+    def get_blob(self, name: str) -> bytes | None:
+        with self._tx() as conn:
+            row = conn.execute(f"SELECT data FROM {BLOB_TABLE} WHERE collection = %s AND name = %s",
+                               (self.name, name)).fetchone()
+        return None if row is None else bytes(row[0])
+
     def drop(self) -> None:
         from psycopg import sql
 
         with self._tx() as conn:
+            conn.execute(f"DELETE FROM {BLOB_TABLE} WHERE collection = %s", (self.name,))
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._t()))
             conn.execute(f"DELETE FROM {META_TABLE} WHERE name = %s", (self.name,))
 

@@ -98,6 +98,13 @@ class Store(ABC):
     def drop(self) -> None:
         """Delete the collection and its metadata."""
 
+    @abstractmethod
+    def put_blob(self, name: str, data: bytes) -> None:
+        """Store a named artefact of the collection (e.g. an upgrade's adapter) atomically."""
+
+    @abstractmethod
+    def get_blob(self, name: str) -> bytes | None: ...
+
     def close(self) -> None:  # noqa: B027 - optional
         pass
 

@@ -1,0 +1,200 @@
+"""Upgrades of live collections (both backends): start, backfill (killed and resumed), strategies, gate,
+switch racing searches, rollback, finish, and the bad inputs. Real models: glove-50 (old) -> minilm-l3-onnx."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from repspace.collections import Collection
+from repspace.collections import upgrade as up
+from repspace.collections.ingest import upsert_items
+from repspace.errors import CollectionError, InvalidInputError
+
+pytestmark = pytest.mark.real
+OLD, NEW = "glove-50", "minilm-l3-onnx"
+REPSPACE = [sys.executable, "-m", "repspace.cli.main"]
+
+
+def _env():
+    return dict(os.environ, PYTHONUNBUFFERED="1")
+
+
+@pytest.fixture(scope="module")
+def items():
+    from repspace.datasets import load_dataset
+
+    return load_dataset("bbc-news:text@test").limit(160)
+
+
+def _collection(uri, items):
+    c = Collection.create(uri, model=OLD)
+    upsert_items(c, items, batch_size=80)
+    return c
+
+
+def test_full_upgrade_cycle(new_uri, items):
+    c = _collection(new_uri(), items)
+    st = up.start(c, NEW, sample=50)
+    assert st["new"] == NEW and st["old"] == OLD and st["state"] == "open"
+    assert {"fraction", "gate", "metrics"} <= set(st)
+    assert 0 < st["fraction"] < 1 and c.count(NEW) == 40  # the golden fifth is held out
+    assert set(st["metrics"]) == set(up.STRATEGIES)
+    for m in st["metrics"].values():
+        assert 0 <= m["recall@10"] <= 1 and m["queries"] == 10
+    assert c.info()["upgrade"]["new"] == NEW
+    # searches default to fused, every strategy answers, texts are encoded by both models
+    q = ["oil prices and the economy"]
+    assert c.search(texts=q, k=5) == c.search(texts=q, k=5, strategy="fused")
+    for s in up.STRATEGIES:
+        hits = c.search(texts=q, k=5, strategy=s)
+        assert len(hits[0]) == 5
+    with pytest.raises(InvalidInputError):
+        c.search(texts=q, strategy="bogus")
+    # upserts during the upgrade fill both slots
+    c.upsert(["late/1"], texts=["a late article about football"])
+    assert c.get(["late/1"], vectors=True, slot=NEW)[0]["vector"] is not None
+    res = up.backfill(c, order="uncertainty", batch_size=16)
+    assert res["fraction"] == 1.0 and c.count(NEW) == c.count()
+    st = up.status(c)
+    assert st["fraction"] == 1.0
+    assert st["metrics"]["new"]["recall@10"] >= st["metrics"]["old"]["recall@10"] - 0.2
+    up.switch(c, force=True)
+    assert c.info()["active"] == NEW
+    with pytest.raises(CollectionError):
+        up.start(c, "mpnet-base")  # a second upgrade while one is open
+    res = up.finish(c)
+    assert res["dropped"] == OLD and [s["name"] for s in c.info()["slots"]] == [NEW]
+    assert c.info()["upgrade"] is None
+    assert c.search(texts=q, k=3)[0]
+
+
+def test_bad_upgrades(new_uri, items):
+    c = _collection(new_uri(), items.limit(60))
+    with pytest.raises(CollectionError, match="already the active model"):
+        up.start(c, OLD)
+    with pytest.raises(CollectionError, match="no open upgrade"):
+        up.backfill(c)
+    with pytest.raises(CollectionError, match="no open upgrade"):
+        up.switch(c)
+    ext = Collection.create(new_uri(), model="ext", dim=4)
+    ext.upsert(["a", "b"], vectors=np.eye(2, 4))
+    with pytest.raises(CollectionError, match="external"):
+        up.start(ext, NEW)
+    # a collection of the old model whose items have no stored texts cannot be re-encoded
+    space = c.export()
+    bare = Collection.create(new_uri(), model=OLD)
+    bare.import_space(space)
+    with pytest.raises(CollectionError, match="vectors alone cannot be re-encoded"):
+        up.start(bare, NEW, sample=30)
+    assert [s["name"] for s in bare.info()["slots"]] == [OLD] and bare.info()["upgrade"] is None
+    up.start(c, NEW, sample=30)
+    with pytest.raises(CollectionError, match="switch to the new slot first"):
+        up.finish(c)
+    up.switch(c, force=True)
+    with pytest.raises(CollectionError, match="backfilled"):
+        up.finish(c)
+    res = up.rollback(c)
+    assert res["active"] == OLD and [s["name"] for s in c.info()["slots"]] == [OLD]
+
+
+def test_gate_rule():
+    m = {"old": {"recall@10": 0.9, "recall@10_se": 0.02, "ndcg@10": 0.7, "ndcg@10_se": 0.03},
+         "fused": {"recall@10": 0.885, "ndcg@10": 0.69}}
+    assert up.gate_of(m)["passed"]
+    m["fused"]["ndcg@10"] = 0.6
+    g = up.gate_of(m)
+    assert not g["passed"] and g["recall@10_ok"] and not g["ndcg@10_ok"]
+    hits_old = [[{"id": "a"}], [{"id": "b"}], [{"id": "x"}]]
+    hits_new = [[{"id": "a"}], [{"id": "z"}], [{"id": "c"}]]
+    assert up.negative_flips(hits_old, hits_new, ["a", "b", "c"]) == pytest.approx(1 / 3)
+
+
+def test_backfill_killed_and_resumed_is_exact(new_uri, items):
+    twin, killed = new_uri(), new_uri()
+    for uri in (twin, killed):
+        c = _collection(uri, items)
+        up.start(c, NEW, sample=30)
+        c.close()
+    subprocess.run(REPSPACE + ["upgrade", "backfill", twin, "--batch-size", "8", "--quiet"], check=True, env=_env(),
+                   capture_output=True)
+    proc = subprocess.Popen(REPSPACE + ["upgrade", "backfill", killed, "--batch-size", "8", "--quiet"], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    probe = Collection.open(killed)
+    deadline = time.time() + 120
+    while probe.count(NEW) < 60 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert probe.count(NEW) < 160
+    out = subprocess.run(REPSPACE + ["upgrade", "backfill", killed, "--batch-size", "8", "--quiet", "--json"],
+                         capture_output=True, text=True, env=_env())
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["fraction"] == 1.0
+    a = Collection.open(twin).export(slot=NEW)
+    b = Collection.open(killed).export(slot=NEW)
+    assert a.ids == b.ids and len(a.ids) == 160
+    np.testing.assert_array_equal(np.asarray(a.vectors), np.asarray(b.vectors))
+
+
+def test_searches_racing_a_switch_never_fail(new_uri, items):
+    uri = new_uri()
+    c = _collection(uri, items.limit(80))
+    up.start(c, NEW, sample=30)
+    errors, done, answers = [], threading.Event(), []
+
+    def reader():
+        r = Collection.open(uri)
+        try:
+            while not done.is_set():
+                answers.append(len(r.search(texts=["markets"], k=3)[0]))
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+        finally:
+            r.close()
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for _ in range(3):
+            up.switch(c, force=True)
+            c.set_active(OLD)
+            c.update_meta(upgrade={**c.meta["upgrade"], "state": "open"})
+        up.switch(c, force=True)
+    finally:
+        done.set()
+        t.join(timeout=60)
+    assert not errors, errors
+    assert answers and all(a == 3 for a in answers)
+
+
+def test_upgrade_cli(cli, tmp_path, items):
+    uri = str(tmp_path / "news")
+    assert cli("collection", "create", uri, "--model", OLD)[0] == 0
+    src = tmp_path / "items.jsonl"
+    src.write_text("\n".join(json.dumps({"id": i, "text": t}) for i, t in zip(items.ids[:60], items.data[:60])) + "\n")
+    assert cli("collection", "upsert", uri, "--input", src, "--quiet")[0] == 0
+    code, out, err = cli("upgrade", "start", uri, "--model", NEW, "--sample", 30, "--quiet", "--json")
+    assert code == 0, err
+    st = json.loads(out)
+    assert {"fraction", "gate", "metrics"} <= set(st)
+    code, out, err = cli("collection", "search", uri, "--text", "film", "--strategy", "mixed", "--json")
+    assert code == 0 and len(json.loads(out)["results"][0]["hits"]) == 10
+    code, out, err = cli("upgrade", "backfill", uri, "--order", "random", "--quiet", "--json")
+    assert code == 0 and json.loads(out)["fraction"] == 1.0
+    code, out, err = cli("upgrade", "status", uri, "--json")
+    assert code == 0 and json.loads(out)["fraction"] == 1.0
+    code, out, err = cli("upgrade", "start", uri, "--model", NEW)
+    assert code == 2 and "already open" in err
+    code, out, err = cli("upgrade", "switch", uri, "--force", "--json")
+    assert code == 0 and json.loads(out)["active"] == NEW
+    code, out, err = cli("upgrade", "finish", uri, "--json")
+    assert code == 0 and json.loads(out)["dropped"] == OLD
+    code, out, err = cli("upgrade", "status", uri)
+    assert code == 2 and "no open upgrade" in err
