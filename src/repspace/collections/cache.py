@@ -23,6 +23,7 @@ from repspace.collections.store import Store, vectors_of
 from repspace.errors import InvalidInputError
 
 Hit = tuple[str, float, str]  # id, score, payload JSON
+SMALL_BATCH = 16
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
@@ -178,6 +179,15 @@ class SlotCache:
                     top = [_top(srow, k) for srow in s]
                     base_rows = [rows[t] for t in top]
                     base_scores = [srow[t] for srow, t in zip(s, top)]
+            elif self.alive.any() and self.spec.kind == "flat" and len(q) <= SMALL_BATCH:
+                # FIELD-NOTES: one query at a time numpy beats faiss (whose OpenMP threads spin under load)
+                s = q @ self.vectors.T
+                if self.dead:
+                    s[:, ~self.alive] = -np.inf
+                base_rows = [_top(srow, k) for srow in s]
+                base_scores = [srow[t] for srow, t in zip(s, base_rows)]
+                base_rows = [r[np.isfinite(sc)] for r, sc in zip(base_rows, base_scores)]
+                base_scores = [sc[np.isfinite(sc)] for sc in base_scores]
             elif self.alive.any():
                 kk = min(n_base, k + self.dead)
                 s, i = self._built().search(q, kk)

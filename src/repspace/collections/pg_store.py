@@ -195,6 +195,7 @@ class PgStore(Store):
                 copy.write_row(r)
 
     def upsert(self, rows: pa.Table) -> None:
+        import psycopg
         from psycopg import sql
         from psycopg.types.json import Jsonb
 
@@ -214,11 +215,23 @@ class PgStore(Store):
                 for pos, row in zip(np.flatnonzero(valid), v):
                     full[pos] = row
                 vecs[c] = full
-            conn.execute(sql.SQL("CREATE TEMP TABLE _rs_up (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(self._t()))
             names = ["id", "text", "payload"] + given
             types = ["text", "text", "jsonb"] + ["vector"] * len(given)
-            self._copy_rows(conn, "_rs_up", names, types,
-                            ((ids[i], texts[i], Jsonb(payloads[i]), *[vecs[c][i] for c in given]) for i in range(len(ids))))
+
+            def rows():
+                return ((ids[i], texts[i], Jsonb(payloads[i]), *[vecs[c][i] for c in given]) for i in range(len(ids)))
+
+            # fast path: new ids go straight in by COPY (the primary key refuses any id that exists, inside a
+            # savepoint); otherwise COPY to a temporary table and INSERT … ON CONFLICT DO UPDATE
+            try:
+                with conn.transaction():
+                    self._copy_rows(conn, self.table_name, names, types, rows())
+                self._bump(conn)
+                return
+            except psycopg.errors.UniqueViolation:
+                pass
+            conn.execute(sql.SQL("CREATE TEMP TABLE _rs_up (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(self._t()))
+            self._copy_rows(conn, "_rs_up", names, types, rows())
             allc = ["text", "payload"] + list(vcols)
             sets = sql.SQL(", ").join(
                 sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in allc)

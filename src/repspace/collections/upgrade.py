@@ -31,7 +31,7 @@ import tempfile
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -114,13 +114,16 @@ def _scan_texts(coll: Collection, column: str) -> tuple[list[str], list[bool], l
     return ids, has_text, has_vec
 
 
-def _metrics(hits: list[list[dict]], relevant: Sequence[str]) -> dict[str, float]:
+def _metrics(hits: list[list[dict]], relevant: Sequence[str | Sequence[str]]) -> dict[str, float]:
+    """recall@10 = |top 10 ∩ relevant| / min(10, |relevant|); nDCG@10 with binary gains."""
     rec, ndcg = [], []
     for row, rel in zip(hits, relevant):
+        rel = {rel} if isinstance(rel, str) else set(rel)
         ranked = [h["id"] for h in row[:10]]
-        r = ranked.index(rel) + 1 if rel in ranked else 0
-        rec.append(1.0 if r else 0.0)
-        ndcg.append(1.0 / math.log2(r + 1) if r else 0.0)
+        gains = [1.0 if i in rel else 0.0 for i in ranked]
+        ideal = sum(1.0 / math.log2(r + 2) for r in range(min(10, len(rel))))
+        rec.append(sum(gains) / max(1, min(10, len(rel))))
+        ndcg.append(sum(g / math.log2(r + 2) for r, g in enumerate(gains)) / ideal if ideal else 0.0)
     n = max(1, len(rec))
     rec_a, ndcg_a = np.asarray(rec), np.asarray(ndcg)
     return {"recall@10": float(rec_a.mean()), "ndcg@10": float(ndcg_a.mean()),
@@ -133,7 +136,8 @@ def negative_flips(old_hits: list[list[dict]], new_hits: list[list[dict]], relev
     the new path answers wrong."""
     flips = 0
     for o, n, rel in zip(old_hits, new_hits, relevant):
-        if rel in [h["id"] for h in o[:k]] and rel not in [h["id"] for h in n[:k]]:
+        rel = {rel} if isinstance(rel, str) else set(rel)
+        if rel & {h["id"] for h in o[:k]} and not rel & {h["id"] for h in n[:k]}:
             flips += 1
     return flips / max(1, len(relevant))
 
@@ -141,9 +145,16 @@ def negative_flips(old_hits: list[list[dict]], new_hits: list[list[dict]], relev
 # ----------------------------------------------------------------------- start
 def start(coll: Collection, model: str, *, sample: int = 1000, method: str = "procrustes", seed: int = 0,
           golden: Sequence[tuple[str, str]] | None = None, golden_fraction: float = 0.2, batch_size: int = 64,
-          progress: bool = False) -> dict[str, Any]:
+          progress: bool = False, sample_ids: Sequence[str] | None = None,
+          new_vectors: Callable[[list[str]], np.ndarray] | None = None, evaluate_gate: bool = True,
+          keep_sample: bool = True) -> dict[str, Any]:
     """Add the new model's slot, re-embed a sample of stored texts, fit the adapter new -> old and the score
-    calibration, and measure the gate on held-out golden queries."""
+    calibration, and measure the gate on held-out golden queries.
+
+    sample_ids: the items to re-embed (default: a seeded hash sample of those with texts).
+    new_vectors: precomputed new-model vectors for a list of ids (e.g. from a Ray job or a cache), instead of
+    encoding here. With golden queries given, the whole sample fits the adapter. keep_sample=False fits on the
+    sample without storing its new vectors (the backfill then starts from 0 %)."""
     from repspace.alignment.api import make_translator
     from repspace.compat.upgrade import ADAPTER_METHODS
     from repspace.spaces import Space
@@ -171,7 +182,8 @@ def start(coll: Collection, model: str, *, sample: int = 1000, method: str = "pr
         raise CollectionError(f"collection {coll.name!r} stores no texts: vectors alone cannot be re-encoded by a new "
                               "model. Upsert the items again with their texts (collection upsert --input FILE with a "
                               "text column, or --dataset) before upgrading")
-    chosen = sorted(with_text, key=lambda i: _h(f"{seed}:{i}"))[:sample]
+    chosen = (list(sample_ids) if sample_ids is not None
+              else sorted(with_text, key=lambda i: _h(f"{seed}:{i}"))[:sample])
     n_gold = max(10, int(round(len(chosen) * golden_fraction))) if golden is None else 0
     gold_ids, fit_ids = chosen[:n_gold], chosen[n_gold:]
     if len(fit_ids) < 10:
@@ -181,8 +193,10 @@ def start(coll: Collection, model: str, *, sample: int = 1000, method: str = "pr
     try:
         texts = _texts_of(coll, chosen)
         order = [i for i in fit_ids if i in texts]  # golden items stay un-backfilled: they are held out
-        vec_new = coll.encode([texts[i] for i in order], new["name"], batch_size=batch_size)
-        coll.update_vectors(new["name"], order, vec_new)
+        vec_new = (np.asarray(new_vectors(order), np.float32) if new_vectors is not None
+                   else coll.encode([texts[i] for i in order], new["name"], batch_size=batch_size))
+        if keep_sample:
+            coll.update_vectors(new["name"], order, vec_new)
         old_cache = coll.cache(old["name"])
         has, vec_old = old_cache.vectors_for(fit_ids)
         pos = {i: j for j, i in enumerate(order)}
@@ -203,8 +217,8 @@ def start(coll: Collection, model: str, *, sample: int = 1000, method: str = "pr
         _save_adapter(coll, adapter)
         coll._upgrade_adapter = None
         coll.update_meta(upgrade=state)
-        _calibrate(coll, [texts[i] for i in fit_ids[:200]])
-        return status(coll)
+        _calibrate(coll, [pseudo_query(texts[i]) for i in fit_ids[:200] if i in texts])
+        return status(coll, evaluate_metrics=evaluate_gate)
     except BaseException:
         coll.update_meta(upgrade=None)
         try:
@@ -267,14 +281,25 @@ def upgrade_search(coll: Collection, texts, vectors, k: int, flt: dict[str, str]
 
 
 def _search_texts(coll, up, texts, k, flt, strategy, candidates=None):
+    need_old = strategy in ("old", "fused")
+    need_new = strategy != "old"
+    q_old = coll.encode(texts, up["old"]) if need_old else None
+    q_new = coll.encode(texts, up["new"]) if need_new else None
+    return search_encoded(coll, q_old, q_new, k, flt, strategy, candidates)
+
+
+def search_encoded(coll: Collection, q_old: np.ndarray | None, q_new: np.ndarray | None, k: int,
+                   flt: dict[str, str] | None = None, strategy: str = DEFAULT_STRATEGY,
+                   candidates: int | None = None) -> list[list[dict[str, Any]]]:
+    """The upgrade's strategies on queries already encoded by the old (`q_old`) and new (`q_new`) models."""
+    up = coll.meta["upgrade"]
+    flt = flt or {}
     old_c, new_c = coll.cache(up["old"]), coll.cache(up["new"])
     if strategy == "old":
-        q = coll.encode(texts, up["old"])
-        return _as_hits(old_c.search(q, k, flt))
+        return _as_hits(old_c.search(q_old, k, flt))
     if strategy == "new":
-        q = coll.encode(texts, up["new"])
-        return _as_hits(new_c.search(q, k, flt))
-    q_old, q_new, q_ad = _encode_queries(coll, up, texts)
+        return _as_hits(new_c.search(q_new, k, flt))
+    q_ad = load_adapter(coll).transform(q_new)
     if strategy == "adapted":
         return _as_hits(old_c.search(q_ad, k, flt))
     K = candidates or max(100, 4 * k)
@@ -284,7 +309,9 @@ def _search_texts(coll, up, texts, k, flt, strategy, candidates=None):
     lists = {"ao": old_c.search(q_ad, K, flt), "nn": new_c.search(q_new, K, flt)}
     if strategy == "fused":
         lists["oo"] = old_c.search(q_old, K, flt)
-    for j in range(len(texts)):
+    qn_new, qn_ad = _unit(q_new), _unit(q_ad)
+    qn_old = _unit(q_old) if q_old is not None else None
+    for j in range(len(q_new)):
         cand: dict[str, str] = {}
         for rows in lists.values():
             for i, _, p in rows[j]:
@@ -295,15 +322,14 @@ def _search_texts(coll, up, texts, k, flt, strategy, candidates=None):
             continue
         has_new, v_new = new_c.vectors_for(ids)
         has_old, v_old = old_c.vectors_for(ids)
-        s_nn = v_new @ _unit(q_new[j : j + 1])[0]
-        s_ao = v_old @ _unit(q_ad[j : j + 1])[0]
+        s_nn = v_new @ qn_new[j]
+        s_ao = v_old @ qn_ad[j]
         if strategy == "mixed":
             score = np.where(has_new, s_nn, s_ao)
-            score = np.where(has_new | has_old, score, -np.inf)
         else:
-            s_oo = v_old @ _unit(q_old[j : j + 1])[0]
+            s_oo = v_old @ qn_old[j]
             score = np.where(has_old, z["oo"](s_oo), 0.0) + np.where(has_new, z["nn"](s_nn), z["ao"](s_ao))
-            score = np.where(has_old | has_new, score, -np.inf)
+        score = np.where(has_old | has_new, score, -np.inf)
         order = np.lexsort((np.asarray(ids, dtype=object), -score))[:k]
         out.append([{"id": ids[r], "score": float(score[r]), "payload": json.loads(cand[ids[r]])} for r in order
                     if np.isfinite(score[r])])
@@ -315,18 +341,10 @@ def _as_hits(rows):
 
 
 # -------------------------------------------------------------------- backfill
-def backfill(coll: Collection, *, order: str = "random", batch_size: int = 64, limit: int | None = None,
-             progress: bool = False) -> dict[str, Any]:
-    """Fill the new slot for every item with a text, in resumable atomic batches (kill and re-run: each item
-    once, identical vectors). `uncertainty` first re-embeds the items the adapter is predicted to explain worst."""
-    import time
-
-    from repspace.encoders.job import progress_bar
-
+def backfill_order(coll: Collection, order: str = "random") -> tuple[list[str], int]:
+    """The items the backfill will re-embed, in its order, and how many items lack a text (skipped)."""
     if order not in ORDERS:
         raise InvalidInputError(f"unknown order {order!r}; choose from {', '.join(ORDERS)}")
-    if batch_size < 1:
-        raise InvalidInputError("--batch-size must be positive")
     up = _state(coll)
     new = coll.slot(up["new"])
     ids, has_text, has_vec = _scan_texts(coll, new["column"])
@@ -336,15 +354,31 @@ def backfill(coll: Collection, *, order: str = "random", batch_size: int = 64, l
         raise CollectionError("no item stores a text: vectors alone cannot be re-encoded by the new model; upsert "
                               "the items with their texts first")
     seed = up.get("seed", 0)
+    keys = {i: _h(f"backfill:{seed}:{i}") for i in todo}
     if order == "random":
-        todo.sort(key=lambda i: _h(f"backfill:{seed}:{i}"))
+        todo.sort(key=keys.__getitem__)
     else:
         has, v_old = coll.cache(up["old"]).vectors_for(todo)
         w, b = np.asarray(up["uncertainty"]["w"], np.float32), up["uncertainty"]["b"]
         pred = v_old @ w + b
         pred[~has] = np.inf
-        keys = [_h(f"backfill:{seed}:{i}") for i in todo]
-        todo = [todo[r] for r in np.lexsort((np.asarray(keys, dtype=object), -pred))]
+        todo = [todo[r] for r in np.lexsort((np.asarray([keys[i] for i in todo], dtype=object), -pred))]
+    return todo, without_text
+
+
+def backfill(coll: Collection, *, order: str = "random", batch_size: int = 64, limit: int | None = None,
+             progress: bool = False, new_vectors: Callable[[list[str]], np.ndarray] | None = None) -> dict[str, Any]:
+    """Fill the new slot for every item with a text, in resumable atomic batches (kill and re-run: each item
+    once, identical vectors). `uncertainty` first re-embeds the items the adapter is predicted to explain worst
+    (a ridge fitted at start on the sample's adapter residuals). `new_vectors`: precomputed vectors instead of encoding."""
+    import time
+
+    from repspace.encoders.job import progress_bar
+
+    if batch_size < 1:
+        raise InvalidInputError("--batch-size must be positive")
+    todo, without_text = backfill_order(coll, order)
+    new = coll.slot(_state(coll)["new"])
     if limit is not None:
         todo = todo[:limit]
     t0, done = time.perf_counter(), 0
@@ -355,8 +389,9 @@ def backfill(coll: Collection, *, order: str = "random", batch_size: int = 64, l
             texts = _texts_of(coll, part)
             part = [i for i in part if i in texts]  # deleted meanwhile
             if part:
-                coll.update_vectors(new["name"], part, coll.encode([texts[i] for i in part], new["name"],
-                                                                   batch_size=batch_size))
+                vecs = (np.asarray(new_vectors(part), np.float32) if new_vectors is not None
+                        else coll.encode([texts[i] for i in part], new["name"], batch_size=batch_size))
+                coll.update_vectors(new["name"], part, vecs)
             done += len(part)
             bar.update(task, advance=batch_size, rate=f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} items/s")
     return {"backfilled": done, "fraction": fraction(coll), "without_text": without_text,
@@ -376,7 +411,14 @@ def evaluate(coll: Collection, strategies: Sequence[str] = STRATEGIES) -> dict[s
     if not golden:
         return {}
     texts, rel = [g[0] for g in golden], [g[1] for g in golden]
-    hits = {s: upgrade_search(coll, texts, None, 10, {}, s) for s in strategies}
+    return evaluate_encoded(coll, coll.encode(texts, up["old"]), coll.encode(texts, up["new"]), rel, strategies)
+
+
+def evaluate_encoded(coll: Collection, q_old: np.ndarray, q_new: np.ndarray, relevant: Sequence[str | Sequence[str]],
+                     strategies: Sequence[str] = STRATEGIES) -> dict[str, Any]:
+    """Per-strategy recall@10, nDCG@10 (with standard errors) and negative flip rate on encoded queries."""
+    hits = {s: search_encoded(coll, q_old, q_new, 10, {}, s) for s in strategies}
+    rel = list(relevant)
     out = {s: _metrics(h, rel) for s, h in hits.items()}
     for s in strategies:
         out[s]["negative_flip_rate"] = negative_flips(hits["old"], hits[s], rel) if "old" in hits else None

@@ -1,0 +1,164 @@
+"""Upgrades that never lose: quality of each serving strategy against the backfill fraction, on a live collection.
+
+Protocol (docs/upgrade.md §4). The collection (LanceDB, Flat) holds the corpus with the OLD model's vectors
+and the texts. `upgrade start` fits the adapter new -> old (Procrustes) on a re-embedded sample of 1,000 items of
+the train half (the sample's new vectors are not kept: the backfill starts from 0 %). Golden queries: titles of
+the held-out test half; relevant = that article's body (bbc-news title->body) or its sentences (bbc-sentences).
+The backfill then runs in its own order (random / uncertainty) to 10, 25, 50, 75, 100 %, and at each fraction
+every strategy is scored on the same golden queries through the collection's real search path
+(`upgrade.search_encoded`, queries pre-encoded by both models from the bench cache, so the models are not
+re-run per strategy). Never lose: fused >= old - 1 SE at every fraction; end above: fused at 100 % >= new.
+
+Usage: python benchmarks/upgrade_live.py [--pairs minilm-l3-onnx:minilm-l6,...] [--corpora bbc-news,bbc-sentences]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine  # noqa: E402
+from _spaces import bench_space  # noqa: E402
+
+from repspace.collections import Collection  # noqa: E402
+from repspace.collections import upgrade as up  # noqa: E402
+from repspace.datasets import hash_split, load_dataset  # noqa: E402
+
+FRACTIONS = (0.0, 0.10, 0.25, 0.50, 0.75, 1.0)
+STRATEGIES = ("old", "adapted", "mixed", "fused", "new")
+PAIRS = "minilm-l3-onnx:minilm-l6,minilm-l6:mpnet-base,glove-50:minilm-l6"
+
+
+def corpus(name: str, model: str):
+    if name == "bbc-news":
+        return bench_space(model, "bbc-news:body"), load_dataset("bbc-news:body")
+    return bench_space(model, "bbc-sentences"), load_dataset("bbc-sentences")
+
+
+def golden(name: str, gallery_ids: list[str], titles_old, titles_new, limit: int | None):
+    test = [i for i in titles_old.ids if hash_split(i) == "test"]
+    if limit:
+        test = test[:limit]
+    if name == "bbc-news":
+        rel = test
+    else:
+        by_article: dict[str, list[str]] = {}
+        for i in gallery_ids:
+            by_article.setdefault("/".join(i.split("/")[:2]), []).append(i)
+        test = [i for i in test if i in by_article]
+        rel = [by_article[i] for i in test]
+    return (np.asarray(titles_old.select(test).vectors), np.asarray(titles_new.select(test).vectors), rel)
+
+
+def run_pair(old_m: str, new_m: str, name: str, order: str, sample: int, queries: int | None, root: Path) -> dict:
+    old_sp, items = corpus(name, old_m)
+    new_sp, _ = corpus(name, new_m)
+    t_old, t_new = bench_space(old_m, "bbc-news:title"), bench_space(new_m, "bbc-news:title")
+    q_old, q_new, rel = golden(name, old_sp.ids, t_old, t_new, queries)
+    texts = dict(zip(items.ids, items.data))
+    new_pos = {i: r for r, i in enumerate(new_sp.ids)}
+
+    def new_vectors(ids):
+        return np.asarray(new_sp.vectors)[[new_pos[i] for i in ids]]
+
+    uri = root / f"{name}-{old_m}-{new_m}-{order}"
+    c = Collection.create(uri, model=old_m)
+    for s in range(0, old_sp.count, 4096):
+        ids = old_sp.ids[s : s + 4096]
+        c.upsert(ids, texts=[texts[i] for i in ids], vectors=np.asarray(old_sp.vectors[s : s + 4096]))
+    train_items = [i for i in old_sp.ids if hash_split("/".join(i.split("/")[:2])) == "train"]
+    sample_ids = [train_items[j] for j in np.random.default_rng(0).permutation(len(train_items))[:sample]]
+    t0 = time.perf_counter()
+    up.start(c, new_m, sample_ids=sample_ids, new_vectors=new_vectors, golden=[("q", "x")], evaluate_gate=False,
+             keep_sample=False)
+    start_s = time.perf_counter() - t0
+    n = c.count()
+    rows = []
+    done = 0
+    for f in FRACTIONS:
+        want = int(round(f * n))
+        if want > done:
+            up.backfill(c, order=order, batch_size=4096, limit=want - done, new_vectors=new_vectors)
+            done = want
+        m = up.evaluate_encoded(c, q_old, q_new, rel, STRATEGIES)
+        rows.append({"fraction": f, "actual": up.fraction(c), **{s: m[s] for s in STRATEGIES}})
+    # cost of the fused path beyond a plain search (queries already encoded), batch and one at a time
+    cost = {}
+    for label, qo, qn in (("batch", q_old, q_new), ("single", q_old[:200], q_new[:200])):
+        per = 1 if label == "single" else len(qn)
+        t_plain = t_fused = 0.0
+        for s in range(0, len(qn), per):
+            t = time.perf_counter()
+            up.search_encoded(c, qo[s : s + per], qn[s : s + per], 10, {}, "new")
+            t_plain += time.perf_counter() - t
+            t = time.perf_counter()
+            up.search_encoded(c, qo[s : s + per], qn[s : s + per], 10, {}, "fused")
+            t_fused += time.perf_counter() - t
+        cost[label] = {"plain_us": 1e6 * t_plain / len(qn), "fused_us": 1e6 * t_fused / len(qn),
+                       "added_us": 1e6 * (t_fused - t_plain) / len(qn)}
+    c.close()
+    return {"old": old_m, "new": new_m, "corpus": name, "order": order, "items": n, "queries": len(rel),
+            "sample": sample, "start_s": start_s, "rows": rows, "cost": cost}
+
+
+def auc(rows: list[dict], strategy: str, key: str) -> float:
+    xs = [r["fraction"] for r in rows]
+    ys = [r[strategy][key] for r in rows]
+    return float(np.trapezoid(ys, xs)) if hasattr(np, "trapezoid") else float(np.trapz(ys, xs))
+
+
+def report(res: dict) -> list[str]:
+    out = [f"\n### {res['corpus']}: {res['old']} -> {res['new']}, order {res['order']} "
+           f"({res['items']} items, {res['queries']} golden queries, adapter from {res['sample']} items)"]
+    out.append("| fraction | " + " | ".join(f"{s} R@10 / nDCG@10" for s in STRATEGIES) + " | fused ≥ old−SE | flips fused |")
+    out.append("|---" * (len(STRATEGIES) + 3) + "|")
+    for r in res["rows"]:
+        o = r["old"]
+        ok = all(r["fused"][k] >= o[k] - o[f"{k}_se"] for k in ("recall@10", "ndcg@10"))
+        cells = [f"{r[s]['recall@10']:.4f} / {r[s]['ndcg@10']:.4f}" for s in STRATEGIES]
+        out.append(f"| {r['fraction']:.0%} | " + " | ".join(cells) + f" | {'yes' if ok else '**no**'} | "
+                   f"{r['fused']['negative_flip_rate']:.3f} |")
+    out.append("AUC (recall@10 over fraction): " + ", ".join(f"{s} {auc(res['rows'], s, 'recall@10'):.4f}" for s in STRATEGIES))
+    last = res["rows"][-1]
+    out.append(f"End: fused − new at 100 %: recall@10 {last['fused']['recall@10'] - last['new']['recall@10']:+.4f}, "
+               f"nDCG@10 {last['fused']['ndcg@10'] - last['new']['ndcg@10']:+.4f}; SE of old: "
+               f"{last['old']['recall@10_se']:.4f} / {last['old']['ndcg@10_se']:.4f}")
+    c = res["cost"]
+    out.append(f"Cost beyond a plain search (queries encoded): batch {c['batch']['added_us']:.1f} µs/query "
+               f"(plain {c['batch']['plain_us']:.1f}, fused {c['batch']['fused_us']:.1f}); one at a time "
+               f"{c['single']['added_us']:.1f} µs/query (plain {c['single']['plain_us']:.1f}); start {res['start_s']:.1f} s")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pairs", default=PAIRS)
+    ap.add_argument("--corpora", default="bbc-news")
+    ap.add_argument("--orders", default="random,uncertainty")
+    ap.add_argument("--sample", type=int, default=1000)
+    ap.add_argument("--queries", type=int, default=None, help="at most N golden queries")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    print(f"machine: {machine()}")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.corpora.split(","):
+            for pair in args.pairs.split(","):
+                old_m, new_m = pair.split(":")
+                for order in args.orders.split(","):
+                    res = run_pair(old_m, new_m, name, order, args.sample, args.queries, Path(tmp))
+                    results.append(res)
+                    print("\n".join(report(res)), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
