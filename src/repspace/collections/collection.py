@@ -367,12 +367,17 @@ class Collection:
             rows[i] = row
         return [rows[i] for i in dict.fromkeys(ids) if i in rows]
 
-    def cache(self, slot: str | None = None) -> SlotCache:
+    def cache(self, slot: str | None = None, version: Any = None) -> SlotCache:
+        """The in-memory search layer of a slot, in step with the store (`version`: a token just read, to
+        check several slots against one read)."""
         s = self.slot(slot)
         c = self._caches.get(s["name"])
         if c is None:
             c = self._caches[s["name"]] = SlotCache(s["column"], s["dim"], _fit_spec(self.spec, s["dim"]), s["model"])
-        c.sync(self.store)
+        if version is None:
+            c.sync(self.store)
+        elif version != c.version:
+            c.load(self.store)
         return c
 
     def query_vectors(self, texts: Sequence[str] | None, vectors: Any, slot: dict[str, Any]) -> np.ndarray:

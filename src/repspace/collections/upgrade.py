@@ -7,12 +7,13 @@ expensive), and the search combines every signal there is for each item:
     old       q_old · old_i                                   (not upgrading at all)
     adapted   A(q_new) · old_i                                (Drift-Adapter style: new queries, old gallery)
     mixed     q_new · new_i where backfilled, else A(q_new) · old_i (raw cosines)
-    fused     z_oo(q_old · old_i) + (z_nn(q_new · new_i) if backfilled else z_ao(A(q_new) · old_i))
+    fused     backfilled: B(q_old · old_i, A(q_new) · old_i, q_new · new_i); else A(q_old · old_i, A(q_new) · old_i)
     new       q_new · new_i over the backfilled items only
 
-`A` is an adapter new -> old fitted at `start` on a re-embedded sample. The z maps are per-term score
-calibrations (mean and spread of each term's top scores on the calibration queries), so one merged
-ranking is consistent across backfilled and not-yet-backfilled items. The *gate* compares the default
+`A(·)` is an adapter new -> old fitted at `start` on a re-embedded sample. The fused score maps A and B are
+logistic regressions fitted at `start` on pseudo-queries of the sample (`fit_fusion`): both estimate the
+log-odds that an item is relevant, so one merged ranking is consistent across backfilled and not-yet-backfilled
+items, and a term that does not help (an adapter across a severe drift, a weak old model) gets little weight. The *gate* compares the default
 strategy (fused) with old on golden queries held out from the sample: it passes when fused is not
 below old by more than one standard error on recall@10 and nDCG@10.
 
@@ -149,7 +150,7 @@ def start(coll: Collection, model: str, *, sample: int = 1000, method: str = "pr
           new_vectors: Callable[[list[str]], np.ndarray] | None = None, evaluate_gate: bool = True,
           keep_sample: bool = True) -> dict[str, Any]:
     """Add the new model's slot, re-embed a sample of stored texts, fit the adapter new -> old and the score
-    calibration, and measure the gate on held-out golden queries.
+    fusion weights, and measure the gate on held-out golden queries.
 
     sample_ids: the items to re-embed (default: a seeded hash sample of those with texts).
     new_vectors: precomputed new-model vectors for a list of ids (e.g. from a Ray job or a cache), instead of
@@ -213,11 +214,14 @@ def start(coll: Collection, model: str, *, sample: int = 1000, method: str = "pr
         golden = [(q, r) for q, r in golden if q.strip()]
         state = {"old": old["name"], "new": new["name"], "method": method, "seed": seed, "sample": len(chosen),
                  "started": _now(), "state": "open", "golden": [list(g) for g in golden],
-                 "uncertainty": {"w": ridge[0].tolist(), "b": ridge[1]}, "calibration": None, "gate": None}
+                 "uncertainty": {"w": ridge[0].tolist(), "b": ridge[1]}, "fusion": None, "gate": None}
         _save_adapter(coll, adapter)
         coll._upgrade_adapter = None
         coll.update_meta(upgrade=state)
-        _calibrate(coll, [pseudo_query(texts[i]) for i in fit_ids[:200] if i in texts])
+        fit_texts = [texts[i] for i in fit_ids]
+        keep = np.flatnonzero(has)
+        state["fusion"] = fit_fusion(coll, [pseudo_query(fit_texts[r]) for r in keep], _unit(Y), _unit(X), seed=seed)
+        coll.update_meta(upgrade=state)
         return status(coll, evaluate_metrics=evaluate_gate)
     except BaseException:
         coll.update_meta(upgrade=None)
@@ -239,17 +243,59 @@ def _ridge(X: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> tuple[np.ndarray
     return w.astype(np.float32), float(ym - mu @ w)
 
 
-def _calibrate(coll: Collection, texts: Sequence[str], top: int = 50) -> None:
-    """Per-term score maps: mean and spread of each term's top scores over calibration queries."""
-    up = _state(coll)
-    q_old, q_new, q_ad = _encode_queries(coll, up, texts)
-    calib = {}
-    for term, (slot, q) in {"oo": (up["old"], q_old), "ao": (up["old"], q_ad), "nn": (up["new"], q_new)}.items():
-        hits = coll.cache(slot).search(q, top, {})
-        s = np.asarray([h[1] for row in hits for h in row], np.float64)
-        calib[term] = [float(s.mean()), float(max(s.std(), 1e-6))] if len(s) else [0.0, 1.0]
-    up["calibration"] = calib
-    coll.update_meta(upgrade=up)
+def fit_fusion(coll: Collection, queries: Sequence[str], g_old: np.ndarray, g_new: np.ndarray, *, max_queries: int = 300,
+               top: int = 50, seed: int = 0) -> dict[str, Any]:
+    """Learn how to fuse the terms, as log-odds of relevance (logistic regression), on pseudo-queries of the sample.
+
+    queries[j] is relevant to gallery row j; g_old / g_new: the sample's unit vectors in both models. Model A scores
+    items not yet backfilled from (q_old·old, A(q_new)·old); model B scores backfilled items from (q_old·old,
+    A(q_new)·old, q_new·new). Both estimate the same probability on the same pairs, so their scores merge into
+    one ranking; a useless term gets a weight near zero (e.g. an adapter across a severe drift)."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.permutation(len(queries))[:max_queries])
+    q_old, q_new, q_ad = _encode_queries(coll, coll.meta["upgrade"], [queries[r] for r in rows])
+    q_old, q_new, q_ad = _unit(q_old), _unit(q_new), _unit(q_ad)
+    s_oo, s_ao, s_nn = q_old @ g_old.T, q_ad @ g_old.T, q_new @ g_new.T
+    feats, labels = [], []
+    k = min(top, g_old.shape[0])
+    for j, r in enumerate(rows):
+        cand = set()
+        for s in (s_oo[j], s_ao[j], s_nn[j]):
+            cand.update(np.argpartition(-s, k - 1)[:k].tolist())
+        cand.add(int(r))
+        c = np.fromiter(cand, np.int64)
+        feats.append(np.stack([s_oo[j, c], s_ao[j, c], s_nn[j, c]], 1))
+        labels.append((c == r).astype(np.int64))
+    F, y = np.concatenate(feats), np.concatenate(labels)
+    out = {"queries": int(len(rows)), "pairs": int(len(y))}
+    for name, cols in (("A", [0, 1]), ("B", [0, 1, 2])):
+        out[name] = [float(w) for w in _nonneg_logistic(F[:, cols], y)]
+    return out
+
+
+def _nonneg_logistic(F: np.ndarray, y: np.ndarray, l2: float = 1e-4) -> np.ndarray:
+    """Logistic regression with non-negative weights (a free bias): [w..., b]. A higher similarity under any
+    model never counts against an item, which keeps the fit from exploiting quirks of the pseudo-queries."""
+    from scipy.optimize import minimize
+
+    F = F.astype(np.float64)
+    y = y.astype(np.float64)
+    pos = max(1.0, y.sum())
+    sw = np.where(y > 0, (len(y) - pos) / pos, 1.0)  # balance the one relevant item against its candidates
+    sw = sw / sw.mean()
+
+    def loss(theta):
+        w, b = theta[:-1], theta[-1]
+        z = F @ w + b
+        p = 1.0 / (1.0 + np.exp(-z))
+        val = np.mean(sw * (np.logaddexp(0.0, z) - y * z)) + l2 * (w @ w)
+        g = sw * (p - y) / len(y)
+        return val, np.concatenate([F.T @ g + 2 * l2 * w, [g.sum()]])
+
+    theta0 = np.concatenate([np.ones(F.shape[1]), [0.0]])
+    bounds = [(0.0, None)] * F.shape[1] + [(None, None)]
+    res = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds)
+    return res.x
 
 
 def _encode_queries(coll: Collection, up: dict[str, Any], texts: Sequence[str]):
@@ -294,7 +340,8 @@ def search_encoded(coll: Collection, q_old: np.ndarray | None, q_new: np.ndarray
     """The upgrade's strategies on queries already encoded by the old (`q_old`) and new (`q_new`) models."""
     up = coll.meta["upgrade"]
     flt = flt or {}
-    old_c, new_c = coll.cache(up["old"]), coll.cache(up["new"])
+    version = coll.store.version()
+    old_c, new_c = coll.cache(up["old"], version), coll.cache(up["new"], version)
     if strategy == "old":
         return _as_hits(old_c.search(q_old, k, flt))
     if strategy == "new":
@@ -303,8 +350,10 @@ def search_encoded(coll: Collection, q_old: np.ndarray | None, q_new: np.ndarray
     if strategy == "adapted":
         return _as_hits(old_c.search(q_ad, k, flt))
     K = candidates or max(100, 4 * k)
-    cal = up.get("calibration") or {"oo": [0, 1], "ao": [0, 1], "nn": [0, 1]}
-    z = {t: (lambda s, m=cal[t][0], sd=cal[t][1]: (s - m) / sd) for t in cal}
+    fusion = up.get("fusion") or {"A": [1.0, 1.0, 0.0], "B": [1.0, 0.0, 1.0, 0.0]}
+    wa, wb = fusion["A"], fusion["B"]
+    if strategy == "fused" and not flt:
+        return _fused_fast(coll, old_c, new_c, _unit(q_old), _unit(q_ad), _unit(q_new), k, K, wa, wb)
     out = []
     lists = {"ao": old_c.search(q_ad, K, flt), "nn": new_c.search(q_new, K, flt)}
     if strategy == "fused":
@@ -328,11 +377,79 @@ def search_encoded(coll: Collection, q_old: np.ndarray | None, q_new: np.ndarray
             score = np.where(has_new, s_nn, s_ao)
         else:
             s_oo = v_old @ qn_old[j]
-            score = np.where(has_old, z["oo"](s_oo), 0.0) + np.where(has_new, z["nn"](s_nn), z["ao"](s_ao))
+            score = np.where(has_new, wb[0] * s_oo + wb[1] * s_ao + wb[2] * s_nn + wb[3],
+                             wa[0] * s_oo + wa[1] * s_ao + wa[2])
         score = np.where(has_old | has_new, score, -np.inf)
         order = np.lexsort((np.asarray(ids, dtype=object), -score))[:k]
         out.append([{"id": ids[r], "score": float(score[r]), "payload": json.loads(cand[ids[r]])} for r in order
                     if np.isfinite(score[r])])
+    return out
+
+
+def _row_maps(coll: Collection, old_c, new_c) -> tuple[np.ndarray, np.ndarray]:
+    """old row -> new row and new row -> old row (-1 = none) of the two compacted caches, cached per version."""
+    key = (id(old_c), id(new_c), old_c.version, new_c.version, len(old_c.ids), len(new_c.ids))
+    cached = getattr(coll, "_row_maps", None)
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    o2n = np.fromiter((new_c.row_of.get(i, -1) for i in old_c.ids), np.int64, len(old_c.ids))
+    n2o = np.fromiter((old_c.row_of.get(i, -1) for i in new_c.ids), np.int64, len(new_c.ids))
+    coll._row_maps = (key, o2n, n2o)
+    return o2n, n2o
+
+
+def _fused_fast(coll, old_c, new_c, qo, qa, qn, k, K, wa, wb, block: int = 64):
+    """The fused strategy, vectorised: the linear score maps fold into combined query vectors (A's two old-space
+    terms are one dot product), candidates come from one search per slot, backfilled candidates are rescored
+    with B by gathering their vectors in the other slot."""
+    old_c.compacted()
+    new_c.compacted()
+    o2n, n2o = _row_maps(coll, old_c, new_c)
+    qA = (wa[0] * qo + wa[1] * qa).astype(np.float32)
+    qB = (wb[0] * qo + wb[1] * qa).astype(np.float32)
+    sA, rA = old_c.search_rows(qA, K)
+    sN, rN = new_c.search_rows(qn, K)
+    n_old = len(old_c.ids)
+    Vo, Vn = old_c.vectors, new_c.vectors
+    out = []
+    for s in range(0, len(qo), block):
+        e = min(len(qo), s + block)
+        ra, rn = rA[s:e], rN[s:e]
+        nb = np.where(ra >= 0, o2n[np.maximum(ra, 0)], -1) if len(o2n) else np.full_like(ra, -1)
+        ob = np.where(rn >= 0, n2o[np.maximum(rn, 0)], -1) if len(n2o) else np.full_like(rn, -1)
+        # candidates from the old slot: A's score, or B's where the item is backfilled
+        sb_old = np.einsum("qkd,qd->qk", Vo[np.maximum(ra, 0)], qB[s:e]) if n_old else np.zeros(ra.shape, np.float32)
+        sn_old = (np.einsum("qkd,qd->qk", Vn[np.maximum(nb, 0)], qn[s:e]) if len(Vn) else np.zeros(ra.shape, np.float32))
+        score_a = np.where(nb >= 0, sb_old + wb[2] * sn_old + wb[3], sA[s:e] + wa[2])
+        score_a = np.where(ra >= 0, score_a, -np.inf)
+        # candidates from the new slot: B's score (items without an old vector: their new term only)
+        so_new = np.einsum("qkd,qd->qk", Vo[np.maximum(ob, 0)], qB[s:e]) if n_old else np.zeros(rn.shape, np.float32)
+        score_n = np.where(ob >= 0, so_new, 0.0) + wb[2] * sN[s:e] + wb[3]
+        score_n = np.where(rn >= 0, score_n, -np.inf)
+        keys = np.hstack([np.where(ra >= 0, ra, -1), np.where(ob >= 0, ob, n_old + np.maximum(rn, 0))])
+        keys = np.where(np.hstack([ra, rn]) >= 0, keys, -1 - np.arange(keys.shape[1])[None, :])
+        scores = np.hstack([score_a, score_n])
+        order = np.argsort(keys, axis=1, kind="stable")
+        ks = np.take_along_axis(keys, order, 1)
+        dup = np.zeros(ks.shape, bool)
+        dup[:, 1:] = ks[:, 1:] == ks[:, :-1]
+        sc = np.take_along_axis(scores, order, 1)
+        sc[dup] = -np.inf
+        kk = min(k, sc.shape[1])
+        top = np.argpartition(-sc, kk - 1, axis=1)[:, :kk]
+        for j in range(e - s):
+            t = top[j][np.argsort(-sc[j, top[j]], kind="stable")]
+            row = []
+            for c in t:
+                if not np.isfinite(sc[j, c]):
+                    continue
+                key = int(ks[j, c])
+                if key < n_old:
+                    row.append({"id": old_c.ids[key], "score": float(sc[j, c]), "payload": json.loads(old_c.payloads[key])})
+                else:
+                    r = key - n_old
+                    row.append({"id": new_c.ids[r], "score": float(sc[j, c]), "payload": json.loads(new_c.payloads[r])})
+            out.append(row)
     return out
 
 
