@@ -124,4 +124,27 @@ def run_demo(out: str | Path = "demo-out", models=DEMO_MODELS, limit: int | None
         old, new = models[1], models[0]
         upgrade_section(report, out / "upgrade", spaces[(old, "title")], spaces[(old, "body")],
                         spaces[(new, "title")], spaces[(new, "body")])
+        live_upgrade_demo(report, out / "live-upgrade", spaces[(old, "title")], spaces[(old, "body")],
+                          spaces[(new, "title")], spaces[(new, "body")])
     return report.write(out / "report.html")
+
+
+def live_upgrade_demo(report: Report, work: Path, old_q: Space, old_c: Space, new_q: Space, new_c: Space) -> None:
+    """The live-collection upgrade curve: bodies in a LanceDB collection, held-out titles as queries."""
+    import shutil
+
+    from repspace.collections.upgrade import curve
+    from repspace.datasets import hash_split
+    from repspace.report.live_upgrade import live_upgrade_section
+
+    shutil.rmtree(work, ignore_errors=True)
+    items = load_dataset("bbc-news:body")
+    texts = dict(zip(items.ids, items.data))
+    old_c, new_c = old_c.aligned_with(new_c)
+    test = [i for i in old_q.ids if hash_split(i) == "test" and i in set(old_c.ids)]
+    train = [i for i in old_c.ids if hash_split(i) == "train"]
+    sample = [train[j] for j in np.random.default_rng(0).permutation(len(train))[:1000]]
+    res = curve(old_c, new_c, texts, np.asarray(old_q.select(test).vectors), np.asarray(new_q.select(test).vectors),
+                test, work=work, sample_ids=sample)
+    res.pop("collection").close()
+    live_upgrade_section(report, res, "bbc-news body")

@@ -60,6 +60,10 @@ def upsert(
     label_column: Annotated[str, typer.Option("--label-column")] = "label",
     vector_column: Annotated[str, typer.Option("--vector-column")] = "vector",
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N items.")] = None,
+    encode_batch: Annotated[int, typer.Option("--encode-batch", help="Texts per model call.")] = 32,
+    engine: Annotated[str, typer.Option("--engine", help="local, or ray (encode on a Ray actor pool; the `ray` extra).")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray head (HOST:PORT, ray://…, auto).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Ray encoder actors.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     json_out: JSON = False,
 ) -> None:
@@ -89,7 +93,8 @@ def upsert(
             if slot is not None and slot != c.active:
                 raise InvalidInputError("--slot is for given vectors; texts are encoded by every slot's model")
             items = read_items(dataset, input, text_column, id_column, label_column).limit(limit)
-            result = upsert_items(c, items, batch_size=batch_size, progress=not quiet)
+            result = upsert_items(c, items, batch_size=batch_size, encode_batch=encode_batch, progress=not quiet,
+                                  engine=engine, workers=workers, address=ray_address)
     if json_out:
         emit_json(result)
     else:

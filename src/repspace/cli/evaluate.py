@@ -33,16 +33,21 @@ def eval_cmd(
     k_shot: int = typer.Option(5, "--k-shot", help="Examples per class in a few-shot episode."),
     episodes: int = typer.Option(200, "--episodes", help="Few-shot episodes."),
     json_out: bool = typer.Option(False, "--json"),
+    engine: str = typer.Option("local", "--engine", help="local, or ray: retrieval's exact search sharded over Ray workers."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray head address; default: a local Ray."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Ray search workers (corpus shards)."),
 ) -> None:
     """Evaluate a space: retrieval metrics, probes, k-NN, few-shot, clustering, dimension sweeps."""
     from repspace.evaluation import evaluate, read_qrels
+    from repspace.scale.search import search_engine
     from repspace.spaces import Space
 
     corpus = Space.load(space)
     q = Space.load(queries) if queries else None
-    result = evaluate(corpus, task, queries=q, qrels=read_qrels(qrels) if qrels else None,
-                      dims=parse_int_list(dims, "--dims"), reduce=reduce, k=k,
-                      n_way=n_way, k_shot=k_shot, episodes=episodes)
+    with search_engine(engine, ray_address, workers):
+        result = evaluate(corpus, task, queries=q, qrels=read_qrels(qrels) if qrels else None,
+                          dims=parse_int_list(dims, "--dims"), reduce=reduce, k=k,
+                          n_way=n_way, k_shot=k_shot, episodes=episodes)
     if json_out:
         emit_json(result)
     elif "rows" in result:
@@ -78,15 +83,20 @@ def compat(
     spaces: List[Path] = typer.Argument(..., help="Spaces of the same items from model versions v1 (old) .. vn (new)."),
     metric: Optional[str] = typer.Option(None, "--metric", help="Default map@r (labels) or recall@1 (ids)."),
     json_out: bool = typer.Option(False, "--json"),
+    engine: str = typer.Option("local", "--engine", help="local, or ray: exact search sharded over Ray workers."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray head address; default: a local Ray."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Ray search workers (corpus shards)."),
 ) -> None:
     """Compatibility matrix M[i][j] (queries from model i, gallery from model j) and the BCT criterion."""
     from repspace.errors import InvalidInputError
     from repspace.evaluation import compatibility
+    from repspace.scale.search import search_engine
     from repspace.spaces import Space
 
     if len(spaces) < 2:
         raise InvalidInputError("give at least two spaces: old then new")
-    result = compatibility([Space.load(p) for p in spaces], metric=metric)
+    with search_engine(engine, ray_address, workers):
+        result = compatibility([Space.load(p) for p in spaces], metric=metric)
     if json_out:
         emit_json(result)
         return

@@ -27,15 +27,27 @@ def encode(
     chunk_items: int = typer.Option(256, "--chunk-items", help="Items per resumable chunk (work lost to a kill is at most one chunk)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output of another model/input."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    engine: str = typer.Option("local", "--engine", help="local (this process) or ray (a Ray Data actor pool; the `ray` extra)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray head (HOST:PORT, ray://HOST:10001 or auto); default: a local Ray."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Ray encoder actors (default: one per CPU, or per GPU with --device cuda)."),
 ) -> None:
     """Encode a dataset or input file into a space directory (resumable after a kill)."""
     from repspace.encoders import get_encoder
     from repspace.encoders.job import encode_items
+    from repspace.scale.cluster import check_engine
 
+    check_engine(engine)
     items = read_items(dataset, input, text_column, id_column, label_column).limit(limit)
-    encoder = get_encoder(model, device=device)
-    space = encode_items(encoder, items, out=out, batch_size=batch_size, chunk_items=chunk_items,
-                         overwrite=overwrite, progress=not quiet)
+    if engine == "ray":
+        from repspace.scale import encode_space
+
+        encoder = get_encoder(model, device="cpu")  # the driver's copy: length order and version only
+        space = encode_space(model, items, out=out, batch_size=batch_size, chunk_items=chunk_items, overwrite=overwrite,
+                             progress=not quiet, workers=workers, address=ray_address, device=device, encoder=encoder)
+    else:
+        encoder = get_encoder(model, device=device)
+        space = encode_items(encoder, items, out=out, batch_size=batch_size, chunk_items=chunk_items,
+                             overwrite=overwrite, progress=not quiet)
     Console(stderr=True).print(f"wrote {out}: {space.count} x {space.dim} ({space.model})")
 
 

@@ -169,6 +169,9 @@ def upgrade_backfill(
     batch_size: int = typer.Option(32, "--batch-size"),
     chunk_items: int = typer.Option(256, "--chunk-items", help="Items per resumable chunk."),
     device: str = typer.Option("cpu", "--device"),
+    engine: str = typer.Option("local", "--engine", help="Collection mode: local, or ray (a Ray actor pool)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray head (HOST:PORT, ray://…, auto)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Ray encoder actors."),
     quiet: bool = typer.Option(False, "--quiet"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -179,7 +182,8 @@ def upgrade_backfill(
         from repspace.collections import upgrade as up
 
         with _open(index) as c:
-            res = up.backfill(c, order=order, batch_size=batch_size, limit=limit, progress=not quiet)
+            res = up.backfill(c, order=order, batch_size=batch_size, limit=limit, progress=not quiet, engine=engine,
+                              workers=workers, address=ray_address)
         if json_out:
             emit_json(res)
         else:

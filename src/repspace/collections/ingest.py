@@ -69,23 +69,66 @@ def _run(coll: Collection, n: int, batch_size: int, progress: bool, label: str,
     return {"upserted": written, "skipped": skipped, "count": coll.count(), "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def upsert_items(coll: Collection, items, *, batch_size: int = 256, resume: bool = True, progress: bool = False) -> dict[str, Any]:
+def upsert_items(coll: Collection, items, *, batch_size: int = 256, encode_batch: int = 32, resume: bool = True,
+                 progress: bool = False, engine: str = "local", workers: int | None = None,
+                 address: str | None = None) -> dict[str, Any]:
     """Upsert `repspace.datasets.Items`: texts (or image paths) are stored and encoded by every slot's model;
-    in-memory images are encoded without storing a text. Labels go to the payload as {"label": …}."""
+    in-memory images are encoded without storing a text. Labels go to the payload as {"label": …}.
+
+    Items are cut into the encode job's shards (longest first, `batch_size` items per atomic write, encoded in
+    batches of `encode_batch`), so both engines form the same batches: `engine="ray"` encodes the active slot's
+    shards on a Ray actor pool (`repspace.scale.ray_encode`) and upserts each in the driver, with vectors identical
+    to the local engine's. Other slots that encode (during an upgrade) are encoded in the driver."""
+    from repspace.scale import check_engine, plan_shards
+
+    check_engine(engine)
     slot = coll.slot()
+    enc = coll.encoder()
     stores_text = items.modality == "text" or not isinstance(items.data, np.ndarray)
+    plan = plan_shards(enc, items, encode_batch, batch_size)
 
-    def one(start: int, stop: int) -> tuple[int, int]:
-        ids = items.ids[start:stop]
-        data = items.data[start:stop]
+    def shard(s: int):
+        pos = plan.positions(s)
+        ids = [items.ids[p] for p in pos]
+        data = items.data[pos] if isinstance(items.data, np.ndarray) else [items.data[p] for p in pos]
         texts = [str(x) for x in data] if stores_text else None
-        pls = _payloads(items.labels, stop - start, start)
-        if resume and batch_done(coll, ids, texts, pls, slot):
-            return 0, stop - start
-        coll.upsert(ids, texts=texts, payloads=pls, data=None if stores_text else data)
-        return stop - start, 0
+        pls = [({"label": str(items.labels[p])} if items.labels is not None else {}) for p in pos]
+        return ids, data, texts, pls
 
-    return _run(coll, len(items), batch_size, progress, "upsert", one)
+    def write(s: int, vectors: np.ndarray) -> None:
+        ids, _, texts, pls = shard(s)
+        coll.upsert(ids, texts=texts, payloads=pls, vectors=vectors, slot=slot["name"],
+                    data=None if stores_text else items.data[plan.positions(s)])
+
+    t0 = time.perf_counter()
+    done = [s for s in range(plan.n_shards) if resume and batch_done(coll, *_done_args(shard(s)), slot)]
+    skipped = sum(len(plan.positions(s)) for s in done)
+    todo = [s for s in range(plan.n_shards) if s not in set(done)]
+    if engine == "ray":
+        from repspace.scale import ray_encode
+
+        ray_encode(slot["model"], items, batch_size=encode_batch, workers=workers, shard_items=plan.shard_items,
+                   skip=done, encoder=enc, address=address, progress=progress,
+                   on_shard=lambda s, ids, v: write(s, v))
+    else:
+        from repspace.encoders.job import progress_bar
+
+        with progress_bar(progress) as bar:
+            task = bar.add_task("upsert", total=len(items), completed=skipped, rate="")
+            for s in todo:
+                _, data, _, _ = shard(s)
+                vecs = np.concatenate([np.asarray(enc.encode_batch(data[b : b + encode_batch]), np.float32)
+                                       for b in range(0, len(data), encode_batch)])
+                write(s, vecs)
+                bar.update(task, advance=len(data),
+                           rate=f"{(bar.tasks[0].completed - skipped) / max(time.perf_counter() - t0, 1e-9):,.0f} items/s")
+    return {"upserted": len(items) - skipped, "skipped": skipped, "count": coll.count(),
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _done_args(parts):
+    ids, _, texts, pls = parts
+    return ids, texts, pls
 
 
 def upsert_space(coll: Collection, space, *, slot: str | None = None, batch_size: int = 4096, resume: bool = True,

@@ -484,14 +484,18 @@ def backfill_order(coll: Collection, order: str = "random") -> tuple[list[str], 
 
 
 def backfill(coll: Collection, *, order: str = "random", batch_size: int = 64, limit: int | None = None,
-             progress: bool = False, new_vectors: Callable[[list[str]], np.ndarray] | None = None) -> dict[str, Any]:
+             progress: bool = False, new_vectors: Callable[[list[str]], np.ndarray] | None = None,
+             engine: str = "local", workers: int | None = None, address: str | None = None) -> dict[str, Any]:
     """Fill the new slot for every item with a text, in resumable atomic batches (kill and re-run: each item
     once, identical vectors). `uncertainty` first re-embeds the items the adapter is predicted to explain worst
-    (a ridge fitted at start on the sample's adapter residuals). `new_vectors`: precomputed vectors instead of encoding."""
+    (a ridge fitted at start on the sample's adapter residuals). `new_vectors`: precomputed vectors instead of encoding.
+    engine="ray": the batches (same order, same composition, so the same vectors) are encoded on a Ray actor pool."""
     import time
 
     from repspace.encoders.job import progress_bar
+    from repspace.scale import check_engine
 
+    check_engine(engine)
     if batch_size < 1:
         raise InvalidInputError("--batch-size must be positive")
     todo, without_text = backfill_order(coll, order)
@@ -499,6 +503,22 @@ def backfill(coll: Collection, *, order: str = "random", batch_size: int = 64, l
     if limit is not None:
         todo = todo[:limit]
     t0, done = time.perf_counter(), 0
+    if engine == "ray" and todo and new_vectors is None:
+        from repspace.datasets import Items
+        from repspace.scale import ray_encode
+
+        texts = _texts_of(coll, todo)
+        todo = [i for i in todo if i in texts]
+        items = Items(list(todo), [texts[i] for i in todo], "text")
+
+        def write(_s: int, ids: list[str], vectors: np.ndarray) -> None:
+            coll.update_vectors(new["name"], ids, vectors)
+
+        ray_encode(new["model"], items, batch_size=batch_size, workers=workers, shard_items=batch_size,
+                   encoder=coll.encoder(new["name"]), address=address, progress=progress,
+                   order=np.arange(len(todo)), on_shard=write)
+        return {"backfilled": len(todo), "fraction": fraction(coll), "without_text": without_text,
+                "seconds": round(time.perf_counter() - t0, 3)}
     with progress_bar(progress) as bar:
         task = bar.add_task("backfill", total=len(todo), rate="")
         for s in range(0, len(todo), batch_size):
@@ -601,3 +621,65 @@ def finish(coll: Collection, *, force: bool = False) -> dict[str, Any]:
     coll.update_meta(upgrade=None)
     coll.drop_slot(up["old"])
     return {"active": coll.active, "dropped": up["old"], "fraction": f}
+
+
+# ------------------------------------------------------------ quality curve
+FRACTIONS = (0.0, 0.10, 0.25, 0.50, 0.75, 1.0)
+
+
+def curve(old_corpus, new_corpus, texts: dict[str, str], q_old: np.ndarray, q_new: np.ndarray,
+          relevant: Sequence[str | Sequence[str]], *, work: str | Path, sample: int = 1000, order: str = "random",
+          fractions: Sequence[float] = FRACTIONS, method: str = "procrustes", seed: int = 0,
+          sample_ids: Sequence[str] | None = None) -> dict[str, Any]:
+    """Quality of every strategy against the backfill fraction, through the real collection path.
+
+    A LanceDB collection under `work` gets the corpus (`old_corpus` vectors + `texts`); the upgrade is started
+    with a sample of `sample` items (their `new_corpus` vectors fit the adapter and the fusion, and are not kept),
+    then backfilled in `order` to each fraction with the precomputed new vectors, and every strategy is scored on
+    the queries (`q_old`/`q_new`: the same queries in both models; `relevant[j]`: id(s) relevant to query j)."""
+    import time
+
+    from repspace.collections.collection import Collection
+
+    new_pos = {i: r for r, i in enumerate(new_corpus.ids)}
+    new_vecs = np.asarray(new_corpus.vectors)
+
+    def new_vectors(ids):
+        return new_vecs[[new_pos[i] for i in ids]]
+
+    c = Collection.create(Path(work), model=old_corpus.model)  # a repspace model: pseudo-queries are encoded
+    step = 4096
+    ov = np.asarray(old_corpus.vectors)
+    for s in range(0, old_corpus.count, step):
+        ids = old_corpus.ids[s : s + step]
+        c.upsert(ids, texts=[texts.get(i) for i in ids], vectors=ov[s : s + step])
+    if sample_ids is None:
+        rng = np.random.default_rng(seed)
+        sample_ids = [old_corpus.ids[r] for r in rng.permutation(old_corpus.count)[:sample]]
+    t0 = time.perf_counter()
+    start(c, new_corpus.model, sample_ids=list(sample_ids), new_vectors=new_vectors, golden=[("-", "-")],
+          evaluate_gate=False, keep_sample=False, method=method, seed=seed)
+    start_s = time.perf_counter() - t0
+    n, done, rows = c.count(), 0, []
+    for f in fractions:
+        want = int(round(f * n))
+        if want > done:
+            backfill(c, order=order, batch_size=4096, limit=want - done, new_vectors=new_vectors)
+            done = want
+        m = evaluate_encoded(c, q_old, q_new, relevant)
+        rows.append({"fraction": f, "actual": fraction(c), **m})
+    result = {"old": old_corpus.model, "new": new_corpus.model, "order": order, "items": n, "queries": len(relevant),
+              "sample": len(sample_ids), "start_s": start_s, "rows": rows, "fusion": c.meta["upgrade"]["fusion"],
+              "collection": c}
+    return result
+
+
+def never_loses(rows: Sequence[dict[str, Any]], strategy: str = DEFAULT_STRATEGY) -> bool:
+    return all(r[strategy][k] >= r["old"][k] - r["old"][f"{k}_se"] for r in rows for k in ("recall@10", "ndcg@10"))
+
+
+def area(rows: Sequence[dict[str, Any]], strategy: str, key: str = "recall@10") -> float:
+    """Area under the quality-vs-fraction curve (trapezoids over the measured fractions)."""
+    xs = np.asarray([r["fraction"] for r in rows])
+    ys = np.asarray([r[strategy][key] for r in rows])
+    return float(np.sum((xs[1:] - xs[:-1]) * (ys[1:] + ys[:-1]) / 2))

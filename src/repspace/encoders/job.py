@@ -79,6 +79,43 @@ def _check_output(out: Path, encoder: Encoder, fingerprint: str, overwrite: bool
     return Space.load(out)
 
 
+def whole_batches(batch_size: int, chunk_items: int | None) -> int:
+    """Items per chunk, rounded up to whole batches (so every engine forms the same batches)."""
+    chunk_items = chunk_items or DEFAULT_CHUNK_ITEMS
+    return max(batch_size, (chunk_items + batch_size - 1) // batch_size * batch_size)
+
+
+def partial_dir(out: Path) -> Path:
+    """Where the finished chunks of an encode into `out` live until the space is written."""
+    return out.parent / f".{out.name}.partial"
+
+
+def chunk_file(work: Path, chunk: int) -> Path:
+    return work / f"chunk-{chunk:06d}.npy"
+
+
+def open_partial(out: Path, record: dict[str, Any], overwrite: bool) -> Path:
+    """Create (or reuse, if it holds the same job `record`) the partial directory of `out`."""
+    work = partial_dir(out)
+    job_file = work / "job.json"
+    if work.exists():
+        try:
+            old = json.loads(job_file.read_text())
+        except (OSError, ValueError):
+            old = None
+        if old != record:
+            if not overwrite and old is not None:
+                raise OutputExistsError(
+                    f"an interrupted encode of a different job is in {work} "
+                    f"(model {old.get('model')!r}, {old.get('count')} items, batch {old.get('batch_size')}); "
+                    "re-run that command to finish it, or pass --overwrite to discard it"
+                )
+            shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    write_json(job_file, record)
+    return work
+
+
 def encode_items(
     encoder: Encoder,
     items: Items,
@@ -96,8 +133,7 @@ def encode_items(
         raise InvalidInputError(f"model {encoder.name!r} encodes {encoder.modality}, but the input holds {items.modality}")
     if batch_size <= 0:
         raise InvalidInputError(f"--batch-size must be positive, got {batch_size}")
-    chunk_items = chunk_items or DEFAULT_CHUNK_ITEMS
-    chunk_items = max(batch_size, (chunk_items + batch_size - 1) // batch_size * batch_size)
+    chunk_items = whole_batches(batch_size, chunk_items)
     fingerprint = items.fingerprint()
     out_path = Path(out) if out is not None else None
     if out_path is not None:
@@ -109,24 +145,7 @@ def encode_items(
     n_chunks = (n + chunk_items - 1) // chunk_items
     work = None
     if out_path is not None:
-        work = out_path.parent / f".{out_path.name}.partial"
-        record = _job_record(encoder, items, fingerprint, batch_size, chunk_items)
-        job_file = work / "job.json"
-        if work.exists():
-            try:
-                old = json.loads(job_file.read_text())
-            except (OSError, ValueError):
-                old = None
-            if old != record:
-                if not overwrite and old is not None:
-                    raise OutputExistsError(
-                        f"an interrupted encode of a different job is in {work} "
-                        f"(model {old.get('model')!r}, {old.get('count')} items, batch {old.get('batch_size')}); "
-                        "re-run that command to finish it, or pass --overwrite to discard it"
-                    )
-                shutil.rmtree(work)
-        work.mkdir(parents=True, exist_ok=True)
-        write_json(job_file, record)
+        work = open_partial(out_path, _job_record(encoder, items, fingerprint, batch_size, chunk_items), overwrite)
 
     if work is not None:
         existing = sum((work / f"chunk-{c:06d}.npy").is_file() for c in range(n_chunks))
