@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEBS   := dataset-fashion-mnist
 
-.PHONY: install test demo bench clean debs
+.PHONY: install test demo serve bench clean debs
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/repspace demo --out demo-out
+
+# OpenAI-compatible embeddings and the collections under ./collections on http://127.0.0.1:8000 (loopback, no keys)
+serve: $(STAMP)
+	$(VENV)/bin/repspace serve --no-auth --collections collections
 
 # Long (about an hour on 2 cores, mostly encoding MPNet once into the bench cache).
 bench: $(STAMP)

@@ -14,8 +14,19 @@ from repspace.cli import index  # noqa: F401
 from repspace.cli import compress  # noqa: F401
 from repspace.cli import upgrade  # noqa: F401
 from repspace.cli import train  # noqa: F401
+from repspace.cli import collection  # noqa: F401
+from repspace.cli import serve  # noqa: F401
 from repspace.cli.app import app
 from repspace.errors import RepspaceError
+
+try:  # typer >= 0.29 vendors click: its usage errors are typer._click's classes, not click's
+    from typer._click import exceptions as _tclick
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _tclick = click.exceptions
+
+_CLICK_ERRORS = tuple({click.ClickException, _tclick.ClickException})
+_EXITS = tuple({click.exceptions.Exit, getattr(_tclick, "Exit", click.exceptions.Exit)})
+_ABORTS = tuple({click.exceptions.Abort, getattr(_tclick, "Abort", click.exceptions.Abort)})
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -26,12 +37,12 @@ def run(argv: list[str] | None = None) -> int:
     except RepspaceError as e:
         click.echo(f"error: {e}", err=True)
         return 2
-    except click.exceptions.Exit as e:
+    except _EXITS as e:
         return e.exit_code
-    except click.ClickException as e:
+    except _CLICK_ERRORS as e:
         e.show()
         return e.exit_code
-    except click.exceptions.Abort:
+    except _ABORTS:
         click.echo("aborted", err=True)
         return 130
     except KeyboardInterrupt:

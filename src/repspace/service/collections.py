@@ -1,0 +1,320 @@
+"""Collections and their upgrades over HTTP: `/v1/collections/…`, the same operations and JSON as the CLI.
+
+`--collections ROOT` is a directory (collection NAME is the CLI's URI ROOT/NAME) or a PostgreSQL DSN (NAME is its
+`?collection=NAME`), so the CLI and the server work on the same collections. Every route is a thin skin over
+`repspace.collections` (no logic here that the library lacks). Writes are answered once committed (durable).
+Operations on one collection are serialised by a lock per collection (searches included); a background
+backfill uses its own handle, so searches keep being served while it runs and see each batch as it commits.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from repspace.service.deps import ServiceState, get_state
+from repspace.service.errors import ERROR_RESPONSES, NotFound, ServiceError
+
+router = APIRouter(prefix="/v1/collections", tags=["collections"], responses=ERROR_RESPONSES)
+
+Strategy = Literal["old", "adapted", "mixed", "fused", "new", "active"]
+Scalar = str | int | float | bool
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateBody(_Body):
+    name: str = Field(min_length=1, max_length=48, description="letters, digits, '_' or '-'; starts with a letter")
+    model: str = Field(min_length=1, description="a repspace model, or any name for vectors you bring (give dim)")
+    spec: str = "Flat"
+    dim: int | None = Field(default=None, ge=1, le=65536)
+
+
+class Point(_Body):
+    id: str = Field(min_length=1, max_length=65536)
+    text: str | None = None
+    vector: list[float] | None = None
+    payload: dict[str, Any] | None = None
+
+
+class PointsBody(_Body):
+    items: list[Point] = Field(min_length=1, max_length=10000)
+
+
+class IdsBody(_Body):
+    ids: list[str] = Field(min_length=1, max_length=10000)
+
+
+class SearchBody(_Body):
+    text: str | None = None
+    vector: list[float] | None = None
+    k: int = Field(default=10, ge=1, le=1000)
+    filter: dict[str, Scalar] | None = None
+    strategy: Strategy | None = None
+
+
+class UpgradeStartBody(_Body):
+    model: str = Field(min_length=1)
+    sample: int = Field(default=1000, ge=20, le=1_000_000)
+    method: Literal["procrustes", "affine", "lowrank", "mlp"] = "procrustes"
+    seed: int = 0
+
+
+class BackfillBody(_Body):
+    order: Literal["random", "uncertainty"] = "random"
+    batch_size: int = Field(default=64, ge=1, le=100_000)
+    limit: int | None = Field(default=None, ge=1)
+
+
+class ForceBody(_Body):
+    force: bool = False
+
+
+class Hit(BaseModel):
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+class SearchResponse(BaseModel):
+    hits: list[Hit]
+
+
+# ------------------------------------------------------------------ handles
+class _Handles:
+    """Open collections of the server, one lock each, plus running backfills."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open: dict[str, Any] = {}
+        self.locks: dict[str, threading.RLock] = {}
+        self.backfills: dict[str, dict[str, Any]] = {}
+
+
+def _handles(state: ServiceState) -> _Handles:
+    h = state.extra.get("collections")
+    if h is None:
+        with threading.Lock():
+            h = state.extra.setdefault("collections", _Handles())
+    return h
+
+
+def _uri(state: ServiceState, name: str) -> str:
+    from repspace.collections import with_collection
+
+    root = state.config.collections
+    if not root:
+        raise NotFound("this server has no collections (start it with --collections ROOT)", param="name")
+    return with_collection(root, name)
+
+
+def _open(state: ServiceState, name: str):
+    """(collection, its lock): opened once per server, shared by requests."""
+    from repspace.collections import Collection
+
+    h = _handles(state)
+    uri = _uri(state, name)
+    with h.lock:
+        lock = h.locks.setdefault(name, threading.RLock())
+        coll = h.open.get(name)
+    if coll is None:
+        with lock:
+            coll = h.open.get(name) or Collection.open(uri)
+            h.open[name] = coll
+    return coll, lock
+
+
+def _forget(state: ServiceState, name: str) -> None:
+    h = _handles(state)
+    with h.lock:
+        c = h.open.pop(name, None)
+    if c is not None:
+        c.close()
+
+
+# ------------------------------------------------------------------- routes
+@router.post("", status_code=201)
+def create_collection(body: CreateBody, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    """Create a collection (the `collection create` of the CLI); answers its `info`."""
+    from repspace.collections import Collection
+
+    uri = _uri(state, body.name)
+    with Collection.create(uri, body.model, body.spec, dim=body.dim) as c:
+        return c.info()
+
+
+@router.get("/{name}")
+def collection_info(name: str, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    """`collection info --json`: count (live items), slots, active, spec, backend, upgrade."""
+    c, lock = _open(state, name)
+    with lock:
+        info = c.info()
+    backfill = _handles(state).backfills.get(name)
+    if backfill:
+        info["backfill"] = {k: v for k, v in backfill.items() if k != "thread"}
+    return info
+
+
+@router.post("/{name}/points")
+def upsert_points(name: str, body: PointsBody, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    """Insert or replace items: all with `vector` (the active slot's model) or all with `text` (encoded by every
+    slot's model). Answered once the write is committed."""
+    import numpy as np
+
+    with_vec = [p.vector is not None for p in body.items]
+    if any(with_vec) and not all(with_vec):
+        raise ServiceError("give a vector for every item of a request or for none (then texts are encoded)",
+                           param="items")
+    c, lock = _open(state, name)
+    ids = [p.id for p in body.items]
+    texts = [p.text for p in body.items]
+    payloads = [p.payload or {} for p in body.items]
+    with lock:
+        if all(with_vec):
+            vectors = np.asarray([p.vector for p in body.items], dtype=np.float64)
+            res = c.upsert(ids, texts=texts if any(t is not None for t in texts) else None, vectors=vectors,
+                           payloads=payloads)
+        else:
+            if any(t is None for t in texts):
+                raise ServiceError("every item needs a text when no vectors are given", param="items")
+            res = c.upsert(ids, texts=texts, payloads=payloads)
+        return {**res, "count": c.count()}
+
+
+@router.post("/{name}/points/get")
+def get_points(name: str, body: IdsBody, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    """Items by id: {"items": [{"id", "text", "payload"}], "missing": [...]}."""
+    c, lock = _open(state, name)
+    with lock:
+        rows = c.get(body.ids)
+    found = {r["id"] for r in rows}
+    return {"items": rows, "missing": [i for i in dict.fromkeys(body.ids) if i not in found]}
+
+
+@router.post("/{name}/points/delete")
+def delete_points(name: str, body: IdsBody, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    c, lock = _open(state, name)
+    with lock:
+        res = c.delete(body.ids)
+        return {**res, "count": c.count()}
+
+
+@router.post("/{name}/search", response_model=SearchResponse)
+def search(name: str, body: SearchBody, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    """Nearest items by `text` (encoded by the collection's models) or `vector`; during an upgrade `strategy`
+    picks how the slots are combined (default fused)."""
+    import numpy as np
+
+    if (body.text is None) == (body.vector is None):
+        raise ServiceError("give exactly one of text or vector", param="text")
+    if body.text is not None and not body.text.strip():
+        raise ServiceError("text is empty", param="text")
+    c, lock = _open(state, name)
+    with lock:
+        if body.text is not None:
+            hits = c.search(texts=[body.text], k=body.k, filter=body.filter, strategy=body.strategy)
+        else:
+            hits = c.search(vectors=np.asarray([body.vector], dtype=np.float64), k=body.k, filter=body.filter,
+                            strategy=body.strategy)
+    return {"hits": hits[0]}
+
+
+# ----------------------------------------------------------------- upgrades
+@router.post("/{name}/upgrade/start")
+def upgrade_start(name: str, body: UpgradeStartBody, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    """`upgrade start`: new slot, adapter and fusion from a re-embedded sample, gate on golden queries."""
+    from repspace.collections import upgrade as up
+
+    c, lock = _open(state, name)
+    with lock:
+        return up.start(c, body.model, sample=body.sample, method=body.method, seed=body.seed)
+
+
+@router.get("/{name}/upgrade")
+def upgrade_status(name: str, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    """`upgrade status --json`: fraction, gate, per-strategy metrics, and the background backfill's state."""
+    from repspace.collections import upgrade as up
+
+    c, lock = _open(state, name)
+    with lock:
+        st = up.status(c)
+    backfill = _handles(state).backfills.get(name)
+    st["backfill"] = {k: v for k, v in backfill.items() if k != "thread"} if backfill else None
+    return st
+
+
+@router.post("/{name}/upgrade/backfill", status_code=202)
+def upgrade_backfill(name: str, body: BackfillBody, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    """Start the backfill in the background (resumable: a restarted server continues where it stopped)."""
+    from repspace.collections import Collection
+    from repspace.collections import upgrade as up
+
+    c, lock = _open(state, name)
+    with lock:
+        up.fraction(c)  # 4xx now if there is no open upgrade
+    h = _handles(state)
+    with h.lock:
+        running = h.backfills.get(name)
+        if running and running.get("running"):
+            return {k: v for k, v in running.items() if k != "thread"}
+        job: dict[str, Any] = {"running": True, "order": body.order, "error": None, "result": None}
+        h.backfills[name] = job
+
+    def work() -> None:
+        try:
+            with Collection.open(_uri(state, name)) as own:
+                job["result"] = up.backfill(own, order=body.order, batch_size=body.batch_size, limit=body.limit)
+        except Exception as e:  # noqa: BLE001 - reported through status, logged
+            job["error"] = str(e) or type(e).__name__
+            import logging
+
+            logging.getLogger("repspace.service").error("backfill of %s failed: %s", name, traceback.format_exc())
+        finally:
+            job["running"] = False
+
+    job["thread"] = threading.Thread(target=work, name=f"backfill-{name}", daemon=True)
+    job["thread"].start()
+    return {k: v for k, v in job.items() if k != "thread"}
+
+
+@router.post("/{name}/upgrade/switch")
+def upgrade_switch(name: str, body: ForceBody | None = None, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    """Make the new slot active (only when the gate passes, unless force)."""
+    from repspace.collections import upgrade as up
+
+    c, lock = _open(state, name)
+    with lock:
+        return up.switch(c, force=bool(body and body.force))
+
+
+@router.post("/{name}/upgrade/rollback")
+def upgrade_rollback(name: str, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    from repspace.collections import upgrade as up
+
+    _wait_backfill(state, name)
+    c, lock = _open(state, name)
+    with lock:
+        return up.rollback(c)
+
+
+@router.post("/{name}/upgrade/finish")
+def upgrade_finish(name: str, body: ForceBody | None = None, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    from repspace.collections import upgrade as up
+
+    _wait_backfill(state, name)
+    c, lock = _open(state, name)
+    with lock:
+        return up.finish(c, force=bool(body and body.force))
+
+
+def _wait_backfill(state: ServiceState, name: str) -> None:
+    job = _handles(state).backfills.get(name)
+    if job and job.get("running"):
+        raise ServiceError("a backfill is running on this collection; wait for it (GET …/upgrade)", param="name",
+                           code="backfill_running")

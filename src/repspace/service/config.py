@@ -1,0 +1,99 @@
+"""Configuration of `repspace serve`: models, adaptors, auth and limits."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repspace.errors import InvalidInputError
+
+
+@dataclass
+class Limits:
+    max_body_bytes: int = 4 * 1024 * 1024  # 413 above
+    max_inputs: int = 2048  # inputs per request (413 above)
+    max_input_chars: int = 32_768  # characters per input (413 above)
+    max_batch_tokens: int = 16_384  # tokens encoded together in one batch
+    max_batch_items: int = 256  # texts encoded together in one batch
+    max_queue_items: int = 4096  # texts waiting per model (429 above)
+    request_timeout_s: float = 60.0  # 504 when the encode has not finished by then
+    micro_batch: int = 32  # texts per forward pass inside a batch (length-sorted)
+    workers: int = 1  # encoding threads per model, sharing its queue
+    batch_wait_ms: float = 0.0  # how long a batch that is not full may wait for more requests
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    models: list[str] = field(default_factory=lambda: ["minilm-l6"])
+    adaptors: dict[str, str] = field(default_factory=dict)  # model -> compressor directory
+    collections: str | None = None  # ROOT directory or PostgreSQL DSN (the collections router reads it)
+    api_keys: list[str] = field(default_factory=list)
+    no_auth: bool = False
+    device: str = "cpu"
+    threads: int | None = None  # torch threads (None: torch's default)
+    limits: Limits = field(default_factory=Limits)
+    access_log: bool = True
+
+    def validate(self) -> "ServeConfig":
+        if not self.models:
+            raise InvalidInputError("--models names no model")
+        if len(set(self.models)) != len(self.models):
+            raise InvalidInputError(f"--models names a model twice: {','.join(self.models)}")
+        for m in self.adaptors:
+            if m not in self.models:
+                raise InvalidInputError(f"--adaptor names model {m!r}, which is not served (--models {','.join(self.models)})")
+        if self.no_auth and self.api_keys:
+            raise InvalidInputError("give either --api-key-file or --no-auth, not both")
+        if self.no_auth and not is_loopback(self.host):
+            raise InvalidInputError(f"--no-auth is allowed only on a loopback address (127.0.0.1, ::1, localhost); --host is {self.host}")
+        if not self.no_auth and not self.api_keys:
+            raise InvalidInputError("no API keys: give --api-key-file FILE (one key a line), or --no-auth on loopback")
+        if self.limits.max_inputs > self.limits.max_queue_items:
+            raise InvalidInputError(f"--max-inputs ({self.limits.max_inputs}) must not exceed --max-queue "
+                                    f"({self.limits.max_queue_items}): such a request could never be queued")
+        if not 0 <= self.port < 65536:
+            raise InvalidInputError(f"--port must be 1-65535; got {self.port}")
+        return self
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_api_keys(path: str | Path) -> list[str]:
+    """Keys from a file: one a line; blank lines and lines starting with # are ignored."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInputError(f"--api-key-file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"--api-key-file {path} is not UTF-8 text") from None
+    keys = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    if not keys:
+        raise InvalidInputError(f"--api-key-file {path} holds no key (one key a line)")
+    short = [k for k in keys if len(k) < 16]
+    if short:
+        raise InvalidInputError(f"--api-key-file {path}: keys must be at least 16 characters ({len(short)} shorter)")
+    return keys
+
+
+def parse_adaptors(values: list[str] | None) -> dict[str, str]:
+    """['minilm-l6=adaptors/mat'] -> {'minilm-l6': 'adaptors/mat'}."""
+    out: dict[str, str] = {}
+    for v in values or []:
+        model, sep, path = v.partition("=")
+        if not sep or not model or not path:
+            raise InvalidInputError(f"--adaptor must be MODEL=DIR; got {v!r}")
+        if model in out:
+            raise InvalidInputError(f"--adaptor given twice for model {model!r}")
+        out[model] = path
+    return out
