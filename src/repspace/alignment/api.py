@@ -16,7 +16,7 @@ from repspace.alignment.relative import RelativeTranslator
 from repspace.alignment.unsupervised import UnsupervisedTranslator
 from repspace.datasets.builtin import hash_split
 from repspace.errors import InvalidInputError, UnknownNameError
-from repspace.evaluation.search import normalize_rows
+from repspace.ops.search import normalize_rows
 from repspace.spaces import Space
 
 METHODS = ("procrustes", "lstsq", "ridge", "affine", "lowrank", "mlp", "relative", "unsupervised")

@@ -14,7 +14,7 @@ import numpy as np
 
 from repspace.alignment.base import Translator, as_matrix
 from repspace.errors import DimensionMismatchError, InvalidInputError, UnknownNameError
-from repspace.evaluation.search import normalize_rows
+from repspace.ops.search import normalize_rows
 
 ANCHOR_METHODS = ("random", "kmeans", "fps")
 

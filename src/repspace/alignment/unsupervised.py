@@ -24,7 +24,7 @@ import numpy as np
 from repspace.alignment.base import as_matrix
 from repspace.alignment.linear import Procrustes, orthogonal_map
 from repspace.errors import InvalidInputError
-from repspace.evaluation.search import normalize_rows, topk
+from repspace.ops.search import normalize_rows, topk
 
 
 def _pca(X: np.ndarray, k: int) -> np.ndarray:

@@ -50,7 +50,7 @@ def batch_done(coll: Collection, ids: Sequence[str], texts: Sequence[str | None]
 
 def _run(coll: Collection, n: int, batch_size: int, progress: bool, label: str,
          one: Callable[[int, int], tuple[int, int]]) -> dict[str, Any]:
-    from repspace.encoders.job import progress_bar
+    from repspace.ops.progress import progress_bar
 
     if batch_size < 1:
         from repspace.errors import InvalidInputError
@@ -111,7 +111,7 @@ def upsert_items(coll: Collection, items, *, batch_size: int = 256, encode_batch
                    skip=done, encoder=enc, address=address, progress=progress,
                    on_shard=lambda s, ids, v: write(s, v))
     else:
-        from repspace.encoders.job import progress_bar
+        from repspace.ops.progress import progress_bar
 
         with progress_bar(progress) as bar:
             task = bar.add_task("upsert", total=len(items), completed=skipped, rate="")

@@ -492,7 +492,7 @@ def backfill(coll: Collection, *, order: str = "random", batch_size: int = 64, l
     engine="ray": the batches (same order, same composition, so the same vectors) are encoded on a Ray actor pool."""
     import time
 
-    from repspace.encoders.job import progress_bar
+    from repspace.ops.progress import progress_bar
     from repspace.scale import check_engine
 
     check_engine(engine)

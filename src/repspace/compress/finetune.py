@@ -38,7 +38,7 @@ def finetune_matryoshka(
 
     from repspace.compress.losses import InfoNCELoss, MatryoshkaLoss
     from repspace.encoders import get_encoder
-    from repspace.encoders.job import progress_bar
+    from repspace.ops.progress import progress_bar
     from repspace.encoders.sentence import SentenceTransformerEncoder
 
     if len(queries) != len(documents) or len(queries) < 2:

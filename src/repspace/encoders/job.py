@@ -20,23 +20,10 @@ from repspace._io import save_npy, write_json
 from repspace.datasets.items import Items
 from repspace.encoders.base import Encoder
 from repspace.errors import InvalidInputError, InvalidVectorsError, OutputExistsError, SpaceFormatError
+from repspace.ops.progress import progress_bar  # noqa: F401  (re-exported for old imports)
 from repspace.spaces.space import Space, check_finite, read_manifest
 
 DEFAULT_CHUNK_ITEMS = 256
-
-
-def progress_bar(enabled: bool = True):
-    """A rich progress bar on stderr with count, rate and ETA."""
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("[cyan]{task.fields[rate]}"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        console=Console(stderr=True), disable=not enabled, transient=False,
-    )
 
 
 def encode_order(encoder: Encoder, items: Items) -> np.ndarray:

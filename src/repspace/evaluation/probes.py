@@ -11,7 +11,7 @@ import numpy as np
 from repspace.datasets.builtin import hash_split
 from repspace.errors import InvalidInputError
 from repspace.evaluation.retrieval import require_labels
-from repspace.evaluation.search import normalize_rows, topk
+from repspace.ops.search import normalize_rows, topk
 from repspace.spaces import Space
 
 C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)

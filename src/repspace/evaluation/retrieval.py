@@ -11,7 +11,7 @@ import numpy as np
 
 from repspace.errors import InvalidInputError
 from repspace.evaluation.metrics import all_metrics
-from repspace.evaluation.search import normalize_rows, topk
+from repspace.ops.search import normalize_rows, topk
 from repspace.spaces import Space
 
 DEFAULT_KS = (1, 5, 10)

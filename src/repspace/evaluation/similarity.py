@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from repspace.errors import InvalidInputError, UnknownNameError
-from repspace.evaluation.search import normalize_rows, topk
+from repspace.ops.search import normalize_rows, topk
 from repspace.spaces import Space
 
 METRICS = ("cka", "cka_debiased", "cka_rbf", "svcca", "mknn", "rsa", "procrustes")

@@ -21,7 +21,7 @@ import numpy as np
 
 from repspace._io import atomic_dir, read_meta
 from repspace.errors import DimensionMismatchError, InvalidInputError, SpaceFormatError
-from repspace.evaluation.search import _faiss, normalize_rows, topk
+from repspace.ops.search import _faiss, normalize_rows, topk
 from repspace.index.spec import IndexSpec, parse_spec
 from repspace.spaces import Space
 from repspace.spaces.space import check_finite
@@ -116,7 +116,7 @@ class Index:
         x, d = self._vectors, self.dim
         kind = self.spec.kind
         if kind in ("flat", "sparse"):
-            return None  # exact search runs through repspace.evaluation.search.topk (faiss.knn)
+            return None  # exact search runs through repspace.ops.search.topk (faiss.knn)
         if kind == "hnsw":
             idx = faiss.IndexHNSWFlat(d, self.spec.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             idx.hnsw.efConstruction = 100

@@ -3,7 +3,7 @@
 The corpus is cut into contiguous row shards (boundaries on multiples of 1,024 rows, faiss's
 corpus block, so every score is computed by the same kernel calls as in one process) and put in
 the object store once; each query block is searched on every shard by a Ray task
-(`repspace.evaluation.search.topk` on that shard, k or k + 1 candidates), and the candidate
+(`repspace.ops.search.topk` on that shard, k or k + 1 candidates), and the candidate
 lists are merged exactly: the union of per-shard top-k lists contains the global top-k.
 
 Ties are broken deterministically by corpus row (score descending, then row ascending), which is
@@ -42,7 +42,7 @@ def merge_topk(scores: list[np.ndarray], indices: list[np.ndarray], k: int,
 
 
 def _search_shard(q: np.ndarray, shard: np.ndarray, offset: int, kk: int, threads: int) -> tuple[np.ndarray, np.ndarray]:
-    from repspace.evaluation.search import _faiss, topk
+    from repspace.ops.search import _faiss, topk
 
     _faiss().omp_set_num_threads(threads)
     s, i = topk(q, shard, kk)
