@@ -272,7 +272,8 @@ class Collection:
                 raise InvalidInputError("texts must be strings (or None)")
         if payloads is not None and len(payloads) != n:
             raise InvalidInputError(f"{len(payloads)} payloads for {n} ids")
-        pl = [dumps(check_payload(p, i)) for i, p in zip(ids, payloads or [None] * n)]
+        pl = (["{}"] * n if payloads is None or all(p is None or p == {} for p in payloads)
+              else [dumps(check_payload(p, i)) for i, p in zip(ids, payloads)])
         target = self.slot(slot)
         vecs: dict[str, np.ndarray] = {}
         if vectors is not None:

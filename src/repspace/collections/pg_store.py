@@ -68,6 +68,16 @@ def unesc_json(x: Any) -> Any:
     return x
 
 
+def _jsonb(text: str):
+    """A payload's JSON text as a jsonb parameter: as it is unless it holds a backslash (then NUL or a backslash
+    may be inside a string, which the reversible escape must rewrite)."""
+    from psycopg.types.json import Jsonb
+
+    if "\\" not in text:
+        return Jsonb(None, dumps=lambda _o, t=text: t)
+    return Jsonb(esc_json(json.loads(text)))
+
+
 class PgStore(Store):
     backend = "pgvector"
 
@@ -206,8 +216,9 @@ class PgStore(Store):
             given = [c for c in rows.column_names if c in vcols]
             ids = [esc(x) for x in rows.column("id").to_pylist()]
             texts = [esc(x) for x in rows.column("text").to_pylist()] if "text" in rows.column_names else [None] * len(ids)
-            payloads = ([esc_json(json.loads(p)) if p else {} for p in rows.column("payload").to_pylist()]
-                        if "payload" in rows.column_names else [{}] * len(ids))
+            empty = Jsonb({})
+            payloads = ([_jsonb(p) if p and p != "{}" else empty for p in rows.column("payload").to_pylist()]
+                        if "payload" in rows.column_names else [empty] * len(ids))
             vecs = {}
             for c in given:
                 valid, v = vectors_of(rows.column(c), vcols[c])
@@ -219,7 +230,7 @@ class PgStore(Store):
             types = ["text", "text", "jsonb"] + ["vector"] * len(given)
 
             def rows():
-                return ((ids[i], texts[i], Jsonb(payloads[i]), *[vecs[c][i] for c in given]) for i in range(len(ids)))
+                return ((ids[i], texts[i], payloads[i], *[vecs[c][i] for c in given]) for i in range(len(ids)))
 
             # fast path: new ids go straight in by COPY (the primary key refuses any id that exists, inside a
             # savepoint); otherwise COPY to a temporary table and INSERT … ON CONFLICT DO UPDATE
