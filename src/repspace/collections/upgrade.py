@@ -398,6 +398,29 @@ def _row_maps(coll: Collection, old_c, new_c) -> tuple[np.ndarray, np.ndarray]:
     return o2n, n2o
 
 
+EXACT_FUSED_CELLS = 1 << 22  # items x dim up to which fused scores every item (three matrix products)
+
+
+def _fused_exact(old_c, new_c, o2n, qA, qB, qn, k, wa, wb, block: int = 256):
+    """Fused over every item, exactly (Flat spec, small collections): both maps as matrix products."""
+    Vo, Vn = old_c.vectors, new_c.vectors
+    parsed = old_c.parsed()
+    back = o2n >= 0
+    nb = np.maximum(o2n, 0)
+    out = []
+    for s in range(0, len(qA), block):
+        e = min(len(qA), s + block)
+        sa = qA[s:e] @ Vo.T + wa[2]
+        sb = qB[s:e] @ Vo.T + wb[2] * (qn[s:e] @ Vn.T)[:, nb] + wb[3]
+        sc = np.where(back[None, :], sb, sa)
+        kk = min(k, sc.shape[1])
+        top = np.argpartition(-sc, kk - 1, axis=1)[:, :kk]
+        for j in range(e - s):
+            t = top[j][np.lexsort((top[j], -sc[j, top[j]]))]
+            out.append([{"id": old_c.ids[r], "score": float(sc[j, r]), "payload": dict(parsed[r])} for r in t])
+    return out
+
+
 def _fused_fast(coll, old_c, new_c, qo, qa, qn, k, K, wa, wb, block: int = 64):
     """The fused strategy, vectorised: the linear score maps fold into combined query vectors (A's two old-space
     terms are one dot product), candidates come from one search per slot, backfilled candidates are rescored
@@ -407,6 +430,9 @@ def _fused_fast(coll, old_c, new_c, qo, qa, qn, k, K, wa, wb, block: int = 64):
     o2n, n2o = _row_maps(coll, old_c, new_c)
     qA = (wa[0] * qo + wa[1] * qa).astype(np.float32)
     qB = (wb[0] * qo + wb[1] * qa).astype(np.float32)
+    if old_c.spec.kind == "flat" and len(old_c.ids) * old_c.dim <= EXACT_FUSED_CELLS and len(new_c.ids) and \
+            (n2o >= 0).all():
+        return _fused_exact(old_c, new_c, o2n, qA, qB, qn, k, wa, wb)
     sA, rA = old_c.search_rows(qA, K)
     sN, rN = new_c.search_rows(qn, K)
     n_old = len(old_c.ids)
