@@ -66,6 +66,7 @@ def _run(coll: Collection, n: int, batch_size: int, progress: bool, label: str,
             written, skipped = written + w, skipped + s
             rate = (written + skipped) / max(time.perf_counter() - t0, 1e-9)
             bar.update(task, advance=stop - start, rate=f"{rate:,.0f} items/s")
+    coll.store.optimize()
     return {"upserted": written, "skipped": skipped, "count": coll.count(), "seconds": round(time.perf_counter() - t0, 3)}
 
 
@@ -122,6 +123,7 @@ def upsert_items(coll: Collection, items, *, batch_size: int = 256, encode_batch
                 write(s, vecs)
                 bar.update(task, advance=len(data),
                            rate=f"{(bar.tasks[0].completed - skipped) / max(time.perf_counter() - t0, 1e-9):,.0f} items/s")
+    coll.store.optimize()
     return {"upserted": len(items) - skipped, "skipped": skipped, "count": coll.count(),
             "seconds": round(time.perf_counter() - t0, 3)}
 

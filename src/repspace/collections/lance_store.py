@@ -159,6 +159,11 @@ class LanceStore(Store):
             (self.path / META).unlink()
             shutil.rmtree(self.path, ignore_errors=True)
 
+    def optimize(self) -> None:
+        t = self.table()
+        if len(t.to_lance().get_fragments()) > 16:  # every write adds a fragment: merge them (readers unaffected)
+            t.optimize()
+
     def put_blob(self, name: str, data: bytes) -> None:
         from repspace._io import atomic_file
 

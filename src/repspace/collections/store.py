@@ -105,6 +105,9 @@ class Store(ABC):
     @abstractmethod
     def get_blob(self, name: str) -> bytes | None: ...
 
+    def optimize(self) -> None:  # noqa: B027 - optional
+        """Housekeeping after bulk writes (LanceDB: compact small files, prune versions older than a week)."""
+
     def close(self) -> None:  # noqa: B027 - optional
         pass
 

@@ -557,6 +557,7 @@ def backfill(coll: Collection, *, order: str = "random", batch_size: int = 64, l
                 coll.update_vectors(new["name"], part, vecs)
             done += len(part)
             bar.update(task, advance=batch_size, rate=f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} items/s")
+    coll.store.optimize()
     return {"backfilled": done, "fraction": fraction(coll), "without_text": without_text,
             "seconds": round(time.perf_counter() - t0, 3)}
 

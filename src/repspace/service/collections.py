@@ -95,6 +95,7 @@ class _Handles:
         self.open: dict[str, Any] = {}
         self.locks: dict[str, threading.RLock] = {}
         self.backfills: dict[str, dict[str, Any]] = {}
+        self.writes: dict[str, int] = {}
 
 
 def _handles(state: ServiceState) -> _Handles:
@@ -184,6 +185,10 @@ def upsert_points(name: str, body: PointsBody, state: ServiceState = Depends(get
             if any(t is None for t in texts):
                 raise ServiceError("every item needs a text when no vectors are given", param="items")
             res = c.upsert(ids, texts=texts, payloads=payloads)
+        h = _handles(state)
+        h.writes[name] = h.writes.get(name, 0) + 1
+        if h.writes[name] % 256 == 0:  # many small writes make many small files: merge them now and then
+            c.store.optimize()
         return {**res, "count": c.count()}
 
 
