@@ -643,8 +643,11 @@ def finish(coll: Collection, *, force: bool = False) -> dict[str, Any]:
         raise CollectionError("switch to the new slot first (`repspace upgrade switch`)")
     f = fraction(coll)
     if f < 1.0 and not force:
-        raise CollectionError(f"only {f:.1%} of the items are backfilled; finish drops the old vectors: backfill "
-                              "first, or --force")
+        todo, without_text = backfill_order(coll)
+        how = (f"{without_text} item(s) store no text and have no {up['new']} vector: upsert their new vectors "
+               f"(`collection upsert --slot {up['new']} …`) " if without_text else "")
+        raise CollectionError(f"only {f:.1%} of the items are backfilled; finish drops the old vectors, which would "
+                              f"leave the rest unsearchable: {how}{'run the backfill ' if todo else ''}first, or --force")
     coll.update_meta(upgrade=None)
     coll.drop_slot(up["old"])
     return {"active": coll.active, "dropped": up["old"], "fraction": f}
