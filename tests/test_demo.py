@@ -13,7 +13,7 @@ def test_demo_writes_report_with_every_section(tmp_path):
     for title in ("Spaces", "Retrieval: title -&gt; body", "How small can it be: retrieval vs dimension",
                   "Classification, label retrieval, clustering", "Similarity between spaces", "Compatibility",
                   "How small can it be</h2>", "Alignment between models (title view)", "Alignment between models (body view)",
-                  "Upgrade: compatible training and query-side adapters", "Upgrade a live collection without losing"):
+                  "Upgrade: compatible training and query-side adapters", "Upgrade a live collection without losing", "Learning without labels"):
         assert title in html, title
     assert html.count("data:image/png;base64,") >= 5
     # a second run reuses the encoded spaces

@@ -126,6 +126,9 @@ def run_demo(out: str | Path = "demo-out", models=DEMO_MODELS, limit: int | None
                         spaces[(new, "title")], spaces[(new, "body")])
         live_upgrade_demo(report, out / "live-upgrade", spaces[(old, "title")], spaces[(old, "body")],
                           spaces[(new, "title")], spaces[(new, "body")])
+    from repspace.objectives import demo_section as objectives_section
+
+    objectives_section(report, work=out / "objectives", epochs=15)  # SimCLR/VICReg/BYOL on digits, kNN curve
     return report.write(out / "report.html")
 
 

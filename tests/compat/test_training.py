@@ -202,3 +202,79 @@ def test_bct_synthesises_old_weights_for_classes_the_old_model_never_saw():
     assert torch.isclose(w[2].norm(), learned[:2].norm(dim=1).mean(), atol=1e-5)
     with pytest.raises(InvalidInputError, match="label set"):
         _old_weight(old, config, ["a", "b", "c", "e"], y, x)
+
+
+def test_defaults_give_each_model_its_own_initialisation_and_enough_steps():
+    from repspace.compat.training import default_epochs, init_seed
+
+    assert init_seed(0, "independent", None, 0.3) != init_seed(0, "independent", None, None)
+    assert init_seed(0, "independent", ["0", "1"], None) != init_seed(0, "bct", ["0", "1"], None)
+    assert init_seed(1, "bct", None, None) != init_seed(0, "bct", None, None)
+    assert init_seed(0, "bct", None, None) == init_seed(0, "bct", None, None)
+    assert default_epochs(60000, 128) == 3 and default_epochs(891, 128) == 143 and default_epochs(267, 128) == 334
+
+
+def test_cli_defaults_independent_baseline_is_not_aligned_with_the_old_model(cli, tmp_path):
+    """No --dim: 32-d; a new "independent" model with the same --seed starts from other weights than the old
+    one, so it is not compatible by construction (new->old far below old->old). (--epochs 40 keeps the test
+    short; the default epoch count is checked on a tiny space below.)"""
+    base = ["train", "--dataset", "digits", "--threads", "1", "--quiet", "--epochs", "40"]
+    assert cli(*base, "--fraction", "0.3", "--out", tmp_path / "old")[0] == 0
+    assert cli(*base, "--out", tmp_path / "new")[0] == 0
+    _, old_cfg = load_model(tmp_path / "old")
+    _, new_cfg = load_model(tmp_path / "new")
+    assert old_cfg["dim"] == 32 and new_cfg["dim"] == 32
+    assert old_cfg["init_seed"] != new_cfg["init_seed"] and old_cfg["seed"] == new_cfg["seed"] == 0
+    for name in ("old", "new"):
+        assert cli("encode", "--model", tmp_path / name, "--dataset", "digits@test", "--out", tmp_path / f"s-{name}",
+                   "--quiet")[0] == 0
+    from repspace import Space
+    from repspace.evaluation import compatibility
+
+    M = compatibility([Space.load(tmp_path / "s-old"), Space.load(tmp_path / "s-new")], metric="map@r")["matrix"]
+    assert M[0][0] > 0.5 and M[1][1] > 0.5 and M[1][0] < 0.5 * M[0][0]
+
+
+def test_default_epochs_reach_about_1000_steps(tmp_path):
+    from repspace.compat.training import train_model
+    from tests.conftest import make_space
+
+    cfg = train_model("mlp", 8, "independent", tmp_path / "m", base_space=make_space(n=60, d=6), epochs=None,
+                      batch_size=32, progress=False)
+    assert cfg["epochs"] == 500 and len(cfg["history"]) == 500
+
+
+def test_prototype_influence_and_cosine_classifier():
+    from repspace.compat.training import old_prototypes
+
+    old = _mlp(dim=8, k=4)
+    x = torch.randn(40, 6)
+    y = np.array(["a", "b", "c", "d"] * 10)
+    protos = old_prototypes(old, ["a", "b", "c", "d"], y, x)
+    with torch.no_grad():
+        f = torch.nn.functional.normalize(old.embed(x[torch.from_numpy(np.flatnonzero(y == "c"))]), dim=1).mean(0)
+    assert protos.shape == (4, 8) and torch.allclose(protos[2], f, atol=1e-6)
+    new = _mlp(dim=8, k=4, classifier="cosine")
+    loss_fn = BCTLoss(new, protos, alpha=1.0, cosine_scale=16.0)
+    yt = torch.randint(0, 4, (40,))
+    feats = new.features(x)
+    # the influence logits are scaled cosines, bounded by the scale; the cosine classifier's too
+    assert loss_fn.influence_logits(feats).abs().max() <= 16.0 + 1e-4
+    assert new.logits(feats).abs().max() <= new.logit_scale.abs() + 1e-4
+    loss_fn(x, yt).backward()
+    assert new.logit_scale.grad is not None and not loss_fn.old_weight.requires_grad
+
+
+def test_bct_without_dim_takes_the_old_models_dimension(tmp_path):
+    from repspace.compat.training import train_model
+    from tests.conftest import make_space
+
+    base = make_space(n=60, d=6)
+    train_model("mlp", 12, "independent", tmp_path / "old", base_space=base, epochs=2, progress=False)
+    cfg = train_model("mlp", None, "bct", tmp_path / "new", base_space=base, old=tmp_path / "old", epochs=2,
+                      progress=False, influence="prototypes")
+    assert cfg["dim"] == 12 and cfg["influence"] == "prototypes"
+    assert train_model("mlp", None, "independent", tmp_path / "ind", base_space=base, epochs=1, progress=False)["dim"] == 32
+    with pytest.raises(InvalidInputError, match="unknown influence"):
+        train_model("mlp", None, "bct", tmp_path / "x", base_space=base, old=tmp_path / "old", epochs=1,
+                    progress=False, influence="nope")

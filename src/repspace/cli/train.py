@@ -1,4 +1,4 @@
-"""CLI: train (compatible embedding models)."""
+"""CLI: train (compatible embedding models; self-supervised encoders, repspace.objectives)."""
 
 from __future__ import annotations
 
@@ -17,25 +17,36 @@ def train(
                                           "(the train split is used unless NAME@SPLIT says otherwise)."),
     arch: str = typer.Option("cnn", "--arch", help="cnn (grey images) | mlp (head on a frozen encoder's space)"),
     base_space: Optional[Path] = typer.Option(None, "--base-space", help="For --arch mlp: labelled space of the frozen encoder."),
-    dim: int = typer.Option(..., "--dim", help="Embedding dimension (for bt2: of the part compatible with --old)."),
-    method: str = typer.Option("independent", "--method", help="independent | bct | dsimplex | bt2"),
+    dim: Optional[int] = typer.Option(None, "--dim", help="Embedding dimension (for bt2: of the part compatible with "
+                                      "--old); default 32, or 128 for the self-supervised methods."),
+    method: str = typer.Option("independent", "--method", help="independent | bct | dsimplex | bt2 (labels), or "
+                               "simclr | vicreg | barlow | byol | simsiam | myow | hydra | sie | obow | cmim (no labels)"),
     old: Optional[Path] = typer.Option(None, "--old", help="The old model directory (bct, bt2)."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Train on these classes only: 0-4, 0,2,5 or names."),
     fraction: Optional[float] = typer.Option(None, "--fraction", help="Train on a random fraction F of the items."),
-    epochs: int = typer.Option(3, "--epochs"),
-    batch_size: int = typer.Option(128, "--batch-size"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Default: compat methods enough epochs for ~1,000 "
+                                         "steps (at least 3); self-supervised 10. 0 saves the random-init network "
+                                         "(self-supervised methods)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Default 128 (compat), 256 (self-supervised)."),
     lr: float = typer.Option(1e-3, "--lr"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Self-supervised: train on N items (seeded sample)."),
     alpha: float = typer.Option(1.0, "--alpha", help="Weight of the influence loss (bct, bt2)."),
+    influence: str = typer.Option("classifier", "--influence", help="bct: classifier (the old classifier; synthesised "
+                                  "rows for classes it never saw) | prototypes (cosine loss to the old model's class means)"),
+    classifier: Optional[str] = typer.Option(None, "--classifier", help="linear (default) | cosine (normalised "
+                                             "features and weights); dsimplex implies its fixed simplex"),
     extra_dims: Optional[int] = typer.Option(None, "--extra-dims", help="bt2: added dimensions (default dim/4)."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of data order and augmentation; compat methods also derive the "
+                             "initial weights from it and the training setup, so old and new models never share them."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (1 is often fastest on 2 cores)."),
     name: Optional[str] = typer.Option(None, "--name", help="Model name recorded in spaces (default: the out dir's name)."),
     out: Path = typer.Option(..., "--out", help="Model directory to write (usable as `encode --model DIR`)."),
     quiet: bool = typer.Option(False, "--quiet"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Train an embedding model, optionally backward-compatible with an old one (BCT, d-Simplex, BT²)."""
+    """Train an embedding model: backward-compatible with an old one (BCT, d-Simplex, BT²), or without labels."""
     from repspace.compat.training import train_model
+    from repspace.objectives import METHODS as SSL_METHODS
     from repspace.datasets import load_dataset
     from repspace.errors import InvalidInputError
     from repspace.spaces import Space
@@ -49,9 +60,25 @@ def train(
         if dataset is None:
             raise InvalidInputError("--arch cnn needs --dataset (fashion-mnist or digits)")
         items = load_dataset(dataset if "@" in dataset else f"{dataset}@train")
+    if method in SSL_METHODS:
+        from repspace.objectives import train_objective
+
+        config = train_objective(method, out, items=items, base_space=space, arch=arch, dim=dim,
+                                 epochs=10 if epochs is None else epochs, batch_size=batch_size or 256, lr=lr, seed=seed,
+                                 threads=threads, name=name, progress=not quiet, limit=limit)
+        if json_out:
+            emit_json(config)
+            return
+        last = config["history"][-1] if config["history"] else config["initial"]
+        Console(stderr=True).print(
+            f"wrote {out}: {arch} {method} encoder, {config['dim']}-d, {config['train_items']} items, "
+            f"{config['epochs']} epochs (no labels); effective rank {last['effective_rank']:.1f}"
+            + (f", final loss {last['loss']:.4f}" if "loss" in last else " (random initialisation)"))
+        return
     config = train_model(arch, dim, method, out, items=items, base_space=space, old=old, classes=classes,
-                         fraction=fraction, epochs=epochs, batch_size=batch_size, lr=lr, alpha=alpha,
-                         extra_dims=extra_dims, seed=seed, threads=threads, name=name, progress=not quiet)
+                         fraction=fraction, epochs=epochs, batch_size=batch_size or 128, lr=lr, alpha=alpha,
+                         extra_dims=extra_dims, seed=seed, threads=threads, name=name, progress=not quiet,
+                         classifier=classifier, influence=influence)
     if json_out:
         emit_json(config)
         return

@@ -51,16 +51,25 @@ def _frozen(weight: torch.Tensor, dim: int, what: str) -> torch.Tensor:
 class BCTLoss(nn.Module):
     """CE(new classifier) + alpha * CE(old classifier, frozen) on the new features.
 
-    old_weight: (num_classes, dim) — rows indexed by the same class ids as y (see `old_classifier_for`)."""
+    old_weight: (num_classes, dim) — rows indexed by the same class ids as y (see `old_classifier_for`).
+    cosine_scale: when set, the influence logits are ``cosine_scale * cos(features, old_weight)`` (use with
+    class prototypes of the old model as old_weight: the new features are pulled to the directions where the
+    old model puts each class, which is what cosine retrieval in the old gallery compares)."""
 
-    def __init__(self, model: CompatNet, old_weight: torch.Tensor, alpha: float = 1.0) -> None:
+    def __init__(self, model: CompatNet, old_weight: torch.Tensor, alpha: float = 1.0,
+                 cosine_scale: float | None = None) -> None:
         super().__init__()
-        self.model, self.alpha = model, alpha
+        self.model, self.alpha, self.cosine_scale = model, alpha, cosine_scale
         self.register_buffer("old_weight", _frozen(old_weight, model.dim, "new model"))
+
+    def influence_logits(self, f: torch.Tensor) -> torch.Tensor:
+        if self.cosine_scale is None:
+            return f @ self.old_weight.T
+        return self.cosine_scale * F.normalize(f, dim=1) @ F.normalize(self.old_weight, dim=1).T
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         f = self.model.features(x)
-        return F.cross_entropy(self.model.logits(f), y) + self.alpha * F.cross_entropy(f @ self.old_weight.T, y)
+        return F.cross_entropy(self.model.logits(f), y) + self.alpha * F.cross_entropy(self.influence_logits(f), y)
 
 
 class BT2Loss(nn.Module):

@@ -94,13 +94,20 @@ class CompatNet(nn.Module):
         self.classifier_kind = classifier
         if classifier == "simplex":
             self.register_buffer("simplex", torch.from_numpy(regular_simplex(num_classes, dim)))
-        else:
+        elif classifier == "cosine":
+            # normalised features against normalised class weights, at a learned scale (NormFace / CosFace style):
+            # the features' norm carries no class information, so retrieval by cosine sees what training saw
+            self.classifier = nn.Linear(dim, num_classes, bias=False)
+            self.logit_scale = nn.Parameter(torch.tensor(10.0))
+        elif classifier != "none":  # "none": a self-supervised encoder (repspace.objectives), no classifier
             self.classifier = nn.Linear(dim, num_classes, bias=False)
         if extra_dims:
             self.basis = nn.utils.parametrizations.orthogonal(nn.Linear(out, out, bias=False))
 
     def classifier_weight(self) -> torch.Tensor:
         """(num_classes, dim)."""
+        if self.classifier_kind == "none":
+            raise InvalidInputError("this model was trained without labels (repspace.objectives); it has no classifier")
         return self.simplex if self.classifier_kind == "simplex" else self.classifier.weight
 
     def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -111,6 +118,9 @@ class CompatNet(nn.Module):
         return self._split(x)[0]
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
+        if self.classifier_kind == "cosine":
+            w = nn.functional.normalize(self.classifier.weight, dim=1)
+            return self.logit_scale * nn.functional.normalize(features, dim=1) @ w.T
         return features @ self.classifier_weight().T
 
     def embed_from(self, features: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:

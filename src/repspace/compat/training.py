@@ -7,12 +7,15 @@ are compared with `repspace compat` on spaces of the test split encoded by both.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from repspace.compat.losses import LOSSES
 from repspace.compat.models import CompatNet, load_model, save_model
@@ -22,6 +25,21 @@ from repspace.errors import DimensionMismatchError, InvalidInputError
 from repspace.spaces import Space
 
 METHODS = tuple(LOSSES)
+DEFAULT_DIM = 32
+DEFAULT_STEPS = 1000  # default --epochs: enough epochs for about this many optimiser steps (at least 3)
+
+
+def init_seed(seed: int, method: str, classes: Sequence[str] | None, fraction: float | None) -> int:
+    """The seed of a model's initial weights: `seed` mixed with the training setup, so an old model and a new
+    one trained with the same --seed (e.g. the old on --fraction 0.3, the new on everything) start from
+    different weights. Two models from the same initialisation are partly compatible by construction, which
+    made the "independent" baseline look compatible."""
+    key = f"{seed}|{method}|{','.join(classes) if classes else '*'}|{fraction}"
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+
+
+def default_epochs(n_items: int, batch_size: int, steps: int = DEFAULT_STEPS) -> int:
+    return max(3, math.ceil(steps / max(1, math.ceil(n_items / batch_size))))
 
 
 def class_order(labels: np.ndarray, dataset: str | None) -> list[str]:
@@ -114,9 +132,24 @@ def _old_weight(old: CompatNet, old_config: dict, classes: list[str], new_y: np.
     return w
 
 
+def old_prototypes(old: CompatNet, classes: list[str], y: np.ndarray, x: torch.Tensor,
+                   per_class: int = 2000) -> torch.Tensor:
+    """(num_classes, dim): the mean of the old model's L2-normalised embeddings of each class's training
+    items — where the old gallery puts each class, also the classes the old model never learned."""
+    rows = []
+    with torch.no_grad():
+        for c in classes:
+            idx = torch.from_numpy(np.flatnonzero(y == c))[:per_class]
+            if len(idx) == 0:
+                raise InvalidInputError(f"no training items of class {c!r} to build the old model's prototype from")
+            f = torch.cat([old.embed(b) for b in x[idx].split(1024)])[:, : old.dim]
+            rows.append(F.normalize(f, dim=1).mean(0))
+    return torch.stack(rows)
+
+
 def train_model(
     arch: str,
-    dim: int,
+    dim: int | None,
     method: str,
     out: str | Path,
     items: Items | None = None,
@@ -124,7 +157,7 @@ def train_model(
     old: str | Path | None = None,
     classes: str | None = None,
     fraction: float | None = None,
-    epochs: int = 3,
+    epochs: int | None = 3,
     batch_size: int = 128,
     lr: float = 1e-3,
     alpha: float = 1.0,
@@ -133,19 +166,31 @@ def train_model(
     threads: int | None = None,
     name: str | None = None,
     progress: bool = True,
+    classifier: str | None = None,
+    influence: str = "classifier",
+    influence_scale: float = 16.0,
 ) -> dict[str, Any]:
-    """Train and save a model directory; returns its config (with per-epoch loss and seconds)."""
+    """Train and save a model directory; returns its config (with per-epoch loss and seconds).
+
+    dim None: the old model's dimension (bct, bt2), else `DEFAULT_DIM`; epochs None: enough epochs for ~`DEFAULT_STEPS` steps on the training items
+    (at least 3; the CLI's default). classifier: "linear" (default), "cosine" (normalised features and
+    weights, learned scale) or "simplex" (fixed d-Simplex; implied by method "dsimplex").
+    influence (bct): "classifier" (the paper: the old classifier, synthesised rows for new classes) or
+    "prototypes" (cosine cross-entropy at scale `influence_scale` against the old model's class-mean
+    embeddings of every class, `old_prototypes`)."""
     if method not in METHODS:
-        raise InvalidInputError(f"unknown --method {method!r}; choose from {', '.join(METHODS)}")
+        from repspace.objectives.methods import METHODS as SSL_METHODS
+
+        raise InvalidInputError(f"unknown --method {method!r}; choose from {', '.join(METHODS)} (with labels) or "
+                                f"{', '.join(SSL_METHODS)} (without labels)")
     if method in ("bct", "bt2") and old is None:
         raise InvalidInputError(f"--method {method} trains against an old model: pass --old MODEL_DIR")
-    if epochs < 1 or batch_size < 1:
+    if (epochs is not None and epochs < 1) or batch_size < 1:
         raise InvalidInputError("--epochs and --batch-size must be positive")
     if fraction is not None and not 0 < fraction <= 1:
         raise InvalidInputError(f"--fraction must be in (0, 1], got {fraction}")
     if threads:
         torch.set_num_threads(threads)
-    torch.manual_seed(seed)
     x, y, source = _training_inputs(items, base_space, arch)
     all_classes = class_order(y, source.get("dataset"))
     trained = parse_classes(classes, all_classes)
@@ -155,6 +200,10 @@ def train_model(
         keep &= rng.random(len(y)) < fraction
     if keep.sum() < 2:
         raise InvalidInputError("no training items left after --classes / --fraction")
+    if epochs is None:
+        epochs = default_epochs(int(keep.sum()), batch_size)
+    weights_seed = init_seed(seed, method, trained if classes else None, fraction)
+    torch.manual_seed(weights_seed)
 
     old_model = old_config = None
     if old is not None:
@@ -162,15 +211,35 @@ def train_model(
         if old_config.get("input", {}).get("modality") != source["modality"]:
             raise InvalidInputError(f"the old model {old} takes {old_config.get('input', {}).get('modality')} input, "
                                     f"this training set is {source['modality']}")
+    if dim is None:  # the old model's dimension when training against one, else DEFAULT_DIM
+        dim = int(old_config["dim"]) if old_config and method in ("bct", "bt2") else DEFAULT_DIM
     extra = (extra_dims if extra_dims is not None else max(1, dim // 4)) if method == "bt2" else 0
-    model = CompatNet(arch, dim, len(all_classes), "simplex" if method == "dsimplex" else "linear", extra,
-                      source.get("in_dim"))
+    if classifier not in (None, "linear", "cosine", "simplex"):
+        raise InvalidInputError(f"unknown classifier {classifier!r}; choose from linear, cosine, simplex")
+    kind = "simplex" if method == "dsimplex" else (classifier or "linear")
+    if kind == "simplex" and method != "dsimplex":
+        raise InvalidInputError("the fixed d-Simplex classifier is --method dsimplex")
+    model = CompatNet(arch, dim, len(all_classes), kind, extra, source.get("in_dim"))
     if method in ("bct", "bt2"):
         if old_config["dim"] != dim:
             raise DimensionMismatchError(f"the old model is {old_config['dim']}-d; --method {method} needs --dim {old_config['dim']}")
         same_input = all(old_config["input"].get(k) == source.get(k) for k in ("shape", "base_model", "in_dim"))
-        w_old = _old_weight(old_model, old_config, all_classes, y, x if same_input else None)
-        loss_fn = LOSSES[method](model, w_old, alpha=alpha)
+        if influence not in ("classifier", "prototypes"):
+            raise InvalidInputError(f"unknown influence {influence!r}; choose from classifier, prototypes")
+        if influence == "prototypes":
+            if method != "bct" or not same_input:
+                raise InvalidInputError("prototype influence is for --method bct with the old model's own inputs")
+            if old_config["classes"] != all_classes:
+                raise InvalidInputError(f"the old model's classifier covers classes {old_config['classes']} but this "
+                                        f"dataset's label set is {all_classes}; train the old model on the same dataset")
+            loss_fn = LOSSES[method](model, old_prototypes(old_model, all_classes, y, x), alpha=alpha,
+                                     cosine_scale=influence_scale)
+        else:
+            w_old = _old_weight(old_model, old_config, all_classes, y, x if same_input else None)
+            if method == "bct" and old_model.classifier_kind == "cosine":  # the old model's own (cosine) logits
+                loss_fn = LOSSES[method](model, w_old, alpha=alpha, cosine_scale=float(old_model.logit_scale))
+            else:
+                loss_fn = LOSSES[method](model, w_old, alpha=alpha)
     else:
         loss_fn = LOSSES[method](model)
 
@@ -205,7 +274,8 @@ def train_model(
         "name": name or Path(out).name, "arch": arch, "dim": dim, "extra_dims": extra, "method": method,
         "classifier": model.classifier_kind, "classes": all_classes, "trained_classes": trained,
         "fraction": fraction, "train_items": int(keep.sum()), "epochs": epochs, "batch_size": batch_size, "lr": lr,
-        "alpha": alpha if method in ("bct", "bt2") else None, "seed": seed, "input": source,
+        "alpha": alpha if method in ("bct", "bt2") else None,
+        "influence": influence if method == "bct" else None, "seed": seed, "init_seed": weights_seed, "input": source,
         "in_dim": source.get("in_dim"), "old": str(old) if old is not None else None,
         "old_name": old_config.get("name") if old_config else None, "history": history,
     }

@@ -1,0 +1,304 @@
+"""The networks around the encoder for each objective: projectors, predictors, EMA teachers, decoders.
+
+Each objective is an ``nn.Module`` holding the encoder (a `repspace.compat.models.CompatNet` without
+classifier, the part that is saved) and its training-only heads; ``loss(x, generator)`` augments the raw
+batch and returns the scalar loss, ``after_step(step, total)`` updates teachers. Only the encoder is saved
+in the model directory; the heads live in the resumable checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from repspace.compat.models import CompatNet
+from repspace.objectives.augment import FeatureAugment, ImageAugment
+from repspace.objectives.losses import (BarlowTwinsLoss, BYOLLoss, CMIMLoss, EMATeacher, HydraLoss, MYOWLoss, NTXentLoss,
+                                        OBoWLoss, SIELoss, SimSiamLoss, VICRegLoss, cosine_momentum)
+
+
+def mlp(i: int, h: int, o: int, last_bn: bool = False) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Linear(i, h), nn.BatchNorm1d(h), nn.ReLU(), nn.Linear(h, o)]
+    if last_bn:
+        layers.append(nn.BatchNorm1d(o, affine=False))
+    return nn.Sequential(*layers)
+
+
+def local_features(encoder: CompatNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(representation (n, dim), local features (n, C, P)): the CNN's pooled 3x3 feature map, or the MLP's hidden layer."""
+    bb = encoder.backbone
+    if encoder.arch == "cnn":
+        h = bb.body(x)
+        return bb.fc(h)[:, : encoder.dim], h.view(h.shape[0], -1, 9)
+    hidden = bb.net[1](bb.net[0](x))
+    return bb.net[2](hidden)[:, : encoder.dim], hidden.unsqueeze(2)
+
+
+def default_augment(arch: str, method: str):
+    if arch == "mlp":
+        return FeatureAugment()
+    return ImageAugment(rotation=45.0 if method == "sie" else 15.0)
+
+
+class Objective(nn.Module):
+    uses_teacher = False
+
+    def __init__(self, encoder: CompatNet, augment=None) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.augment = augment or default_augment(encoder.arch, getattr(self, "method", ""))
+
+    def views(self, x: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        a, pa = self.augment(x, g)
+        b, pb = self.augment(x, g)
+        return a, b, pa, pb
+
+    def loss(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def after_step(self, step: int, total: int) -> None:
+        pass
+
+
+class SimCLR(Objective):
+    method = "simclr"
+
+    def __init__(self, encoder: CompatNet, proj_dim: int = 64, temperature: float = 0.2, **kw) -> None:
+        super().__init__(encoder, **kw)
+        self.projector = mlp(encoder.dim, 256, proj_dim)
+        self.criterion = NTXentLoss(temperature)
+
+    def loss(self, x, g):
+        a, b, _, _ = self.views(x, g)
+        return self.criterion(self.projector(self.encoder(a)), self.projector(self.encoder(b)))
+
+
+class VICReg(Objective):
+    method = "vicreg"
+
+    def __init__(self, encoder: CompatNet, proj_dim: int = 256, **kw) -> None:
+        super().__init__(encoder, **kw)
+        self.projector = mlp(encoder.dim, 256, proj_dim)
+        self.criterion = VICRegLoss()
+
+    def loss(self, x, g):
+        a, b, _, _ = self.views(x, g)
+        return self.criterion(self.projector(self.encoder(a)), self.projector(self.encoder(b)))
+
+
+class Barlow(Objective):
+    method = "barlow"
+
+    def __init__(self, encoder: CompatNet, proj_dim: int = 256, lam: float = 5e-3, **kw) -> None:
+        super().__init__(encoder, **kw)
+        self.projector = mlp(encoder.dim, 256, proj_dim)
+        self.criterion = BarlowTwinsLoss(lam)
+
+    def loss(self, x, g):
+        a, b, _, _ = self.views(x, g)
+        return self.criterion(self.projector(self.encoder(a)), self.projector(self.encoder(b)))
+
+
+class SimSiam(Objective):
+    method = "simsiam"
+
+    def __init__(self, encoder: CompatNet, proj_dim: int = 64, **kw) -> None:
+        super().__init__(encoder, **kw)
+        self.projector = mlp(encoder.dim, 256, proj_dim, last_bn=True)
+        self.predictor = mlp(proj_dim, proj_dim // 2, proj_dim)
+        self.criterion = SimSiamLoss()
+
+    def loss(self, x, g):
+        a, b, _, _ = self.views(x, g)
+        z_a, z_b = self.projector(self.encoder(a)), self.projector(self.encoder(b))
+        return self.criterion(self.predictor(z_a), self.predictor(z_b), z_a, z_b)
+
+
+class BYOL(Objective):
+    method = "byol"
+    uses_teacher = True
+
+    def __init__(self, encoder: CompatNet, proj_dim: int = 64, momentum: float = 0.99, **kw) -> None:
+        super().__init__(encoder, **kw)
+        self.projector = mlp(encoder.dim, 256, proj_dim)
+        self.predictor = mlp(proj_dim, 256, proj_dim)
+        self.teacher = EMATeacher(self.student())
+        self.momentum = momentum
+        self.criterion = BYOLLoss()
+
+    def student(self) -> nn.Module:
+        return nn.Sequential(self.encoder, self.projector)
+
+    def loss(self, x, g):
+        a, b, _, _ = self.views(x, g)
+        p_a, p_b = self.predictor(self.projector(self.encoder(a))), self.predictor(self.projector(self.encoder(b)))
+        return self.criterion(p_a, p_b, self.teacher(a), self.teacher(b))
+
+    def after_step(self, step, total):
+        self.teacher.update(self.student(), cosine_momentum(step, total, self.momentum))
+
+
+class MYOW(BYOL):
+    """BYOL + MYOW's mined-view term through a second projector / predictor (teacher representations mine
+    the nearest neighbour of each anchor among the batch's other items)."""
+
+    method = "myow"
+
+    def __init__(self, encoder: CompatNet, proj_dim: int = 64, mined_weight: float = 1.0, k: int = 1, **kw) -> None:
+        nn.Module.__init__(self)
+        self.encoder = encoder
+        self.augment = kw.pop("augment", None) or default_augment(encoder.arch, "myow")
+        self.projector = mlp(encoder.dim, 256, proj_dim)
+        self.predictor = mlp(proj_dim, 256, proj_dim)
+        self.projector2 = mlp(proj_dim, 128, 32)
+        self.predictor2 = mlp(32, 128, 32)
+        self.teacher = EMATeacher(self.student())
+        self.momentum, self.mined_weight = kw.get("momentum", 0.99), mined_weight
+        self.criterion, self.mined = BYOLLoss(), MYOWLoss(k=k)
+
+    def student(self) -> nn.Module:
+        return nn.ModuleList([self.encoder, self.projector, self.projector2])
+
+    def loss(self, x, g):
+        a, b, _, _ = self.views(x, g)
+        z_a, z_b = self.projector(self.encoder(a)), self.projector(self.encoder(b))
+        enc_t, proj_t, proj2_t = self.teacher.net
+        with torch.no_grad():
+            r_a, r_b = enc_t(a), enc_t(b)
+            t_a, t_b = proj_t(r_a), proj_t(r_b)
+            v_b = proj2_t(t_b)
+        byol = self.criterion(self.predictor(z_a), self.predictor(z_b), t_a, t_b)
+        mined = self.mined(self.predictor2(self.projector2(z_a)), r_b, v_b, r_a, generator=g)
+        return byol + self.mined_weight * mined
+
+
+class Hydra(Objective):
+    """SimCLR-style views plus arbitrary pairs (each item with a random other item of the batch) as positives
+    through Hydra's gated filter; pseudo-classes from an online k-means over the detached projections."""
+
+    method = "hydra"
+
+    def __init__(self, encoder: CompatNet, proj_dim: int = 64, pseudo_classes: int = 16, temperature: float = 0.2, **kw) -> None:
+        super().__init__(encoder, **kw)
+        self.projector = mlp(encoder.dim, 256, proj_dim)
+        self.criterion = HydraLoss(proj_dim, pseudo_classes, temperature=temperature)
+        self.register_buffer("centroids", F.normalize(torch.randn(pseudo_classes, proj_dim), dim=1))
+
+    @torch.no_grad()
+    def pseudo_labels(self, z: torch.Tensor) -> torch.Tensor:
+        zn = F.normalize(z.detach(), dim=1)
+        y = (zn @ self.centroids.T).argmax(1)
+        for c in y.unique():
+            m = zn[y == c].mean(0)
+            self.centroids[c] = F.normalize(0.9 * self.centroids[c] + 0.1 * m, dim=0)
+        return y
+
+    def loss(self, x, g):
+        a, b, _, _ = self.views(x, g)
+        z_a, z_b = self.projector(self.encoder(a)), self.projector(self.encoder(b))
+        y = self.pseudo_labels(z_a)
+        perm = torch.randperm(len(y), generator=g)
+        return 0.5 * (self.criterion(z_a, z_b, y, y) + self.criterion(z_a, z_b[perm], y, y[perm]))
+
+
+class SIE(Objective):
+    """First half of the representation invariant, second half equivariant to the augmentation."""
+
+    method = "sie"
+
+    def __init__(self, encoder: CompatNet, inv_proj: int = 128, equi_proj: int = 32, **kw) -> None:
+        super().__init__(encoder, **kw)
+        self.split = encoder.dim // 2
+        self.inv_projector = mlp(self.split, 256, inv_proj)
+        self.equi_projector = mlp(encoder.dim - self.split, 128, equi_proj)
+        self.criterion = SIELoss(equi_proj, self.param_dim())
+
+    def param_dim(self) -> int:
+        return 3 if isinstance(self.augment, ImageAugment) else 2
+
+    def relative_params(self, pa: torch.Tensor, pb: torch.Tensor) -> torch.Tensor:
+        """The transformation from view a to view b: (cos, sin) of the rotation and whether one view is mirrored."""
+        if isinstance(self.augment, ImageAugment):
+            d = pb[:, 5] - pa[:, 5]
+            return torch.stack([torch.cos(d), torch.sin(d), (pa[:, 4] != pb[:, 4]).float()], 1)
+        return pb - pa
+
+    def halves(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return r[:, : self.split], r[:, self.split:]
+
+    def loss(self, x, g):
+        a, b, pa, pb = self.views(x, g)
+        (ia, ea), (ib, eb) = self.halves(self.encoder(a)), self.halves(self.encoder(b))
+        return self.criterion(self.inv_projector(ia), self.inv_projector(ib), self.equi_projector(ea),
+                              self.equi_projector(eb), self.relative_params(pa, pb))
+
+
+class OBoW(Objective):
+    method = "obow"
+    uses_teacher = True
+
+    def __init__(self, encoder: CompatNet, vocab_size: int = 256, momentum: float = 0.99, **kw) -> None:
+        super().__init__(encoder, **kw)
+        bb = encoder.backbone
+        channels = bb.fc.in_features // 9 if encoder.arch == "cnn" else bb.net[0].out_features
+        self.criterion = OBoWLoss(encoder.dim, channels, vocab_size)
+        self.teacher = EMATeacher(encoder)
+        self.momentum = momentum
+        self._warm = False
+
+    def loss(self, x, g):
+        a, b, _, _ = self.views(x, g)
+        with torch.no_grad():
+            _, la = local_features(self.teacher.net, a)
+            _, lb = local_features(self.teacher.net, b)
+            if not self._warm:  # fill the vocabulary with real features before the first step
+                for _ in range(max(1, self.criterion.vocabulary.shape[0] // max(1, len(x)))):
+                    self.criterion.update_vocabulary(torch.cat([la, lb]), g)
+                self._warm = True
+        loss = 0.5 * (self.criterion(self.encoder(a), lb) + self.criterion(self.encoder(b), la))
+        self.criterion.update_vocabulary(lb, g)
+        return loss
+
+    def after_step(self, step, total):
+        self.teacher.update(self.encoder, cosine_momentum(step, total, self.momentum))
+
+
+class CMIM(Objective):
+    """Probabilistic auto-encoder: mean = the encoder's representation, log-variance from a linear head,
+    an MLP decoder back to the input; no augmentation."""
+
+    method = "cmim"
+
+    def __init__(self, encoder: CompatNet, input_shape: tuple[int, ...] = (1, 8, 8), **kw) -> None:
+        super().__init__(encoder, **kw)
+        self.input_shape = tuple(input_shape)
+        d_in = math.prod(self.input_shape)
+        self.logvar = nn.Linear(encoder.dim, encoder.dim)
+        nn.init.zeros_(self.logvar.weight)
+        nn.init.constant_(self.logvar.bias, -2.0)
+        out = [nn.Tanh()] if encoder.arch == "cnn" else []
+        self.decoder = nn.Sequential(nn.Linear(encoder.dim, 256), nn.ReLU(), nn.Linear(256, d_in), *out)
+        self.criterion = CMIMLoss()
+
+    def loss(self, x, g):
+        n = x.shape[0]
+        mu = self.encoder(x)
+        logvar = self.logvar(mu).clamp(-8, 4)
+        z = mu + torch.randn(mu.shape, generator=g) * (0.5 * logvar).exp()
+        x_hat = self.decoder(z)
+        mu_re = self.encoder(x_hat.view(n, *self.input_shape))
+        return self.criterion(x.reshape(n, -1), x_hat, mu, logvar, z, mu_re)
+
+
+OBJECTIVES: dict[str, type[Objective]] = {c.method: c for c in (SimCLR, VICReg, Barlow, BYOL, SimSiam, MYOW, Hydra, SIE, OBoW, CMIM)}
+METHODS = tuple(OBJECTIVES)
+
+
+def build_objective(method: str, encoder: CompatNet, input_shape: tuple[int, ...], **options) -> Objective:
+    cls = OBJECTIVES[method]
+    if cls is CMIM:
+        return cls(encoder, input_shape=input_shape, **options)
+    return cls(encoder, **options)

@@ -1,0 +1,148 @@
+"""The training loop, the model directory, resuming, the CLI, and SIE's split (tiny digits runs)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from repspace.compat.models import CompatNet, load_model
+from repspace.errors import InvalidInputError
+from repspace.objectives import METHODS, build_objective, train_objective
+from repspace.objectives.augment import ImageAugment
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from repspace.datasets import load_dataset
+
+    return load_dataset("digits@train")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_trains_and_reports_collapse_detectors(method, digits, tmp_path):
+    cfg = train_objective(method, tmp_path / method, items=digits, dim=16, epochs=1, batch_size=64, limit=192,
+                          progress=False, threads=1)
+    (row,) = cfg["history"]
+    assert np.isfinite(row["loss"]) and row["seconds"] > 0
+    assert 0 < row["std_min"] <= row["std_mean"] and 1 <= row["effective_rank"] <= 16
+    assert len(cfg["spectrum"]) == 16 and cfg["spectrum"][0] == pytest.approx(1.0)
+    model, config = load_model(tmp_path / method)
+    assert config["method"] == method and config["classifier"] == "none" and model.embed(torch.zeros(2, 1, 8, 8)).shape == (2, 16)
+    assert not (tmp_path / f".{method}.partial").exists()
+
+
+def test_model_dir_is_an_encoder_and_epochs_0_is_the_random_init(cli, digits, tmp_path):
+    code, _, err = cli("train", "--method", "simclr", "--dataset", "digits", "--arch", "cnn", "--epochs", "0",
+                       "--seed", "3", "--out", tmp_path / "rand", "--quiet")
+    assert code == 0, err
+    model, cfg = load_model(tmp_path / "rand")
+    torch.manual_seed(3)
+    fresh = CompatNet("cnn", 128, 0, "none")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+    assert cfg["history"] == [] and cfg["initial"]["effective_rank"] > 1
+    code, _, err = cli("train", "--method", "vicreg", "--dataset", "digits", "--epochs", "1", "--batch-size", "128",
+                       "--threads", "1", "--out", tmp_path / "vic", "--quiet", "--json")
+    assert code == 0, err
+    code, _, err = cli("encode", "--model", tmp_path / "vic", "--dataset", "digits@test", "--out", tmp_path / "s", "--quiet")
+    assert code == 0, err
+    from repspace import Space
+    from repspace.evaluation.probes import knn_probe
+
+    s = Space.load(tmp_path / "s")
+    assert s.dim == 128 and s.extra["trained_method"] == "vicreg" and s.model == "vic"
+    assert knn_probe(s, k=20)["accuracy"] > 0.5
+
+
+def test_resume_after_a_kill_gives_the_uninterrupted_result(digits, tmp_path):
+    kw = dict(items=digits, dim=16, epochs=3, batch_size=64, limit=256, progress=False, threads=1)
+    train_objective("byol", tmp_path / "full", **kw)
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch, row):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_objective("byol", tmp_path / "run", on_epoch=kill, **kw)
+    partial = tmp_path / ".run.partial"
+    assert json.loads((partial / "state.json").read_text())["epoch"] == 2 and not (tmp_path / "run").exists()
+    seen = []
+    cfg = train_objective("byol", tmp_path / "run", on_epoch=lambda e, r: seen.append(e), **kw)
+    assert seen == [3] and [h["epoch"] for h in cfg["history"]] == [1, 2, 3]
+    a, _ = load_model(tmp_path / "full")
+    b, _ = load_model(tmp_path / "run")
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(va, vb, atol=1e-6), k
+    # a partial run of other settings is refused, not silently mixed
+    with pytest.raises(Killed):
+        train_objective("byol", tmp_path / "other", on_epoch=kill, **kw)
+    with pytest.raises(InvalidInputError, match="other settings"):
+        train_objective("byol", tmp_path / "other", **{**kw, "batch_size": 32})
+
+
+def test_cli_errors(cli, tmp_path):
+    code, _, err = cli("train", "--method", "simclr", "--out", tmp_path / "x")
+    assert code == 2 and "--dataset" in err
+    code, _, err = cli("train", "--method", "simclr", "--dataset", "digits", "--batch-size", "1", "--out", tmp_path / "x")
+    assert code == 2 and "--batch-size" in err
+
+
+def test_mlp_head_self_supervised_on_a_text_space(cli, tmp_path):
+    from tests.conftest import make_space
+
+    make_space(n=80, d=48, model="minilm-l6").save(tmp_path / "base")
+    code, _, err = cli("train", "--method", "barlow", "--arch", "mlp", "--base-space", tmp_path / "base", "--dim", "16",
+                       "--epochs", "2", "--batch-size", "32", "--out", tmp_path / "head", "--quiet")
+    assert code == 0, err
+    model, cfg = load_model(tmp_path / "head")
+    assert cfg["input"]["base_model"] == "minilm-l6" and cfg["in_dim"] == 48 and len(cfg["history"]) == 2
+    assert model.embed(torch.zeros(3, 48)).shape == (3, 16)
+
+
+def test_sie_invariant_half_is_invariant_and_equivariant_half_predicts_the_parameters(digits):
+    """After a short SIE run (rotations up to 90°): the invariant embedding moves less between two rotated views
+    than the equivariant one; the equivariant predictor needs the true rotation (shuffled parameters predict
+    badly); and the rotation is linearly readable from the equivariant half more than from the invariant half."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import cross_val_score
+
+    from repspace.compat.training import images_to_tensor
+    from repspace.datasets import load_dataset
+
+    torch.set_num_threads(1)
+    x = images_to_tensor(digits.data)
+    xt = images_to_tensor(load_dataset("digits@test").data)[:400]
+    torch.manual_seed(0)
+    obj = build_objective("sie", CompatNet("cnn", 32, 0, "none"), (1, 8, 8),
+                          augment=ImageAugment(rotation=90, crop_scale=(0.8, 1), jitter=0.1, noise=0.05, flip=False))
+    opt = torch.optim.AdamW(obj.parameters(), 2e-3)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        loss = obj.loss(x[torch.randint(0, len(x), (128,), generator=g)], g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    obj.eval()
+    rot = ImageAugment(rotation=90, crop_scale=(1, 1), jitter=0, noise=0, flip=False)
+    pa, pb = rot.sample(len(xt), g), rot.sample(len(xt), g)
+    with torch.no_grad():
+        (ia, ea), (ib, eb) = obj.halves(obj.encoder(rot.apply(xt, pa, g))), obj.halves(obj.encoder(rot.apply(xt, pb, g)))
+        zi_a, zi_b, ze_a, ze_b = obj.inv_projector(ia), obj.inv_projector(ib), obj.equi_projector(ea), obj.equi_projector(eb)
+        rel = obj.relative_params(pa, pb)
+        err_true = float(((obj.criterion.predict(ze_a, rel) - ze_b) ** 2).mean())
+        err_shuffled = float(((obj.criterion.predict(ze_a, rel[torch.randperm(len(rel), generator=g)]) - ze_b) ** 2).mean())
+
+    def moved(a, b):  # distance between the two views of an item / distance to another item
+        return float((a - b).norm(dim=1).mean() / (a - a.roll(1, 0)).norm(dim=1).mean())
+
+    assert moved(zi_a, zi_b) < moved(ze_a, ze_b)
+    assert err_true < 0.5 * err_shuffled
+    angle = torch.atan2(rel[:, 1], rel[:, 0]).numpy()
+
+    def r2(u, v):
+        return cross_val_score(RidgeCV(alphas=[0.1, 1, 10, 100]), np.concatenate([u, v], 1), angle, cv=3, scoring="r2").mean()
+
+    assert r2(ea.numpy(), eb.numpy()) > r2(ia.numpy(), ib.numpy()) + 0.1
