@@ -234,3 +234,45 @@ def test_json_payload_text_form(filled):
     assert [h["id"] for h in c.search(vectors=v[:1], k=5, filter={"f": "1.5"})[0]] == ["b"]
     assert c.search(vectors=v[:1], k=5, filter={"x": "null"}) == [[]]
     assert json.loads(json.dumps(c.get(["b"])[0]["payload"])) == {"flag": True, "x": None, "f": 1.5}
+
+
+def test_backfill_write_never_overwrites_a_newer_text(filled):
+    c, ids, v, pls = filled
+    c.upsert(["t1", "t2"], texts=["old text", "other"], vectors=v[:2])
+    c.add_slot("other-model", dim=D)
+    w = np.ones((2, D), np.float32)
+    c.upsert(["t1"], texts=["new text"], vectors=v[2:3])  # a newer upsert after the backfill read "old text"
+    c.update_vectors("other-model", ["t1", "t2"], w, texts=["old text", "other"])
+    got = {g["id"]: g["vector"] for g in c.get(["t1", "t2"], vectors=True, slot="other-model")}
+    assert got["t1"] is None and got["t2"] is not None
+
+
+def test_vectors_into_another_slot_keep_texts_and_payloads(filled):
+    from repspace import Space
+    from repspace.collections.ingest import upsert_space
+
+    c, ids, v, pls = filled
+    c.upsert(["keep"], texts=["a text"], vectors=v[:1], payloads=[{"k": "v"}])
+    c.add_slot("other-model", dim=4)
+    upsert_space(c, Space(np.ones((2, 4), np.float32), ["keep", "not-there"], model="other-model"), slot="other-model")
+    row = c.get(["keep"], vectors=True)[0]
+    assert row["text"] == "a text" and row["payload"] == {"k": "v"} and row["vector"] is not None
+    assert c.get(["keep"], vectors=True, slot="other-model")[0]["vector"] == [1.0] * 4
+    assert c.get(["not-there"]) == []
+
+
+def test_lone_surrogates_are_refused(filled):
+    c, ids, v, pls = filled
+    for kw in (dict(ids=["bad\ud800"]), dict(ids=["ok"], payloads=[{"k": "\ud800"}])):
+        with pytest.raises(InvalidInputError, match="surrogate"):
+            c.upsert(kw["ids"], vectors=v[:1], payloads=kw.get("payloads"))
+
+
+def test_passwords_never_in_uri_errors():
+    from repspace.collections.uri import parse_uri
+
+    for uri in ("postgresql+psycopg://u:s3cret@h/db?collection=x", "postgresq://u:s3cret@h/db"):
+        with pytest.raises(InvalidInputError) as e:
+            parse_uri(uri)
+        assert "s3cret" not in str(e.value)
+    assert parse_uri("POSTGRESQL://u@h/db?collection=x").backend == "pgvector"

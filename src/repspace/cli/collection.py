@@ -20,7 +20,8 @@ JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _err() -> Console:
-    return Console(stderr=True)
+    """stderr, with user values printed as they are (an id like "[/x]" is no rich markup)."""
+    return Console(stderr=True, markup=False, highlight=False)
 
 
 @collection_app.command("create")
@@ -215,8 +216,8 @@ def info(uri: URI, json_out: JSON = False) -> None:
     if json_out:
         emit_json(result)
         return
-    con = Console()
-    con.print(f"[bold]{result['uri']}[/bold] ({result['backend']}): {result['count']} items, spec {result['spec']}")
+    con = Console(markup=False, highlight=False)
+    con.print(f"{result['uri']} ({result['backend']}): {result['count']} items, spec {result['spec']}")
     for s in result["slots"]:
         mark = "*" if s["name"] == result["active"] else " "
         con.print(f" {mark} {s['name']}: {s['model']} {s['dim']}-d, {s['count']} vectors")

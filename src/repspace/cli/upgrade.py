@@ -111,7 +111,7 @@ def upgrade_start(
 
 
 def _print_status(st: dict) -> None:
-    con = Console()
+    con = Console(markup=False, highlight=False)
     con.print(f"upgrade {st['old']} -> {st['new']} ({st['state']}): {st['fraction']:.1%} backfilled; gate "
               f"{'passes' if st['gate'] and st['gate'].get('passed') else 'does not pass'}")
     for name, m in (st.get("metrics") or {}).items():
@@ -138,7 +138,7 @@ def upgrade_rollback(uri: str = typer.Argument(..., help="A collection."),
 
     with _open(uri) as c:
         res = up.rollback(c)
-    emit_json(res) if json_out else Console(stderr=True).print(f"active: {res['active']}; dropped {res['dropped']}")
+    emit_json(res) if json_out else Console(stderr=True, markup=False).print(f"active: {res['active']}; dropped {res['dropped']}")
 
 
 @upgrade_app.command("finish")
@@ -150,7 +150,7 @@ def upgrade_finish(uri: str = typer.Argument(..., help="A collection."),
 
     with _open(uri) as c:
         res = up.finish(c, force=force)
-    emit_json(res) if json_out else Console(stderr=True).print(f"active: {res['active']}; dropped {res['dropped']}")
+    emit_json(res) if json_out else Console(stderr=True, markup=False).print(f"active: {res['active']}; dropped {res['dropped']}")
 
 
 @upgrade_app.command("backfill")
@@ -217,7 +217,7 @@ def upgrade_switch(
 
         with _open(live) as c:
             res = up.switch(c, force=force)
-        emit_json(res) if json_out else Console(stderr=True).print(f"active: {res['active']} (was {res['previous']})")
+        emit_json(res) if json_out else Console(stderr=True, markup=False).print(f"active: {res['active']} (was {res['previous']})")
         return
     from repspace.compat.backfill import switch
 

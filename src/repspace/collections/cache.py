@@ -91,8 +91,9 @@ class SlotCache:
     def apply_vectors(self, ids: Sequence[str], vectors: np.ndarray, payload_of: Callable[[str], str | None]) -> None:
         for j, i in enumerate(ids):
             p = payload_of(i)
-            if p is None:
-                continue  # deleted meanwhile
+            if p is None:  # an item this process holds no payload of: read everything again
+                self.version = object()
+                return
             self._kill(i)
             self.fresh[i] = (_normalize(vectors[j : j + 1])[0], p)
 

@@ -183,9 +183,11 @@ class Collection:
         column = f"v_{self.meta['next_column']}"
         slot = {"name": slot_name_for(info, [s["name"] for s in self.meta["slots"]]), "column": column,
                 "created": _now(), **info}
+        self.meta["next_column"] += 1  # claim the column first: a crash leaves an unused name, never a reused one
+        self.store.write_meta(self.meta)
+        self.store.drop_vector_column(column)  # a leftover of a crashed add_slot, if any
         self.store.add_vector_column(column, info["dim"])
         self.meta["slots"].append(slot)
-        self.meta["next_column"] += 1
         self.store.write_meta(self.meta)
         _check_spec_fits(self.spec, info["dim"], strict=False)
         self.store.prepare_spec(column, info["dim"], _fit_spec(self.spec, info["dim"]))
@@ -264,12 +266,14 @@ class Collection:
             return {"upserted": 0}
         if any(len(i) > MAX_ID_CHARS for i in ids):
             raise InvalidInputError(f"ids must be at most {MAX_ID_CHARS} characters")
+        _check_utf8(ids, "id")
         if texts is not None:
             texts = list(texts)
             if len(texts) != n:
                 raise InvalidInputError(f"{len(texts)} texts for {n} ids")
             if any(t is not None and not isinstance(t, str) for t in texts):
                 raise InvalidInputError("texts must be strings (or None)")
+            _check_utf8([t for t in texts if t is not None], "text")
         if payloads is not None and len(payloads) != n:
             raise InvalidInputError(f"{len(payloads)} payloads for {n} ids")
         pl = (["{}"] * n if payloads is None or all(p is None or p == {} for p in payloads)
@@ -305,13 +309,18 @@ class Collection:
         self._after_write(before, lambda c, name: c.apply_upsert(ids, vecs.get(name), pl))
         return {"upserted": n}
 
-    def update_vectors(self, slot: str, ids: Sequence[str], vectors: Any) -> None:
-        """Fill one slot's vectors of existing items (the backfill's write)."""
+    def update_vectors(self, slot: str, ids: Sequence[str], vectors: Any, *, texts: Sequence[str] | None = None) -> None:
+        """Fill one slot's vectors of existing items (the backfill's write). With `texts` (what the vectors were
+        made from), items whose text changed meanwhile are left alone: a newer upsert already encoded them."""
         s = self.slot(slot)
         ids = check_ids(ids)
         v = self._check_vectors(vectors, len(ids), s)
         before = self._versions()
-        self.store.update_vectors(s["column"], ids, v)
+        self.store.update_vectors(s["column"], ids, v, texts=texts)
+        if texts is not None:  # which rows matched is the store's secret: reload the caches
+            for c in self._caches.values():
+                c.version = object()
+            return
 
         def apply(c: SlotCache, name: str) -> None:
             if name == s["name"]:
@@ -341,7 +350,8 @@ class Collection:
                 c.version = object()  # someone else wrote too: reload on next search
                 continue
             apply(c, name)
-            c.advance(after)
+            if c.version == before:  # apply may have given up (then the next search reloads)
+                c.advance(after)
 
     # ------------------------------------------------------------- reads
     def count(self, slot: str | None = None) -> int:
@@ -466,6 +476,14 @@ class Collection:
         return {"name": self.name, "uri": str(self.uri), "backend": self.backend, "count": self.count(),
                 "spec": self.meta["spec"], "active": self.active, "slots": slots,
                 "upgrade": self.meta.get("upgrade"), "created": self.meta.get("created")}
+
+
+def _check_utf8(values: Sequence[str], what: str) -> None:
+    for v in values:
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError(f"a {what} holds a lone surrogate ({v[:40]!r}…); it is not valid Unicode text") from None
 
 
 def _next_version(before: Any, after: Any) -> bool:

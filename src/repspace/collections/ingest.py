@@ -48,6 +48,15 @@ def batch_done(coll: Collection, ids: Sequence[str], texts: Sequence[str | None]
     return True
 
 
+def _vectors_done(coll: Collection, ids: Sequence[str], slot: dict[str, Any], vectors: np.ndarray) -> bool:
+    t = coll.store.fetch(list(ids), ["id", slot["column"]])
+    valid, vecs = vectors_of(t.column(slot["column"]), slot["dim"])
+    if t.num_rows != len(ids) or not valid.all():
+        return False
+    pos = {i: j for j, i in enumerate(t.column("id").to_pylist())}
+    return all(np.array_equal(vecs[pos[i]], vectors[j]) for j, i in enumerate(ids))
+
+
 def _run(coll: Collection, n: int, batch_size: int, progress: bool, label: str,
          one: Callable[[int, int], tuple[int, int]]) -> dict[str, Any]:
     from repspace.ops.progress import progress_bar
@@ -135,7 +144,9 @@ def _done_args(parts):
 
 def upsert_space(coll: Collection, space, *, slot: str | None = None, batch_size: int = 4096, resume: bool = True,
                  progress: bool = False, check_model: bool = True) -> dict[str, Any]:
-    """Upsert a Space's vectors into a slot (bring your own vectors); its labels go to the payload."""
+    """Upsert a Space's vectors into a slot (bring your own vectors); its labels go to the payload. Into a slot that
+    is not the active one, only that slot's vectors of existing items are filled (texts, payloads and the other
+    slots stay; ids the collection does not hold are skipped)."""
     s = coll.slot(slot)
     if space.dim != s["dim"]:  # refuse before any write or progress output
         from repspace.errors import DimensionMismatchError
@@ -147,9 +158,16 @@ def upsert_space(coll: Collection, space, *, slot: str | None = None, batch_size
         raise InvalidVectorsError(f"vectors of model {space.model!r} cannot go into slot {s['name']!r}, which holds "
                                   f"{s['model']!r} vectors")
 
+    fill_only = s["name"] != coll.active  # another slot: fill its vectors, keep texts, payloads and other slots
+
     def one(start: int, stop: int) -> tuple[int, int]:
         ids = space.ids[start:stop]
         vecs = np.asarray(space.vectors[start:stop], np.float32)
+        if fill_only:
+            if resume and _vectors_done(coll, ids, s, vecs):
+                return 0, stop - start
+            coll.update_vectors(s["name"], ids, vecs)
+            return stop - start, 0
         pls = _payloads(space.labels, stop - start, start)
         if resume and batch_done(coll, ids, None, pls, s, vecs):
             return 0, stop - start

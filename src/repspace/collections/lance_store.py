@@ -110,15 +110,23 @@ class LanceStore(Store):
     def upsert(self, rows: pa.Table) -> None:
         if rows.num_rows == 0:
             return
+        # vectors were validated (finite, one dimension) before; a slot without a vector is null on purpose, which
+        # lancedb's own check would call a "bad vector"
         (self.table().merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
-         .execute(self._full_rows(rows)))
+         .execute(self._full_rows(rows), on_bad_vectors="null"))
 
-    def update_vectors(self, column: str, ids: Sequence[str], vectors: np.ndarray) -> None:
+    def update_vectors(self, column: str, ids: Sequence[str], vectors: np.ndarray,
+                       texts: Sequence[str] | None = None) -> None:
         if len(ids) == 0:
             return
         dim = self.table().schema.field(column).type.list_size
-        part = pa.table({"id": pa.array(list(ids), pa.string()), column: vector_array(vectors, dim, len(ids))})
-        self.table().merge_insert("id").when_matched_update_all().execute(part)
+        cols = {"id": pa.array(list(ids), pa.string()), column: vector_array(vectors, dim, len(ids))}
+        if texts is None:
+            self.table().merge_insert("id").when_matched_update_all().execute(pa.table(cols), on_bad_vectors="null")
+            return
+        cols["text"] = pa.array(list(texts), pa.string())
+        (self.table().merge_insert("id").when_matched_update_all(where="target.text = source.text")
+         .execute(pa.table(cols), on_bad_vectors="null"))
 
     def delete(self, ids: Sequence[str]) -> int:
         if len(ids) == 0:

@@ -23,6 +23,9 @@ def check_payload(payload: Any, item_id: str) -> dict[str, Any]:
         raise InvalidInputError(f"payload of item {item_id!r} must be a JSON object (a dict), got {type(payload).__name__}")
     try:
         text = json.dumps(payload, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"payload of item {item_id!r} holds a lone surrogate: not valid Unicode text") from None
     except (TypeError, ValueError) as e:
         raise InvalidInputError(f"payload of item {item_id!r} is not JSON-serialisable ({e})") from None
     return json.loads(text)

@@ -155,7 +155,9 @@ class PgStore(Store):
                 raise OutputExistsError(f"a collection named {self.name!r} already exists in this database")
             cols = [sql.SQL("id text PRIMARY KEY"), sql.SQL("text text"), sql.SQL("payload jsonb NOT NULL DEFAULT '{}'")]
             cols += [sql.SQL("{} vector({})").format(sql.Identifier(c), sql.Literal(int(d))) for c, d in columns.items()]
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self._t()))
+            if conn.execute("SELECT to_regclass(quote_ident(%s))", (self.table_name,)).fetchone()[0] is not None:
+                raise OutputExistsError(f"table {self.table_name!r} exists in this database but is no repspace "
+                                        "collection; choose another name")
             conn.execute(sql.SQL("CREATE TABLE {} ({})").format(self._t(), sql.SQL(", ").join(cols)))
             conn.execute(f"INSERT INTO {META_TABLE} (name, meta) VALUES (%s, %s)", (self.name, json.dumps(meta)))
 
@@ -250,18 +252,22 @@ class PgStore(Store):
                 self._t(), sets))
             self._bump(conn)
 
-    def update_vectors(self, column: str, ids: Sequence[str], vectors: np.ndarray) -> None:
+    def update_vectors(self, column: str, ids: Sequence[str], vectors: np.ndarray,
+                       texts: Sequence[str] | None = None) -> None:
         from psycopg import sql
 
         if len(ids) == 0:
             return
         with self._tx() as conn:
             dim = self._vector_columns(conn)[column]
-            conn.execute(sql.SQL("CREATE TEMP TABLE _rs_vec (id text, v vector({})) ON COMMIT DROP").format(sql.Literal(dim)))
-            self._copy_rows(conn, "_rs_vec", ["id", "v"], ["text", "vector"],
-                            ((esc(i), np.asarray(v, np.float32)) for i, v in zip(ids, vectors)))
-            conn.execute(sql.SQL("UPDATE {} t SET {} = u.v FROM _rs_vec u WHERE t.id = u.id").format(
-                self._t(), sql.Identifier(column)))
+            conn.execute(sql.SQL("CREATE TEMP TABLE _rs_vec (id text, v vector({}), t text) ON COMMIT DROP").format(
+                sql.Literal(dim)))
+            tx = list(texts) if texts is not None else [None] * len(ids)
+            self._copy_rows(conn, "_rs_vec", ["id", "v", "t"], ["text", "vector", "text"],
+                            ((esc(i), np.asarray(v, np.float32), esc(x)) for i, v, x in zip(ids, vectors, tx)))
+            cond = sql.SQL(" AND t.text IS NOT DISTINCT FROM u.t") if texts is not None else sql.SQL("")
+            conn.execute(sql.SQL("UPDATE {} t SET {} = u.v FROM _rs_vec u WHERE t.id = u.id{}").format(
+                self._t(), sql.Identifier(column), cond))
             self._bump(conn)
 
     def delete(self, ids: Sequence[str]) -> int:

@@ -71,8 +71,10 @@ class Store(ABC):
         """Insert or replace whole rows by id (vector columns missing from `rows` become null)."""
 
     @abstractmethod
-    def update_vectors(self, column: str, ids: Sequence[str], vectors: np.ndarray) -> None:
-        """Set one vector column of existing rows (ids that no longer exist are skipped)."""
+    def update_vectors(self, column: str, ids: Sequence[str], vectors: np.ndarray,
+                       texts: Sequence[str] | None = None) -> None:
+        """Set one vector column of existing rows (ids that no longer exist are skipped). With `texts`, only rows
+        whose stored text is still that text (a backfill must not overwrite a newer upsert's vector)."""
 
     @abstractmethod
     def delete(self, ids: Sequence[str]) -> int:

@@ -193,11 +193,14 @@ def start(coll: Collection, model: str, *, sample: int = 1000, method: str = "pr
     new = coll.add_slot(model)
     try:
         texts = _texts_of(coll, chosen)
-        order = [i for i in fit_ids if i in texts]  # golden items stay un-backfilled: they are held out
+        fit_ids = [i for i in fit_ids if i in texts]  # deleted since the scan: left out
+        if len(fit_ids) < 10:
+            raise InvalidInputError("too few sampled items still have texts to fit an adapter")
+        order = list(fit_ids)  # golden items stay un-backfilled: they are held out
         vec_new = (np.asarray(new_vectors(order), np.float32) if new_vectors is not None
                    else coll.encode([texts[i] for i in order], new["name"], batch_size=batch_size))
         if keep_sample:
-            coll.update_vectors(new["name"], order, vec_new)
+            coll.update_vectors(new["name"], order, vec_new, texts=[texts[i] for i in order])
         old_cache = coll.cache(old["name"])
         has, vec_old = old_cache.vectors_for(fit_ids)
         pos = {i: j for j, i in enumerate(order)}
@@ -538,7 +541,7 @@ def backfill(coll: Collection, *, order: str = "random", batch_size: int = 64, l
         items = Items(list(todo), [texts[i] for i in todo], "text")
 
         def write(_s: int, ids: list[str], vectors: np.ndarray) -> None:
-            coll.update_vectors(new["name"], ids, vectors)
+            coll.update_vectors(new["name"], ids, vectors, texts=[texts[i] for i in ids])
 
         ray_encode(new["model"], items, batch_size=batch_size, workers=workers, shard_items=batch_size,
                    encoder=coll.encoder(new["name"]), address=address, progress=progress,
@@ -554,7 +557,7 @@ def backfill(coll: Collection, *, order: str = "random", batch_size: int = 64, l
             if part:
                 vecs = (np.asarray(new_vectors(part), np.float32) if new_vectors is not None
                         else coll.encode([texts[i] for i in part], new["name"], batch_size=batch_size))
-                coll.update_vectors(new["name"], part, vecs)
+                coll.update_vectors(new["name"], part, vecs, texts=[texts[i] for i in part])
             done += len(part)
             bar.update(task, advance=batch_size, rate=f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} items/s")
     coll.store.optimize()
@@ -602,9 +605,13 @@ def status(coll: Collection, *, evaluate_metrics: bool = True) -> dict[str, Any]
     up = _state(coll)
     metrics = evaluate(coll) if evaluate_metrics else {}
     gate = gate_of(metrics) if evaluate_metrics else up.get("gate")
-    if evaluate_metrics:
-        up["gate"] = gate
-        coll.update_meta(upgrade=up)
+    if evaluate_metrics:  # write the gate only, and only into the same upgrade (a rollback may have run meanwhile)
+        coll.reload()
+        now = coll.meta.get("upgrade")
+        if now and now.get("started") == up.get("started"):
+            now["gate"] = gate
+            coll.update_meta(upgrade=now)
+        up = now or up
     return {"collection": coll.name, "old": up["old"], "new": up["new"], "state": up["state"], "active": coll.active,
             "method": up["method"], "fraction": fraction(coll), "count": coll.count(),
             "backfilled": coll.count(up["new"]), "gate": gate, "metrics": metrics,
@@ -644,8 +651,8 @@ def finish(coll: Collection, *, force: bool = False) -> dict[str, Any]:
     f = fraction(coll)
     if f < 1.0 and not force:
         todo, without_text = backfill_order(coll)
-        how = (f"{without_text} item(s) store no text and have no {up['new']} vector: upsert their new vectors "
-               f"(`collection upsert --slot {up['new']} …`) " if without_text else "")
+        how = (f"{without_text} item(s) store no text and have no {up['new']} vector: give their new-model vectors "
+               f"(`collection upsert URI --slot {up['new']} --space S` fills that slot only) " if without_text else "")
         raise CollectionError(f"only {f:.1%} of the items are backfilled; finish drops the old vectors, which would "
                               f"leave the rest unsearchable: {how}{'run the backfill ' if todo else ''}first, or --force")
     coll.update_meta(upgrade=None)

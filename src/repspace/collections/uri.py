@@ -33,7 +33,7 @@ class CollectionURI:
 
 
 def is_pg(uri: str) -> bool:
-    return str(uri).startswith(PG_SCHEMES)
+    return str(uri).lower().startswith(PG_SCHEMES)
 
 
 def check_name(name: str) -> str:
@@ -50,6 +50,7 @@ def parse_uri(uri: str | Path) -> CollectionURI:
         raise InvalidInputError("empty collection URI: give a directory or postgresql://…?collection=NAME")
     if is_pg(text):
         parts = urlsplit(text)
+        parts = parts._replace(scheme=parts.scheme.lower())
         query = parse_qsl(parts.query, keep_blank_values=True)
         names = [v for k, v in query if k == "collection"]
         if len(names) != 1:
@@ -59,7 +60,8 @@ def parse_uri(uri: str | Path) -> CollectionURI:
         dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment))
         return CollectionURI("pgvector", check_name(names[0]), dsn=dsn)
     if "://" in text:
-        raise InvalidInputError(f"unsupported collection URI {text!r}: use a directory (LanceDB) or postgresql://…")
+        raise InvalidInputError(f"unsupported collection URI {redact(text)!r}: use a directory (LanceDB) or "
+                                "postgresql://…")
     path = Path(text)
     name = path.resolve().name
     return CollectionURI("lancedb", name if NAME_RE.fullmatch(name) else "collection", path=path)

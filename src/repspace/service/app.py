@@ -173,6 +173,8 @@ def serve(config: ServeConfig, log_level: str = "info") -> None:
     """Run the app with uvicorn until interrupted (SIGINT/SIGTERM: graceful shutdown)."""
     import uvicorn
 
+    from repspace.collections.uri import redact
+
     app = create_app(config)
     configure_logging(log_level)
     if config.no_auth:
@@ -180,6 +182,6 @@ def serve(config: ServeConfig, log_level: str = "info") -> None:
         log.warning("%s\nWARNING: --no-auth: every client that reaches %s:%d can use this server without an API key.\n%s",
                     banner, config.host, config.port, banner)
     log.info("repspace serve on http://%s:%d  models: %s  collections: %s", config.host, config.port,
-             ",".join(config.models), config.collections or "-")
+             ",".join(config.models), redact(config.collections) if config.collections else "-")
     uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level=log_level, access_log=False,
                                   timeout_keep_alive=5, timeout_graceful_shutdown=10, server_header=False)).run()

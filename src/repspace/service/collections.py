@@ -131,6 +131,17 @@ def _open(state: ServiceState, name: str):
     return coll, lock
 
 
+def _check_model(state: ServiceState, model: str) -> None:
+    """Clients name built-in or served models (or external names): never a path on the server."""
+    from repspace.encoders import MODELS
+
+    if model in MODELS or model in state.config.models:
+        return
+    if "/" in model or "\\" in model or model.startswith("."):
+        raise ServiceError(f"model {model!r}: name a built-in model ({', '.join(MODELS)}), a served one, or an "
+                           "external model name (with dim); paths on the server are not accepted", param="model")
+
+
 def _forget(state: ServiceState, name: str) -> None:
     h = _handles(state)
     with h.lock:
@@ -145,6 +156,7 @@ def create_collection(body: CreateBody, state: ServiceState = Depends(get_state)
     """Create a collection (the `collection create` of the CLI); answers its `info`."""
     from repspace.collections import Collection
 
+    _check_model(state, body.model)
     uri = _uri(state, body.name)
     with Collection.create(uri, body.model, body.spec, dim=body.dim) as c:
         return c.info()
@@ -188,7 +200,12 @@ def upsert_points(name: str, body: PointsBody, state: ServiceState = Depends(get
         h = _handles(state)
         h.writes[name] = h.writes.get(name, 0) + 1
         if h.writes[name] % 256 == 0:  # many small writes make many small files: merge them now and then
-            c.store.optimize()
+            try:
+                c.store.optimize()
+            except Exception:  # noqa: BLE001 - housekeeping; the write above is committed already
+                import logging
+
+                logging.getLogger("repspace.service").warning("compaction of %s failed", name, exc_info=True)
         return {**res, "count": c.count()}
 
 
@@ -236,6 +253,7 @@ def upgrade_start(name: str, body: UpgradeStartBody, state: ServiceState = Depen
     """`upgrade start`: new slot, adapter and fusion from a re-embedded sample, gate on golden queries."""
     from repspace.collections import upgrade as up
 
+    _check_model(state, body.model)
     c, lock = _open(state, name)
     with lock:
         return up.start(c, body.model, sample=body.sample, method=body.method, seed=body.seed)
