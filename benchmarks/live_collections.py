@@ -122,16 +122,28 @@ def encode_side(root: Path, n: int) -> dict:
 
 
 STREAM = """
-import numpy as np, resource, sys
+import numpy as np, sys, threading, time
 from repspace.collections import Collection
 from repspace.collections.ingest import upsert_space
 from repspace.spaces.external import read_vectors
+
+def anon():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+peak = [0]
+done = threading.Event()
+def sample():
+    while not done.is_set():
+        peak[0] = max(peak[0], anon()); time.sleep(0.02)
+threading.Thread(target=sample, daemon=True).start()
 path, uri = sys.argv[1], sys.argv[2]
 c = Collection.create(uri, model="bench", dim=int(sys.argv[3]))
 sp = read_vectors(path, model="bench")
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = anon()
 upsert_space(c, sp, batch_size=4096)
-print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, c.count())
+done.set()
+print(before, max(peak[0], anon()), c.count())
 """
 
 
@@ -145,7 +157,8 @@ def stream_side(root: Path, n: int, d: int) -> dict:
     out = subprocess.run([sys.executable, "-c", STREAM, str(root / "big.npy"), str(root / "stream"), str(d)],
                          capture_output=True, text=True, check=True)
     before, peak, count = map(int, out.stdout.split())
-    return {"items": count, "input_mib": n * d * 4 / 2**20, "rss_after_read_mib": before / 1024, "peak_rss_mib": peak / 1024}
+    return {"items": count, "input_mib": n * d * 4 / 2**20, "anon_rss_after_read_mib": before / 1024,
+            "peak_anon_rss_during_upsert_mib": peak / 1024}
 
 
 def compact_side(dsn: str, n: int, d: int, nq: int) -> dict:

@@ -27,11 +27,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine  # noqa: E402
 from _spaces import bench_space  # noqa: E402
 
-from repspace.collections import Collection  # noqa: E402
 from repspace.collections import upgrade as up  # noqa: E402
 from repspace.datasets import hash_split, load_dataset  # noqa: E402
 
-FRACTIONS = (0.0, 0.10, 0.25, 0.50, 0.75, 1.0)
 STRATEGIES = ("old", "adapted", "mixed", "fused", "new")
 PAIRS = "minilm-l3-onnx:minilm-l6,minilm-l6:mpnet-base,glove-50:minilm-l6"
 
@@ -62,57 +60,29 @@ def run_pair(old_m: str, new_m: str, name: str, order: str, sample: int, queries
     new_sp, _ = corpus(name, new_m)
     t_old, t_new = bench_space(old_m, "bbc-news:title"), bench_space(new_m, "bbc-news:title")
     q_old, q_new, rel = golden(name, old_sp.ids, t_old, t_new, queries)
-    texts = dict(zip(items.ids, items.data))
-    new_pos = {i: r for r, i in enumerate(new_sp.ids)}
-
-    def new_vectors(ids):
-        return np.asarray(new_sp.vectors)[[new_pos[i] for i in ids]]
-
-    uri = root / f"{name}-{old_m}-{new_m}-{order}"
-    c = Collection.create(uri, model=old_m)
-    for s in range(0, old_sp.count, 4096):
-        ids = old_sp.ids[s : s + 4096]
-        c.upsert(ids, texts=[texts[i] for i in ids], vectors=np.asarray(old_sp.vectors[s : s + 4096]))
     train_items = [i for i in old_sp.ids if hash_split("/".join(i.split("/")[:2])) == "train"]
     sample_ids = [train_items[j] for j in np.random.default_rng(0).permutation(len(train_items))[:sample]]
-    t0 = time.perf_counter()
-    up.start(c, new_m, sample_ids=sample_ids, new_vectors=new_vectors, golden=[("q", "x")], evaluate_gate=False,
-             keep_sample=False)
-    start_s = time.perf_counter() - t0
-    fusion = c.meta["upgrade"]["fusion"]
-    n = c.count()
-    rows = []
-    done = 0
-    for f in FRACTIONS:
-        want = int(round(f * n))
-        if want > done:
-            up.backfill(c, order=order, batch_size=4096, limit=want - done, new_vectors=new_vectors)
-            done = want
-        m = up.evaluate_encoded(c, q_old, q_new, rel, STRATEGIES)
-        rows.append({"fraction": f, "actual": up.fraction(c), **{s: m[s] for s in STRATEGIES}})
+    res = up.curve(old_sp, new_sp, dict(zip(items.ids, items.data)), q_old, q_new, rel,
+                   work=root / f"{name}-{old_m}-{new_m}-{order}", order=order, sample_ids=sample_ids)
+    c = res.pop("collection")
     # cost of the fused path beyond a plain search (queries already encoded), batch and one at a time
     cost = {}
     for label, qo, qn in (("batch", q_old, q_new), ("single", q_old[:200], q_new[:200])):
         per = 1 if label == "single" else len(qn)
         t_plain = t_fused = 0.0
-        for s in range(0, len(qn), per):
-            t = time.perf_counter()
-            up.search_encoded(c, qo[s : s + per], qn[s : s + per], 10, {}, "new")
-            t_plain += time.perf_counter() - t
-            t = time.perf_counter()
-            up.search_encoded(c, qo[s : s + per], qn[s : s + per], 10, {}, "fused")
-            t_fused += time.perf_counter() - t
+        for rep in range(2):  # the first pass warms the caches
+            t_plain = t_fused = 0.0
+            for s in range(0, len(qn), per):
+                t = time.perf_counter()
+                up.search_encoded(c, qo[s : s + per], qn[s : s + per], 10, {}, "new")
+                t_plain += time.perf_counter() - t
+                t = time.perf_counter()
+                up.search_encoded(c, qo[s : s + per], qn[s : s + per], 10, {}, "fused")
+                t_fused += time.perf_counter() - t
         cost[label] = {"plain_us": 1e6 * t_plain / len(qn), "fused_us": 1e6 * t_fused / len(qn),
                        "added_us": 1e6 * (t_fused - t_plain) / len(qn)}
     c.close()
-    return {"old": old_m, "new": new_m, "corpus": name, "order": order, "items": n, "queries": len(rel),
-            "sample": sample, "start_s": start_s, "rows": rows, "cost": cost, "fusion": fusion}
-
-
-def auc(rows: list[dict], strategy: str, key: str) -> float:
-    xs = [r["fraction"] for r in rows]
-    ys = [r[strategy][key] for r in rows]
-    return float(np.trapezoid(ys, xs)) if hasattr(np, "trapezoid") else float(np.trapz(ys, xs))
+    return {**res, "corpus": name, "cost": cost}
 
 
 def report(res: dict) -> list[str]:
@@ -126,7 +96,7 @@ def report(res: dict) -> list[str]:
         cells = [f"{r[s]['recall@10']:.4f} / {r[s]['ndcg@10']:.4f}" for s in STRATEGIES]
         out.append(f"| {r['fraction']:.0%} | " + " | ".join(cells) + f" | {'yes' if ok else '**no**'} | "
                    f"{r['fused']['negative_flip_rate']:.3f} |")
-    out.append("AUC (recall@10 over fraction): " + ", ".join(f"{s} {auc(res['rows'], s, 'recall@10'):.4f}" for s in STRATEGIES))
+    out.append("AUC (recall@10 over fraction): " + ", ".join(f"{s} {up.area(res['rows'], s):.4f}" for s in STRATEGIES))
     last = res["rows"][-1]
     out.append(f"End: fused − new at 100 %: recall@10 {last['fused']['recall@10'] - last['new']['recall@10']:+.4f}, "
                f"nDCG@10 {last['fused']['ndcg@10'] - last['new']['ndcg@10']:+.4f}; SE of old: "
