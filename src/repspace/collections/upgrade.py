@@ -55,8 +55,13 @@ def _now() -> str:
 
 
 def pseudo_query(text: str, words: int = 24) -> str:
-    first = re.split(r"(?<=[.!?])\s+", text.strip(), maxsplit=1)[0]
-    return " ".join(first.split()[:words])
+    """An inverse-cloze query for an item: its first sentence (at most `words` words); for an item that is a single
+    short sentence, the first half of its words, so the query is never the item itself."""
+    parts = re.split(r"(?<=[.!?])\s+", text.strip(), maxsplit=1)
+    toks = parts[0].split()
+    if len(parts) == 1 and len(toks) <= 2 * words:
+        toks = toks[: max(1, (len(toks) + 1) // 2)]
+    return " ".join(toks[:words])
 
 
 # ------------------------------------------------------------------ adapter I/O
