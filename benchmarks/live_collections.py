@@ -117,7 +117,7 @@ def encode_side(root: Path, n: int) -> dict:
     t_plain, _ = t(lambda: [enc.encode_batch(items.data[s : s + 64]) for s in range(0, len(items), 64)])
     c = Collection.create(root / "enc", model="minilm-l6")
     c.encode(items.data[:8])
-    t_rs, _ = t(lambda: upsert_items(c, items, batch_size=64, resume=False))
+    t_rs, _ = t(lambda: upsert_items(c, items, batch_size=256, encode_batch=64, resume=False))
     return {"plain_encode_s": t_plain, "encode_upsert_s": t_rs, "ratio": t_rs / t_plain, "items": len(items)}
 
 
