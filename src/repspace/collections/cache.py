@@ -21,22 +21,10 @@ import numpy as np
 from repspace.collections.payload import matches
 from repspace.collections.store import Store, vectors_of
 from repspace.errors import InvalidInputError
+from repspace.ops.search import normalize_rows, topk_rows
 
 Hit = tuple[str, float, str]  # id, score, payload JSON
 SMALL_BATCH = 16
-
-
-def _normalize(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    k = min(k, scores.shape[0])
-    if k <= 0:
-        return np.zeros(0, np.int64)
-    part = np.argpartition(-scores, k - 1)[:k]
-    return part[np.argsort(-scores[part], kind="stable")]
 
 
 class SlotCache:
@@ -47,7 +35,7 @@ class SlotCache:
 
     # ------------------------------------------------------------- state
     def _set_base(self, ids: list[str], vectors: np.ndarray, payloads: list[str]) -> None:
-        self.ids, self.vectors, self.payloads = ids, _normalize(vectors) if len(vectors) else vectors, payloads
+        self.ids, self.vectors, self.payloads = ids, normalize_rows(vectors) if len(vectors) else vectors, payloads
         self.row_of = {i: r for r, i in enumerate(ids)}
         self.alive = np.ones(len(ids), bool)
         self.dead = 0
@@ -82,7 +70,7 @@ class SlotCache:
         for j, i in enumerate(ids):
             self._kill(i)
             if vectors is not None and (has is None or has[j]):
-                self.fresh[i] = (_normalize(vectors[j : j + 1])[0], payloads[j])
+                self.fresh[i] = (normalize_rows(vectors[j : j + 1])[0], payloads[j])
 
     def apply_delete(self, ids: Sequence[str]) -> None:
         for i in ids:
@@ -95,7 +83,7 @@ class SlotCache:
                 self.version = object()
                 return
             self._kill(i)
-            self.fresh[i] = (_normalize(vectors[j : j + 1])[0], p)
+            self.fresh[i] = (normalize_rows(vectors[j : j + 1])[0], p)
 
     def payload_of(self, item_id: str) -> str | None:
         if item_id in self.fresh:
@@ -187,7 +175,7 @@ class SlotCache:
         if self.dead + len(self.fresh) > max(1000, n_base // 10):
             self._compact()
             n_base = len(self.ids)
-        q = _normalize(queries)
+        q = normalize_rows(queries)
         fresh_ids = list(self.fresh)
         fresh_pay = [self.fresh[i][1] for i in fresh_ids]
         if filter:
@@ -202,19 +190,16 @@ class SlotCache:
                 mask = self.alive & np.fromiter((matches(p, filter) for p in self.parsed()), bool, n_base)
                 rows = np.flatnonzero(mask)
                 if len(rows):
-                    s = q @ self.vectors[rows].T
-                    top = [_top(srow, k) for srow in s]
-                    base_rows = [rows[t] for t in top]
-                    base_scores = [srow[t] for srow, t in zip(s, top)]
+                    base_scores, top = topk_rows(q @ self.vectors[rows].T, min(k, len(rows)))
+                    base_rows = rows[top]
             elif self.alive.any() and self.spec.kind == "flat" and len(q) <= SMALL_BATCH:
                 # FIELD-NOTES: one query at a time numpy beats faiss (whose OpenMP threads spin under load)
                 s = q @ self.vectors.T
                 if self.dead:
                     s[:, ~self.alive] = -np.inf
-                base_rows = [_top(srow, k) for srow in s]
-                base_scores = [srow[t] for srow, t in zip(s, base_rows)]
-                base_rows = [r[np.isfinite(sc)] for r, sc in zip(base_rows, base_scores)]
-                base_scores = [sc[np.isfinite(sc)] for sc in base_scores]
+                sc, top = topk_rows(s, min(k, n_base))
+                base_rows = [r[np.isfinite(v)] for r, v in zip(top, sc)]
+                base_scores = [v[np.isfinite(v)] for v in sc]
             elif self.alive.any():
                 kk = min(n_base, k + self.dead)
                 s, i = self._built().search(q, kk)
@@ -224,14 +209,15 @@ class SlotCache:
                     base_rows.append(irow[ok][:k])
                     base_scores.append(srow[ok][:k])
         out: list[list[Hit]] = []
-        fs = q @ fresh_v.T if len(fresh_ids) else None
+        fs = ft = None
+        if fresh_ids:
+            fs, ft = topk_rows(q @ fresh_v.T, min(k, len(fresh_ids)))
         for j in range(len(q)):
             cand: list[Hit] = []
             if base_rows is not None:
                 cand += [(self.ids[r], float(v), self.payloads[r]) for r, v in zip(base_rows[j], base_scores[j])]
             if fs is not None:
-                t = _top(fs[j], k)
-                cand += [(fresh_ids[r], float(fs[j][r]), fresh_pay[r]) for r in t]
+                cand += [(fresh_ids[r], float(v), fresh_pay[r]) for r, v in zip(ft[j], fs[j])]
             cand.sort(key=lambda h: (-h[1], h[0]))
             out.append(cand[:k])
         return out

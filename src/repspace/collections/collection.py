@@ -286,16 +286,15 @@ class Collection:
                                           f"holds {target['model']!r} vectors")
             vecs[target["name"]] = self._check_vectors(vectors, n, target)
         source = data if data is not None else texts
-        if source is not None:
-            have = [s for s in self.meta["slots"] if s.get("encodes") and s["name"] not in vecs]
-            if vectors is None and texts is not None and any(t is None for t in texts):
-                raise InvalidInputError("every item needs a text when no vectors are given")
-            for s in have:
-                if source is texts and any(t is None for t in texts):
-                    continue
-                vecs[s["name"]] = self.encode(list(source), s["name"])
-        elif vectors is None:
+        if source is None and vectors is None:
             raise InvalidInputError("upsert needs texts or vectors")
+        gaps = source is texts and texts is not None and any(t is None for t in texts)
+        if gaps and vectors is None:
+            raise InvalidInputError("every item needs a text when no vectors are given")
+        if source is not None and not gaps:  # every slot whose model repspace has encodes the items
+            for s in self.meta["slots"]:
+                if s.get("encodes") and s["name"] not in vecs:
+                    vecs[s["name"]] = self.encode(list(source), s["name"])
         if not vecs:
             raise InvalidInputError(f"no slot can hold these items: slot {target['name']!r} needs vectors "
                                     f"({target['model']} is not a repspace model)")
@@ -395,10 +394,7 @@ class Collection:
         if (texts is None) == (vectors is None):
             raise InvalidInputError("search needs exactly one of texts or vectors")
         if texts is not None:
-            texts = [texts] if isinstance(texts, str) else list(texts)
-            if not texts or any(not isinstance(t, str) for t in texts):
-                raise InvalidInputError("query texts must be a non-empty list of strings")
-            return self.encode(texts, slot["name"])
+            return self.encode(query_texts(texts), slot["name"])
         v = np.asarray(vectors)
         if v.ndim == 1:
             v = v[None, :]
@@ -476,6 +472,14 @@ class Collection:
         return {"name": self.name, "uri": str(self.uri), "backend": self.backend, "count": self.count(),
                 "spec": self.meta["spec"], "active": self.active, "slots": slots,
                 "upgrade": self.meta.get("upgrade"), "created": self.meta.get("created")}
+
+
+def query_texts(texts: Sequence[str] | str) -> list[str]:
+    """Query texts as a non-empty list of strings (one string is one query)."""
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts or any(not isinstance(t, str) for t in texts):
+        raise InvalidInputError("query texts must be a non-empty list of strings")
+    return texts
 
 
 def _check_utf8(values: Sequence[str], what: str) -> None:

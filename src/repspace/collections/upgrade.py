@@ -36,9 +36,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from repspace.collections.collection import Collection
+from repspace.collections.collection import Collection, query_texts
 from repspace.collections.store import vectors_of
 from repspace.errors import CollectionError, InvalidInputError, UnknownNameError
+from repspace.ops.search import normalize_rows
 
 STRATEGIES = ("old", "adapted", "mixed", "fused", "new")
 DEFAULT_STRATEGY = "fused"
@@ -215,7 +216,7 @@ def start(coll: Collection, model: str, *, sample: int = 1000, method: str = "pr
             X, Y, source=Space(X, [f"s{j}" for j in range(len(X))], model=new["model"], validate=False),
             target=Space(Y, [f"t{j}" for j in range(len(Y))], model=old["model"], validate=False))
         # uncertainty: how badly the adapter explains an item's old vector, predicted from the old vector (ridge)
-        resid = 1.0 - np.sum(_unit(adapter.transform(X)) * _unit(Y), axis=1)
+        resid = 1.0 - np.sum(normalize_rows(adapter.transform(X)) * normalize_rows(Y), axis=1)
         ridge = _ridge(Y, resid)
         if golden is None:
             golden = [(pseudo_query(texts[i]), i) for i in gold_ids if i in texts]
@@ -228,7 +229,7 @@ def start(coll: Collection, model: str, *, sample: int = 1000, method: str = "pr
         coll.update_meta(upgrade=state)
         fit_texts = [texts[i] for i in fit_ids]
         keep = np.flatnonzero(has)
-        state["fusion"] = fit_fusion(coll, [pseudo_query(fit_texts[r]) for r in keep], _unit(Y), _unit(X), seed=seed)
+        state["fusion"] = fit_fusion(coll, [pseudo_query(fit_texts[r]) for r in keep], normalize_rows(Y), normalize_rows(X), seed=seed)
         coll.update_meta(upgrade=state)
         return status(coll, evaluate_metrics=evaluate_gate)
     except BaseException:
@@ -238,10 +239,6 @@ def start(coll: Collection, model: str, *, sample: int = 1000, method: str = "pr
         except Exception:  # noqa: BLE001 - best effort; the original error matters
             pass
         raise
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def _ridge(X: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> tuple[np.ndarray, float]:
@@ -262,7 +259,7 @@ def fit_fusion(coll: Collection, queries: Sequence[str], g_old: np.ndarray, g_ne
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.permutation(len(queries))[:max_queries])
     q_old, q_new, q_ad = _encode_queries(coll, coll.meta["upgrade"], [queries[r] for r in rows])
-    q_old, q_new, q_ad = _unit(q_old), _unit(q_new), _unit(q_ad)
+    q_old, q_new, q_ad = normalize_rows(q_old), normalize_rows(q_new), normalize_rows(q_ad)
     s_oo, s_ao, s_nn = q_old @ g_old.T, q_ad @ g_old.T, q_new @ g_new.T
     feats, labels = [], []
     k = min(top, g_old.shape[0])
@@ -328,10 +325,7 @@ def upgrade_search(coll: Collection, texts, vectors, k: int, flt: dict[str, str]
         return coll.search_slot(s, coll.query_vectors(None, vectors, s), k, flt)
     if texts is None:
         raise InvalidInputError("search needs texts or vectors")
-    texts = [texts] if isinstance(texts, str) else list(texts)
-    if not texts or any(not isinstance(t, str) for t in texts):
-        raise InvalidInputError("query texts must be a non-empty list of strings")
-    return _search_texts(coll, up, texts, k, flt, strategy, candidates)
+    return _search_texts(coll, up, query_texts(texts), k, flt, strategy, candidates)
 
 
 def _search_texts(coll, up, texts, k, flt, strategy, candidates=None):
@@ -361,13 +355,13 @@ def search_encoded(coll: Collection, q_old: np.ndarray | None, q_new: np.ndarray
     fusion = up.get("fusion") or {"A": [1.0, 1.0, 0.0], "B": [1.0, 0.0, 1.0, 0.0]}
     wa, wb = fusion["A"], fusion["B"]
     if strategy == "fused" and not flt:
-        return _fused_fast(coll, old_c, new_c, _unit(q_old), _unit(q_ad), _unit(q_new), k, K, wa, wb)
+        return _fused_fast(coll, old_c, new_c, normalize_rows(q_old), normalize_rows(q_ad), normalize_rows(q_new), k, K, wa, wb)
     out = []
     lists = {"ao": old_c.search(q_ad, K, flt), "nn": new_c.search(q_new, K, flt)}
     if strategy == "fused":
         lists["oo"] = old_c.search(q_old, K, flt)
-    qn_new, qn_ad = _unit(q_new), _unit(q_ad)
-    qn_old = _unit(q_old) if q_old is not None else None
+    qn_new, qn_ad = normalize_rows(q_new), normalize_rows(q_ad)
+    qn_old = normalize_rows(q_old) if q_old is not None else None
     for j in range(len(q_new)):
         cand: dict[str, str] = {}
         for rows in lists.values():

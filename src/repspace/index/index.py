@@ -21,7 +21,7 @@ import numpy as np
 
 from repspace._io import atomic_dir, read_meta
 from repspace.errors import DimensionMismatchError, InvalidInputError, SpaceFormatError
-from repspace.ops.search import _faiss, normalize_rows, topk
+from repspace.ops.search import _faiss, normalize_rows, topk, topk_rows
 from repspace.index.spec import IndexSpec, parse_spec
 from repspace.spaces import Space
 from repspace.spaces.space import check_finite
@@ -46,7 +46,7 @@ def _rescore(q: np.ndarray, base: np.ndarray, cand: np.ndarray, keep: int) -> tu
     faiss.fvec_inner_products_by_idx(faiss.swig_ptr(scores), faiss.swig_ptr(q), faiss.swig_ptr(base),
                                      faiss.swig_ptr(safe), q.shape[1], len(q), cand.shape[1])
     scores[cand < 0] = -np.inf
-    top, pos = _topk_rows(scores, keep)
+    top, pos = topk_rows(scores, keep)
     return top, np.take_along_axis(cand, pos, 1).astype(np.int64)
 
 
@@ -56,13 +56,6 @@ def _normalize_sparse(m: Any) -> Any:
 
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
     return (sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ m).tocsr().astype(np.float32)
-
-
-def _topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(scores, top, 1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    return np.take_along_axis(vals, order, 1).astype(np.float32), np.take_along_axis(top, order, 1).astype(np.int64)
 
 
 class Index:
@@ -227,7 +220,7 @@ class Index:
         ct = self._sparse_t
         for s in range(0, qc.shape[0], step):
             scores = (qc[s : s + step] @ ct).toarray()
-            out_s[s : s + step], out_i[s : s + step] = _topk_rows(scores, k)
+            out_s[s : s + step], out_i[s : s + step] = topk_rows(scores, k)
         return out_s, out_i
 
     def search_ids(self, queries: np.ndarray, k: int = 10) -> list[list[tuple[str, float]]]:

@@ -103,3 +103,11 @@ def topk(
         out_s[qs : qs + len(q)] = best_s[:, :k]
         out_i[qs : qs + len(q)] = best_i[:, :k]
     return out_s, out_i
+
+
+def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of a score matrix (nq, n): the top k scores, descending, and their columns (k <= n)."""
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(scores, top, 1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    return np.take_along_axis(vals, order, 1).astype(np.float32), np.take_along_axis(top, order, 1).astype(np.int64)
