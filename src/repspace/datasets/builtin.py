@@ -30,6 +30,15 @@ def hash_split(item_id: str, test_fraction: float = 0.5, salt: str = "repspace-s
     return "test" if h / 2**64 < test_fraction else "train"
 
 
+def split_ids(ids, test_fraction: float = 0.5, salt: str = "repspace-split-v1") -> tuple[list[str], list[str]]:
+    """(train, test): `ids` in their order, divided by `hash_split` (the one train/test rule of repspace)."""
+    train: list[str] = []
+    test: list[str] = []
+    for i in ids:
+        (test if hash_split(i, test_fraction, salt) == "test" else train).append(i)
+    return train, test
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str
