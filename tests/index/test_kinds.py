@@ -1,0 +1,173 @@
+"""Index kinds as strategies: the registry, the spec grammar, the thin CLI, and adding a kind in one file."""
+
+import ast
+import importlib
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from repspace import Space
+from repspace.errors import DimensionMismatchError, InvalidInputError
+from repspace.index import KINDS, SPEC_HELP, SPEC_USAGE, Index, IndexSpec, parse_spec
+from repspace.index.kinds.base import IndexSpec as BaseSpec
+from repspace.ops.search import topk
+
+# the help string the pre-refactor spec.py spelled out by hand (cli/collection.py edits it by replace())
+OLD_SPEC_HELP = ("Flat, HNSW32, int8, int8+rescore:100, binary+rescore:200, funnel:64/256/768[:200], "
+                 "sparse (with a csr adaptor)")
+
+
+def test_help_texts_come_from_the_registry():
+    assert SPEC_HELP == OLD_SPEC_HELP
+    assert SPEC_USAGE.split(" | ") == [k.usage for k in KINDS.values()]
+    assert list(KINDS) == ["flat", "hnsw", "int8", "binary", "funnel", "sparse"]
+
+
+@pytest.mark.parametrize("name", list(KINDS))
+def test_each_kind_is_one_module_and_parses_its_own_examples(name):
+    kind = KINDS[name]
+    assert kind.name == name and issubclass(kind, BaseSpec)
+    assert kind.__module__ == f"repspace.index.kinds.{name}"
+    for example in re.sub(r"\[[^]]*\]| \(.*\)", "", kind.examples).split(", "):
+        spec = parse_spec(example)
+        assert type(spec) is kind and spec.kind == name
+        assert parse_spec(str(spec)) == spec and hash(parse_spec(str(spec))) == hash(spec)
+        assert parse_spec(f"  {example.upper()} ") == spec
+
+
+def test_specs_parse_exactly_as_before():
+    cases = {"flat": "Flat", "FLAT": "Flat", "hnsw2": "HNSW2", "Hnsw64": "HNSW64", "int8": "int8",
+             "INT8+RESCORE:0": "int8", "int8+rescore:7": "int8+rescore:7", "binary+rescore:1": "binary+rescore:1",
+             "funnel:1/2": "funnel:1/2:200", "funnel:8/16/32:9": "funnel:8/16/32:9", "Sparse": "sparse"}
+    for text, canonical in cases.items():
+        assert str(parse_spec(text)) == canonical
+    for bad, message in [("HNSW1", "HNSW needs M >= 2, got 'HNSW1'"),
+                         ("binary+rescore:0", "binary+rescore needs a positive number of candidates"),
+                         ("funnel:0/8", "funnel dims must increase, e.g. funnel:64/256/768; got 'funnel:0/8'"),
+                         ("funnel:8/8", "must increase"), ("int8+rescore:", "does not parse"),
+                         ("flat ish", f"index spec 'flat ish' does not parse; use one of: {OLD_SPEC_HELP}"),
+                         ("ſparse", "does not parse")]:  # case folding is ASCII for the plain words
+        with pytest.raises(InvalidInputError, match=re.escape(message)):
+            parse_spec(bad)
+
+
+def test_index_spec_constructs_a_kind_by_name():
+    assert IndexSpec("flat") == parse_spec("Flat")
+    assert IndexSpec("funnel", stages=(8, 16), shortlist=50) == parse_spec("funnel:8/16:50")
+    assert IndexSpec(kind="hnsw", hnsw_m=16) == parse_spec("HNSW16")
+    assert IndexSpec("hnsw").hnsw_m == 32 and IndexSpec("int8").rescore == 0 and IndexSpec("funnel").shortlist == 200
+    with pytest.raises(InvalidInputError, match="unknown index kind 'ivf'"):
+        IndexSpec("ivf")
+
+
+def test_faiss_factory_kinds_build_what_their_factory_string_names():
+    x = np.random.default_rng(1).normal(size=(50, 8)).astype(np.float32)
+    assert type(parse_spec("HNSW12").build(x)).__name__ == "IndexHNSWFlat"
+    assert parse_spec("HNSW12").build(x).hnsw.efConstruction == 100
+    assert type(parse_spec("int8+rescore:5").build(x)).__name__ == "IndexScalarQuantizer"
+    assert (parse_spec("HNSW12").factory(), parse_spec("int8").factory()) == ("HNSW12,Flat", "SQ8")
+
+
+def test_import_loads_neither_evaluation_nor_torch():
+    code = "import sys, repspace.index; print(sorted(m for m in sys.modules if m.startswith(('repspace.evaluation', 'torch'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_cli_is_a_thin_skin():
+    """cli/index.py imports no private names of the library and applies no adapter itself."""
+    src = Path(importlib.import_module("repspace.cli.index").__file__).read_text()
+    tree = ast.parse(src)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("repspace"):
+            assert not any(a.name.startswith("_") for a in node.names), node.module
+            assert not any(part.startswith("_") for part in node.module.split(".")), node.module
+    assert ".transform(" not in src and "check_adapter_target" not in src and "check_source" not in src
+
+
+def test_cli_help_lists_the_registered_specs(cli):
+    code, out, _ = cli("index", "build", "--help")
+    assert code == 0
+    flat = " ".join(out.replace("│", " ").split())
+    for kind in KINDS.values():
+        assert kind.usage in flat
+
+
+class _Adapter:
+    """A stand-in translator: maps 'new' 4-d queries into the index's model by a fixed matrix."""
+
+    source_model_, target_model_, target_dim_ = "new", "synthetic", 6
+
+    def __init__(self, m):
+        self.m = m
+
+    def check_source(self, space):
+        if space.model != "new":
+            raise InvalidInputError(f"adapter maps model 'new'; the space is {space.model!r}")
+
+    def transform(self, x):
+        return np.asarray(x) @ self.m
+
+
+def test_search_ids_through_an_adapter():
+    rng = np.random.default_rng(3)
+    space = Space(rng.normal(size=(40, 6)).astype(np.float32), [f"c{i}" for i in range(40)], model="synthetic")
+    ad = _Adapter(rng.normal(size=(4, 6)).astype(np.float32))
+    q = Space(rng.normal(size=(3, 4)).astype(np.float32), ["a", "b", "c"], model="new")
+    ix = Index.build(space, "Flat")
+    want = ix.search_ids(ad.transform(q.vectors), 5)
+    assert ix.search_ids(q, 5, adapter=ad) == want == ix.search_ids(np.asarray(q.vectors), 5, adapter=ad)
+    with pytest.raises(InvalidInputError, match="adapter maps model 'new'"):
+        ix.search_ids(Space(np.asarray(q.vectors), q.ids, model="old"), 5, adapter=ad)
+    small = Index.build(Space(rng.normal(size=(5, 3)).astype(np.float32), list("vwxyz"), model="synthetic"), "Flat")
+    with pytest.raises(DimensionMismatchError, match="6-d vectors but the index is 3-d"):
+        small.search_ids(q, 5, adapter=ad)
+
+
+@dataclass(frozen=True)
+class _Prefix(BaseSpec):
+    """A toy kind, as a user would add one: exact search on the first `d` dimensions (`prefix:D`)."""
+
+    d: int = 2
+    name: ClassVar[str] = "prefix"
+    pattern: ClassVar[str] = r"prefix:(\d+)"
+    usage: ClassVar[str] = "prefix:D"
+    examples: ClassVar[str] = "prefix:2"
+
+    @classmethod
+    def from_match(cls, m, text):
+        return cls(d=int(m.group(1)))
+
+    def __str__(self):
+        return f"prefix:{self.d}"
+
+    def encode(self, x, adaptor, adaptor_dim):
+        return super().encode(np.asarray(x)[:, : self.d], adaptor, adaptor_dim)
+
+    def search(self, state, base, q, k, ef_search):
+        return topk(q, base, k)
+
+    def first_stage_bytes(self, n, dim):
+        return n * dim * 4
+
+
+def test_a_new_kind_is_one_class_and_one_registry_line(monkeypatch, tmp_path):
+    monkeypatch.setitem(KINDS, "prefix", _Prefix)
+    rng = np.random.default_rng(4)
+    space = Space(rng.normal(size=(30, 5)).astype(np.float32), [f"p{i}" for i in range(30)], model="m")
+    ix = Index.build(space, "prefix:2")
+    q = rng.normal(size=(4, 5)).astype(np.float32)
+    _, i = ix.search(q, 3)
+    ref = Index.build(Space(np.asarray(space.vectors)[:, :2], space.ids, model="m"), "Flat").search(q[:, :2], 3)
+    np.testing.assert_array_equal(i, ref[1])
+    assert ix.memory_bytes() == {"first_stage": 30 * 2 * 4, "float_vectors": 30 * 2 * 4}
+    ix.save(tmp_path / "ix")
+    again = Index.load(tmp_path / "ix")
+    assert again.spec == _Prefix(2)
+    np.testing.assert_array_equal(again.search(q, 3)[1], i)
