@@ -55,7 +55,18 @@ def golden(name: str, gallery_ids: list[str], titles_old, titles_new, limit: int
     return (np.asarray(titles_old.select(test).vectors), np.asarray(titles_new.select(test).vectors), rel)
 
 
-def run_pair(old_m: str, new_m: str, name: str, order: str, sample: int, queries: int | None, root: Path) -> dict:
+def fit_query_pairs(name: str, gallery_ids: list[str]) -> list[tuple[str, str]]:
+    """Real queries for the fusion fit (`upgrade start --fit-queries`): the train half's titles, each with its
+    relevant item(s) — disjoint from the golden (test-half) queries."""
+    titles = load_dataset("bbc-news:title")
+    text = {i: t for i, t in zip(titles.ids, titles.data) if hash_split(i) == "train"}
+    if name == "bbc-news":
+        return [(text[i], i) for i in gallery_ids if i in text]
+    return [(text[a], i) for i in gallery_ids if (a := "/".join(i.split("/")[:2])) in text]
+
+
+def run_pair(old_m: str, new_m: str, name: str, order: str, sample: int, queries: int | None, root: Path,
+             fit_queries: bool = False) -> dict:
     old_sp, items = corpus(name, old_m)
     new_sp, _ = corpus(name, new_m)
     t_old, t_new = bench_space(old_m, "bbc-news:title"), bench_space(new_m, "bbc-news:title")
@@ -63,7 +74,8 @@ def run_pair(old_m: str, new_m: str, name: str, order: str, sample: int, queries
     train_items = [i for i in old_sp.ids if hash_split("/".join(i.split("/")[:2])) == "train"]
     sample_ids = [train_items[j] for j in np.random.default_rng(0).permutation(len(train_items))[:sample]]
     res = up.curve(old_sp, new_sp, dict(zip(items.ids, items.data)), q_old, q_new, rel,
-                   work=root / f"{name}-{old_m}-{new_m}-{order}", order=order, sample_ids=sample_ids)
+                   work=root / f"{name}-{old_m}-{new_m}-{order}", order=order, sample_ids=sample_ids,
+                   fit_queries=fit_query_pairs(name, old_sp.ids) if fit_queries else None)
     c = res.pop("collection")
     # cost of the fused path beyond a plain search (queries already encoded), batch and one at a time
     cost = {}
@@ -82,11 +94,12 @@ def run_pair(old_m: str, new_m: str, name: str, order: str, sample: int, queries
         cost[label] = {"plain_us": 1e6 * t_plain / len(qn), "fused_us": 1e6 * t_fused / len(qn),
                        "added_us": 1e6 * (t_fused - t_plain) / len(qn)}
     c.close()
-    return {**res, "corpus": name, "cost": cost}
+    return {**res, "corpus": name, "cost": cost, "fit_queries": fit_queries}
 
 
 def report(res: dict) -> list[str]:
-    out = [f"\n### {res['corpus']}: {res['old']} -> {res['new']}, order {res['order']} "
+    out = [f"\n### {res['corpus']}: {res['old']} -> {res['new']}, order {res['order']}"
+           f"{', fusion fitted on real train-half titles' if res.get('fit_queries') else ''} "
            f"({res['items']} items, {res['queries']} golden queries, adapter from {res['sample']} items)"]
     out.append("| fraction | " + " | ".join(f"{s} R@10 / nDCG@10" for s in STRATEGIES) + " | fused ≥ old−SE | flips fused |")
     out.append("|---" * (len(STRATEGIES) + 3) + "|")
@@ -103,7 +116,7 @@ def report(res: dict) -> list[str]:
                f"{last['old']['recall@10_se']:.4f} / {last['old']['ndcg@10_se']:.4f}")
     f = res["fusion"]
     out.append(f"Fusion weights (oo, ao[, nn], bias): A {[round(x, 2) for x in f['A']]}, B {[round(x, 2) for x in f['B']]} "
-               f"from {f['queries']} pseudo-queries")
+               f"from {f['queries']} {f.get('from', 'pseudo-queries')}")
     c = res["cost"]
     out.append(f"Cost beyond a plain search (queries encoded): batch {c['batch']['added_us']:.1f} µs/query "
                f"(plain {c['batch']['plain_us']:.1f}, fused {c['batch']['fused_us']:.1f}); one at a time "
@@ -118,6 +131,8 @@ def main() -> None:
     ap.add_argument("--orders", default="random,uncertainty")
     ap.add_argument("--sample", type=int, default=1000)
     ap.add_argument("--queries", type=int, default=None, help="at most N golden queries")
+    ap.add_argument("--fit-queries", action="store_true",
+                    help="fit the fusion on the train half's real titles (upgrade start --fit-queries)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     print(f"machine: {machine()}")
@@ -127,7 +142,7 @@ def main() -> None:
             for pair in args.pairs.split(","):
                 old_m, new_m = pair.split(":")
                 for order in args.orders.split(","):
-                    res = run_pair(old_m, new_m, name, order, args.sample, args.queries, Path(tmp))
+                    res = run_pair(old_m, new_m, name, order, args.sample, args.queries, Path(tmp), args.fit_queries)
                     results.append(res)
                     print("\n".join(report(res)), flush=True)
     if args.json:

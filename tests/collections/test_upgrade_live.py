@@ -198,3 +198,31 @@ def test_upgrade_cli(cli, tmp_path, items):
     assert code == 0 and json.loads(out)["dropped"] == OLD
     code, out, err = cli("upgrade", "status", uri)
     assert code == 2 and "no open upgrade" in err
+
+
+def test_fused_search_equals_its_formula_and_fit_queries_are_used(new_uri, items):
+    """The fast Flat fused path ranks every item by its fitted log-odds (A for items not backfilled, B for
+    backfilled ones), exactly as the formula over the raw vectors says; real fit queries replace pseudo-queries."""
+    c = _collection(new_uri(), items)
+    fit = [(t.split(".")[0][:200], i) for i, t in zip(items.ids, items.data)]
+    st = up.start(c, NEW, sample=60, fit_queries=fit)
+    f = c.meta["upgrade"]["fusion"]
+    assert f["from"] == "fit queries" and f["queries"] >= up.MIN_FIT_QUERIES and len(f["A"]) == 3 and len(f["B"]) == 4
+    assert st["state"] == "open"
+    up.backfill(c, limit=30)
+    texts = ["oil prices and the economy", "football match result", "mobile phone market"]
+    hits = c.search(texts=texts, k=8, strategy="fused")
+    q_old, q_new = c.encode(texts, OLD), c.encode(texts, NEW)
+    q_ad = up.load_adapter(c).transform(q_new)
+    nr = lambda x: np.asarray(x, np.float64) / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    ids = items.ids
+    has_o, vo = c.cache(OLD).vectors_for(items.ids)
+    has_n, vn = c.cache(NEW).vectors_for(items.ids)
+    assert has_o.all() and 0 < has_n.sum() < len(items.ids)
+    wa, wb = f["A"], f["B"]
+    for j in range(len(texts)):
+        so, sa, sn = vo @ nr(q_old)[j], vo @ nr(q_ad)[j], vn @ nr(q_new)[j]
+        score = np.where(has_n, wb[0] * so + wb[1] * sa + wb[2] * sn + wb[3], wa[0] * so + wa[1] * sa + wa[2])
+        want = [ids[r] for r in np.argsort(-score, kind="stable")[:8]]
+        assert [h["id"] for h in hits[j]] == want
+        np.testing.assert_allclose([h["score"] for h in hits[j]], np.sort(score)[::-1][:8], rtol=1e-4, atol=1e-4)

@@ -154,14 +154,17 @@ def start(coll: Collection, model: str, *, sample: int = 1000, method: str = "pr
           golden: Sequence[tuple[str, str]] | None = None, golden_fraction: float = 0.2, batch_size: int = 64,
           progress: bool = False, sample_ids: Sequence[str] | None = None,
           new_vectors: Callable[[list[str]], np.ndarray] | None = None, evaluate_gate: bool = True,
-          keep_sample: bool = True) -> dict[str, Any]:
+          keep_sample: bool = True, fit_queries: Sequence[tuple[str, str]] | None = None) -> dict[str, Any]:
     """Add the new model's slot, re-embed a sample of stored texts, fit the adapter new -> old and the score
     fusion weights, and measure the gate on held-out golden queries.
 
     sample_ids: the items to re-embed (default: a seeded hash sample of those with texts).
     new_vectors: precomputed new-model vectors for a list of ids (e.g. from a Ray job or a cache), instead of
     encoding here. With golden queries given, the whole sample fits the adapter. keep_sample=False fits on the
-    sample without storing its new vectors (the backfill then starts from 0 %)."""
+    sample without storing its new vectors (the backfill then starts from 0 %).
+    fit_queries: real queries (text, relevant id) to fit the score fusion on instead of pseudo-queries; pairs whose
+    item is not in the re-embedded sample are left out (the fusion is fitted over the sample), and with fewer than
+    MIN_FIT_QUERIES usable queries the pseudo-queries are used. Keep them apart from the golden queries."""
     from repspace.alignment.api import make_translator
     from repspace.compat.upgrade import ADAPTER_METHODS
     from repspace.spaces import Space
@@ -227,9 +230,9 @@ def start(coll: Collection, model: str, *, sample: int = 1000, method: str = "pr
         _save_adapter(coll, adapter)
         coll._upgrade_adapter = None
         coll.update_meta(upgrade=state)
-        fit_texts = [texts[i] for i in fit_ids]
         keep = np.flatnonzero(has)
-        state["fusion"] = fit_fusion(coll, [pseudo_query(fit_texts[r]) for r in keep], normalize_rows(Y), normalize_rows(X), seed=seed)
+        queries, relevant = _fusion_queries([fit_ids[r] for r in keep], texts, fit_queries)
+        state["fusion"] = fit_fusion(coll, queries, normalize_rows(Y), normalize_rows(X), seed=seed, relevant=relevant)
         coll.update_meta(upgrade=state)
         return status(coll, evaluate_metrics=evaluate_gate)
     except BaseException:
@@ -248,11 +251,29 @@ def _ridge(X: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> tuple[np.ndarray
     return w.astype(np.float32), float(ym - mu @ w)
 
 
-def fit_fusion(coll: Collection, queries: Sequence[str], g_old: np.ndarray, g_new: np.ndarray, *, max_queries: int = 300,
-               top: int = 50, seed: int = 0) -> dict[str, Any]:
-    """Learn how to fuse the terms, as log-odds of relevance (logistic regression), on pseudo-queries of the sample.
+MIN_FIT_QUERIES = 20
 
-    queries[j] is relevant to gallery row j; g_old / g_new: the sample's unit vectors in both models. Model A scores
+
+def _fusion_queries(gallery: list[str], texts: dict[str, str], fit_queries):
+    """(query texts, relevant gallery rows per query or None): the real fit queries whose items are in the
+    gallery, grouped by text; else one pseudo-query per gallery item (relevant: that item)."""
+    if fit_queries:
+        row = {i: r for r, i in enumerate(gallery)}
+        grouped: dict[str, list[int]] = {}
+        for q, i in fit_queries:
+            if q and q.strip() and i in row:
+                grouped.setdefault(q, []).append(row[i])
+        if len(grouped) >= MIN_FIT_QUERIES:
+            return list(grouped), list(grouped.values())
+    return [pseudo_query(texts[i]) for i in gallery], None
+
+
+def fit_fusion(coll: Collection, queries: Sequence[str], g_old: np.ndarray, g_new: np.ndarray, *, max_queries: int = 300,
+               top: int = 50, seed: int = 0, relevant: Sequence[Sequence[int]] | None = None) -> dict[str, Any]:
+    """Learn how to fuse the terms, as log-odds of relevance (logistic regression), on queries over the sample.
+
+    queries[j] is relevant to the gallery rows relevant[j] (default: row j, as for pseudo-queries);
+    g_old / g_new: the sample's unit vectors in both models. Model A scores
     items not yet backfilled from (q_old·old, A(q_new)·old); model B scores backfilled items from (q_old·old,
     A(q_new)·old, q_new·new). Both estimate the same probability on the same pairs, so their scores merge into
     one ranking; a useless term gets a weight near zero (e.g. an adapter across a severe drift)."""
@@ -267,12 +288,13 @@ def fit_fusion(coll: Collection, queries: Sequence[str], g_old: np.ndarray, g_ne
         cand = set()
         for s in (s_oo[j], s_ao[j], s_nn[j]):
             cand.update(np.argpartition(-s, k - 1)[:k].tolist())
-        cand.add(int(r))
+        rel = [int(r)] if relevant is None else [int(x) for x in relevant[r]]
+        cand.update(rel)
         c = np.fromiter(cand, np.int64)
         feats.append(np.stack([s_oo[j, c], s_ao[j, c], s_nn[j, c]], 1))
-        labels.append((c == r).astype(np.int64))
+        labels.append(np.isin(c, rel).astype(np.int64))
     F, y = np.concatenate(feats), np.concatenate(labels)
-    out = {"queries": int(len(rows)), "pairs": int(len(y))}
+    out = {"queries": int(len(rows)), "pairs": int(len(y)), "from": "pseudo-queries" if relevant is None else "fit queries"}
     for name, cols in (("A", [0, 1]), ("B", [0, 1, 2])):
         out[name] = [float(w) for w in _nonneg_logistic(F[:, cols], y)]
     return out
@@ -403,23 +425,47 @@ def _row_maps(coll: Collection, old_c, new_c) -> tuple[np.ndarray, np.ndarray]:
 EXACT_FUSED_CELLS = 1 << 22  # items x dim up to which fused scores every item (three matrix products)
 
 
-def _fused_exact(old_c, new_c, o2n, qA, qB, qn, k, wa, wb, block: int = 256):
-    """Fused over every item, exactly (Flat spec, small collections): both maps as matrix products."""
-    Vo, Vn = old_c.vectors, new_c.vectors
+def _exact_blocks(coll: Collection, old_c, new_c, o2n: np.ndarray):
+    """The Flat fused path's item matrices, cached per cache version: the rows not backfilled (old vectors) and
+    the backfilled rows as [old vector | new vector], so that every item is scored by one product."""
+    key = (id(old_c), id(new_c), old_c.version, new_c.version, len(old_c.ids), len(new_c.ids))
+    cached = getattr(coll, "_exact_blocks", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    rows_a = np.flatnonzero(o2n < 0)
+    rows_b = np.flatnonzero(o2n >= 0)
+    Va = np.ascontiguousarray(old_c.vectors[rows_a])
+    Vb = np.ascontiguousarray(np.hstack([old_c.vectors[rows_b], new_c.vectors[o2n[rows_b]]]))
+    blocks = (rows_a, rows_b, Va, Vb, np.concatenate([rows_a, rows_b]))
+    coll._exact_blocks = (key, blocks)
+    return blocks
+
+
+def _fused_exact(coll, old_c, new_c, o2n, qA, qB, qn, k, wa, wb, block: int = 256):
+    """Fused over every item, exactly (Flat spec, small collections): items not backfilled score qA·old + a,
+    backfilled ones [qB, w·qn]·[old | new] + b — one product per item, so the added cost over a plain search is
+    the backfilled items' old half."""
+    rows_a, rows_b, Va, Vb, perm = _exact_blocks(coll, old_c, new_c, o2n)
     parsed = old_c.parsed()
-    back = o2n >= 0
-    nb = np.maximum(o2n, 0)
+    qBn = np.hstack([qB, np.float32(wb[2]) * qn]).astype(np.float32)
     out = []
     for s in range(0, len(qA), block):
         e = min(len(qA), s + block)
-        sa = qA[s:e] @ Vo.T + wa[2]
-        sb = qB[s:e] @ Vo.T + wb[2] * (qn[s:e] @ Vn.T)[:, nb] + wb[3]
-        sc = np.where(back[None, :], sb, sa)
+        sc = np.empty((e - s, len(perm)), np.float32)
+        na = len(rows_a)
+        if na:
+            np.matmul(qA[s:e], Va.T, out=sc[:, :na])
+            sc[:, :na] += np.float32(wa[2])
+        if len(rows_b):
+            np.matmul(qBn[s:e], Vb.T, out=sc[:, na:])
+            sc[:, na:] += np.float32(wb[3])
         kk = min(k, sc.shape[1])
         top = np.argpartition(-sc, kk - 1, axis=1)[:, :kk]
         for j in range(e - s):
-            t = top[j][np.lexsort((top[j], -sc[j, top[j]]))]
-            out.append([{"id": old_c.ids[r], "score": float(sc[j, r]), "payload": dict(parsed[r])} for r in t])
+            t = top[j]
+            t = t[np.lexsort((perm[t], -sc[j, t]))]  # ties: the lower row first, as a plain search
+            out.append([{"id": old_c.ids[r], "score": float(sc[j, c]), "payload": dict(parsed[r])}
+                        for c, r in zip(t, perm[t])])
     return out
 
 
@@ -434,7 +480,7 @@ def _fused_fast(coll, old_c, new_c, qo, qa, qn, k, K, wa, wb, block: int = 64):
     qB = (wb[0] * qo + wb[1] * qa).astype(np.float32)
     if old_c.spec.kind == "flat" and len(old_c.ids) * old_c.dim <= EXACT_FUSED_CELLS and len(new_c.ids) and \
             (n2o >= 0).all():
-        return _fused_exact(old_c, new_c, o2n, qA, qB, qn, k, wa, wb)
+        return _fused_exact(coll, old_c, new_c, o2n, qA, qB, qn, k, wa, wb)
     sA, rA = old_c.search_rows(qA, K)
     sN, rN = new_c.search_rows(qn, K)
     n_old = len(old_c.ids)
@@ -666,7 +712,8 @@ FRACTIONS = (0.0, 0.10, 0.25, 0.50, 0.75, 1.0)
 def curve(old_corpus, new_corpus, texts: dict[str, str], q_old: np.ndarray, q_new: np.ndarray,
           relevant: Sequence[str | Sequence[str]], *, work: str | Path, sample: int = 1000, order: str = "random",
           fractions: Sequence[float] = FRACTIONS, method: str = "procrustes", seed: int = 0,
-          sample_ids: Sequence[str] | None = None) -> dict[str, Any]:
+          sample_ids: Sequence[str] | None = None,
+          fit_queries: Sequence[tuple[str, str]] | None = None) -> dict[str, Any]:
     """Quality of every strategy against the backfill fraction, through the real collection path.
 
     A LanceDB collection under `work` gets the corpus (`old_corpus` vectors + `texts`); the upgrade is started
@@ -694,7 +741,7 @@ def curve(old_corpus, new_corpus, texts: dict[str, str], q_old: np.ndarray, q_ne
         sample_ids = [old_corpus.ids[r] for r in rng.permutation(old_corpus.count)[:sample]]
     t0 = time.perf_counter()
     start(c, new_corpus.model, sample_ids=list(sample_ids), new_vectors=new_vectors, golden=[("-", "-")],
-          evaluate_gate=False, keep_sample=False, method=method, seed=seed)
+          evaluate_gate=False, keep_sample=False, method=method, seed=seed, fit_queries=fit_queries)
     start_s = time.perf_counter() - t0
     n, done, rows = c.count(), 0, []
     for f in fractions:

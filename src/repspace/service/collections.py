@@ -59,11 +59,20 @@ class SearchBody(_Body):
     strategy: Strategy | None = None
 
 
+class GoldenQuery(_Body):
+    text: str = Field(min_length=1, max_length=100_000)
+    id: str = Field(min_length=1, max_length=10_000)
+
+
 class UpgradeStartBody(_Body):
     model: str = Field(min_length=1)
     sample: int = Field(default=1000, ge=20, le=1_000_000)
     method: Literal["procrustes", "affine", "lowrank", "mlp"] = "procrustes"
     seed: int = 0
+    queries: list[GoldenQuery] | None = Field(default=None, max_length=100_000,
+                                              description="golden queries for the gate (default: pseudo-queries)")
+    fit_queries: list[GoldenQuery] | None = Field(default=None, max_length=100_000,
+                                                  description="real queries to fit the score fusion on")
 
 
 class BackfillBody(_Body):
@@ -256,7 +265,9 @@ def upgrade_start(name: str, body: UpgradeStartBody, state: ServiceState = Depen
     _check_model(state, body.model)
     c, lock = _open(state, name)
     with lock:
-        return up.start(c, body.model, sample=body.sample, method=body.method, seed=body.seed)
+        return up.start(c, body.model, sample=body.sample, method=body.method, seed=body.seed,
+                        golden=[(q.text, q.id) for q in body.queries] if body.queries else None,
+                        fit_queries=[(q.text, q.id) for q in body.fit_queries] if body.fit_queries else None)
 
 
 @router.get("/{name}/upgrade")
