@@ -68,7 +68,7 @@ def save_npy(path: str | Path, array: np.ndarray) -> None:
 
 
 @contextmanager
-def atomic_dir(path: str | Path, overwrite: bool = True) -> Iterator[Path]:
+def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory that replaces `path` as a whole on success.
 
     The old directory (if any) is renamed aside first and deleted only after the new
@@ -85,8 +85,6 @@ def atomic_dir(path: str | Path, overwrite: bool = True) -> Iterator[Path]:
                 with open(child, "rb") as fh:
                     os.fsync(fh.fileno())
         if path.exists():
-            if not overwrite:
-                raise FileExistsError(path)
             old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(path, old)
             os.replace(tmp, path)

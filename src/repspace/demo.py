@@ -103,8 +103,16 @@ def run_demo(out: str | Path = "demo-out", models=DEMO_MODELS, limit: int | None
     """Encode the default spaces and write out/report.html; returns the report path."""
     from repspace.report.alignment import alignment_section
     from repspace.report.compact import compact_section
-    from repspace.report.evaluation import compat_section, similarity_section, sweep_section, tasks_section
+    from repspace.report.evaluation import (
+        compat_section,
+        similarity_section,
+        sweep_section,
+        tasks_section,
+    )
     from repspace.report.upgrade import upgrade_section
+    from repspace.studies.alignment import alignment_rows
+    from repspace.studies.compact import compact_study
+    from repspace.studies.upgrade import adapter_recovery, compatible_training
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -114,16 +122,19 @@ def run_demo(out: str | Path = "demo-out", models=DEMO_MODELS, limit: int | None
     spaces_section(report, spaces, rows)
     retrieval_section(report, spaces, models)
     sweep_section(report, [(spaces[(m, "title")], spaces[(m, "body")]) for m in models])
-    compact_section(report, spaces[(models[0], "title")], spaces[(models[0], "body")])
+    compact_section(report, compact_study(spaces[(models[0], "title")], spaces[(models[0], "body")]))
     tasks_section(report, [spaces[(m, "body")] for m in models])
     similarity_section(report, [spaces[(m, v)] for m in models for v in DEMO_VIEWS])
     compat_section(report, [spaces[(m, "body")] for m in models])
     for view in DEMO_VIEWS:
-        alignment_section(report, [spaces[(m, view)] for m in models], title=f"Alignment between models ({view} view)")
+        alignment_section(report, alignment_rows([spaces[(m, view)] for m in models]),
+                          title=f"Alignment between models ({view} view)")
     if len(models) > 1:  # upgrade from the second model (old) to the first (new)
         old, new = models[1], models[0]
-        upgrade_section(report, out / "upgrade", spaces[(old, "title")], spaces[(old, "body")],
-                        spaces[(new, "title")], spaces[(new, "body")])
+        upgrade_section(report, compatible_training(out / "upgrade" / "models", epochs=30),
+                        adapter_recovery(spaces[(old, "title")], spaces[(old, "body")], spaces[(new, "title")],
+                                         spaces[(new, "body")]),
+                        old_model=spaces[(old, "body")].model, new_model=spaces[(new, "title")].model)
         live_upgrade_demo(report, out / "live-upgrade", spaces[(old, "title")], spaces[(old, "body")],
                           spaces[(new, "title")], spaces[(new, "body")])
     from repspace.objectives import demo_section as objectives_section
@@ -137,15 +148,16 @@ def live_upgrade_demo(report: Report, work: Path, old_q: Space, old_c: Space, ne
     import shutil
 
     from repspace.collections.upgrade import curve
-    from repspace.datasets import hash_split
+    from repspace.datasets import split_ids
     from repspace.report.live_upgrade import live_upgrade_section
 
     shutil.rmtree(work, ignore_errors=True)
     items = load_dataset("bbc-news:body")
     texts = dict(zip(items.ids, items.data))
     old_c, new_c = old_c.aligned_with(new_c)
-    test = [i for i in old_q.ids if hash_split(i) == "test" and i in set(old_c.ids)]
-    train = [i for i in old_c.ids if hash_split(i) == "train"]
+    corpus_ids = set(old_c.ids)
+    test = split_ids([i for i in old_q.ids if i in corpus_ids])[1]
+    train = split_ids(old_c.ids)[0]
     sample = [train[j] for j in np.random.default_rng(0).permutation(len(train))[:1000]]
     res = curve(old_c, new_c, texts, np.asarray(old_q.select(test).vectors), np.asarray(new_q.select(test).vectors),
                 test, work=work, sample_ids=sample)

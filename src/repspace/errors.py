@@ -4,7 +4,15 @@ from __future__ import annotations
 
 
 class RepspaceError(Exception):
-    """Base class for every error caused by input a user can fix."""
+    """Base class for every error caused by input a user can fix.
+
+    `param` (optional keyword) names the library argument at fault (e.g. "pairs"); library messages never
+    name CLI flags, and a CLI command that maps that argument to a flag adds the flag to the message.
+    """
+
+    def __init__(self, *args: object, param: str | None = None) -> None:
+        super().__init__(*args)
+        self.param = param
 
 
 class SpaceFormatError(RepspaceError):
@@ -21,6 +29,14 @@ class InvalidVectorsError(RepspaceError):
 
 class InvalidInputError(RepspaceError):
     """Input items (texts, images, ids, files) cannot be used."""
+
+
+class NotFittedError(RepspaceError):
+    """An estimator (translator, compressor, reducer) was used before `fit` or `load`.
+
+    A programming error rather than bad user input, so deliberately *not* an InvalidInputError: code that
+    catches InvalidInputError to report a user's mistake does not swallow it. It is still a RepspaceError,
+    so the CLI prints it as one line."""
 
 
 class UnknownNameError(RepspaceError):

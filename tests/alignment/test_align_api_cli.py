@@ -86,3 +86,30 @@ def test_align_errors(cli, pair, tmp_path, args, message):
         return
     code, out, err = cli(*[a.format(src=src, tgt=tgt, other=tmp_path / "other", tmp=tmp_path) for a in args])
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_library_errors_name_no_flags_and_the_cli_adds_them(cli, pair, tmp_path):
+    from repspace.errors import InvalidInputError
+
+    src, tgt = Space.load(pair[0]), Space.load(pair[1])
+    with pytest.raises(InvalidInputError) as e:
+        fit_translator(src, tgt, "procrustes", pairs=100000)
+    assert "--" not in str(e.value) and e.value.param == "pairs"
+    with pytest.raises(InvalidInputError) as e:
+        fit_translator(src, tgt, "unsupervised", pairs=10)
+    assert "--" not in str(e.value) and "'unsupervised'" in str(e.value)
+    code, _, err = cli("align", "fit", pair[0], pair[1], "--pairs", "100000", "--out", tmp_path / "t")
+    assert code == 2 and "pairs=100000 is more than the" in err and "[--pairs]" in err
+
+
+def test_no_isinstance_needed_every_translator_has_both_sides(pair):
+    from repspace.alignment import apply_translator
+
+    src, tgt = Space.load(pair[0]), Space.load(pair[1])
+    rel = fit_translator(src, tgt, "relative", anchors=20)
+    assert len(rel.anchor_ids_) == 20 and set(rel.anchor_ids_) <= set(src.ids)
+    assert apply_translator(rel, tgt).model == "relative(tgt-model)"  # the target side, through transform_target
+    proc = fit_translator(src, tgt, "procrustes")
+    np.testing.assert_array_equal(proc.transform_target(np.asarray(tgt.vectors)), np.asarray(tgt.vectors))
+    r = evaluate_translator(rel, src, tgt)
+    assert "recall@10" not in r and "recall@10" in evaluate_translator(proc, src, tgt)

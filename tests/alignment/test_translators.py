@@ -3,7 +3,8 @@ import pytest
 
 from repspace.alignment import (Affine, LeastSquares, LowRank, MLPTranslator, Procrustes, RelativeTranslator, Ridge,
                                 UnsupervisedTranslator, load_translator, relative_projection, select_anchors)
-from repspace.errors import DimensionMismatchError, InvalidInputError, InvalidVectorsError, SpaceFormatError
+from repspace.errors import (DimensionMismatchError, InvalidInputError, InvalidVectorsError, NotFittedError,
+                             SpaceFormatError)
 
 
 def _rotation(rng, d):
@@ -127,5 +128,5 @@ def test_bad_inputs(tmp_path, rng):
     (tmp_path / "junk").mkdir()
     with pytest.raises(SpaceFormatError, match="not a repspace translator"):
         load_translator(tmp_path / "junk")
-    with pytest.raises(InvalidInputError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):  # a NotFittedError, no longer an InvalidInputError
         Procrustes().transform(X)

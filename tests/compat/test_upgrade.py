@@ -51,6 +51,13 @@ def test_cli_fit_eval_search(cli, drift, tmp_path):
     for key in ("old_old", "new_new", "adapted_new_old", "recovery"):
         assert set(r[key]) == {"recall@10", "ndcg@10"}
     assert r["recovery"]["recall@10"] > 0.97 and r["adapter_us_per_query"] > 0
+    # the CLI prints what the library computes (timing aside)
+    from repspace.alignment import load_translator
+
+    lib = evaluate_upgrade(load_translator(tmp_path / "ad"), drift["old_corpus"], drift["new_queries"],
+                           drift["new_corpus"], drift["old_queries"])
+    for key in ("old_old", "new_new", "adapted_new_old", "recovery"):
+        assert r[key] == pytest.approx(lib[key], abs=1e-12), key
     assert cli("index", "build", tmp_path / "old_corpus", "--spec", "Flat", "--out", tmp_path / "ix")[0] == 0
     code, out, err = cli("search", tmp_path / "ix", "--queries", tmp_path / "new_queries", "--query-adapter", tmp_path / "ad",
                          "--k", "5", "--json")
@@ -73,7 +80,7 @@ def test_mismatched_adapter_and_index(cli, drift, tmp_path, rng):
     assert code == 2 and "unknown adapter method" in err
     # queries of the old model given to a new->old adapter
     code, _, err = cli("search", tmp_path / "ix_small", "--queries", tmp_path / "old_queries", "--query-adapter", tmp_path / "ad")
-    assert code == 2
+    assert code == 2 and err == "error: the adapter outputs 24-d vectors but the index is 12-d\n"
 
 
 def test_adapter_from_several_views_of_the_same_items(cli, drift, tmp_path):

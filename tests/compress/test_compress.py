@@ -148,7 +148,7 @@ def test_csr_codes_are_k_sparse_reconstruct_and_survive_save_load(tmp_path, rng)
         back.transform(X, 64)
     with pytest.raises(DimensionMismatchError):
         back.transform(X[:, :10])
-    with pytest.raises(InvalidInputError, match="--k"):
+    with pytest.raises(InvalidInputError, match="k must be between 1 and the number of latents"):  # no CLI flag names
         CSRCompressor(k=500, hidden=128).fit(X)
 
 
@@ -164,3 +164,55 @@ def test_csr_contrastive_term_uses_pairs(rng):
     assert np.mean(np.argmax(na @ nb.T, axis=1) == np.arange(300)) > 0.5
     with pytest.raises(InvalidInputError, match="pairs must be"):
         CSRCompressor(k=4, hidden=64, epochs=1).fit(X, pairs=P[:10])
+
+
+def test_fit_compressor_uses_the_train_half_and_shared_pairs(rng):
+    from repspace.compress import fit_compressor
+    from repspace.datasets import split_ids
+    from repspace.errors import UnknownNameError
+
+    q, d = _nuisance_case(rng, 300)
+    ids = [f"i{k}" for k in range(300)]
+    docs = Space(d.astype(np.float32), ids, model="m")
+    train, _ = split_ids(ids)
+    comp = fit_compressor(docs, "pca", dims=[4, 8])
+    ref = PCACompressor(dims=[4, 8]).fit(np.asarray(docs.select(train).vectors), source=docs)
+    np.testing.assert_array_equal(comp.transform(d, 4), ref.transform(d, 4))
+    assert comp.source_model_ == "m" and comp.dims_ == [4, 8]
+    queries = Space(q[:200].astype(np.float32), ids[:200], model="m")  # pairs share only the first 200 ids
+    ada = fit_compressor(docs, "matryoshka", pairs=queries, dims=[4], epochs=2, hidden=None)
+    shared = [i for i in train if i in set(ids[:200])]
+    ref = MatryoshkaAdaptor(dims=[4], epochs=2).fit(np.asarray(docs.select(shared).vectors),
+                                                    pairs=np.asarray(queries.select(shared).vectors))
+    np.testing.assert_array_equal(ada.transform(d, 4), ref.transform(d, 4))
+    with pytest.raises(UnknownNameError, match="choose pca, matryoshka or csr") as e:
+        fit_compressor(docs, "zip")
+    assert e.value.param == "method"
+    with pytest.raises(InvalidInputError, match="same model") as e:
+        fit_compressor(docs, "pca", pairs=Space(q[:, :8].astype(np.float32), ids, model="m"))
+    assert "--" not in str(e.value)
+
+
+def test_import_does_not_load_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, repspace.compress; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_sweep_uses_a_saved_compressor_as_fitted_and_reducers_round_trip(tmp_path, rng):
+    from repspace.evaluation.sweep import PCAReducer, get_reducer, sweep
+
+    x = rng.normal(size=(200, 16))
+    comp = PCACompressor(dims=[4, 8]).fit(x[:100])
+    comp.save(tmp_path / "c")
+    red = get_reducer(str(tmp_path / "c"))
+    space = Space(x.astype(np.float32), [f"i{k}" for k in range(200)])
+    seen = []
+    res = sweep(lambda s: seen.append(np.asarray(s[0].vectors)) or {"v": 1.0}, [space], [4], reducer=red)
+    assert res["reduce"] == "pca adaptor"
+    np.testing.assert_array_equal(seen[1], comp.transform(np.asarray(space.vectors), 4))  # not refitted on the space
+    pca = PCAReducer().fit(x)
+    pca.save(tmp_path / "r")
+    np.testing.assert_array_equal(get_reducer(str(tmp_path / "r")).transform(x, 5), pca.transform(x, 5))

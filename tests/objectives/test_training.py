@@ -1,6 +1,7 @@
 """The training loop, the model directory, resuming, the CLI, and SIE's split (tiny digits runs)."""
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -21,10 +22,16 @@ def digits():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_trains_and_reports_collapse_detectors(method, digits, tmp_path):
+    threads, rng = torch.get_num_threads(), torch.random.get_rng_state()
+    t0 = time.perf_counter()
     cfg = train_objective(method, tmp_path / method, items=digits, dim=16, epochs=1, batch_size=64, limit=192,
                           progress=False, threads=1)
+    wall = time.perf_counter() - t0
     (row,) = cfg["history"]
     assert np.isfinite(row["loss"]) and row["seconds"] > 0
+    assert row["seconds"] <= wall  # the epoch's time is part of the call's, not a made-up number
+    # torch's thread count and global RNG are the caller's again
+    assert torch.get_num_threads() == threads and torch.equal(torch.random.get_rng_state(), rng)
     assert 0 < row["std_min"] <= row["std_mean"] and 1 <= row["effective_rank"] <= 16
     assert len(cfg["spectrum"]) == 16 and cfg["spectrum"][0] == pytest.approx(1.0)
     model, config = load_model(tmp_path / method)

@@ -166,3 +166,18 @@ def test_large_space_streams_via_memmap(tmp_path):
     a.save(tmp_path / "b")
     b = Space.load(tmp_path / "b")
     assert b.checksum == a.checksum
+
+
+def test_save_onto_existing_output_raises_output_exists(tmp_path):
+    from repspace.errors import OutputExistsError, RepspaceError
+
+    s = Space(np.eye(3, dtype=np.float32), ["a", "b", "c"], model="m")
+    s.save(tmp_path / "s")
+    with pytest.raises(OutputExistsError, match="exists; pass overwrite=True"):
+        s.save(tmp_path / "s", overwrite=False)
+    (tmp_path / "f").write_text("not a space")
+    with pytest.raises(OutputExistsError, match="not a directory"):
+        s.save(tmp_path / "f")
+    assert issubclass(OutputExistsError, RepspaceError)
+    assert (tmp_path / "f").read_text() == "not a space"  # left as it was
+    assert Space.load(tmp_path / "s").ids == ["a", "b", "c"]

@@ -1,12 +1,18 @@
-"""Alignment and translation between embedding spaces."""
+"""Alignment and translation between embedding spaces.
 
-from repspace.alignment.api import METHODS, apply_translator, evaluate_translator, fit_translator, matching_scores
+A new translator: one module here with a `Translator` subclass that sets `name` (it registers itself),
+plus its import line below; `fit_translator`, the CLI's `--method` choices and the conformance test pick it up.
+"""
+
+from repspace.alignment.api import apply_translator, evaluate_translator, fit_translator, matching_scores, methods
 from repspace.alignment.base import Translator, load_translator
 from repspace.alignment.linear import Affine, LeastSquares, LowRank, Procrustes, Ridge
 from repspace.alignment.mlp import MLPTranslator
 from repspace.alignment.relative import RelativeTranslator, relative_projection, select_anchors
 from repspace.alignment.unsupervised import UnsupervisedTranslator
 
+METHODS = tuple(Translator.registry)  # procrustes, lstsq, ridge, affine, lowrank, mlp, relative, unsupervised
+
 __all__ = ["Affine", "LeastSquares", "LowRank", "METHODS", "MLPTranslator", "Procrustes", "RelativeTranslator",
            "Ridge", "apply_translator", "Translator", "UnsupervisedTranslator", "evaluate_translator", "fit_translator",
-           "load_translator", "matching_scores", "relative_projection", "select_anchors"]
+           "load_translator", "matching_scores", "methods", "relative_projection", "select_anchors"]

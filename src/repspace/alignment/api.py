@@ -1,7 +1,7 @@
 """Fitting, applying and evaluating translators on Spaces (what the CLI calls).
 
 Pairs are items with equal ids. Supervised methods fit on the *train* half of the shared
-ids (`repspace.datasets.hash_split`), evaluation uses the *test* half, so a translator is
+ids (`repspace.datasets.split_ids`), evaluation uses the *test* half, so a translator is
 never scored on the pairs it was fitted on.
 """
 
@@ -11,15 +11,18 @@ from typing import Any
 
 import numpy as np
 
-from repspace.alignment.base import REGISTRY, Translator
-from repspace.alignment.relative import RelativeTranslator
-from repspace.alignment.unsupervised import UnsupervisedTranslator
-from repspace.datasets.builtin import hash_split
+from repspace.alignment.base import Translator
+from repspace.datasets import split_ids
 from repspace.errors import InvalidInputError, UnknownNameError
 from repspace.ops.search import normalize_rows
 from repspace.spaces import Space
 
-METHODS = ("procrustes", "lstsq", "ridge", "affine", "lowrank", "mlp", "relative", "unsupervised")
+
+def methods() -> tuple[str, ...]:
+    """The registered translator names (every module of repspace.alignment loaded), in registration order."""
+    import repspace.alignment  # noqa: F401  (registers the built-in methods)
+
+    return tuple(Translator.registry)
 
 
 def split_shared_ids(src: Space, tgt: Space) -> tuple[list[str], list[str]]:
@@ -27,26 +30,29 @@ def split_shared_ids(src: Space, tgt: Space) -> tuple[list[str], list[str]]:
     tgt_ids = set(tgt.ids)
     shared = [i for i in src.ids if i in tgt_ids]
     if not shared:
+        unpaired = [m for m, cls in Translator.registry.items() if not cls.uses_pairs]
         raise InvalidInputError(
             f"spaces {src.model!r} and {tgt.model!r} share no ids; supervised methods need the same items in both "
-            "(use --method unsupervised for unpaired spaces)"
+            f"(method {' or '.join(map(repr, unpaired))} fits unpaired spaces)", param="method"
         )
-    train = [i for i in shared if hash_split(i) == "train"]
-    test = [i for i in shared if hash_split(i) == "test"]
-    return train, test
+    return split_ids(shared)
+
+
+# fit_translator's options -> the hyper-parameter each sets, for the methods whose __init__ takes it
+_OPTION_PARAMS = {"anchors": "n_anchors", "anchor_method": "method", "rank": "rank", "seed": "seed"}
 
 
 def make_translator(method: str, anchors: int = 300, rank: int = 64, seed: int = 0, anchor_method: str = "random",
                     **params: Any) -> Translator:
-    if method not in METHODS:
-        raise UnknownNameError(f"unknown alignment method {method!r}; choose from {', '.join(METHODS)}")
-    if method == "relative":
-        return RelativeTranslator(n_anchors=anchors, method=anchor_method, seed=seed, **params)
-    if method == "lowrank":
-        return REGISTRY["lowrank"](rank=rank, **params)
-    if method in ("mlp", "unsupervised"):
-        return REGISTRY[method](seed=seed, **params)
-    return REGISTRY[method](**params)
+    """A fresh translator of a registered method; each option goes to the methods that take it
+    (anchors, anchor_method: relative; rank: lowrank; seed: the randomised ones); `params` to all."""
+    names = methods()
+    if method not in names:
+        raise UnknownNameError(f"unknown alignment method {method!r}; choose from {', '.join(names)}", param="method")
+    cls = Translator.registry[method]
+    options = {"anchors": anchors, "anchor_method": anchor_method, "rank": rank, "seed": seed}
+    takes = cls._param_names()
+    return cls(**{_OPTION_PARAMS[k]: v for k, v in options.items() if _OPTION_PARAMS[k] in takes}, **params)
 
 
 def training_ids(src: Space, tgt: Space, pairs: int | None = None, seed: int = 0) -> list[str]:
@@ -59,7 +65,8 @@ def training_ids(src: Space, tgt: Space, pairs: int | None = None, seed: int = 0
         )
     if pairs is not None:
         if pairs > len(train):
-            raise InvalidInputError(f"--pairs {pairs} is more than the {len(train)} shared training ids available")
+            raise InvalidInputError(f"pairs={pairs} is more than the {len(train)} shared training ids available",
+                                    param="pairs")
         rng = np.random.default_rng(seed)
         train = [train[i] for i in np.sort(rng.choice(len(train), pairs, replace=False))]
     return train
@@ -69,41 +76,35 @@ def fit_translator(src: Space, tgt: Space, method: str = "procrustes", pairs: in
                    anchors: int = 300, rank: int = 64, seed: int = 0, anchor_ids: list[str] | None = None,
                    anchor_method: str = "random", **params: Any) -> Translator:
     """Fit a translator src -> tgt. Supervised: on the train half of shared ids (`pairs` of them,
-    sampled with `seed`). unsupervised: on all items of each space, ids ignored."""
+    sampled with `seed`). Unpaired methods (unsupervised): on all items of each space, ids ignored.
+    anchor_ids: for methods with `fit_anchors` (relative), the anchors themselves."""
     translator = make_translator(method, anchors=anchors, rank=rank, seed=seed, anchor_method=anchor_method, **params)
-    if method == "unsupervised":
+    if not translator.uses_pairs:
         if pairs is not None:
-            raise InvalidInputError("--pairs does not apply to unsupervised translation (it uses no pairs)")
+            raise InvalidInputError(f"pairs does not apply to method {method!r} (it uses no pairs)", param="pairs")
         return translator.fit(np.asarray(src.vectors), np.asarray(tgt.vectors), source=src, target=tgt)
     if anchor_ids is not None:
         missing_s = [i for i in anchor_ids if i not in set(src.ids)]
         missing_t = [i for i in anchor_ids if i not in set(tgt.ids)]
         if missing_s or missing_t:
             which = f"source space ({missing_s[0]!r})" if missing_s else f"target space ({missing_t[0]!r})"
-            raise InvalidInputError(f"{len(missing_s) + len(missing_t)} anchor id(s) are missing from the {which}")
-        if not isinstance(translator, RelativeTranslator):
-            raise InvalidInputError("anchor ids apply to --method relative only")
+            raise InvalidInputError(f"{len(missing_s) + len(missing_t)} anchor id(s) are missing from the {which}",
+                                    param="anchor_ids")
+        if not hasattr(translator, "fit_anchors"):
+            takers = [m for m, cls in Translator.registry.items() if hasattr(cls, "fit_anchors")]
+            raise InvalidInputError(f"anchor ids apply to method {' or '.join(map(repr, takers))} only, not {method!r}",
+                                    param="anchor_ids")
         return translator.fit_anchors(src.select(anchor_ids).vectors, tgt.select(anchor_ids).vectors,
                                       source=src, target=tgt, anchor_ids=anchor_ids)
     train = training_ids(src, tgt, pairs, seed)
     X = np.asarray(src.select(train).vectors)
     Y = np.asarray(tgt.select(train).vectors)
-    translator.fit(X, Y, source=src, target=tgt)
-    if isinstance(translator, RelativeTranslator):
-        translator.anchor_ids_ = [train[r] for r in translator.anchor_rows_]
-    return translator
+    return translator.fit(X, Y, source=src, target=tgt, ids=train)
 
 
 def _to_shared(translator: Translator, src: Space, tgt: Space) -> tuple[np.ndarray, np.ndarray]:
     """Source and target vectors in the space where matching happens (target or relative space)."""
-    xs = translator.transform(np.asarray(src.vectors))
-    if isinstance(translator, RelativeTranslator):
-        return xs, translator.transform_target(np.asarray(tgt.vectors))
-    if tgt.dim != translator.target_dim_:
-        from repspace.errors import DimensionMismatchError
-
-        raise DimensionMismatchError(f"translator outputs {translator.target_dim_}-d vectors; the target space is {tgt.dim}-d")
-    return xs, np.asarray(tgt.vectors, np.float32)
+    return translator.transform(np.asarray(src.vectors)), translator.transform_target(np.asarray(tgt.vectors))
 
 
 def matching_scores(xs: np.ndarray, yt: np.ndarray) -> dict[str, float]:
@@ -136,11 +137,8 @@ def stitching(translator: Translator, src: Space, tgt: Space, train_ids: list[st
     te_s, te_t = src.select(test_ids), tgt.select(test_ids)
     if len(np.unique(tr_t.labels)) < 2:
         return {}
-    if isinstance(translator, RelativeTranslator):
-        fit_x = translator.transform_target(np.asarray(tr_t.vectors))
-        own_x = translator.transform_target(np.asarray(te_t.vectors))
-    else:
-        fit_x, own_x = np.asarray(tr_t.vectors), np.asarray(te_t.vectors)
+    fit_x = translator.transform_target(np.asarray(tr_t.vectors))
+    own_x = translator.transform_target(np.asarray(te_t.vectors))
     clf = LogisticRegression(C=10.0, max_iter=2000, random_state=seed).fit(normalize_rows(fit_x), tr_t.labels)
     stitched = clf.predict(normalize_rows(translator.transform(np.asarray(te_s.vectors))))
     own = clf.predict(normalize_rows(own_x))
@@ -156,13 +154,13 @@ def evaluate_translator(translator: Translator, src: Space, tgt: Space, all_item
 
     translator.check_source(src)
     train, test = split_shared_ids(src, tgt)
-    match = train + test if all_items or isinstance(translator, UnsupervisedTranslator) else test
+    match = train + test if all_items or not translator.uses_pairs else test
     if len(match) < 2:
         raise InvalidInputError("fewer than 2 shared test ids to evaluate on")
     s_te, t_te = src.select(match), tgt.select(match)
     xs, yt = _to_shared(translator, s_te, t_te)
     out: dict[str, Any] = {"method": translator.name, **matching_scores(xs, yt)}
-    if not isinstance(translator, RelativeTranslator):
+    if translator.outputs_target_space:  # retrieval in the target space with translated queries
         ret = query_retrieval(s_te, t_te, transform=translator.transform)
         out.update({"recall@10": ret["recall@10"], "ndcg@10": ret["ndcg@10"]})
     if len(train) >= 2 and len(test) >= 1:
@@ -171,14 +169,12 @@ def evaluate_translator(translator: Translator, src: Space, tgt: Space, all_item
 
 
 def apply_translator(translator: Translator, space: Space) -> Space:
-    """Translate a space. A relative translator also accepts target-model spaces (both sides
-    map into the shared relative space)."""
-    if isinstance(translator, RelativeTranslator):
-        if translator.target_model_ and space.model == translator.target_model_ and space.model != translator.source_model_:
-            rel = translator.transform_target(np.asarray(space.vectors))
-        else:
-            translator.check_source(space)
-            rel = translator.transform(np.asarray(space.vectors))
-        return space.with_vectors(rel, model=f"relative({space.model})",
-                                  extra={**space.extra, "relative_anchors": rel.shape[1]})
+    """Translate a space (`translator.transform_space`; a relative translator also accepts target-model
+    spaces, as both sides map into the shared relative space)."""
     return translator.transform_space(space)
+
+
+def __getattr__(name: str) -> Any:  # `from repspace.alignment.api import METHODS` (old import path)
+    if name == "METHODS":
+        return methods()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

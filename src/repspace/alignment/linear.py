@@ -5,7 +5,6 @@ Shapes: X (n, dx) source, Y (n, dy) target; transform maps (m, dx) -> (m, dy).
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from repspace.alignment.base import Translator
@@ -45,6 +44,39 @@ def orthogonal_from_cross(M: np.ndarray, n: int) -> np.ndarray:
     return polar_factor(M)
 
 
+def procrustes_fit(X: np.ndarray, Y: np.ndarray, center: bool = True,
+                   scale: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Orthogonal Procrustes with optional centring and isotropic scale: (W, mean_x, mean_y, scale (1,)),
+    so that Y ≈ (X - mean_x) W * scale + mean_y (apply with `procrustes_apply`)."""
+    mean_x = X.mean(0) if center else np.zeros(X.shape[1])
+    mean_y = Y.mean(0) if center else np.zeros(Y.shape[1])
+    Xc, Yc = X - mean_x, Y - mean_y
+    M = Xc.T @ Yc
+    W = orthogonal_from_cross(M, len(X))
+    s = 1.0
+    if scale:
+        # isotropic scale minimising ||s Xc W - Yc||: trace(W^T M) / ||Xc W||^2, where
+        # ||Xc W|| = ||Xc|| when W has orthonormal rows (dx <= dy)
+        den = np.sum(Xc * Xc) if X.shape[1] <= Y.shape[1] else np.sum((Xc @ W) ** 2)
+        s = float(np.sum(W * M) / max(den, 1e-300))
+    return W, mean_x, mean_y, np.asarray([s])
+
+
+def procrustes_apply(X: np.ndarray, W: np.ndarray, mean_x: np.ndarray, mean_y: np.ndarray,
+                     scale: np.ndarray) -> np.ndarray:
+    return (X - mean_x) @ W * scale[0] + mean_y
+
+
+def ridge_fit(X: np.ndarray, Y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge regression with bias, Y ≈ X W + b, penalty alpha * trace(X^T X) / dx * ||W||^2: (W, b)."""
+    mx, my = X.mean(0), Y.mean(0)
+    Xc, Yc = X - mx, Y - my
+    G = Xc.T @ Xc
+    lam = alpha * np.trace(G) / X.shape[1]
+    W = np.linalg.solve(G + lam * np.eye(X.shape[1]), Xc.T @ Yc)
+    return W, my - mx @ W
+
+
 class Procrustes(Translator):
     """Orthogonal Procrustes, optional centring (then a translation is learned) and isotropic scale."""
 
@@ -57,21 +89,10 @@ class Procrustes(Translator):
         self.scale = scale
 
     def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
-        self.mean_x_ = X.mean(0) if self.center else np.zeros(X.shape[1])
-        self.mean_y_ = Y.mean(0) if self.center else np.zeros(Y.shape[1])
-        Xc, Yc = X - self.mean_x_, Y - self.mean_y_
-        M = Xc.T @ Yc
-        self.W_ = orthogonal_from_cross(M, len(X))
-        s = 1.0
-        if self.scale:
-            # isotropic scale minimising ||s Xc W - Yc||: trace(W^T M) / ||Xc W||^2, where
-            # ||Xc W|| = ||Xc|| when W has orthonormal rows (dx <= dy)
-            den = np.sum(Xc * Xc) if X.shape[1] <= Y.shape[1] else np.sum((Xc @ self.W_) ** 2)
-            s = float(np.sum(self.W_ * M) / max(den, 1e-300))
-        self.scale_ = np.asarray([s])
+        self.W_, self.mean_x_, self.mean_y_, self.scale_ = procrustes_fit(X, Y, self.center, self.scale)
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
-        return (X - self.mean_x_) @ self.W_ * self.scale_[0] + self.mean_y_
+        return procrustes_apply(X, self.W_, self.mean_x_, self.mean_y_, self.scale_)
 
     def inverse_transform(self, Y: np.ndarray) -> np.ndarray:
         """Exact inverse when dx <= dy (W has orthonormal rows); a least-squares inverse otherwise."""
@@ -109,12 +130,7 @@ class Ridge(Translator):
         self.alpha = alpha
 
     def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
-        mx, my = X.mean(0), Y.mean(0)
-        Xc, Yc = X - mx, Y - my
-        G = Xc.T @ Xc
-        lam = self.alpha * np.trace(G) / X.shape[1]
-        self.W_ = np.linalg.solve(G + lam * np.eye(X.shape[1]), Xc.T @ Yc)
-        self.b_ = my - mx @ self.W_
+        self.W_, self.b_ = ridge_fit(X, Y, self.alpha)
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
         return X @ self.W_ + self.b_
@@ -158,12 +174,11 @@ class LowRank(Translator):
         return self.rank + 1
 
     def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
-        ridge = Ridge(self.alpha)
-        ridge._fit(X, Y)
-        fitted = (X - X.mean(0)) @ ridge.W_
+        W_ridge, _ = ridge_fit(X, Y, self.alpha)
+        fitted = (X - X.mean(0)) @ W_ridge
         _, _, Vt = np.linalg.svd(fitted, full_matrices=False)
         V = Vt[: self.rank].T
-        self.W_ = ridge.W_ @ V @ V.T
+        self.W_ = W_ridge @ V @ V.T
         self.b_ = Y.mean(0) - X.mean(0) @ self.W_
 
     def _transform(self, X: np.ndarray) -> np.ndarray:

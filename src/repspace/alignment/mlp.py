@@ -10,12 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from repspace.alignment.base import Translator
-from repspace.alignment.linear import Ridge
-
-
-def gelu_tanh(x: np.ndarray) -> np.ndarray:
-    """numpy GELU, tanh approximation (= torch's GELU(approximate='tanh'))."""
-    return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
+from repspace.alignment.linear import ridge_fit
+from repspace.ops.linalg import gelu_tanh  # noqa: F401  (re-exported for old imports)
+from repspace.ops.torchstate import seeded
 
 
 class MLPTranslator(Translator):
@@ -44,21 +41,17 @@ class MLPTranslator(Translator):
         import torch
         from torch import nn
 
-        torch.manual_seed(self.seed)
-        old_threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
+        with seeded(self.seed, self.threads):
             rng = np.random.default_rng(self.seed)
             perm = rng.permutation(len(X))
             n_val = max(1, int(round(self.val_fraction * len(X))))
             val, tr = perm[:n_val], perm[n_val:]
-            ridge = Ridge(self.alpha)
-            ridge._fit(X[tr], Y[tr])
+            ridge_W, ridge_b = ridge_fit(X[tr], Y[tr], self.alpha)
             lin = nn.Linear(X.shape[1], Y.shape[1]).double()
             mlp = nn.Sequential(nn.Linear(X.shape[1], self.hidden), nn.GELU(approximate="tanh"),
                                 nn.Linear(self.hidden, Y.shape[1])).double()
             with torch.no_grad():
-                lin.weight.copy_(torch.from_numpy(ridge.W_.T)); lin.bias.copy_(torch.from_numpy(ridge.b_))
+                lin.weight.copy_(torch.from_numpy(ridge_W.T)); lin.bias.copy_(torch.from_numpy(ridge_b))
                 mlp[2].weight.zero_(); mlp[2].bias.zero_()
             params = list(lin.parameters()) + list(mlp.parameters())
             opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
@@ -94,8 +87,6 @@ class MLPTranslator(Translator):
             self.w1_, self.b1_ = mlp[0].weight.detach().numpy().T.copy(), mlp[0].bias.detach().numpy().copy()
             self.w2_, self.b2_ = mlp[2].weight.detach().numpy().T.copy(), mlp[2].bias.detach().numpy().copy()
             self.epochs_run_ = len(self.history_)
-        finally:
-            torch.set_num_threads(old_threads)
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
         return X @ self.W_ + self.b_ + gelu_tanh(X @ self.w1_ + self.b1_) @ self.w2_ + self.b2_

@@ -12,9 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from repspace.alignment.base import Translator, as_matrix
-from repspace.errors import DimensionMismatchError, InvalidInputError, UnknownNameError
+from repspace.alignment.base import Translator
+from repspace.errors import InvalidInputError, UnknownNameError
 from repspace.ops.search import normalize_rows
+from repspace.ops.validation import as_matrix
+from repspace.spaces import Space
 
 ANCHOR_METHODS = ("random", "kmeans", "fps")
 
@@ -66,10 +68,12 @@ def relative_projection(X: np.ndarray, anchors: np.ndarray, center: np.ndarray |
 
 class RelativeTranslator(Translator):
     """Maps both spaces into the shared relative space of K anchors (transform: source side,
-    transform_target: target side). fit(X, Y) takes paired rows and picks the anchors among them."""
+    transform_target: target side). fit(X, y) takes paired rows and picks the anchors among them;
+    fit_anchors takes given anchors."""
 
     name = "relative"
     min_pairs_rule = "at least as many pairs as anchors"
+    outputs_target_space = False
     _state_keys = ("anchors_x_", "anchors_y_", "center_x_", "center_y_")
 
     def __init__(self, n_anchors: int = 300, method: str = "random", center: bool = True,
@@ -82,6 +86,14 @@ class RelativeTranslator(Translator):
 
     def min_pairs(self, dx: int, dy: int) -> int:
         return self.n_anchors
+
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None, source=None, target=None,
+            ids: Sequence[str] | None = None) -> "RelativeTranslator":
+        """Pick `n_anchors` anchors among the pairs (rows of X and y); with `ids` (the pairs' ids) their ids
+        are recorded in `anchor_ids_`."""
+        super().fit(X, y, source=source, target=target)
+        self.anchor_ids_ = [ids[r] for r in self.anchor_rows_] if ids is not None else None
+        return self
 
     def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
         rows = select_anchors(X, self.n_anchors, self.method, self.seed)
@@ -100,23 +112,27 @@ class RelativeTranslator(Translator):
         ax, ay = as_matrix(anchors_x, "source anchors"), as_matrix(anchors_y, "target anchors")
         if len(ax) != len(ay):
             raise InvalidInputError("source and target anchors must be the same items")
-        self.source_dim_, self.target_dim_, self.n_pairs_ = ax.shape[1], ay.shape[1], len(ax)
-        self.source_model_ = source.model if source is not None else None
-        self.target_model_ = target.model if target is not None else None
         self.anchor_ids_ = list(anchor_ids) if anchor_ids is not None else None
         self._set_anchors(ax, ay)
+        self._set_provenance(ax.shape[1], ay.shape[1], source, target, len(ax))
         return self
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
         return relative_projection(X, self.anchors_x_, self.center_x_ if self.center else None, self.normalize)
 
-    def transform_target(self, Y: np.ndarray) -> np.ndarray:
-        """Target-model vectors (n, target_dim) -> the shared relative space (n, K)."""
-        self._check_fitted()
-        Y = as_matrix(Y, "target vectors")
-        if Y.shape[1] != self.target_dim_:
-            raise DimensionMismatchError(f"relative translator expects {self.target_dim_}-d target vectors; got {Y.shape[1]}-d")
+    def _transform_target(self, Y: np.ndarray) -> np.ndarray:
         return relative_projection(Y, self.anchors_y_, self.center_y_ if self.center else None, self.normalize)
+
+    def transform_space(self, space: Space) -> Space:
+        """A space of either model -> the relative space (a target-model space through transform_target)."""
+        self.check_is_fitted()
+        if self.target_model_ and space.model == self.target_model_ and space.model != self.source_model_:
+            rel = self.transform_target(np.asarray(space.vectors))
+        else:
+            self.check_source(space)
+            rel = self.transform(np.asarray(space.vectors))
+        return space.with_vectors(rel, model=f"relative({space.model})",
+                                  extra={**space.extra, "relative_anchors": rel.shape[1]})
 
     def _extra_state(self) -> dict:
         return {"anchor_ids": getattr(self, "anchor_ids_", None)}

@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from repspace.alignment.base import as_matrix
-from repspace.alignment.linear import Procrustes, orthogonal_map
+from repspace.alignment.base import Translator
+from repspace.alignment.linear import orthogonal_map, procrustes_apply, procrustes_fit
 from repspace.errors import InvalidInputError
+from repspace.ops.linalg import pca, pca_project
 from repspace.ops.search import normalize_rows, topk
 
 
 def _pca(X: np.ndarray, k: int) -> np.ndarray:
-    Xc = X - X.mean(0)
-    _, _, Vt = np.linalg.svd(Xc[: min(len(Xc), 20000)], full_matrices=False)
-    return normalize_rows(Xc @ Vt[:k].T)
+    """Rows of X on its top-k principal axes (SVD of at most 20,000 rows), L2-normalised."""
+    mean, comp = pca(X, max_rows=20000)
+    return normalize_rows(pca_project(X, mean, comp, min(k, len(comp))))
 
 
 def _csls_mnn(A: np.ndarray, B: np.ndarray, knn: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -65,11 +66,14 @@ def similarity_signatures(Xn: np.ndarray, sample: int = 2000, quantiles: int = 1
     return normalize_rows(out)
 
 
-class UnsupervisedTranslator(Procrustes):
-    """Translate between two spaces without any paired items (X and Y may differ in size)."""
+class UnsupervisedTranslator(Translator):
+    """Translate between two spaces without any paired items (X and Y may differ in size).
+
+    The final map has Procrustes' form (`procrustes_fit` on the mutual nearest neighbours found)."""
 
     name = "unsupervised"
     min_pairs_rule = "at least 100 items in each space"
+    uses_pairs = False
     _state_keys = ("W_", "mean_x_", "mean_y_", "scale_")
 
     def __init__(self, pca_dim: int = 64, soft_k: int = 50, anneal_rounds: int = 30, max_rounds: int = 100,
@@ -83,20 +87,19 @@ class UnsupervisedTranslator(Procrustes):
         self.restarts = restarts
         self.accept = accept
         self.seed = seed
-        self.center = True
-        self.scale = True
 
-    def get_params(self, deep: bool = True) -> dict:
-        return {k: getattr(self, k) for k in ("pca_dim", "soft_k", "anneal_rounds", "max_rounds", "sample", "csls_k", "restarts", "accept", "seed")}
+    def min_pairs(self, dx: int, dy: int) -> int:
+        return 100
 
-    def fit(self, X, Y, source=None, target=None) -> "UnsupervisedTranslator":
-        """X: (nx, dx), Y: (ny, dy) — unpaired; row order carries no information."""
-        X, Y = as_matrix(X, "source vectors"), as_matrix(Y, "target vectors")
+    def _check_sizes(self, X: np.ndarray, Y: np.ndarray) -> None:
         if min(len(X), len(Y)) < 100:
             raise InvalidInputError(f"unsupervised translation needs at least 100 items in each space; got {len(X)} and {len(Y)}")
-        self.source_dim_, self.target_dim_ = X.shape[1], Y.shape[1]
-        self.source_model_ = source.model if source is not None else None
-        self.target_model_ = target.model if target is not None else None
+
+    def _pairs_used(self, X: np.ndarray) -> int:
+        return len(self.pairs_[0])
+
+    def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:
+        """X: (nx, dx), Y: (ny, dy) — unpaired; row order carries no information."""
         k = min(self.pca_dim, X.shape[1], Y.shape[1])
         Xn, Yn = normalize_rows(X - X.mean(0)), normalize_rows(Y - Y.mean(0))
         Px, Py = _pca(X, k), _pca(Y, k)
@@ -139,10 +142,11 @@ class UnsupervisedTranslator(Procrustes):
         a, b = _csls_mnn(normalize_rows(Px @ W), Py, self.csls_k)
         if len(a) < 2:
             raise InvalidInputError("unsupervised matching found fewer than 2 mutual pairs; the spaces share too little structure")
-        self.n_pairs_ = int(len(a))
-        self._fit(X[a], Y[b])
+        self.W_, self.mean_x_, self.mean_y_, self.scale_ = procrustes_fit(X[a], Y[b], center=True, scale=True)
         self.pairs_ = (a, b)
-        return self
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        return procrustes_apply(X, self.W_, self.mean_x_, self.mean_y_, self.scale_)
 
     def _refine(self, A: np.ndarray, B: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, list[dict], bool]:
         """Annealed soft-target Procrustes A -> B, then hard nearest neighbours until stable."""

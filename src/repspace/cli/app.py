@@ -59,3 +59,23 @@ def read_items(dataset: str | None, input: Any, text_column: str = "text", id_co
     if dataset is not None:
         return load_dataset(dataset)
     return read_input(input, text_column, id_column, label_column) if input is not None else None
+
+
+def flag_hints(**flags: str):
+    """Context manager: a RepspaceError raised inside whose `param` (the library argument at fault) is one of
+    `flags` gets that command's flag added to its message, e.g. flag_hints(pairs="--pairs")."""
+    import contextlib
+
+    from repspace.errors import RepspaceError
+
+    @contextlib.contextmanager
+    def hints():
+        try:
+            yield
+        except RepspaceError as e:
+            flag = flags.get(getattr(e, "param", None) or "")
+            if flag and flag not in str(e):
+                e.args = (f"{e} [{flag}]",)
+            raise
+
+    return hints()

@@ -8,12 +8,11 @@ from typing import Annotated, List, Optional
 import typer
 from rich.console import Console
 
-from repspace.cli.app import app, emit_json
+from repspace.cli.app import emit_json
 from repspace.index.spec import SPEC_HELP
 
 collection_app = typer.Typer(help="Live collections in LanceDB (a directory) or PostgreSQL + pgvector "
                              "(postgresql://…?collection=NAME).", no_args_is_help=True)
-app.add_typer(collection_app, name="collection")
 
 URI = Annotated[str, typer.Argument(help="A directory (LanceDB) or postgresql://…?collection=NAME.")]
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -251,7 +250,6 @@ def drop(uri: URI, yes: Annotated[bool, typer.Option("--yes", help="Really delet
     _err().print(f"dropped {c.uri}")
 
 
-@app.command("import")
 def import_vectors(
     file: Annotated[Path, typer.Argument(help=".npy (+ --ids), .parquet/.arrow/.feather or .jsonl with vectors.")],
     model: Annotated[str, typer.Option("--model", help="The model that made the vectors.")],

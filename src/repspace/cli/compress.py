@@ -3,59 +3,41 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
-from repspace.cli.app import app, parse_int_list
+from repspace.cli.app import flag_hints, parse_int_list
+from repspace.compress import METHODS
 
 compress_app = typer.Typer(help="Make spaces small: PCA and post-hoc Matryoshka adaptors.", no_args_is_help=True)
-app.add_typer(compress_app, name="compress")
+
+FLAGS = {"method": "--method", "pairs": "--pairs", "dims": "--dims", "k": "--k", "kind": "--kind", "hidden": "--hidden",
+         "dim": "--dim"}
 
 
 @compress_app.command("fit")
 def compress_fit(
-    space: Path = typer.Argument(..., help="Space to fit on (its train half of ids, by hash split)."),
-    method: str = typer.Option("matryoshka", "--method", help="pca | matryoshka | csr"),
-    dims: str = typer.Option("32,64,128,256", "--dims", help="Prefix dimensions to train for."),
-    epochs: int = typer.Option(40, "--epochs"),
-    pairs: Optional[Path] = typer.Option(None, "--pairs", help="Space of paired queries (same ids), for supervised training."),
-    kind: str = typer.Option("linear", "--kind", help="linear | mlp (matryoshka)"),
-    k: int = typer.Option(32, "--k", help="csr: active latents per vector."),
-    hidden: Optional[int] = typer.Option(None, "--hidden", help="csr: number of latents (default 4 x dim)."),
-    out: Path = typer.Option(..., "--out"),
+    space: Annotated[Path, typer.Argument(help="Space to fit on (its train half of ids, by hash split).")],
+    out: Annotated[Path, typer.Option("--out")],
+    method: Annotated[str, typer.Option("--method", help=" | ".join(METHODS))] = "matryoshka",
+    dims: Annotated[str, typer.Option("--dims", help="Prefix dimensions to train for.")] = "32,64,128,256",
+    epochs: Annotated[int, typer.Option("--epochs")] = 40,
+    pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Space of paired queries (same ids), for supervised training.")] = None,
+    kind: Annotated[str, typer.Option("--kind", help="linear | mlp (matryoshka)")] = "linear",
+    k: Annotated[int, typer.Option("--k", help="csr: active latents per vector.")] = 32,
+    hidden: Annotated[Optional[int], typer.Option("--hidden", help="csr: number of latents (default 4 x dim); "
+                                                  "matryoshka --kind mlp: hidden width (default 256).")] = None,
 ) -> None:
     """Fit a compressor whose output prefixes work at each of --dims."""
-    import numpy as np
-
-    from repspace.compress import CSRCompressor, MatryoshkaAdaptor, PCACompressor
-    from repspace.datasets import hash_split
-    from repspace.errors import InvalidInputError, UnknownNameError
+    from repspace.compress import fit_compressor
     from repspace.spaces import Space
 
     base = Space.load(space)
-    dim_list = parse_int_list(dims, "--dims")
-    train = [i for i in base.ids if hash_split(i) == "train"]
-    kw = {}
-    if pairs is not None:
-        paired = Space.load(pairs)
-        if paired.model != base.model or paired.dim != base.dim:
-            raise InvalidInputError(f"--pairs must be a space of the same model ({base.model}, {base.dim}-d)")
-        shared = set(paired.ids)
-        train = [i for i in train if i in shared]
-        if not train:
-            raise InvalidInputError("--pairs shares no training ids with the space")
-        kw["pairs"] = np.asarray(paired.select(train).vectors)
-    X = np.asarray(base.select(train).vectors)
-    if method == "pca":
-        comp = PCACompressor(dims=dim_list).fit(X, source=base)
-    elif method == "matryoshka":
-        comp = MatryoshkaAdaptor(dims=dim_list, epochs=epochs, kind=kind).fit(X, source=base, **kw)
-    elif method == "csr":
-        comp = CSRCompressor(k=k, hidden=hidden, epochs=epochs).fit(X, source=base, **kw)
-    else:
-        raise UnknownNameError(f"unknown compression method {method!r}; choose pca, matryoshka or csr")
+    with flag_hints(**FLAGS):
+        comp = fit_compressor(base, method, pairs=Space.load(pairs) if pairs is not None else None,
+                              dims=parse_int_list(dims, "--dims"), epochs=epochs, kind=kind, k=k, hidden=hidden)
     comp.save(out)
     Console(stderr=True).print(f"wrote {out}: {comp.name}, {base.dim}-d -> dims {comp.dims_[:8]}{'...' if len(comp.dims_) > 8 else ''}")
 
@@ -71,7 +53,8 @@ def compress_apply(
     from repspace.compress import Compressor
     from repspace.spaces import Space
 
-    result = Compressor.load(adaptor).transform_space(Space.load(space), dim)
+    with flag_hints(**FLAGS):
+        result = Compressor.load(adaptor).transform_space(Space.load(space), dim)
     result.save(out)
     Console(stderr=True).print(f"wrote {out}: {result.count} x {result.dim}")
 
@@ -103,9 +86,10 @@ def compress_finetune(
     if not shared:
         raise InvalidInputError(f"{queries} and {documents} share no ids; they must be views of the same items")
     shared = shared[:limit] if limit else shared
-    res = finetune_matryoshka(model, [q.data[a] for a, _ in shared], [d.data[b] for _, b in shared], out,
-                              dims=parse_int_list(dims, "--dims"), epochs=epochs, batch_size=batch_size, lr=lr,
-                              max_seq_length=max_seq_length, threads=threads, device=device, progress=not quiet)
+    with flag_hints(**FLAGS):
+        res = finetune_matryoshka(model, [q.data[a] for a, _ in shared], [d.data[b] for _, b in shared], out,
+                                  dims=parse_int_list(dims, "--dims"), epochs=epochs, batch_size=batch_size, lr=lr,
+                                  max_seq_length=max_seq_length, threads=threads, device=device, progress=not quiet)
     last = res["history"][-1]
     Console(stderr=True).print(f"wrote {out}: {model} fine-tuned on {res['pairs']} pairs for dims {res['dims']}; "
                                f"last epoch loss {last['loss']:.4f} in {last['seconds']:.0f} s")

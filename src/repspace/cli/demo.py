@@ -8,10 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from repspace.cli.app import app
 
-
-@app.command()
 def demo(
     out: Path = typer.Option(Path("demo-out"), "--out", help="Output directory (spaces/ and report.html)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use N evenly spaced articles (a quick look)."),

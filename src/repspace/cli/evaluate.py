@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from repspace.cli.app import app, emit_json, parse_int_list
+from repspace.cli.app import emit_json, flag_hints, parse_int_list
 
 
 def _print_flat(result: dict) -> None:
@@ -20,7 +20,6 @@ def _print_flat(result: dict) -> None:
     Console().print(table)
 
 
-@app.command("eval")
 def eval_cmd(
     space: Path = typer.Argument(..., help="The space to evaluate (the corpus, with --queries)."),
     task: str = typer.Option("retrieval", "--task", help="retrieval | probe | knn | fewshot | cluster"),
@@ -44,7 +43,7 @@ def eval_cmd(
 
     corpus = Space.load(space)
     q = Space.load(queries) if queries else None
-    with search_engine(engine, ray_address, workers):
+    with search_engine(engine, ray_address, workers), flag_hints(qrels="--qrels"):
         result = evaluate(corpus, task, queries=q, qrels=read_qrels(qrels) if qrels else None,
                           dims=parse_int_list(dims, "--dims"), reduce=reduce, k=k,
                           n_way=n_way, k_shot=k_shot, episodes=episodes)
@@ -61,7 +60,6 @@ def eval_cmd(
         _print_flat(result)
 
 
-@app.command()
 def compare(
     space_a: Path = typer.Argument(...),
     space_b: Path = typer.Argument(...),
@@ -78,7 +76,6 @@ def compare(
     emit_json(result) if json_out else _print_flat(result)
 
 
-@app.command()
 def compat(
     spaces: List[Path] = typer.Argument(..., help="Spaces of the same items from model versions v1 (old) .. vn (new)."),
     metric: Optional[str] = typer.Option(None, "--metric", help="Default map@r (labels) or recall@1 (ids)."),
@@ -110,7 +107,6 @@ def compat(
         Console().print(f"{key}: {'compatible' if ok else 'NOT compatible'}, gain {'n/a' if gain is None else f'{gain:.3f}'}")
 
 
-@app.command()
 def report(
     spaces: List[Path] = typer.Argument(..., help="Spaces to describe and compare."),
     out: Path = typer.Option(Path("report.html"), "--out"),

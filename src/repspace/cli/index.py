@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from repspace.cli.app import app, emit_json
+from repspace.cli.app import emit_json
 from repspace.index.spec import SPEC_USAGE
 
 index_app = typer.Typer(help="Build searchable indexes from spaces.", no_args_is_help=True)
@@ -86,7 +86,3 @@ def search(
             table.add_row(h["id"], f"{h['score']:.4f}")
         Console().print(table)
 
-
-# registered on import, in help order (index, then search), until cli/main.py's compose() takes these two lines
-app.add_typer(index_app, name="index")
-app.command("search")(search)

@@ -1,21 +1,18 @@
-"""Entry point: runs the typer app; user errors become one line on stderr and exit code 2."""
+"""Entry point: the whole command tree composed in one place, then run; user errors become one line on stderr
+and exit code 2.
+
+Every command of `repspace`, in the order `repspace --help` lists them, is registered in `compose` below: a
+command module defines plain typer functions (or a `typer.Typer` sub-app for a group) and imports nothing of
+the root app; adding a command is one line here.
+"""
 
 from __future__ import annotations
 
 import sys
 
 import click
+import typer
 
-from repspace.cli import spaces  # noqa: F401  (registers commands)
-from repspace.cli import demo  # noqa: F401
-from repspace.cli import evaluate  # noqa: F401
-from repspace.cli import align  # noqa: F401
-from repspace.cli import index  # noqa: F401
-from repspace.cli import compress  # noqa: F401
-from repspace.cli import upgrade  # noqa: F401
-from repspace.cli import train  # noqa: F401
-from repspace.cli import collection  # noqa: F401
-from repspace.cli import serve  # noqa: F401
 from repspace.cli.app import app
 from repspace.errors import RepspaceError
 
@@ -27,6 +24,31 @@ except ImportError:  # pragma: no cover - older typer uses click itself
 _CLICK_ERRORS = tuple({click.ClickException, _tclick.ClickException})
 _EXITS = tuple({click.exceptions.Exit, getattr(_tclick, "Exit", click.exceptions.Exit)})
 _ABORTS = tuple({click.exceptions.Abort, getattr(_tclick, "Abort", click.exceptions.Abort)})
+
+
+def compose(root: typer.Typer) -> typer.Typer:
+    """Register every command and command group on `root`, in help order (once; later calls return it as is)."""
+    if any(c.name == "encode" for c in root.registered_commands):
+        return root
+    from repspace.cli import align, collection, compress, demo, evaluate, index, serve, spaces, train, upgrade
+
+    for name, command in (("encode", spaces.encode), ("info", spaces.info), ("models", spaces.models),
+                          ("datasets", spaces.datasets), ("demo", demo.demo), ("eval", evaluate.eval_cmd),
+                          ("compare", evaluate.compare), ("compat", evaluate.compat), ("report", evaluate.report)):
+        root.command(name)(command)
+    root.add_typer(align.align_app, name="align")
+    root.add_typer(index.index_app, name="index")
+    root.command("search")(index.search)
+    root.add_typer(compress.compress_app, name="compress")
+    root.add_typer(upgrade.upgrade_app, name="upgrade")
+    root.command("train")(train.train)
+    root.add_typer(collection.collection_app, name="collection")
+    root.command("import")(collection.import_vectors)
+    root.command("serve")(serve.serve)
+    return root
+
+
+compose(app)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -7,10 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from repspace.cli.app import app
 
-
-@app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,

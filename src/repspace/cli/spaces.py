@@ -9,10 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from repspace.cli.app import app, emit_json, read_items
+from repspace.cli.app import emit_json, flag_hints, read_items
 
 
-@app.command()
 def encode(
     model: str = typer.Option(..., "--model", help="Built-in model name (see `repspace models`) or a local model directory."),
     out: Path = typer.Option(..., "--out", help="Output space directory."),
@@ -36,22 +35,22 @@ def encode(
     from repspace.encoders.job import encode_items
     from repspace.scale.cluster import check_engine
 
-    check_engine(engine)
-    items = read_items(dataset, input, text_column, id_column, label_column).limit(limit)
-    if engine == "ray":
-        from repspace.scale import encode_space
+    with flag_hints(overwrite="--overwrite", batch_size="--batch-size"):
+        check_engine(engine)
+        items = read_items(dataset, input, text_column, id_column, label_column).limit(limit)
+        if engine == "ray":
+            from repspace.scale import encode_space
 
-        encoder = get_encoder(model, device="cpu")  # the driver's copy: length order and version only
-        space = encode_space(model, items, out=out, batch_size=batch_size, chunk_items=chunk_items, overwrite=overwrite,
-                             progress=not quiet, workers=workers, address=ray_address, device=device, encoder=encoder)
-    else:
-        encoder = get_encoder(model, device=device)
-        space = encode_items(encoder, items, out=out, batch_size=batch_size, chunk_items=chunk_items,
-                             overwrite=overwrite, progress=not quiet)
+            encoder = get_encoder(model, device="cpu")  # the driver's copy: length order and version only
+            space = encode_space(model, items, out=out, batch_size=batch_size, chunk_items=chunk_items, overwrite=overwrite,
+                                 progress=not quiet, workers=workers, address=ray_address, device=device, encoder=encoder)
+        else:
+            encoder = get_encoder(model, device=device)
+            space = encode_items(encoder, items, out=out, batch_size=batch_size, chunk_items=chunk_items,
+                                 overwrite=overwrite, progress=not quiet)
     Console(stderr=True).print(f"wrote {out}: {space.count} x {space.dim} ({space.model})")
 
 
-@app.command()
 def info(
     path: Path = typer.Argument(..., help="A space directory."),
     json_out: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
@@ -72,7 +71,6 @@ def info(
     Console().print(table)
 
 
-@app.command()
 def models(json_out: bool = typer.Option(False, "--json")) -> None:
     """List built-in models and whether each is ready offline."""
     from repspace.encoders import MODELS
@@ -88,7 +86,6 @@ def models(json_out: bool = typer.Option(False, "--json")) -> None:
     Console().print(table)
 
 
-@app.command()
 def datasets(json_out: bool = typer.Option(False, "--json")) -> None:
     """List built-in datasets, their views and splits, and whether each is ready offline."""
     from repspace.datasets import DATASETS

@@ -8,10 +8,16 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from repspace.cli.app import app, emit_json
+from repspace.cli.app import emit_json, flag_hints
+from repspace.compat.methods import COMPAT_METHODS  # names only, no torch
+from repspace.compat.methods import SELF_SUPERVISED_METHODS as SSL_METHODS
+
+# library argument -> the flag that sets it (added to error messages)
+FLAGS = {"items": "--dataset", "base_space": "--base-space", "arch": "--arch", "dim": "--dim", "method": "--method",
+         "old": "--old", "classes": "--classes", "fraction": "--fraction", "epochs": "--epochs",
+         "batch_size": "--batch-size", "lr": "--lr", "classifier": "--classifier", "influence": "--influence"}
 
 
-@app.command()
 def train(
     dataset: Optional[str] = typer.Option(None, "--dataset", help="Image dataset for --arch cnn: fashion-mnist, digits "
                                           "(the train split is used unless NAME@SPLIT says otherwise)."),
@@ -19,8 +25,8 @@ def train(
     base_space: Optional[Path] = typer.Option(None, "--base-space", help="For --arch mlp: labelled space of the frozen encoder."),
     dim: Optional[int] = typer.Option(None, "--dim", help="Embedding dimension (for bt2: of the part compatible with "
                                       "--old); default 32, or 128 for the self-supervised methods."),
-    method: str = typer.Option("independent", "--method", help="independent | bct | dsimplex | bt2 (labels), or "
-                               "simclr | vicreg | barlow | byol | simsiam | myow | hydra | sie | obow | cmim (no labels)"),
+    method: str = typer.Option("independent", "--method", help=f"{' | '.join(COMPAT_METHODS)} (labels), or "
+                               f"{' | '.join(SSL_METHODS)} (no labels)"),
     old: Optional[Path] = typer.Option(None, "--old", help="The old model directory (bct, bt2)."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Train on these classes only: 0-4, 0,2,5 or names."),
     fraction: Optional[float] = typer.Option(None, "--fraction", help="Train on a random fraction F of the items."),
@@ -46,26 +52,19 @@ def train(
 ) -> None:
     """Train an embedding model: backward-compatible with an old one (BCT, d-Simplex, BT²), or without labels."""
     from repspace.compat.training import train_model
-    from repspace.objectives import METHODS as SSL_METHODS
     from repspace.datasets import load_dataset
-    from repspace.errors import InvalidInputError
     from repspace.spaces import Space
 
-    items = space = None
-    if arch == "mlp":
-        if base_space is None:
-            raise InvalidInputError("--arch mlp needs --base-space SPACE (e.g. bbc-news encoded by minilm-l6)")
-        space = Space.load(base_space)
-    else:
-        if dataset is None:
-            raise InvalidInputError("--arch cnn needs --dataset (fashion-mnist or digits)")
-        items = load_dataset(dataset if "@" in dataset else f"{dataset}@train")
+    # the library checks the inputs (and says what is missing); the CLI only names the flags
+    space = Space.load(base_space) if arch == "mlp" and base_space is not None else None
+    items = load_dataset(dataset if "@" in dataset else f"{dataset}@train") if arch != "mlp" and dataset else None
     if method in SSL_METHODS:
         from repspace.objectives import train_objective
 
-        config = train_objective(method, out, items=items, base_space=space, arch=arch, dim=dim,
-                                 epochs=10 if epochs is None else epochs, batch_size=batch_size or 256, lr=lr, seed=seed,
-                                 threads=threads, name=name, progress=not quiet, limit=limit)
+        with flag_hints(**FLAGS):
+            config = train_objective(method, out, items=items, base_space=space, arch=arch, dim=dim,
+                                     epochs=10 if epochs is None else epochs, batch_size=batch_size or 256, lr=lr,
+                                     seed=seed, threads=threads, name=name, progress=not quiet, limit=limit)
         if json_out:
             emit_json(config)
             return
@@ -75,10 +74,11 @@ def train(
             f"{config['epochs']} epochs (no labels); effective rank {last['effective_rank']:.1f}"
             + (f", final loss {last['loss']:.4f}" if "loss" in last else " (random initialisation)"))
         return
-    config = train_model(arch, dim, method, out, items=items, base_space=space, old=old, classes=classes,
-                         fraction=fraction, epochs=epochs, batch_size=batch_size or 128, lr=lr, alpha=alpha,
-                         extra_dims=extra_dims, seed=seed, threads=threads, name=name, progress=not quiet,
-                         classifier=classifier, influence=influence)
+    with flag_hints(**FLAGS):
+        config = train_model(arch, dim, method, out, items=items, base_space=space, old=old, classes=classes,
+                             fraction=fraction, epochs=epochs, batch_size=batch_size or 128, lr=lr, alpha=alpha,
+                             extra_dims=extra_dims, seed=seed, threads=threads, name=name, progress=not quiet,
+                             classifier=classifier, influence=influence)
     if json_out:
         emit_json(config)
         return

@@ -8,10 +8,9 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from repspace.cli.app import app, emit_json, read_items
+from repspace.cli.app import emit_json, read_items
 
 upgrade_app = typer.Typer(help="Upgrade the model behind an index without re-embedding first.", no_args_is_help=True)
-app.add_typer(upgrade_app, name="upgrade")
 
 
 @upgrade_app.command("fit")
@@ -90,6 +89,9 @@ def upgrade_start(
     method: str = typer.Option("procrustes", "--method", help="Adapter: procrustes | affine | lowrank | mlp."),
     queries: Optional[Path] = typer.Option(None, "--queries", help="Golden queries: .jsonl with \"text\" and the relevant "
                                            "item's \"id\" (default: pseudo-queries from held-out items)."),
+    fit_queries: Optional[Path] = typer.Option(None, "--fit-queries", help="Real queries to fit the score fusion on "
+                                               "(.jsonl like --queries, kept apart from them; pairs whose item is not "
+                                               "in the sample are left out). Default: pseudo-queries of the sample."),
     seed: int = typer.Option(0, "--seed"),
     quiet: bool = typer.Option(False, "--quiet"),
     json_out: bool = typer.Option(False, "--json"),
@@ -102,8 +104,13 @@ def upgrade_start(
     if queries is not None:
         items = read_input(queries)
         golden = list(zip(items.data, items.ids))
+    fit = None
+    if fit_queries is not None:
+        items = read_input(fit_queries)
+        fit = list(zip(items.data, items.ids))
     with _open(uri) as c:
-        st = up.start(c, model, sample=sample, method=method, seed=seed, golden=golden, progress=not quiet)
+        st = up.start(c, model, sample=sample, method=method, seed=seed, golden=golden, progress=not quiet,
+                      fit_queries=fit)
     if json_out:
         emit_json(st)
     else:

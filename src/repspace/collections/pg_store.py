@@ -48,24 +48,23 @@ def unesc(s: str | None) -> str | None:
     return _ESC.sub(lambda m: "\\" if m.group(0) == "\\\\" else "\x00", s)
 
 
-def esc_json(x: Any) -> Any:
+def _map_strings(x: Any, f) -> Any:
+    """`f` applied to every string (keys too) of a JSON value."""
     if isinstance(x, str):
-        return esc(x)
+        return f(x)
     if isinstance(x, dict):
-        return {esc(k): esc_json(v) for k, v in x.items()}
+        return {f(k): _map_strings(v, f) for k, v in x.items()}
     if isinstance(x, list):
-        return [esc_json(v) for v in x]
+        return [_map_strings(v, f) for v in x]
     return x
+
+
+def esc_json(x: Any) -> Any:
+    return _map_strings(x, esc)
 
 
 def unesc_json(x: Any) -> Any:
-    if isinstance(x, str):
-        return unesc(x)
-    if isinstance(x, dict):
-        return {unesc(k): unesc_json(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [unesc_json(v) for v in x]
-    return x
+    return _map_strings(x, unesc)
 
 
 def _jsonb(text: str):

@@ -14,7 +14,7 @@ import numpy as np
 
 from repspace.alignment.api import make_translator, training_ids
 from repspace.alignment.base import Translator
-from repspace.datasets.builtin import hash_split
+from repspace.datasets.builtin import split_ids
 from repspace.errors import DimensionMismatchError, InvalidInputError, UnknownNameError
 from repspace.evaluation.retrieval import query_retrieval
 from repspace.spaces import Space
@@ -64,7 +64,7 @@ def evaluate_upgrade(adapter: Translator, old_corpus: Space, new_queries: Space,
     """
     adapter.check_source(new_queries)
     check_adapter_target(adapter, old_corpus.model, old_corpus.dim, what="old corpus")
-    ids = [i for i in new_queries.ids if all_items or hash_split(i) == "test"]
+    ids = list(new_queries.ids) if all_items else split_ids(new_queries.ids)[1]
     if not ids:
         raise InvalidInputError("no query ids in the test half; pass all_items to score on every query")
     nq = new_queries.select(ids)

@@ -1,62 +1,73 @@
 """Compressors: map a space to nested prefixes usable at several dimensions.
 
-scikit-learn shape: hyper-parameters in `__init__`, `fit(X)`, `transform(X, dim)`, learned
-state in `attr_`; `save(path)` writes `compressor.json` + `state.safetensors` (no pickle).
-A fitted compressor remembers its source model and dimension and the dimensions it supports.
-Saved compressors plug into `repspace eval --reduce PATH` through REDUCER_LOADERS.
+Estimators of the one base (`repspace.estimator`): hyper-parameters in `__init__`, `fit(X, pairs=...)`,
+`transform(X, dim)`, learned state in `attr_`; `save(path)` writes `compressor.json` + `state.safetensors`
+(no pickle), `Compressor.load(path)` reads any registered method back. A fitted compressor remembers its
+source model and dimension and the dimensions it supports. A fitted compressor is also a reducer for the
+evaluation sweep (`transform(X, dim)`), so `repspace eval --reduce PATH` uses a saved one as it is.
 """
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
-from repspace._io import load_estimator, save_estimator
-from repspace.alignment.base import as_matrix
-from repspace.errors import DimensionMismatchError, InvalidInputError, SpaceFormatError
+from repspace.errors import DimensionMismatchError, InvalidInputError
+from repspace.estimator import Estimator
+from repspace.ops.validation import as_matrix, check_width
 from repspace.spaces import Space
 
 FORMAT = "repspace.compressor"
-REGISTRY: dict[str, type["Compressor"]] = {}
 
 
-class Compressor:
-    name: ClassVar[str] = "compressor"
-    _state_keys: ClassVar[tuple[str, ...]] = ()
+class Compressor(Estimator):
+    """Base class. Subclasses set `name`, implement `_fit(X, pairs)` (setting `dims_`) and `_transform(X)`
+    (all supported coordinates, prefixes first), and list their learned arrays in `_state_keys`."""
 
-    def __init_subclass__(cls, **kw: Any) -> None:
-        super().__init_subclass__(**kw)
-        REGISTRY[cls.name] = cls
+    family = "compressor"
+    name = "compressor"
+    registry: ClassVar[dict[str, type[Estimator]]] = {}
+    _meta_fields = {"source_model": "source_model_", "source_dim": "source_dim_", "dims": "dims_"}
 
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        sig = inspect.signature(type(self).__init__)
-        return {p: getattr(self, p) for p in sig.parameters if p != "self"}
-
-    def fit(self, X: np.ndarray, source: Space | None = None, **kw: Any) -> "Compressor":
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None, source: Space | None = None,
+            pairs: np.ndarray | None = None) -> "Compressor":
+        """X: (n, d) items. pairs: (n, d) paired queries of the same model, row i with item i (supervised
+        training, for the methods that use them). y is ignored (scikit-learn signature)."""
         X = as_matrix(X, "vectors")
-        self.source_dim_ = X.shape[1]
+        if pairs is not None:
+            pairs = as_matrix(pairs, "paired vectors")
+            if pairs.shape != X.shape:
+                raise InvalidInputError(f"pairs must be {X.shape} like the items; got {pairs.shape}", param="pairs")
+        self._fit(X, pairs)
+        self.dims_ = [int(d) for d in self.dims_]
         self.source_model_ = source.model if source is not None else None
-        self._fit(X, **kw)
+        self.source_dim_ = X.shape[1]
         return self
 
     def transform(self, X: np.ndarray, dim: int | None = None) -> np.ndarray:
-        """(n, source_dim) -> (n, dim) float32; dim must be one the compressor supports."""
-        if not hasattr(self, "source_dim_"):
-            raise InvalidInputError(f"compressor {self.name!r} is not fitted yet")
-        X = as_matrix(X, "vectors")
-        if X.shape[1] != self.source_dim_:
-            raise DimensionMismatchError(
-                f"compressor maps {self.source_dim_}-d vectors (model {self.source_model_}); got {X.shape[1]}-d")
+        """(n, source_dim) -> (n, dim) float32; dim must be one the compressor supports (default: the largest)."""
+        X = self._check(X)
         dim = dim or max(self.dims_)
         if dim not in self.dims_:
-            raise InvalidInputError(f"dimension {dim} is not one this compressor supports: {_ranges(self.dims_)}")
+            raise InvalidInputError(f"dimension {dim} is not one this compressor supports: {_ranges(self.dims_)}",
+                                    param="dim")
         return self._transform(X)[:, :dim].astype(np.float32)
+
+    def _check(self, X: np.ndarray) -> np.ndarray:
+        """Fitted, and X a finite (n, source_dim) matrix: its float64 copy."""
+        self.check_is_fitted()
+        X = as_matrix(X, "vectors")
+        check_width(X, self.source_dim_, f"compressor {self.name!r} maps {self.source_dim_}-d vectors (model {self.source_model_})")
+        return X
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} adaptor"
 
     def check_source(self, space: Space) -> None:
         """Refuse a space of another model or dimension than the one this compressor was fitted on."""
+        self.check_is_fitted()
         if self.source_model_ and space.model != self.source_model_:
             raise InvalidInputError(f"compressor was fitted on model {self.source_model_!r}; the space is {space.model!r}")
         if space.dim != self.source_dim_:
@@ -68,29 +79,14 @@ class Compressor:
         return space.with_vectors(self.transform(np.asarray(space.vectors), dim),
                                   extra={**space.extra, "compressor": self.name, "compressed_from": space.dim})
 
-    def _fit(self, X: np.ndarray, **kw: Any) -> None:
+    def _fit(self, X: np.ndarray, pairs: np.ndarray | None = None) -> None:
         raise NotImplementedError
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def save(self, path: str | Path) -> Path:
-        meta = {"format": FORMAT, "format_version": 1, "method": self.name, "params": self.get_params(),
-                "source_model": self.source_model_, "source_dim": self.source_dim_, "dims": list(map(int, self.dims_))}
-        return save_estimator(path, "compressor.json", meta, {k: getattr(self, k) for k in self._state_keys})
 
-    @staticmethod
-    def load(path: str | Path) -> "Compressor":
-        meta, arrays = load_estimator(path, "compressor.json", FORMAT, "compressor")
-        if meta.get("method") not in REGISTRY:
-            raise SpaceFormatError(f"{path}: unknown compressor method {meta.get('method')!r}")
-        obj = REGISTRY[meta["method"]](**meta["params"])
-        obj.source_model_, obj.source_dim_, obj.dims_ = meta["source_model"], meta["source_dim"], meta["dims"]
-        for k in obj._state_keys:
-            if k not in arrays:
-                raise SpaceFormatError(f"{path} lacks the array {k!r}; the compressor is corrupt")
-            setattr(obj, k, arrays[k])
-        return obj
+REGISTRY = Compressor.registry
 
 
 def _ranges(values: list[int]) -> str:
@@ -109,21 +105,6 @@ def _ranges(values: list[int]) -> str:
     return ", ".join(parts)
 
 
-class CompressorReducer:
-    """Adapts a saved compressor to the evaluation sweep's reducer protocol (fit is a no-op)."""
-
-    def __init__(self, compressor: Compressor) -> None:
-        self.compressor = compressor
-        self.name = f"{compressor.name} adaptor"
-
-    def fit(self, X: np.ndarray) -> "CompressorReducer":
-        return self
-
-    def transform(self, X: np.ndarray, dim: int) -> np.ndarray:
-        return self.compressor.transform(X, dim)
-
-
-def _load_reducer(path: Path):
-    if (path / "compressor.json").is_file():
-        return CompressorReducer(Compressor.load(path))
-    return None
+def CompressorReducer(compressor: Compressor) -> Compressor:  # noqa: N802  (old name of a removed adapter)
+    """A fitted compressor already is a sweep reducer; kept so old imports keep working."""
+    return compressor

@@ -18,6 +18,7 @@ import numpy as np
 
 from repspace.compress.base import Compressor
 from repspace.errors import InvalidInputError
+from repspace.ops.torchstate import seeded
 
 
 class CSRCompressor(Compressor):
@@ -41,7 +42,7 @@ class CSRCompressor(Compressor):
         self.threads = threads
 
     # ---------------------------------------------------------------- training
-    def _fit(self, X: np.ndarray, pairs: np.ndarray | None = None, **kw) -> None:
+    def _fit(self, X: np.ndarray, pairs: np.ndarray | None = None) -> None:
         import torch
         import torch.nn.functional as F
 
@@ -50,14 +51,9 @@ class CSRCompressor(Compressor):
         n, d = X.shape
         h = self.hidden or 4 * d
         if not 1 <= self.k <= h:
-            raise InvalidInputError(f"--k must be between 1 and the number of latents ({h}), got {self.k}")
-        if pairs is not None and pairs.shape != X.shape:
-            raise InvalidInputError(f"pairs must be ({n}, {d}) like the items; got {pairs.shape}")
+            raise InvalidInputError(f"k must be between 1 and the number of latents ({h}), got {self.k}", param="k")
         self.dims_ = [h]
-        old_threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        torch.manual_seed(self.seed)
-        try:
+        with seeded(self.seed, self.threads):
             Xt = torch.from_numpy(np.asarray(X, np.float32))
             Pt = torch.from_numpy(np.asarray(pairs, np.float32)) if pairs is not None else None
             data = torch.cat([Xt, Pt]) if Pt is not None else Xt
@@ -113,8 +109,6 @@ class CSRCompressor(Compressor):
             self.b_enc_ = b_enc.detach().numpy().astype(np.float32)
             self.W_dec_ = W_dec.detach().numpy().astype(np.float32)
             self.dead_fraction_ = float((since > self.dead_after).float().mean())
-        finally:
-            torch.set_num_threads(old_threads)
 
     # --------------------------------------------------------------- inference
     def _codes(self, X: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -142,16 +136,6 @@ class CSRCompressor(Compressor):
         m.eliminate_zeros()
         m.sort_indices()
         return m
-
-    def _check(self, X: np.ndarray) -> np.ndarray:
-        from repspace.alignment.base import as_matrix
-        from repspace.errors import DimensionMismatchError
-
-        X = as_matrix(X, "vectors")
-        if X.shape[1] != self.source_dim_:
-            raise DimensionMismatchError(
-                f"compressor maps {self.source_dim_}-d vectors (model {self.source_model_}); got {X.shape[1]}-d")
-        return X
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
         idx, val = self._codes(X)

@@ -15,6 +15,7 @@ import numpy as np
 
 from repspace._io import atomic_dir
 from repspace.errors import InvalidInputError
+from repspace.ops.torchstate import seeded
 
 
 def finetune_matryoshka(
@@ -34,11 +35,7 @@ def finetune_matryoshka(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train on row-aligned (query, document) texts; returns a summary (steps, seconds, loss per epoch)."""
-    import torch
-
-    from repspace.compress.losses import InfoNCELoss, MatryoshkaLoss
     from repspace.encoders import get_encoder
-    from repspace.ops.progress import progress_bar
     from repspace.encoders.sentence import SentenceTransformerEncoder
 
     if len(queries) != len(documents) or len(queries) < 2:
@@ -50,10 +47,20 @@ def finetune_matryoshka(
     full = encoder.dim
     dims = sorted({int(d) for d in dims} | {full})
     if dims[0] < 1 or dims[-1] > full:
-        raise InvalidInputError(f"--dims must lie in 1..{full} for {model!r}")
-    if threads:
-        torch.set_num_threads(threads)
-    torch.manual_seed(seed)
+        raise InvalidInputError(f"dims must lie in 1..{full} for {model!r}", param="dims")
+    with seeded(seed, threads):
+        return _train(st, model, queries, documents, out, dims, epochs, batch_size, lr, temperature, max_seq_length,
+                      seed, progress)
+
+
+def _train(st: Any, model: str, queries: Sequence[str], documents: Sequence[str], out: str | Path, dims: list[int],
+           epochs: int, batch_size: int, lr: float, temperature: float, max_seq_length: int, seed: int,
+           progress: bool) -> dict[str, Any]:
+    import torch
+
+    from repspace.compress.losses import InfoNCELoss, MatryoshkaLoss
+    from repspace.ops.progress import progress_bar
+
     encode_length = st.max_seq_length
     st.max_seq_length = max_seq_length  # training length; encoding keeps the model's own
     loss_fn = MatryoshkaLoss(InfoNCELoss(temperature), dims, [1.0] * len(dims))

@@ -14,9 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
-from repspace.alignment.mlp import gelu_tanh
 from repspace.compress.base import Compressor
-from repspace.compress.losses import InfoNCELoss, MatryoshkaLoss, SimilarityPreservationLoss
+from repspace.errors import DimensionMismatchError, InvalidInputError
+from repspace.ops.linalg import gelu_tanh, pca
+from repspace.ops.torchstate import seeded
 
 
 class MatryoshkaAdaptor(Compressor):
@@ -40,27 +41,21 @@ class MatryoshkaAdaptor(Compressor):
         self.seed = seed
         self.threads = threads
 
-    def _fit(self, X: np.ndarray, pairs: np.ndarray | None = None, **kw) -> None:
+    def _fit(self, X: np.ndarray, pairs: np.ndarray | None = None) -> None:
         import torch
         from torch import nn
 
-        from repspace.errors import DimensionMismatchError, InvalidInputError
+        from repspace.compress.losses import InfoNCELoss, MatryoshkaLoss, SimilarityPreservationLoss
 
         d = X.shape[1]
         if self.kind not in ("linear", "mlp"):
-            raise InvalidInputError(f"adaptor kind must be linear or mlp, got {self.kind!r}")
+            raise InvalidInputError(f"adaptor kind must be linear or mlp, got {self.kind!r}", param="kind")
         if max(self.dims) > d:
-            raise DimensionMismatchError(f"dims {self.dims} exceed the space's dimension {d}")
-        if pairs is not None and pairs.shape != X.shape:
-            raise InvalidInputError(f"pairs must be ({X.shape[0]}, {d}) like the items; got {pairs.shape}")
+            raise DimensionMismatchError(f"dims {self.dims} exceed the space's dimension {d}", param="dims")
         dims = sorted(set(self.dims) | {d})
         self.dims_ = dims
-        torch.manual_seed(self.seed)
-        old = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            self.mean_ = X.mean(0)
-            _, _, Vt = np.linalg.svd(X - self.mean_, full_matrices=False)
+        with seeded(self.seed, self.threads):
+            self.mean_, Vt = pca(X)
             W0 = np.zeros((d, d))
             W0[:, : len(Vt)] = Vt.T
             lin = nn.Linear(d, d, bias=False).double()
@@ -100,8 +95,6 @@ class MatryoshkaAdaptor(Compressor):
             self.W_ = lin.weight.detach().numpy().T.copy()
             self.w1_, self.b1_ = mlp[0].weight.detach().numpy().T.copy(), mlp[0].bias.detach().numpy().copy()
             self.w2_, self.b2_ = mlp[2].weight.detach().numpy().T.copy(), mlp[2].bias.detach().numpy().copy()
-        finally:
-            torch.set_num_threads(old)
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
         Z = X - self.mean_

@@ -7,6 +7,8 @@ from typing import Sequence
 import numpy as np
 
 from repspace.compress.base import Compressor
+from repspace.errors import DimensionMismatchError
+from repspace.ops.linalg import pca, pca_project
 
 
 class PCACompressor(Compressor):
@@ -16,21 +18,12 @@ class PCACompressor(Compressor):
     def __init__(self, dims: Sequence[int] | None = None) -> None:
         self.dims = list(dims) if dims is not None else None
 
-    def _fit(self, X: np.ndarray, **kw) -> None:
-        self.mean_ = X.mean(0)
-        _, _, Vt = np.linalg.svd(X - self.mean_, full_matrices=False)
-        self.components_ = Vt  # (min(n, d), d), rows by decreasing variance
+    def _fit(self, X: np.ndarray, pairs: np.ndarray | None = None) -> None:
+        self.mean_, self.components_ = pca(X)  # components (min(n, d), d), rows by decreasing variance
         self.dims_ = sorted(self.dims) if self.dims else list(range(1, X.shape[1] + 1))
         if max(self.dims_) > X.shape[1]:
-            from repspace.errors import DimensionMismatchError
-
-            raise DimensionMismatchError(f"dims {self.dims_} exceed the space's dimension {X.shape[1]}")
+            raise DimensionMismatchError(f"dims {self.dims_} exceed the space's dimension {X.shape[1]}", param="dims")
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
-        """Component coordinates; beyond the number of components (fewer items than dimensions)
-        the coordinates are zeros — the centred data is already fully represented."""
-        m = max(self.dims_)
-        comp = self.components_[:m]
-        out = np.zeros((len(X), m))
-        out[:, : len(comp)] = (X - self.mean_) @ comp.T
-        return out
+        """Component coordinates (zeros beyond the number of components)."""
+        return pca_project(X, self.mean_, self.components_, max(self.dims_))

@@ -55,14 +55,16 @@ def _check_output(out: Path, encoder: Encoder, fingerprint: str, overwrite: bool
     except SpaceFormatError:
         if out.is_dir() and not any(out.iterdir()):
             return None
-        raise OutputExistsError(f"{out} exists and is not a repspace space; choose another --out or pass --overwrite") from None
+        raise OutputExistsError(f"{out} exists and is not a repspace space; choose another output or pass overwrite=True",
+                                param="overwrite") from None
     if manifest.get("model") != encoder.name or manifest.get("model_version") != encoder.version:
         raise OutputExistsError(
             f"{out} holds a space of model {manifest.get('model')!r}, not {encoder.name!r}; "
-            "choose another --out or pass --overwrite"
+            "choose another output or pass overwrite=True", param="overwrite"
         )
     if manifest.get("extra", {}).get("input_fingerprint") != fingerprint:
-        raise OutputExistsError(f"{out} holds a space of other input items; choose another --out or pass --overwrite")
+        raise OutputExistsError(f"{out} holds a space of other input items; choose another output or pass "
+                                "overwrite=True", param="overwrite")
     return Space.load(out)
 
 
@@ -95,7 +97,7 @@ def open_partial(out: Path, record: dict[str, Any], overwrite: bool) -> Path:
                 raise OutputExistsError(
                     f"an interrupted encode of a different job is in {work} "
                     f"(model {old.get('model')!r}, {old.get('count')} items, batch {old.get('batch_size')}); "
-                    "re-run that command to finish it, or pass --overwrite to discard it"
+                    "re-run that command to finish it, or pass overwrite=True to discard it", param="overwrite"
                 )
             shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
@@ -119,7 +121,7 @@ def encode_items(
     if items.modality != encoder.modality:
         raise InvalidInputError(f"model {encoder.name!r} encodes {encoder.modality}, but the input holds {items.modality}")
     if batch_size <= 0:
-        raise InvalidInputError(f"--batch-size must be positive, got {batch_size}")
+        raise InvalidInputError(f"batch_size must be positive, got {batch_size}", param="batch_size")
     chunk_items = whole_batches(batch_size, chunk_items)
     fingerprint = items.fingerprint()
     out_path = Path(out) if out is not None else None

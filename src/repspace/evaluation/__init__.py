@@ -1,6 +1,6 @@
 """Measurements on embedding spaces: retrieval, probes, clustering, similarity, compatibility, sweeps."""
 
-from repspace.evaluation.compat import compatibility
+from repspace.evaluation.compatibility import compatibility
 from repspace.evaluation.probes import cluster, few_shot, knn_probe, linear_probe
 from repspace.evaluation.retrieval import label_retrieval, query_retrieval, read_qrels
 from repspace.evaluation.similarity import compare, linear_cka

@@ -1,6 +1,6 @@
 """Classification transfer: linear probe, weighted k-NN, few-shot episodes.
 
-Train/test splits are fixed by a hash of each item's id (`repspace.datasets.hash_split`), so
+Train/test splits are fixed by a hash of each item's id (`repspace.datasets.split_ids`), so
 every model is evaluated on the same items.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from repspace.datasets.builtin import hash_split
+from repspace.datasets.builtin import split_ids
 from repspace.errors import InvalidInputError
 from repspace.evaluation.retrieval import require_labels
 from repspace.ops.search import normalize_rows, topk
@@ -19,7 +19,8 @@ C_GRID = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 def id_split(space: Space, test_fraction: float = 0.3, salt: str = "repspace-probe-v1") -> tuple[np.ndarray, np.ndarray]:
     """Row indices (train, test) from the ids' hash; errors if either side is empty."""
-    is_test = np.asarray([hash_split(i, test_fraction, salt) == "test" for i in space.ids])
+    test_ids = set(split_ids(space.ids, test_fraction, salt)[1])
+    is_test = np.fromiter((i in test_ids for i in space.ids), dtype=bool, count=space.count)
     train, test = np.flatnonzero(~is_test), np.flatnonzero(is_test)
     if train.size == 0 or test.size == 0:
         raise InvalidInputError(f"too few items ({space.count}) to split into train and test")

@@ -144,7 +144,7 @@ def query_retrieval(
         corpus_ids = set(corpus.ids)
         qids = [i for i in queries.ids if i in corpus_ids]
         if not qids:
-            raise InvalidInputError("queries and corpus share no ids; give --qrels to say what is relevant")
+            raise InvalidInputError("queries and corpus share no ids; give qrels to say what is relevant", param="qrels")
         qrels = {i: {i: 1.0} for i in qids}
     else:
         unknown_q = [q for q in qrels if q not in set(queries.ids)]

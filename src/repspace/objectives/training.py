@@ -1,6 +1,6 @@
 """`train_objective`: one training loop for every self-supervised objective, resumable per epoch.
 
-The encoder is a `repspace.compat.models.CompatNet` without classifier (small CNN for grey images, MLP
+The encoder is a `repspace.nets.CompatNet` without classifier (small CNN for grey images, MLP
 head over a frozen encoder's space), saved as a model directory (`model.json` + `model.safetensors`)
 that `repspace encode --model DIR` loads like any compat model. Labels are never used for training;
 they are only carried into spaces for evaluation.
@@ -22,36 +22,19 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from repspace._io import atomic_dir
-from repspace.compat.models import CompatNet, save_model
+from repspace.nets import CompatNet, save_model, training_inputs
 from repspace.datasets.items import Items
 from repspace.errors import InvalidInputError
 from repspace.objectives.losses import dimension_std, effective_rank, singular_spectrum
 from repspace.objectives.methods import METHODS, build_objective
+from repspace.ops.progress import progress_bar
+from repspace.ops.torchstate import seeded
 from repspace.spaces import Space
 
 DEFAULT_DIM = 128
-
-
-def training_inputs(items: Items | None, base_space: Space | None, arch: str) -> tuple[torch.Tensor, dict]:
-    """(inputs, input description for model.json). Labels are not needed."""
-    from repspace.compat.training import images_to_tensor
-
-    if arch == "mlp":
-        if base_space is None:
-            raise InvalidInputError("--arch mlp trains a head on a frozen encoder's space: pass --base-space SPACE")
-        x = torch.from_numpy(np.array(base_space.vectors, dtype=np.float32))
-        return x, {"modality": "text", "base_model": base_space.model, "base_model_version": base_space.model_version,
-                   "in_dim": base_space.dim, "dataset": base_space.dataset}
-    if arch != "cnn":
-        raise InvalidInputError(f"unknown --arch {arch!r}; choose from cnn, mlp")
-    if items is None or items.modality != "image":
-        raise InvalidInputError("--arch cnn trains on an image dataset (fashion-mnist, digits)")
-    x = images_to_tensor(items.data)
-    return x, {"modality": "image", "shape": list(x.shape[2:]), "dataset": items.source.get("dataset")}
 
 
 def monitor(encoder: CompatNet, x: torch.Tensor) -> dict[str, float]:
@@ -149,12 +132,11 @@ def train_objective(
     each epoch's checkpoint is written (tests use it to interrupt a run). `epoch_metrics(encoder)` adds its
     numbers (e.g. a kNN accuracy) to `initial` and to every epoch's history row."""
     if method not in METHODS:
-        raise InvalidInputError(f"unknown --method {method!r}; choose from {', '.join(METHODS)}")
+        raise InvalidInputError(f"unknown method {method!r}; choose from {', '.join(METHODS)}", param="method")
     dim = DEFAULT_DIM if dim is None else dim
-    if epochs < 0 or batch_size < 2 or dim < 2:
-        raise InvalidInputError("--epochs must be >= 0, --batch-size >= 2 and --dim >= 2")
-    if threads:
-        torch.set_num_threads(threads)
+    for param, value, low in (("epochs", epochs, 0), ("batch_size", batch_size, 2), ("dim", dim, 2)):
+        if value < low:
+            raise InvalidInputError(f"{param} must be >= {low}, got {value}", param=param)
     out = Path(out)
     options = dict(options or {})
     x, source = training_inputs(items, base_space, arch)
@@ -162,77 +144,75 @@ def train_objective(
         x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:limit]]
     if len(x) < 2:
         raise InvalidInputError("self-supervised training needs at least 2 items")
-    torch.manual_seed(seed)
-    encoder = CompatNet(arch, dim, 0, "none", 0, source.get("in_dim"))
-    objective = build_objective(method, encoder, tuple(x.shape[1:]), **options)
-    mon_x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed + 1))[:monitor_items]]
-    initial = monitor(encoder, mon_x)
-    if epoch_metrics is not None:
-        initial.update(_metrics(epoch_metrics, encoder))
+    with seeded(seed, threads):  # restores torch's RNG state and thread count afterwards
+        encoder = CompatNet(arch, dim, 0, "none", 0, source.get("in_dim"))
+        objective = build_objective(method, encoder, tuple(x.shape[1:]), **options)
+        mon_x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed + 1))[:monitor_items]]
+        initial = monitor(encoder, mon_x)
+        if epoch_metrics is not None:
+            initial.update(_metrics(epoch_metrics, encoder))
 
-    fingerprint = hashlib.sha256(json.dumps(
-        {"method": method, "arch": arch, "dim": dim, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-         "weight_decay": weight_decay, "seed": seed, "items": len(x), "input": source, "options": options,
-         "x": hashlib.sha256(x[: min(len(x), 64)].numpy().tobytes()).hexdigest()}, sort_keys=True).encode()).hexdigest()[:16]
-    params = [p for p in objective.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    drop_last = len(x) > batch_size
-    per_epoch = len(x) // batch_size if drop_last else 1
-    total = epochs * per_epoch
-    history: list[dict[str, Any]] = []
-    start = 0
-    partial = _partial_dir(out)
-    if epochs and (partial / "state.json").is_file():
-        meta = json.loads((partial / "state.json").read_text())
-        if meta.get("fingerprint") != fingerprint:
-            raise InvalidInputError(f"{partial} holds a partial run with other settings (method, data, epochs, …); "
-                                    "re-run with the same arguments to resume it, or delete it to start over")
-        meta = _load_checkpoint(partial, objective, opt)
-        start, history = int(meta["epoch"]), list(meta["history"])
-    from repspace.encoders.job import progress_bar
-
-    with progress_bar(progress) as bar:
-        task = bar.add_task(f"train {method}", total=max(total, 1), completed=start * per_epoch, rate="")
-        for epoch in range(start, epochs):
-            objective.train()
-            g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-            order = torch.randperm(len(x), generator=g)
-            batches = order.split(batch_size)
-            if drop_last:
-                batches = batches[:per_epoch]
-            t0, tot = time.perf_counter(), 0.0
-            for k, b in enumerate(batches):
-                step = epoch * per_epoch + k
-                for group in opt.param_groups:
-                    group["lr"] = _lr_at(step, total, lr)
-                loss = objective.loss(x[b], g)
-                if not torch.isfinite(loss):
-                    raise InvalidInputError(f"{method}: the loss became {loss.item()} at epoch {epoch + 1}; "
-                                            "try a lower --lr")
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                objective.after_step(step + 1, total)
-                tot += loss.item()
-                bar.update(task, advance=1, rate=f"loss {tot / (k + 1):.3f}")
-            row = {"epoch": epoch + 1, "loss": tot / max(1, len(batches)), "seconds": time.perf_counter() - t0,
-                   **monitor(encoder, mon_x)}
-            if epoch_metrics is not None:
-                row.update(_metrics(epoch_metrics, encoder))
-            history.append(row)
-            _save_checkpoint(partial, objective, opt, {"epoch": epoch + 1, "history": history, "fingerprint": fingerprint})
-            if on_epoch is not None:
-                on_epoch(epoch + 1, row)
-    encoder.eval()
-    with torch.no_grad():
-        spectrum = singular_spectrum(torch.cat([encoder(b) for b in mon_x.split(1024)]))
-    config = {
-        "name": name or out.name, "arch": arch, "dim": dim, "extra_dims": 0, "method": method, "classifier": "none",
-        "classes": [], "trained_classes": [], "self_supervised": True, "train_items": len(x), "epochs": epochs,
-        "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed, "input": source,
-        "in_dim": source.get("in_dim"), "options": options, "initial": initial, "history": history,
-        "spectrum": [float(s) for s in spectrum / spectrum.max().clamp_min(1e-12)],
-    }
-    save_model(out, encoder, config)
-    shutil.rmtree(partial, ignore_errors=True)
-    return config
+        fingerprint = hashlib.sha256(json.dumps(
+            {"method": method, "arch": arch, "dim": dim, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+             "weight_decay": weight_decay, "seed": seed, "items": len(x), "input": source, "options": options,
+             "x": hashlib.sha256(x[: min(len(x), 64)].numpy().tobytes()).hexdigest()}, sort_keys=True).encode()).hexdigest()[:16]
+        params = [p for p in objective.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        drop_last = len(x) > batch_size
+        per_epoch = len(x) // batch_size if drop_last else 1
+        total = epochs * per_epoch
+        history: list[dict[str, Any]] = []
+        start = 0
+        partial = _partial_dir(out)
+        if epochs and (partial / "state.json").is_file():
+            meta = json.loads((partial / "state.json").read_text())
+            if meta.get("fingerprint") != fingerprint:
+                raise InvalidInputError(f"{partial} holds a partial run with other settings (method, data, epochs, …); "
+                                        "re-run with the same arguments to resume it, or delete it to start over")
+            meta = _load_checkpoint(partial, objective, opt)
+            start, history = int(meta["epoch"]), list(meta["history"])
+        with progress_bar(progress) as bar:
+            task = bar.add_task(f"train {method}", total=max(total, 1), completed=start * per_epoch, rate="")
+            for epoch in range(start, epochs):
+                objective.train()
+                g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+                order = torch.randperm(len(x), generator=g)
+                batches = order.split(batch_size)
+                if drop_last:
+                    batches = batches[:per_epoch]
+                t0, tot = time.perf_counter(), 0.0
+                for k, b in enumerate(batches):
+                    step = epoch * per_epoch + k
+                    for group in opt.param_groups:
+                        group["lr"] = _lr_at(step, total, lr)
+                    loss = objective.loss(x[b], g)
+                    if not torch.isfinite(loss):
+                        raise InvalidInputError(f"{method}: the loss became {loss.item()} at epoch {epoch + 1}; "
+                                                "try a lower learning rate", param="lr")
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                    objective.after_step(step + 1, total)
+                    tot += loss.item()
+                    bar.update(task, advance=1, rate=f"loss {tot / (k + 1):.3f}")
+                row = {"epoch": epoch + 1, "loss": tot / max(1, len(batches)), "seconds": time.perf_counter() - t0,
+                       **monitor(encoder, mon_x)}
+                if epoch_metrics is not None:
+                    row.update(_metrics(epoch_metrics, encoder))
+                history.append(row)
+                _save_checkpoint(partial, objective, opt, {"epoch": epoch + 1, "history": history, "fingerprint": fingerprint})
+                if on_epoch is not None:
+                    on_epoch(epoch + 1, row)
+        encoder.eval()
+        with torch.no_grad():
+            spectrum = singular_spectrum(torch.cat([encoder(b) for b in mon_x.split(1024)]))
+        config = {
+            "name": name or out.name, "arch": arch, "dim": dim, "extra_dims": 0, "method": method, "classifier": "none",
+            "classes": [], "trained_classes": [], "self_supervised": True, "train_items": len(x), "epochs": epochs,
+            "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed, "input": source,
+            "in_dim": source.get("in_dim"), "options": options, "initial": initial, "history": history,
+            "spectrum": [float(s) for s in spectrum / spectrum.max().clamp_min(1e-12)],
+        }
+        save_model(out, encoder, config)
+        shutil.rmtree(partial, ignore_errors=True)
+        return config

@@ -27,8 +27,10 @@ from repspace.errors import (
     DimensionMismatchError,
     InvalidInputError,
     InvalidVectorsError,
+    OutputExistsError,
     SpaceFormatError,
 )
+from repspace.ops.validation import check_finite  # noqa: F401  (lives in ops/; re-exported for old imports)
 
 FORMAT = "repspace.space"
 FORMAT_VERSION = 1
@@ -36,19 +38,6 @@ MANIFEST = "manifest.json"
 VECTORS = "vectors.npy"
 ITEMS = "items.parquet"
 _MANIFEST_KEYS = ("model", "model_version", "dataset", "view", "split", "created", "extra")
-
-
-def check_finite(vectors: np.ndarray, what: str = "vectors", chunk_rows: int = 65536) -> None:
-    """Raise InvalidVectorsError naming the first row with NaN/inf (chunked, memory-map friendly)."""
-    for start in range(0, vectors.shape[0], chunk_rows):
-        block = np.asarray(vectors[start : start + chunk_rows])
-        bad = ~np.isfinite(block).all(axis=1)
-        if bad.any():
-            row = start + int(np.flatnonzero(bad)[0])
-            raise InvalidVectorsError(
-                f"{what} contain NaN or inf (first at row {row}, {int(bad.sum())} row(s) in that block); "
-                "clean or drop those items first"
-            )
 
 
 def check_ids(ids: Sequence[str]) -> list[str]:
@@ -266,9 +255,9 @@ class Space:
         """Write the space to directory `path` atomically; returns the path."""
         path = Path(path)
         if path.exists() and not overwrite:
-            raise SpaceFormatError(f"{path} exists; pass overwrite=True to replace it")
+            raise OutputExistsError(f"{path} exists; pass overwrite=True to replace it")
         if path.exists() and not path.is_dir():
-            raise SpaceFormatError(f"{path} exists and is not a directory")
+            raise OutputExistsError(f"{path} exists and is not a directory")
         with atomic_dir(path) as tmp:
             _save_vectors(tmp / VECTORS, self.vectors)
             columns = {"id": pa.array(self.ids, pa.string())}

@@ -1,0 +1,48 @@
+"""``bt2``: backward-compatible training with a basis transformation and extra dimensions.
+
+Reference: Zhou et al., "BT^2: Backward-compatible Training with Basis Transformation", ICCV 2023. The new
+features keep their own classification loss; extra dimensions and a learned orthonormal basis transformation B
+make the first `dim` coordinates of ``B @ [features; extra]`` compatible with the old model (influence loss
+there), while B, being orthonormal, keeps all information of the new features in the full vector.
+
+Inputs: x (n, ...), y (n,) class ids; old_weight (num_classes, dim) the old classifier; the model must have
+``extra_dims > 0``. Example::
+
+    model = CompatNet("mlp", 8, 4, extra_dims=2, in_dim=6)
+    BT2Loss(model, old_weight=torch.randn(4, 8))(torch.randn(16, 6), torch.randint(0, 4, (16,))).backward()
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from repspace.compat.losses.base import CompatLoss, frozen_classifier
+from repspace.errors import InvalidInputError
+from repspace.nets import CompatNet
+
+
+class BT2Loss(CompatLoss):
+    """CE(new classifier) on the features + alpha * CE(old classifier) on the first `dim` coordinates of
+    the basis-transformed vector B @ [features; extra]."""
+
+    needs_old_model = True
+    needs_extra_dims = True
+
+    def __init__(self, model: CompatNet, old_weight: torch.Tensor, alpha: float = 1.0) -> None:
+        if not model.extra_dims:
+            raise InvalidInputError("BT2Loss needs a model with extra dimensions (extra_dims > 0)")
+        super().__init__(model)
+        self.alpha = alpha
+        self.register_buffer("old_weight", frozen_classifier(old_weight, model.dim, "compatible part of the new model"))
+
+    @classmethod
+    def for_training(cls, model: CompatNet, old_target: torch.Tensor | None = None, alpha: float = 1.0,
+                     cosine_scale: float | None = None) -> "BT2Loss":
+        return cls(model, old_target, alpha=alpha)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        f, extra = self.model._split(x)
+        z = self.model.embed_from(f, extra)[:, : self.model.dim]
+        return F.cross_entropy(self.model.logits(f), y) + self.alpha * F.cross_entropy(z @ self.old_weight.T, y)
+

@@ -1,0 +1,44 @@
+"""Input validation every estimator shares: a matrix's shape, emptiness and finiteness, and its width.
+
+    X = as_matrix(X, "source vectors")        # (n, d) float64 copy, or InvalidVectorsError
+    check_width(X, 384, "translator 'procrustes' maps 384-d vectors (model m)")   # or DimensionMismatchError
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from repspace.errors import DimensionMismatchError, InvalidVectorsError
+
+
+def check_finite(vectors: np.ndarray, what: str = "vectors", chunk_rows: int = 65536) -> None:
+    """Raise InvalidVectorsError naming the first row with NaN/inf (chunked, memory-map friendly)."""
+    for start in range(0, vectors.shape[0], chunk_rows):
+        block = np.asarray(vectors[start : start + chunk_rows])
+        bad = ~np.isfinite(block).all(axis=1)
+        if bad.any():
+            row = start + int(np.flatnonzero(bad)[0])
+            raise InvalidVectorsError(
+                f"{what} contain NaN or inf (first at row {row}, {int(bad.sum())} row(s) in that block); "
+                "clean or drop those items first"
+            )
+
+
+def check_matrix(X: np.ndarray, what: str = "X") -> np.ndarray:
+    """X as an array (no copy) after checking it is a non-empty, finite (n, d) matrix."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+        raise InvalidVectorsError(f"{what} must be a non-empty (n, d) array; got shape {X.shape}")
+    check_finite(X, what=what)
+    return X
+
+
+def as_matrix(X: np.ndarray, what: str = "X") -> np.ndarray:
+    """(n, d) float64 copy; clear errors for wrong shape, empty input and NaN/inf."""
+    return check_matrix(X, what).astype(np.float64)
+
+
+def check_width(X: np.ndarray, dim: int, expects: str) -> None:
+    """DimensionMismatchError "<expects>; got <d>-d" unless X has `dim` columns."""
+    if X.shape[1] != dim:
+        raise DimensionMismatchError(f"{expects}; got {X.shape[1]}-d")
