@@ -112,6 +112,7 @@ def run_demo(out: str | Path = "demo-out", models=DEMO_MODELS, limit: int | None
     from repspace.report.upgrade import upgrade_section
     from repspace.studies.alignment import alignment_rows
     from repspace.studies.compact import compact_study
+    from repspace.studies.evaluation import compatibility_result, retrieval_sweep, similarity, space_name, task_rows
     from repspace.studies.upgrade import adapter_recovery, compatible_training
 
     out = Path(out)
@@ -121,11 +122,13 @@ def run_demo(out: str | Path = "demo-out", models=DEMO_MODELS, limit: int | None
     report = Report("repspace demo — bbc-news")
     spaces_section(report, spaces, rows)
     retrieval_section(report, spaces, models)
-    sweep_section(report, [(spaces[(m, "title")], spaces[(m, "body")]) for m in models])
+    sweep_section(report, retrieval_sweep([(spaces[(m, "title")], spaces[(m, "body")]) for m in models]))
     compact_section(report, compact_study(spaces[(models[0], "title")], spaces[(models[0], "body")]))
-    tasks_section(report, [spaces[(m, "body")] for m in models])
-    similarity_section(report, [spaces[(m, v)] for m in models for v in DEMO_VIEWS])
-    compat_section(report, [spaces[(m, "body")] for m in models])
+    tasks_section(report, task_rows([spaces[(m, "body")] for m in models]))
+    viewed = [spaces[(m, v)] for m in models for v in DEMO_VIEWS]
+    similarity_section(report, [space_name(s) for s in viewed], *similarity(viewed))
+    bodies = [spaces[(m, "body")] for m in models]
+    compat_section(report, [space_name(s) for s in bodies], compatibility_result(bodies))
     for view in DEMO_VIEWS:
         alignment_section(report, alignment_rows([spaces[(m, view)] for m in models]),
                           title=f"Alignment between models ({view} view)")

@@ -69,7 +69,8 @@ def test_adapter_recovery_and_upgrade_section(pair):
     assert title.startswith("Upgrade") and "the criterion holds for: bct" in body and body.count("<img") == 2
 
 
-@pytest.mark.parametrize("module", ["repspace.report.compact", "repspace.report.upgrade", "repspace.report.alignment"])
+@pytest.mark.parametrize("module", ["repspace.report.compact", "repspace.report.upgrade", "repspace.report.alignment",
+                                    "repspace.report.live_upgrade"])
 def test_report_sections_do_not_fit_or_train(module):
     """A report module imports no estimator, trainer or index: it renders results it is given."""
     mod = __import__(module, fromlist=["_"])
@@ -92,3 +93,16 @@ def test_alignment_rows_and_section(pair):
     assert all(r["top-1"] == pytest.approx(1.0) and r["mean cos"] == pytest.approx(1.0, abs=1e-4) for r in rows)
     report = Report("t")
     assert alignment_section(report, rows, title="A") == rows and report.sections[0][0] == "A"
+
+
+def test_evaluation_sections_render_only_and_build_report_runs_the_study():
+    """report/evaluation.py's sections take the study's results; only `build_report` calls the study."""
+    import repspace.report.evaluation as mod
+
+    tree = ast.parse(inspect.getsource(mod))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert "repspace.evaluation" not in imported
+    study_names = {"task_rows", "label_sweep", "similarity", "compatibility_result", "compatible_groups"}
+    for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.endswith("_section")):
+        called = {c.func.id for c in ast.walk(fn) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)}
+        assert not called & study_names, (fn.name, called & study_names)

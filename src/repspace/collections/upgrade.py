@@ -753,7 +753,7 @@ def curve(old_corpus, new_corpus, texts: dict[str, str], q_old: np.ndarray, q_ne
         rows.append({"fraction": f, "actual": fraction(c), **m})
     result = {"old": old_corpus.model, "new": new_corpus.model, "order": order, "items": n, "queries": len(relevant),
               "sample": len(sample_ids), "start_s": start_s, "rows": rows, "fusion": c.meta["upgrade"]["fusion"],
-              "collection": c}
+              "area": {s: area(rows, s) for s in STRATEGIES}, "never_loses": never_loses(rows), "collection": c}
     return result
 
 

@@ -1,16 +1,18 @@
-"""Report sections for the evaluation capability: tasks, dimension curves, similarity, compatibility."""
+"""Report sections for the evaluation capability: tasks, dimension curves, similarity, compatibility.
+
+They render what `repspace.studies.evaluation` measured; `build_report` (the `repspace report` page) runs the
+study, then renders it."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from repspace.errors import RepspaceError
-from repspace.evaluation import (cluster, compare, compatibility, knn_probe, label_retrieval, linear_probe,
-                                 query_retrieval, sweep)
 from repspace.report.html import Report
 from repspace.spaces import Space
+from repspace.studies.evaluation import (compatible_groups, compatibility_result, label_sweep,
+                                         similarity, space_name, task_rows)
 
 
 def _plt():
@@ -22,26 +24,23 @@ def _plt():
     return plt
 
 
-def space_name(s: Space) -> str:
-    parts = [s.model.split("/")[-1]] + [p for p in (s.view, s.split) if p]
-    return ":".join(parts)
+def _curves(rows: list[dict[str, Any]], key: str, caption: str):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for (space, reduce) in dict.fromkeys((r["space"], r["reduce"]) for r in rows):
+        pts = [r for r in rows if r["space"] == space and r["reduce"] == reduce]
+        ax.plot([r["dim"] for r in pts], [r[key] for r in pts], "--" if reduce == "truncate" else "-", marker="o",
+                label=f"{space} {reduce}")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("dimension")
+    ax.set_ylabel(key)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return Report.figure(fig, caption)
 
 
-def default_dims(full: int) -> list[int]:
-    dims = [d for d in (8, 16, 32, 64, 128, 256, 512, 1024) if d < full]
-    return dims + [full]
-
-
-def tasks_section(report: Report, spaces: Sequence[Space]) -> None:
-    """Per-space probe, k-NN, label retrieval and clustering on labelled spaces."""
-    rows = []
-    for s in spaces:
-        if s.labels is None or len(np.unique(s.labels)) < 2:
-            continue
-        lr = label_retrieval(s)
-        rows.append({"space": space_name(s), "dim": s.dim, "probe acc": linear_probe(s)["accuracy"],
-                     "20-NN acc": knn_probe(s)["accuracy"], "mAP@R": lr["map@r"], "P@10": lr["precision@10"],
-                     "NMI": cluster(s)["nmi"]})
+def tasks_section(report: Report, rows: list[dict[str, Any]]) -> None:
+    """Per-space probe, k-NN, label retrieval and clustering (rows of `studies.evaluation.task_rows`)."""
     if rows:
         report.section(
             "Classification, label retrieval, clustering",
@@ -52,53 +51,25 @@ def tasks_section(report: Report, spaces: Sequence[Space]) -> None:
         )
 
 
-def sweep_section(report: Report, pairs: Sequence[tuple[Space, Space]], metric: str = "ndcg@10",
+def sweep_section(report: Report, rows: list[dict[str, Any]], metric: str = "ndcg@10",
                   title: str = "How small can it be: retrieval vs dimension") -> list[dict]:
-    """Metric vs dimension for query->corpus pairs (one per model), by truncation and by PCA."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    rows = []
-    for q, c in pairs:
-        dims = default_dims(c.dim)
-        for reduce, style in (("truncate", "--"), ("pca", "-")):
-            res = sweep(lambda s: query_retrieval(s[0], s[1]), [q, c], dims, reducer=reduce)
-            ys = [r[metric] for r in res["rows"]]
-            ax.plot(dims, ys, style, marker="o", label=f"{space_name(c)} {reduce}")
-            for r in res["rows"]:
-                rows.append({"model": c.model, "reduce": reduce, "dim": r["dim"], metric: r[metric],
-                             "retained": r[f"{metric}_retained"]})
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("dimension")
-    ax.set_ylabel(metric)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    """Metric vs dimension for query->corpus pairs (rows of `studies.evaluation.retrieval_sweep`)."""
     report.section(
         title,
         Report.text(f"Queries search the corpus (relevant = the item with the same id); {metric} when vectors are cut "
                     "to their first d coordinates (truncate) or projected on the top-d principal components of the "
                     "corpus (pca). 'retained' is the fraction of the full-dimension value."),
-        Report.figure(fig, f"{metric} vs dimension"),
-        Report.table(rows),
+        _curves(rows, metric, f"{metric} vs dimension"),
+        Report.table([{k: v for k, v in r.items() if k != "space"} for r in rows]),
     )
     return rows
 
 
-def similarity_section(report: Report, spaces: Sequence[Space], metric: str = "cka") -> np.ndarray:
-    """Heat-map of a similarity measure between every pair of spaces (joined by id)."""
+def similarity_section(report: Report, names: Sequence[str], S: np.ndarray, rows: list[dict[str, Any]],
+                       metric: str = "cka") -> np.ndarray:
+    """Heat-map of a similarity measure between every pair of spaces (`studies.evaluation.similarity`)."""
     plt = _plt()
-    n = len(spaces)
-    S = np.full((n, n), np.nan)
-    rows = []
-    for i in range(n):
-        S[i, i] = 1.0 if metric != "procrustes" else 0.0
-        for j in range(i + 1, n):
-            try:
-                res = compare(spaces[i], spaces[j], metrics=("cka", "cka_debiased", "mknn", "procrustes"))
-            except RepspaceError:
-                continue
-            S[i, j] = S[j, i] = res[metric]
-            rows.append({"A": space_name(spaces[i]), "B": space_name(spaces[j]), **{k: v for k, v in res.items()}})
-    names = [space_name(s) for s in spaces]
+    n = len(names)
     fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.0 * n + 1.5))
     im = ax.imshow(S, vmin=0, vmax=1, cmap="viridis")
     ax.set_xticks(range(n), names, rotation=35, ha="right", fontsize=8)
@@ -119,17 +90,14 @@ def similarity_section(report: Report, spaces: Sequence[Space], metric: str = "c
     return S
 
 
-def compat_section(report: Report, spaces: Sequence[Space], title: str = "Compatibility") -> dict | None:
-    """Compatibility matrix of spaces ordered old -> new (same dimension)."""
-    plt = _plt()
-    try:
-        res = compatibility(list(spaces))
-    except RepspaceError as e:
-        report.section(title, Report.text(f"not computed: {e}", note=True))
+def compat_section(report: Report, names: Sequence[str], res: dict[str, Any], title: str = "Compatibility") -> dict | None:
+    """Compatibility matrix of spaces ordered old -> new (`studies.evaluation.compatibility_result`)."""
+    if "error" in res:
+        report.section(title, Report.text(f"not computed: {res['error']}", note=True))
         return None
-    n = len(spaces)
+    plt = _plt()
+    n = len(names)
     M = np.array([[np.nan if v is None else v for v in row] for row in res["matrix"]])
-    names = [space_name(s) for s in spaces]
     fig, ax = plt.subplots(figsize=(1.5 * n + 2.5, 1.2 * n + 1.2))
     im = ax.imshow(M, cmap="magma", vmin=0, vmax=max(1e-9, np.nanmax(M)))
     ax.set_xticks(range(n), names, rotation=30, ha="right", fontsize=8)
@@ -162,32 +130,17 @@ def overview_section(report: Report, spaces: Sequence[Space]) -> None:
 
 
 def build_report(spaces: Sequence[Space], title: str = "repspace report") -> Report:
-    """The `repspace report` page for any list of spaces."""
+    """The `repspace report` page for any list of spaces: the evaluation study, then its sections."""
     report = Report(title)
     overview_section(report, spaces)
-    tasks_section(report, spaces)
+    tasks_section(report, task_rows(spaces))
     labelled = [s for s in spaces if s.labels is not None]
     if labelled:
-        plt = _plt()
-        fig, ax = plt.subplots(figsize=(7, 4))
-        rows = []
-        for s in labelled:
-            dims = default_dims(s.dim)
-            for reduce, style in (("truncate", "--"), ("pca", "-")):
-                res = sweep(lambda x: label_retrieval(x[0]), [s], dims, reducer=reduce)
-                ax.plot(dims, [r["map@r"] for r in res["rows"]], style, marker="o", label=f"{space_name(s)} {reduce}")
-                rows += [{"space": space_name(s), "reduce": reduce, "dim": r["dim"], "mAP@R": r["map@r"],
-                          "retained": r["map@r_retained"]} for r in res["rows"]]
-        ax.set_xscale("log", base=2); ax.set_xlabel("dimension"); ax.set_ylabel("mAP@R"); ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        report.section("Label retrieval vs dimension", Report.figure(fig, "mAP@R vs dimension"), Report.table(rows))
+        rows = label_sweep(labelled)
+        report.section("Label retrieval vs dimension", _curves(rows, "mAP@R", "mAP@R vs dimension"), Report.table(rows))
     if len(spaces) > 1:
-        similarity_section(report, spaces)
-        groups: dict[tuple, list[Space]] = {}
-        for s in spaces:
-            groups.setdefault((s.dataset, s.view, s.split, s.dim), []).append(s)
-        for (dataset, view, split, dim), group in groups.items():
-            if len(group) > 1:
-                where = ":".join(str(p) for p in (dataset, view) if p) + (f"@{split}" if split else "")
-                compat_section(report, group, title=f"Compatibility ({where}, {dim}-d)")
+        similarity_section(report, [space_name(s) for s in spaces], *similarity(spaces))
+        for where, dim, group in compatible_groups(spaces):
+            compat_section(report, [space_name(s) for s in group], compatibility_result(group),
+                           title=f"Compatibility ({where}, {dim}-d)")
     return report

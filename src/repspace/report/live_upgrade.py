@@ -1,6 +1,6 @@
 """Report section: the curve a person reads before switching a live collection to a new model.
 
-It renders what `repspace.collections.upgrade.curve` measured: quality of every serving strategy against
+It renders what `repspace.collections.upgrade.curve` measured (rows, areas, the never-lose verdict): quality of every serving strategy against
 the fraction of the gallery backfilled, with old -> old and new -> new (after a full backfill) as lines.
 """
 
@@ -20,8 +20,6 @@ def live_upgrade_section(report: Report, result: dict[str, Any], corpus: str) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from repspace.collections.upgrade import area, never_loses
-
     rows = result["rows"]
     xs = [100 * r["fraction"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -39,7 +37,7 @@ def live_upgrade_section(report: Report, result: dict[str, Any], corpus: str) ->
               "fused negative flips": r["fused"]["negative_flip_rate"]} for r in rows]
     last = rows[-1]
     verdict = ("never below old -> old (within one standard error) at any measured fraction"
-               if never_loses(rows) else "below old -> old at some fraction: do not serve it by default here")
+               if result["never_loses"] else "below old -> old at some fraction: do not serve it by default here")
     report.section(
         "Upgrade a live collection without losing",
         Report.text(f"A collection of {result['items']:,} {corpus} items holds {result['old']} vectors; "
@@ -51,7 +49,7 @@ def live_upgrade_section(report: Report, result: dict[str, Any], corpus: str) ->
                     f"logistic weights, so both kinds meet on one scale. Here fused is {verdict}; at 100 % it is "
                     f"{last['fused']['recall@10'] - last['new']['recall@10']:+.4f} recall@10 and "
                     f"{last['fused']['ndcg@10'] - last['new']['ndcg@10']:+.4f} nDCG@10 from new -> new. Area under the "
-                    "recall@10 curve: " + ", ".join(f"{s} {area(rows, s):.4f}" for s in ("old", "adapted", "mixed", "fused"))
+                    "recall@10 curve: " + ", ".join(f"{s} {result['area'][s]:.4f}" for s in ("old", "adapted", "mixed", "fused"))
                     + ". Negative flips (RACT): queries old -> old answered right at rank 1 that fused answers wrong."),
         Report.table(table),
         Report.figure(fig, "quality against backfill fraction for each strategy; old -> old and new -> new as lines"),
