@@ -15,7 +15,7 @@ import numpy as np
 from repspace.alignment.api import make_translator, training_ids
 from repspace.alignment.base import Translator
 from repspace.datasets.builtin import split_ids
-from repspace.errors import DimensionMismatchError, InvalidInputError, UnknownNameError
+from repspace.errors import InvalidInputError, UnknownNameError
 from repspace.evaluation.retrieval import query_retrieval
 from repspace.spaces import Space
 
@@ -48,11 +48,8 @@ def fit_adapter(old: Space, new: Space, method: str = "procrustes", pairs: int |
 
 
 def check_adapter_target(adapter: Translator, model: str, dim: int, what: str = "index") -> None:
-    """Refuse an adapter whose output is not the given model's space."""
-    if adapter.target_dim_ != dim:
-        raise DimensionMismatchError(f"the adapter outputs {adapter.target_dim_}-d vectors but the {what} is {dim}-d")
-    if adapter.target_model_ and adapter.target_model_ != model:
-        raise InvalidInputError(f"the adapter maps into model {adapter.target_model_!r} but the {what} holds {model!r}")
+    """Refuse an adapter whose output is not the given model's space (`Translator.check_target`)."""
+    adapter.check_target(model, dim, what)
 
 
 def evaluate_upgrade(adapter: Translator, old_corpus: Space, new_queries: Space, new_corpus: Space | None = None,
