@@ -171,3 +171,20 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, (tuple, set)):
         return list(x)
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def json_objects(path: Path, lines, field: str, hint: str = "") -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a .jsonl file (`lines`: its lines, a list or an open
+    file); one readable error for a line that is not JSON or is not an object with `field`."""
+    from repspace.errors import InvalidInputError
+
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            raise InvalidInputError(f"{path}: line {n} is not valid JSON ({e})") from None
+        if not isinstance(obj, dict) or field not in obj:
+            raise InvalidInputError(f"{path}: line {n} has no {field!r} field{hint}")
+        yield n, obj

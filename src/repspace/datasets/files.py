@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from repspace._io import json_objects
 from repspace.datasets.items import Items
 from repspace.errors import InvalidInputError
 
@@ -38,15 +38,7 @@ def _read_txt(path: Path) -> Items:
 
 def _read_jsonl(path: Path, text_column: str, id_column: str, label_column: str) -> Items:
     ids, texts, labels = [], [], []
-    for n, line in enumerate(_read_utf8(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as e:
-            raise InvalidInputError(f"{path}: line {n} is not valid JSON ({e})") from None
-        if not isinstance(obj, dict) or text_column not in obj:
-            raise InvalidInputError(f"{path}: line {n} has no {text_column!r} field (set --text-column)")
+    for n, obj in json_objects(path, _read_utf8(path).splitlines(), text_column, " (set --text-column)"):
         if not isinstance(obj[text_column], str):
             raise InvalidInputError(f"{path}: line {n}: {text_column!r} must be a string")
         ids.append(str(obj.get(id_column, n)))

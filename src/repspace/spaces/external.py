@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from repspace._io import json_objects
 from repspace.errors import InvalidInputError, InvalidVectorsError
 from repspace.spaces.space import Space
 
@@ -100,15 +101,7 @@ def read_vectors(path: str | Path, *, model: str, model_version: str = "", ids_f
     elif path.suffix == ".jsonl":
         ids, rows, labs = [], [], []
         with open(path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except ValueError as e:
-                    raise InvalidInputError(f"{path}:{n}: not JSON ({e})") from None
-                if vector_column not in obj:
-                    raise InvalidInputError(f"{path}:{n}: no {vector_column!r} field")
+            for _, obj in json_objects(path, fh, vector_column):
                 ids.append(str(obj.get(id_column, len(ids))))
                 rows.append(obj[vector_column])
                 labs.append(obj.get(label_column))
