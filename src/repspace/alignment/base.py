@@ -113,11 +113,10 @@ class Translator(Estimator):
 
     def check_target(self, model: str, dim: int, what: str = "index") -> None:
         """Refuse to feed a `what` of another model or dimension than this translator's output."""
+        from repspace.ops.validation import check_adapter_target
+
         self.check_is_fitted()
-        if self.target_dim_ != dim:
-            raise DimensionMismatchError(f"the adapter outputs {self.target_dim_}-d vectors but the {what} is {dim}-d")
-        if self.target_model_ and self.target_model_ != model:
-            raise InvalidInputError(f"the adapter maps into model {self.target_model_!r} but the {what} holds {model!r}")
+        check_adapter_target(self, model, dim, what)
 
     # ------------------------------------------------------------------- subclass API
     def _fit(self, X: np.ndarray, Y: np.ndarray) -> None:

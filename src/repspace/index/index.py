@@ -123,7 +123,9 @@ class Index:
         return self.search_ids(get_encoder(model, device=device).encode_batch(list(texts)), k, adapter=adapter)
 
     def _check_adapter(self, adapter: Any) -> None:
-        adapter.check_target(self.space.model, self.input_dim)
+        from repspace.ops.validation import check_adapter_target
+
+        check_adapter_target(adapter, self.space.model, self.input_dim)
 
     # ---------------------------------------------------------------- storage
     def save(self, path: str | Path) -> Path:

@@ -42,3 +42,14 @@ def check_width(X: np.ndarray, dim: int, expects: str) -> None:
     """DimensionMismatchError "<expects>; got <d>-d" unless X has `dim` columns."""
     if X.shape[1] != dim:
         raise DimensionMismatchError(f"{expects}; got {X.shape[1]}-d")
+
+
+def check_adapter_target(adapter, model: str, dim: int, what: str = "index") -> None:
+    """Refuse an adapter (anything with `target_dim_` / `target_model_`) whose output is not `model`'s `dim`-d
+    space — the `what` it is to feed."""
+    from repspace.errors import DimensionMismatchError, InvalidInputError
+
+    if adapter.target_dim_ != dim:
+        raise DimensionMismatchError(f"the adapter outputs {adapter.target_dim_}-d vectors but the {what} is {dim}-d")
+    if adapter.target_model_ and adapter.target_model_ != model:
+        raise InvalidInputError(f"the adapter maps into model {adapter.target_model_!r} but the {what} holds {model!r}")
