@@ -171,3 +171,14 @@ def test_a_new_kind_is_one_class_and_one_registry_line(monkeypatch, tmp_path):
     again = Index.load(tmp_path / "ix")
     assert again.spec == _Prefix(2)
     np.testing.assert_array_equal(again.search(q, 3)[1], i)
+
+
+def test_collections_accept_every_kind_that_is_not_static_only():
+    from repspace.collections.collection import _collection_spec
+    from repspace.errors import InvalidInputError
+    from repspace.index import KINDS
+
+    assert [k for k, c in KINDS.items() if c.static_only] == ["sparse"]
+    with pytest.raises(InvalidInputError, match="static indexes; collections take Flat, HNSW32, int8"):
+        _collection_spec("sparse")
+    assert str(_collection_spec("int8+rescore:50")) == "int8+rescore:50"

@@ -499,10 +499,13 @@ def _next_version(before: Any, after: Any) -> bool:
 
 
 def _collection_spec(text: str) -> IndexSpec:
+    from repspace.index import KINDS
+
     spec = parse_spec(text) if isinstance(text, str) else text
-    if spec.kind == "sparse":
-        raise InvalidInputError("spec 'sparse' (CSR codes) is for static indexes; collections take Flat, HNSWm, "
-                                "int8[+rescore:R], binary+rescore:R or funnel:a/b[:K]")
+    if spec.static_only:
+        live = [k.usage for k in KINDS.values() if not k.static_only]
+        raise InvalidInputError(f"spec {str(spec)!r} is for static indexes; collections take "
+                                f"{', '.join(live[:-1])} or {live[-1]}")
     return spec
 
 

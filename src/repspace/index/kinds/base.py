@@ -43,6 +43,7 @@ class IndexSpec(metaclass=_ByKind):
     usage: ClassVar[str]  # grammar shown in help texts, e.g. "int8[+rescore:R]"
     examples: ClassVar[str]  # examples named when a spec does not parse
     has_faiss_index: ClassVar[bool] = False  # saves a faiss index (faiss.index.npy; index.json's has_faiss_index)
+    static_only: ClassVar[bool] = False  # only for static indexes (live collections refuse it)
 
     def __init_subclass__(cls, name: str | None = None, pattern: str | None = None, usage: str | None = None,
                           examples: str | None = None, **kw: Any) -> None:

@@ -25,6 +25,8 @@ class Sparse(IndexSpec, name="sparse", pattern=r"(?a)sparse",  # ASCII case-fold
              usage="sparse (with a csr adaptor)", examples="sparse (with a csr adaptor)"):
     """`sparse`: needs an adaptor with `encode_sparse` (a fitted csr compressor); queries go through it too."""
 
+    static_only = True
+
     def __str__(self) -> str:
         return "sparse"
 
