@@ -193,3 +193,27 @@ def test_kill_9_mid_load_keeps_every_acknowledged_upsert(tmp_path):
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+
+
+@pytest.mark.real
+def test_upgrade_start_takes_golden_and_fit_queries(tmp_path):
+    """`queries` become the gate's golden queries and `fit_queries` fit the score fusion, as on the CLI."""
+    from repspace.collections import Collection
+    from repspace.collections.ingest import upsert_items
+    from repspace.datasets import load_dataset
+
+    items = load_dataset("bbc-news:text@test").limit(80)
+    root = tmp_path / "cols"
+    c = Collection.create(root / "news", model="glove-50")
+    upsert_items(c, items, batch_size=40)
+    c.close()
+    pairs = [{"text": t.split(".")[0][:200], "id": i} for i, t in zip(items.ids, items.data)]
+    cfg = ServeConfig(models=["stub"], api_keys=[KEY], collections=str(root))
+    app = create_app(cfg, models={"stub": EmbeddingModel(StubEncoder())}, background_load=False)
+    with running(app) as base:
+        st = _p(base, "/v1/collections/news/upgrade/start",
+                {"model": "minilm-l3-onnx", "sample": 60, "queries": pairs[:12], "fit_queries": pairs[12:]})
+        assert all(m["queries"] == 12 for m in st["metrics"].values())
+        _p(base, "/v1/collections/news/upgrade/start", {"model": "minilm-l3-onnx", "queries": [{"text": ""}]}, 422)
+    with Collection.open(root / "news") as c:
+        assert c.meta["upgrade"]["fusion"]["from"] == "fit queries"

@@ -100,14 +100,13 @@ def upgrade_start(
     from repspace.collections import upgrade as up
     from repspace.datasets import read_input
 
-    golden = None
-    if queries is not None:
-        items = read_input(queries)
-        golden = list(zip(items.data, items.ids))
-    fit = None
-    if fit_queries is not None:
-        items = read_input(fit_queries)
-        fit = list(zip(items.data, items.ids))
+    def pairs(path):
+        if path is None:
+            return None
+        items = read_input(path)
+        return list(zip(items.data, items.ids))
+
+    golden, fit = pairs(queries), pairs(fit_queries)
     with _open(uri) as c:
         st = up.start(c, model, sample=sample, method=method, seed=seed, golden=golden, progress=not quiet,
                       fit_queries=fit)

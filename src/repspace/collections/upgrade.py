@@ -410,53 +410,53 @@ def search_encoded(coll: Collection, q_old: np.ndarray | None, q_new: np.ndarray
     return out
 
 
+def _per_version(coll: Collection, attr: str, old_c, new_c, build: Callable[[], Any]) -> Any:
+    """`build()`, kept on the collection under `attr` until either compacted cache changes."""
+    key = (id(old_c), id(new_c), old_c.version, new_c.version, len(old_c.ids), len(new_c.ids))
+    cached = getattr(coll, attr, None)
+    if cached is None or cached[0] != key:
+        cached = (key, build())
+        setattr(coll, attr, cached)
+    return cached[1]
+
+
 def _row_maps(coll: Collection, old_c, new_c) -> tuple[np.ndarray, np.ndarray]:
     """old row -> new row and new row -> old row (-1 = none) of the two compacted caches, cached per version."""
-    key = (id(old_c), id(new_c), old_c.version, new_c.version, len(old_c.ids), len(new_c.ids))
-    cached = getattr(coll, "_row_maps", None)
-    if cached is not None and cached[0] == key:
-        return cached[1], cached[2]
-    o2n = np.fromiter((new_c.row_of.get(i, -1) for i in old_c.ids), np.int64, len(old_c.ids))
-    n2o = np.fromiter((old_c.row_of.get(i, -1) for i in new_c.ids), np.int64, len(new_c.ids))
-    coll._row_maps = (key, o2n, n2o)
-    return o2n, n2o
+    return _per_version(coll, "_row_maps", old_c, new_c, lambda: (
+        np.fromiter((new_c.row_of.get(i, -1) for i in old_c.ids), np.int64, len(old_c.ids)),
+        np.fromiter((old_c.row_of.get(i, -1) for i in new_c.ids), np.int64, len(new_c.ids))))
 
 
-EXACT_FUSED_CELLS = 1 << 22  # items x dim up to which fused scores every item (three matrix products)
+EXACT_FUSED_CELLS = 1 << 22  # items x dim up to which fused scores every item exactly (one product per item)
 
 
 def _exact_blocks(coll: Collection, old_c, new_c, o2n: np.ndarray):
-    """The Flat fused path's item matrices, cached per cache version: the rows not backfilled (old vectors) and
-    the backfilled rows as [old vector | new vector], so that every item is scored by one product."""
-    key = (id(old_c), id(new_c), old_c.version, new_c.version, len(old_c.ids), len(new_c.ids))
-    cached = getattr(coll, "_exact_blocks", None)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    rows_a = np.flatnonzero(o2n < 0)
-    rows_b = np.flatnonzero(o2n >= 0)
-    Va = np.ascontiguousarray(old_c.vectors[rows_a])
-    Vb = np.ascontiguousarray(np.hstack([old_c.vectors[rows_b], new_c.vectors[o2n[rows_b]]]))
-    blocks = (rows_a, rows_b, Va, Vb, np.concatenate([rows_a, rows_b]))
-    coll._exact_blocks = (key, blocks)
-    return blocks
+    """The Flat fused path's item matrices, cached per version: (number of rows not backfilled, their old vectors,
+    the backfilled rows as [old vector | new vector], old row of each column of the two blocks side by side)."""
+    def build():
+        rows_a, rows_b = np.flatnonzero(o2n < 0), np.flatnonzero(o2n >= 0)
+        return (len(rows_a), np.ascontiguousarray(old_c.vectors[rows_a]),
+                np.ascontiguousarray(np.hstack([old_c.vectors[rows_b], new_c.vectors[o2n[rows_b]]])),
+                np.concatenate([rows_a, rows_b]))
+
+    return _per_version(coll, "_exact_blocks", old_c, new_c, build)
 
 
 def _fused_exact(coll, old_c, new_c, o2n, qA, qB, qn, k, wa, wb, block: int = 256):
     """Fused over every item, exactly (Flat spec, small collections): items not backfilled score qA·old + a,
     backfilled ones [qB, w·qn]·[old | new] + b — one product per item, so the added cost over a plain search is
     the backfilled items' old half."""
-    rows_a, rows_b, Va, Vb, perm = _exact_blocks(coll, old_c, new_c, o2n)
+    na, Va, Vb, perm = _exact_blocks(coll, old_c, new_c, o2n)
     parsed = old_c.parsed()
     qBn = np.hstack([qB, np.float32(wb[2]) * qn]).astype(np.float32)
     out = []
     for s in range(0, len(qA), block):
         e = min(len(qA), s + block)
         sc = np.empty((e - s, len(perm)), np.float32)
-        na = len(rows_a)
         if na:
             np.matmul(qA[s:e], Va.T, out=sc[:, :na])
             sc[:, :na] += np.float32(wa[2])
-        if len(rows_b):
+        if na < len(perm):
             np.matmul(qBn[s:e], Vb.T, out=sc[:, na:])
             sc[:, na:] += np.float32(wb[3])
         kk = min(k, sc.shape[1])

@@ -64,6 +64,10 @@ class GoldenQuery(_Body):
     id: str = Field(min_length=1, max_length=10_000)
 
 
+def _pairs(queries: list[GoldenQuery] | None) -> list[tuple[str, str]] | None:
+    return [(q.text, q.id) for q in queries] if queries else None
+
+
 class UpgradeStartBody(_Body):
     model: str = Field(min_length=1)
     sample: int = Field(default=1000, ge=20, le=1_000_000)
@@ -266,8 +270,7 @@ def upgrade_start(name: str, body: UpgradeStartBody, state: ServiceState = Depen
     c, lock = _open(state, name)
     with lock:
         return up.start(c, body.model, sample=body.sample, method=body.method, seed=body.seed,
-                        golden=[(q.text, q.id) for q in body.queries] if body.queries else None,
-                        fit_queries=[(q.text, q.id) for q in body.fit_queries] if body.fit_queries else None)
+                        golden=_pairs(body.queries), fit_queries=_pairs(body.fit_queries))
 
 
 @router.get("/{name}/upgrade")
