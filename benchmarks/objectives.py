@@ -19,7 +19,8 @@ Compatible training (issue items 4 and 5), with the CLI's defaults (32-d, ~1,000
       --variants bct,bct-proto
       old = classes 0-4; new on all classes: bct (paper: old classifier + synthesised weights for new classes),
       bct-proto (cosine influence loss against the old model's class prototypes), bct-proto-cos (+ cosine
-      classifier), dsimplex (old and new against the full fixed simplex from the start), independent
+      classifier), bct-gallery / bt2-gallery (each new feature must find its own item's old embedding and its
+      class in the old model's gallery of training items, `--influence gallery`), dsimplex (old and new against the full fixed simplex from the start), independent
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ COMPAT_VARIANTS = {
     "bt2": ({"method": "independent"}, {"method": "bt2"}),
     "bct-proto": ({"method": "independent"}, {"method": "bct", "influence": "prototypes"}),
     "bct-proto-cos": ({"method": "independent"}, {"method": "bct", "influence": "prototypes", "classifier": "cosine"}),
+    "bct-gallery": ({"method": "independent"}, {"method": "bct", "influence": "gallery"}),
+    "bt2-gallery": ({"method": "independent"}, {"method": "bt2", "influence": "gallery"}),
     "dsimplex": ({"method": "dsimplex"}, {"method": "dsimplex"}),
 }
 
@@ -199,10 +202,6 @@ def main() -> None:
         print(f"| {method} | {fmt([r['knn'] for r in rows])} | {fmt([r['probe'] for r in rows])} | "
               f"{fmt([r['effective_rank'] for r in rows], 1.0, 1)} | {curve} | "
               f"{statistics.mean(r['min_per_epoch'] for r in rows):.2f} |", flush=True)
-    if "sie" in results:
-        r = results["sie"]
-        print(f"\nSIE, invariant half only ({args.dim // 2} of {args.dim} dims): kNN {fmt([x['knn_invariant'] for x in r])}, "
-              f"linear probe {fmt([x['probe_invariant'] for x in r])}")
     if "sie" in results:
         r = results["sie"]
         print(f"\nSIE, invariant half only ({args.dim // 2} of {args.dim} dims): kNN {fmt([x['knn_invariant'] for x in r])}, "

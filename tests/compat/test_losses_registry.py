@@ -26,7 +26,7 @@ def test_registry_names_classes_and_declarations():
         assert "Reference" in module.__doc__ and "Example" in module.__doc__ and "Inputs" in module.__doc__
     needs = {m: (c.needs_old_model, c.fixed_classifier, c.needs_extra_dims, c.influence_options) for m, c in classes.items()}
     assert needs == {"independent": (False, None, False, ()), "dsimplex": (False, "simplex", False, ()),
-                     "bct": (True, None, False, ("prototypes",)), "bt2": (True, None, True, ())}
+                     "bct": (True, None, False, ("prototypes", "gallery")), "bt2": (True, None, True, ("gallery",))}
     with pytest.raises(UnknownNameError, match="choose from independent, dsimplex, bct, bt2"):
         get_loss("nope")
 
@@ -54,7 +54,7 @@ def test_models_follow_the_declared_needs_and_torch_state_is_restored(digits, tm
     bt2 = train_model(method="bt2", out=tmp_path / "bt2", old=tmp_path / "old", **{**common, "dim": None})
     ds = train_model(method="dsimplex", out=tmp_path / "ds", **common)
     assert (old["classifier"], old["extra_dims"], old["alpha"], old["influence"]) == ("linear", 0, None, None)
-    assert (bt2["dim"], bt2["extra_dims"], bt2["alpha"], bt2["influence"]) == (12, 3, 1.0, None)  # old's dim, dim // 4
+    assert (bt2["dim"], bt2["extra_dims"], bt2["alpha"], bt2["influence"]) == (12, 3, 1.0, "classifier")  # old's dim, dim // 4
     assert ds["classifier"] == "simplex"
     bct = train_model(method="bct", out=tmp_path / "bct", old=tmp_path / "old", **common)
     assert bct["influence"] == "classifier" and bct["alpha"] == 1.0

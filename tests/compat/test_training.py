@@ -114,6 +114,11 @@ def test_train_cli_digits_end_to_end(cli, tmp_path):
         assert code == 0, err
         model, config = load_model(out)
         assert config["method"] == method and len(config["trained_classes"]) == 10
+    code, _, err = cli(*base, "--method", "bct", "--old", old, "--influence", "gallery", "--out", tmp_path / "gal")
+    assert code == 0, err
+    assert load_model(tmp_path / "gal")[1]["influence"] == "gallery"
+    code, _, err = cli(*base, "--method", "dsimplex", "--influence", "gallery", "--out", tmp_path / "bad")
+    assert code == 2 and "--influence" in err and not (tmp_path / "bad").exists()
     for name in ("old", "old-ds", "new-bct", "new-bt2", "new-dsimplex"):
         code, _, err = cli("encode", "--model", tmp_path / name, "--dataset", "digits@test", "--out",
                            tmp_path / f"s-{name}", "--quiet")
@@ -278,3 +283,69 @@ def test_bct_without_dim_takes_the_old_models_dimension(tmp_path):
     with pytest.raises(InvalidInputError, match="unknown influence"):
         train_model("mlp", None, "bct", tmp_path / "x", base_space=base, old=tmp_path / "old", epochs=1,
                     progress=False, influence="nope")
+
+
+def test_gallery_influence_is_nca_among_the_old_features():
+    from repspace.compat.losses.influence import GalleryInfluence
+
+    torch.manual_seed(0)
+    bank, labels = torch.randn(30, 8), torch.randint(0, 3, (30,))
+    term = GalleryInfluence(bank * 3.0, labels, scale=10.0)  # the bank is normalised on the way in
+    f = torch.randn(5, 8, requires_grad=True)
+    y = torch.tensor([0, 1, 2, 0, 1])
+    loss = term(f, y)
+    s = 10.0 * torch.nn.functional.normalize(f, dim=1) @ torch.nn.functional.normalize(bank, dim=1).T
+    p = torch.softmax(s, dim=1)
+    want = -torch.log(torch.stack([p[i, labels == y[i]].sum() for i in range(5)])).mean()
+    assert torch.allclose(loss, want, atol=1e-5)
+    loss.backward()
+    assert f.grad.abs().sum() > 0 and not term.bank.requires_grad
+    # a class absent from the bank adds nothing; a sample smaller than the bank draws rows
+    assert term(f[:1], torch.tensor([7])).item() == 0.0
+    assert torch.isfinite(GalleryInfluence(bank, labels, sample=4)(f, y))
+    with pytest.raises(InvalidInputError):
+        GalleryInfluence(bank, labels[:5])
+
+
+def test_gallery_influence_own_term_pulls_each_feature_to_its_own_old_embedding():
+    from repspace.compat.losses.influence import GalleryInfluence
+
+    old = _mlp(dim=8, k=3)
+    x, y = torch.randn(6, 6), torch.tensor([0, 1, 2, 0, 1, 2])
+    with torch.no_grad():
+        bank = old.embed(torch.randn(40, 6))
+    labels = torch.randint(0, 3, (40,))
+    term = GalleryInfluence(bank, labels, scale=20.0, old_model=old, class_weight=0.0)
+    old.train()
+    f = torch.randn(6, 8, requires_grad=True)
+    loss = term(f, y, x)
+    assert old.training  # the old model is used in eval mode and left as it was
+    old.eval()
+    with torch.no_grad():
+        own = torch.nn.functional.normalize(old.embed(x), dim=1)
+    fn = torch.nn.functional.normalize(f, dim=1)
+    s = 20.0 * fn @ torch.nn.functional.normalize(bank, dim=1).T
+    want = []
+    for i in range(6):
+        logits = torch.cat([(20.0 * fn[i] @ own[i]).view(1), s[i, labels != y[i]]])
+        want.append(torch.logsumexp(logits, 0) - logits[0])
+    assert torch.allclose(loss, torch.stack(want).mean(), atol=1e-5)
+    loss.backward()
+    assert f.grad.abs().sum() > 0 and all(p.grad is None for p in old.parameters())
+    # features at their own old embeddings score better than random ones
+    assert term(own * 3.0, y, x) < term(torch.randn(6, 8), y, x)
+
+
+def test_gallery_influence_trains_bct_and_bt2_and_is_refused_elsewhere(tmp_path):
+    from repspace.compat.training import train_model
+    from tests.conftest import make_space
+
+    base = make_space(n=60, d=6)
+    train_model("mlp", 12, "independent", tmp_path / "old", base_space=base, epochs=2, progress=False)
+    for method in ("bct", "bt2"):
+        cfg = train_model("mlp", None, method, tmp_path / method, base_space=base, old=tmp_path / "old", epochs=2,
+                          progress=False, influence="gallery")
+        assert cfg["influence"] == "gallery" and np.isfinite(cfg["history"][-1]["loss"])
+    with pytest.raises(InvalidInputError, match="prototypes influence is for method 'bct'"):
+        train_model("mlp", None, "bt2", tmp_path / "x", base_space=base, old=tmp_path / "old", epochs=1,
+                    progress=False, influence="prototypes")

@@ -185,3 +185,24 @@ def test_cmim_is_finite_and_rewards_good_reconstructions():
     cmim = CMIMLoss()
     good, bad = cmim(x, x, mu, logvar, z, mu), cmim(x, torch.randn(16, 20), mu, logvar, z, torch.randn(16, 4))
     assert torch.isfinite(good) and good < bad
+
+
+def test_myow_mines_from_the_batch_and_a_queue_but_never_itself():
+    keys = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # the batch's own items come first
+    queue = torch.tensor([[0.95, 0.05], [0.05, 0.95], [-1.0, 0.0]])
+    idx = MYOWLoss(k=1).mine(keys, torch.cat([keys, queue]))
+    assert idx.tolist() == [2, 3]  # the nearest queued item, not the anchor itself (similarity 1)
+
+
+def test_cmim_amim_terms_are_per_item_likelihoods():
+    torch.manual_seed(0)
+    x, x_hat = torch.randn(8, 20), torch.randn(8, 20)
+    mu, logvar = torch.randn(8, 4), torch.zeros(8, 4)
+    z = mu + torch.randn(8, 4)
+    full = CMIMLoss(contrastive_weight=0.0)(x, x_hat, mu, logvar, z, mu)
+    scaled = CMIMLoss(contrastive_weight=0.0, per_dim=True)(x, x_hat, mu, logvar, z, mu)
+    recon = ((x - x_hat) ** 2).sum(1).mean() / (2 * 0.5 ** 2)
+    latent = -0.5 * ((-0.5 * (z - mu) ** 2).sum(1) + (-0.5 * z ** 2).sum(1)).mean()
+    assert full.item() == pytest.approx((recon + latent).item(), rel=1e-5)
+    assert scaled.item() == pytest.approx(full.item() / 20, rel=1e-5)
+

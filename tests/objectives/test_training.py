@@ -153,3 +153,53 @@ def test_sie_invariant_half_is_invariant_and_equivariant_half_predicts_the_param
         return cross_val_score(RidgeCV(alphas=[0.1, 1, 10, 100]), np.concatenate([u, v], 1), angle, cv=3, scoring="r2").mean()
 
     assert r2(ea.numpy(), eb.numpy()) > r2(ia.numpy(), ib.numpy()) + 0.1
+
+
+def test_myow_queue_and_mined_term_ramp():
+    """MYOW's candidate pool is the batch plus a ring queue of past teacher outputs (kept in the state dict, so
+    checkpoints carry it), and its mined term is off during the warm-up, then ramps linearly in."""
+    torch.manual_seed(0)
+    obj = build_objective("myow", CompatNet("cnn", 16, 0, "none"), (1, 8, 8), queue_size=6, warmup=0.2, rampup=0.4,
+                          mined_weight=0.5)
+    assert {"queue_keys", "queue_values", "queue_filled", "queue_pointer", "progress"} <= set(obj.state_dict())
+    obj.enqueue(torch.ones(4, 16), torch.ones(4, 32))
+    assert int(obj.queue_filled) == 4 and int(obj.queue_pointer) == 4
+    obj.enqueue(2 * torch.ones(4, 16), 2 * torch.ones(4, 32))  # wraps around: the oldest two are overwritten
+    assert int(obj.queue_filled) == 6 and int(obj.queue_pointer) == 2
+    assert obj.queue_keys[:, 0].tolist() == [2, 2, 1, 1, 2, 2]
+    scales = []
+    for step in (0, 10, 20, 40, 60, 100):
+        obj.after_step(step, 100)
+        scales.append(obj.mined_scale())
+    assert scales == pytest.approx([0.0, 0.0, 0.0, 0.25, 0.5, 0.5], abs=1e-6)
+    x = torch.randn(8, 1, 8, 8)
+    loss = obj.loss(x, torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss) and int(obj.queue_filled) == 6
+
+
+def test_simsiam_predictor_keeps_a_fixed_learning_rate(digits, tmp_path):
+    obj = build_objective("simsiam", CompatNet("cnn", 16, 0, "none"), (1, 8, 8))
+    groups = obj.param_groups()
+    assert [g.get("fixed_lr", False) for g in groups] == [False, True]
+    assert {id(p) for p in groups[1]["params"]} == {id(p) for p in obj.predictor.parameters()}
+    assert sum(len(g["params"]) for g in groups) == len([p for p in obj.parameters() if p.requires_grad])
+    plain = build_objective("simsiam", CompatNet("cnn", 16, 0, "none"), (1, 8, 8), fixed_predictor_lr=False)
+    assert len(plain.param_groups()) == 1
+    # the loop leaves the fixed group at the base lr (end of training: the scheduled lr is ~0) and resumes it
+    kw = dict(items=digits, dim=16, epochs=3, batch_size=64, limit=128, progress=False, threads=1, lr=1e-3)
+    meta_groups = []
+
+    class Stop(Exception):
+        pass
+
+    def stop(epoch, row):
+        if epoch < 2:
+            return
+        meta_groups.extend(json.loads((tmp_path / ".t.partial" / "state.json").read_text())["opt_groups"])
+        raise Stop
+
+    with pytest.raises(Stop):
+        train_objective("simsiam", tmp_path / "t", on_epoch=stop, **kw)
+    assert meta_groups[1]["fixed_lr"] is True and meta_groups[1]["lr"] == pytest.approx(1e-3)
+    assert meta_groups[0]["lr"] < 1e-3
+    train_objective("simsiam", tmp_path / "t", **kw)  # resumes with both groups

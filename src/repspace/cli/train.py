@@ -37,8 +37,11 @@ def train(
     lr: float = typer.Option(1e-3, "--lr"),
     limit: Optional[int] = typer.Option(None, "--limit", help="Self-supervised: train on N items (seeded sample)."),
     alpha: float = typer.Option(1.0, "--alpha", help="Weight of the influence loss (bct, bt2)."),
-    influence: str = typer.Option("classifier", "--influence", help="bct: classifier (the old classifier; synthesised "
-                                  "rows for classes it never saw) | prototypes (cosine loss to the old model's class means)"),
+    influence: str = typer.Option("classifier", "--influence", help="bct, bt2: classifier (the old classifier; "
+                                  "synthesised rows for classes it never saw) | gallery (each new feature must find "
+                                  "its own item's old embedding and its class among the old model's embeddings of "
+                                  "the training items: for added classes) | prototypes (bct: cosine loss to the old "
+                                  "model's class means)"),
     classifier: Optional[str] = typer.Option(None, "--classifier", help="linear (default) | cosine (normalised "
                                              "features and weights); dsimplex implies its fixed simplex"),
     extra_dims: Optional[int] = typer.Option(None, "--extra-dims", help="bt2: added dimensions (default dim/4)."),

@@ -123,18 +123,23 @@ def _old_weight(old: CompatNet, old_config: dict, classes: list[str], new_y: np.
     return w
 
 
+def _old_embeddings(old: CompatNet, x: torch.Tensor) -> torch.Tensor:
+    """The old model's L2-normalised retrieval vectors (its compatible `dim` coordinates) of the inputs x."""
+    with torch.no_grad():
+        f = torch.cat([old.embed(b) for b in x.split(1024)])[:, : old.dim]
+    return F.normalize(f, dim=1)
+
+
 def old_prototypes(old: CompatNet, classes: list[str], y: np.ndarray, x: torch.Tensor,
                    per_class: int = 2000) -> torch.Tensor:
     """(num_classes, dim): the mean of the old model's L2-normalised embeddings of each class's training
     items — where the old gallery puts each class, also the classes the old model never learned."""
     rows = []
-    with torch.no_grad():
-        for c in classes:
-            idx = torch.from_numpy(np.flatnonzero(y == c))[:per_class]
-            if len(idx) == 0:
-                raise InvalidInputError(f"no training items of class {c!r} to build the old model's prototype from")
-            f = torch.cat([old.embed(b) for b in x[idx].split(1024)])[:, : old.dim]
-            rows.append(F.normalize(f, dim=1).mean(0))
+    for c in classes:
+        idx = torch.from_numpy(np.flatnonzero(y == c))[:per_class]
+        if len(idx) == 0:
+            raise InvalidInputError(f"no training items of class {c!r} to build the old model's prototype from")
+        rows.append(_old_embeddings(old, x[idx]).mean(0))
     return torch.stack(rows)
 
 
@@ -159,16 +164,18 @@ def train_model(
     progress: bool = True,
     classifier: str | None = None,
     influence: str = "classifier",
-    influence_scale: float = 16.0,
+    influence_scale: float | None = None,
 ) -> dict[str, Any]:
     """Train and save a model directory; returns its config (with per-epoch loss and seconds).
 
     dim None: the old model's dimension (bct, bt2), else `DEFAULT_DIM`; epochs None: enough epochs for ~`DEFAULT_STEPS` steps on the training items
     (at least 3; the CLI's default). classifier: "linear" (default), "cosine" (normalised features and
     weights, learned scale) or "simplex" (fixed d-Simplex; implied by method "dsimplex").
-    influence (bct): "classifier" (the paper: the old classifier, synthesised rows for new classes) or
-    "prototypes" (cosine cross-entropy at scale `influence_scale` against the old model's class-mean
-    embeddings of every class, `old_prototypes`)."""
+    influence (bct, bt2): "classifier" (the paper: the old classifier, synthesised rows for new classes),
+    "prototypes" (bct: cosine cross-entropy at scale `influence_scale`, default 16, against the old model's
+    class-mean embeddings of every class, `old_prototypes`) or "gallery" (each new feature must find its own
+    item's old embedding and its class among the old model's embeddings of the training items, cosine at
+    scale `influence_scale`, default 128; `GalleryInfluence`)."""
     if method not in METHODS:
         from repspace.compat.methods import SELF_SUPERVISED_METHODS as SSL_METHODS
 
@@ -181,6 +188,9 @@ def train_model(
                                 param="old")
     if (epochs is not None and epochs < 1) or batch_size < 1:
         raise InvalidInputError("epochs and batch_size must be positive", param="epochs" if batch_size >= 1 else "batch_size")
+    if influence != "classifier" and not loss_cls.needs_old_model:
+        raise InvalidInputError(f"influence {influence!r} is for methods trained against an old model (bct, bt2), "
+                                f"not {method!r}", param="influence")
     if fraction is not None and not 0 < fraction <= 1:
         raise InvalidInputError(f"fraction must be in (0, 1], got {fraction}", param="fraction")
     x, y, source = _training_inputs(items, base_space, arch)
@@ -217,9 +227,9 @@ def train_model(
                 raise DimensionMismatchError(f"the old model is {old_config['dim']}-d; method {method!r} needs dim "
                                              f"{old_config['dim']}", param="dim")
             same_input = all(old_config["input"].get(k) == source.get(k) for k in ("shape", "base_model", "in_dim"))
-            target, cosine_scale = _influence(loss_cls, old_model, old_config, influence, influence_scale,
-                                              all_classes, y, x, same_input)
-            loss_fn = loss_cls.for_training(model, target, alpha=alpha, cosine_scale=cosine_scale)
+            term = _influence(loss_cls, old_model, old_config, influence, influence_scale, all_classes, y, x, keep,
+                              same_input, dim)
+            loss_fn = loss_cls.for_training(model, term, alpha=alpha)
         else:
             loss_fn = loss_cls.for_training(model)
 
@@ -261,22 +271,37 @@ def train_model(
         return config
 
 
+INFLUENCES = ("classifier", "prototypes", "gallery")
+INFLUENCE_SCALES = {"prototypes": 16.0, "gallery": 128.0}  # the cosine scale of each influence's softmax
+
+
 def _influence(loss_cls: type[CompatLoss], old_model: CompatNet, old_config: dict, influence: str,
-               influence_scale: float, all_classes: list[str], y: np.ndarray, x: torch.Tensor,
-               same_input: bool) -> tuple[torch.Tensor, float | None]:
-    """(old_target, cosine_scale) for a loss trained against an old model: the old classifier (synthesised rows
-    for classes it never saw), or the old model's class prototypes (influence "prototypes")."""
-    if influence not in ("classifier", "prototypes"):
-        raise InvalidInputError(f"unknown influence {influence!r}; choose from classifier, prototypes", param="influence")
-    if influence == "prototypes":
+               influence_scale: float | None, all_classes: list[str], y: np.ndarray, x: torch.Tensor, keep: np.ndarray,
+               same_input: bool, dim: int) -> torch.nn.Module:
+    """The term that pulls a new model towards the old one (`repspace.compat.losses.influence`): the old
+    classifier (synthesised rows for classes it never saw; the paper), the old model's class prototypes
+    (influence "prototypes"), or the old model's embeddings of the training items (influence "gallery")."""
+    from repspace.compat.losses.influence import ClassifierInfluence, GalleryInfluence
+
+    if influence not in INFLUENCES:
+        raise InvalidInputError(f"unknown influence {influence!r}; choose from {', '.join(INFLUENCES)}", param="influence")
+    if influence != "classifier":
         if influence not in loss_cls.influence_options or not same_input:
-            raise InvalidInputError("prototype influence is for method 'bct' with the old model's own inputs",
-                                    param="influence")
+            methods = [m for m in METHODS if influence in get_loss(m).influence_options]
+            raise InvalidInputError(f"{influence} influence is for method {' or '.join(repr(m) for m in methods)} "
+                                    "with the old model's own inputs", param="influence")
         if old_config["classes"] != all_classes:
             raise InvalidInputError(f"the old model's classifier covers classes {old_config['classes']} but this "
                                     f"dataset's label set is {all_classes}; train the old model on the same dataset")
-        return old_prototypes(old_model, all_classes, y, x), influence_scale
+        if influence_scale is None:
+            influence_scale = INFLUENCE_SCALES[influence]
+        if influence == "prototypes":
+            return ClassifierInfluence(old_prototypes(old_model, all_classes, y, x), dim, cosine_scale=influence_scale)
+        rows = torch.from_numpy(np.flatnonzero(keep))
+        index = {c: i for i, c in enumerate(all_classes)}
+        labels = torch.tensor([index[c] for c in y[keep]], dtype=torch.long)
+        return GalleryInfluence(_old_embeddings(old_model, x[rows]), labels, scale=influence_scale, old_model=old_model)
     w_old = _old_weight(old_model, old_config, all_classes, y, x if same_input else None)
     if loss_cls.cosine_influence and old_model.classifier_kind == "cosine":  # the old model's own (cosine) logits
-        return w_old, float(old_model.logit_scale)
-    return w_old, None
+        return ClassifierInfluence(w_old, dim, cosine_scale=float(old_model.logit_scale))
+    return ClassifierInfluence(w_old, dim)

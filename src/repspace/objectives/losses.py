@@ -239,8 +239,9 @@ class MYOWLoss(nn.Module):
 
     Inputs: ``p`` (n, d) online predictions (through MYOW's second projector/predictor), ``keys`` (m, e)
     teacher representations used to mine neighbours, ``values`` (m, d) teacher projections of the same
-    candidates, and ``query_keys`` (n, e) the teacher representations of the n anchors. For each anchor,
-    one of its `k` nearest candidates (cosine on the keys, itself excluded when ``exclude_self``) is drawn
+    candidates, and ``query_keys`` (n, e) the teacher representations of the n anchors. With ``exclude_self``
+    the first n candidates are the anchors' own items (e.g. the batch, then a queue of past batches) and
+    row i never mines candidate i. For each anchor, one of its `k` nearest candidates (cosine on the keys) is drawn
     and the anchor must predict that neighbour's projection (negative cosine, target detached): a "view"
     mined from the data instead of made by augmentation. MYOW adds this term to BYOL's.
 
@@ -258,8 +259,9 @@ class MYOWLoss(nn.Module):
         """(n,) indices into keys: a random one of each query's k nearest neighbours."""
         with torch.no_grad():
             sim = F.normalize(query_keys, dim=1) @ F.normalize(keys, dim=1).T
-            if self.exclude_self and sim.shape[0] == sim.shape[1]:
-                sim.fill_diagonal_(float("-inf"))
+            n = sim.shape[0]
+            if self.exclude_self and sim.shape[1] >= n:  # the first n keys are the anchors' own items
+                sim[:, :n].fill_diagonal_(float("-inf"))
             k = min(self.k, keys.shape[0] - 1) if self.exclude_self else min(self.k, keys.shape[0])
             top = sim.topk(max(1, k), dim=1).indices
             pick = torch.randint(0, top.shape[1], (top.shape[0], 1), generator=generator)
@@ -424,15 +426,20 @@ class CMIMLoss(nn.Module):
     Inputs: ``x`` (n, D) flattened inputs, ``x_hat`` (n, D) reconstructions, ``mu``, ``logvar`` (n, d) the
     encoder's posterior, ``z`` (n, d) a sample from it, ``mu_re`` (n, d) the posterior mean re-encoded from x_hat.
 
+    The A-MIM terms are per-item log-likelihoods (Gaussian p(x|z) with std ``recon_sigma``, summed over the D
+    inputs and d latents), as in the paper, plus ``contrastive_weight`` × InfoNCE. ``per_dim=True`` divides the
+    A-MIM terms by D (repspace's earlier scaling: the reconstruction then weighs ~1/D of the contrastive term).
+
     Example::
 
         mu, logvar = enc(x); z = mu + eps * exp(logvar / 2); x_hat = dec(z); mu_re, _ = enc(x_hat)
         loss = CMIMLoss()(x, x_hat, mu, logvar, z, mu_re)
     """
 
-    def __init__(self, contrastive_weight: float = 1.0, temperature: float = 0.2, recon_sigma: float = 0.5) -> None:
+    def __init__(self, contrastive_weight: float = 1.0, temperature: float = 0.2, recon_sigma: float = 0.5,
+                 per_dim: bool = False) -> None:
         super().__init__()
-        self.w, self.sigma = contrastive_weight, recon_sigma
+        self.w, self.sigma, self.per_dim = contrastive_weight, recon_sigma, per_dim
         self.nce = NTXentLoss(temperature)
 
     def forward(self, x: torch.Tensor, x_hat: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor,
@@ -441,4 +448,7 @@ class CMIMLoss(nn.Module):
         log_q = (-0.5 * (logvar + (z - mu) ** 2 / logvar.exp())).sum(1)
         log_p = (-0.5 * z ** 2).sum(1)
         latent = -0.5 * (log_q + log_p).mean()
-        return (recon + latent) / x.shape[1] + self.w * self.nce(mu, mu_re)
+        amim = recon + latent
+        if self.per_dim:
+            amim = amim / x.shape[1]
+        return amim + self.w * self.nce(mu, mu_re)

@@ -156,8 +156,7 @@ def train_objective(
             {"method": method, "arch": arch, "dim": dim, "epochs": epochs, "batch_size": batch_size, "lr": lr,
              "weight_decay": weight_decay, "seed": seed, "items": len(x), "input": source, "options": options,
              "x": hashlib.sha256(x[: min(len(x), 64)].numpy().tobytes()).hexdigest()}, sort_keys=True).encode()).hexdigest()[:16]
-        params = [p for p in objective.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        opt = torch.optim.AdamW(objective.param_groups(), lr=lr, weight_decay=weight_decay)
         drop_last = len(x) > batch_size
         per_epoch = len(x) // batch_size if drop_last else 1
         total = epochs * per_epoch
@@ -183,8 +182,8 @@ def train_objective(
                 t0, tot = time.perf_counter(), 0.0
                 for k, b in enumerate(batches):
                     step = epoch * per_epoch + k
-                    for group in opt.param_groups:
-                        group["lr"] = _lr_at(step, total, lr)
+                    for group in opt.param_groups:  # a group marked fixed_lr (SimSiam's predictor) keeps the base lr
+                        group["lr"] = lr if group.get("fixed_lr") else _lr_at(step, total, lr)
                     loss = objective.loss(x[b], g)
                     if not torch.isfinite(loss):
                         raise InvalidInputError(f"{method}: the loss became {loss.item()} at epoch {epoch + 1}; "

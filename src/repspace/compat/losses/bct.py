@@ -2,10 +2,13 @@
 
 Reference: Shen et al., "Towards Backward-Compatible Representation Learning", CVPR 2020. The influence loss is
 the cross-entropy of the NEW features through the OLD model's frozen classifier; classes the old model never
-saw get synthesised old weights (the mean old-model feature of each new class, the paper's extension).
+saw get synthesised old weights (the mean old-model feature of each new class, the paper's extension). Other
+influence terms (`repspace.compat.losses.influence`): the old model's class prototypes (cosine), or its gallery
+(NCA of each new feature among the old model's embeddings of the training items).
 
 Inputs: x (n, ...), y (n,) class ids; old_weight (num_classes, dim) — the old classifier's rows (or the old
-model's class prototypes with `cosine_scale`), indexed by the same class ids. Example::
+model's class prototypes with `cosine_scale`), indexed by the same class ids — or any `influence` term.
+Example::
 
     model = CompatNet("mlp", 8, 4, in_dim=6)
     loss = BCTLoss(model, old_weight=torch.randn(4, 8), alpha=1.0)
@@ -16,39 +19,53 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from repspace.compat.losses.base import CompatLoss, frozen_classifier
+from repspace.compat.losses.base import CompatLoss
+from repspace.compat.losses.influence import ClassifierInfluence
+from repspace.errors import DimensionMismatchError
 from repspace.nets import CompatNet
 
 
 class BCTLoss(CompatLoss):
-    """CE(new classifier) + alpha * CE(old classifier, frozen) on the new features.
+    """CE(new classifier) + alpha * influence(new features, y); the influence defaults to the old classifier.
 
     old_weight: (num_classes, dim) — rows indexed by the same class ids as y.
     cosine_scale: when set, the influence logits are ``cosine_scale * cos(features, old_weight)`` (use with
     class prototypes of the old model as old_weight: the new features are pulled to the directions where the
-    old model puts each class, which is what cosine retrieval in the old gallery compares)."""
+    old model puts each class, which is what cosine retrieval in the old gallery compares).
+    influence: any term ``influence(features, y)`` instead (e.g. `GalleryInfluence`)."""
 
     needs_old_model = True
-    influence_options = ("prototypes",)
+    influence_options = ("prototypes", "gallery")
     cosine_influence = True
 
-    def __init__(self, model: CompatNet, old_weight: torch.Tensor, alpha: float = 1.0,
-                 cosine_scale: float | None = None) -> None:
+    def __init__(self, model: CompatNet, old_weight: torch.Tensor | None = None, alpha: float = 1.0,
+                 cosine_scale: float | None = None, influence: nn.Module | None = None) -> None:
         super().__init__(model)
-        self.alpha, self.cosine_scale = alpha, cosine_scale
-        self.register_buffer("old_weight", frozen_classifier(old_weight, model.dim, "new model"))
+        self.alpha = alpha
+        self.influence = influence if influence is not None else ClassifierInfluence(old_weight, model.dim, "new model", cosine_scale)
+        _check_dim(self.influence, model.dim, "new model")
 
     @classmethod
-    def for_training(cls, model: CompatNet, old_target: torch.Tensor | None = None, alpha: float = 1.0,
-                     cosine_scale: float | None = None) -> "BCTLoss":
-        return cls(model, old_target, alpha=alpha, cosine_scale=cosine_scale)
+    def for_training(cls, model: CompatNet, influence: nn.Module | None = None, alpha: float = 1.0) -> "BCTLoss":
+        return cls(model, alpha=alpha, influence=influence)
+
+    @property
+    def old_weight(self) -> torch.Tensor:
+        return self.influence.weight
 
     def influence_logits(self, f: torch.Tensor) -> torch.Tensor:
-        if self.cosine_scale is None:
-            return f @ self.old_weight.T
-        return self.cosine_scale * F.normalize(f, dim=1) @ F.normalize(self.old_weight, dim=1).T
+        return self.influence.logits(f)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         f = self.model.features(x)
-        return F.cross_entropy(self.model.logits(f), y) + self.alpha * F.cross_entropy(self.influence_logits(f), y)
+        return F.cross_entropy(self.model.logits(f), y) + self.alpha * self.influence(f, y, x)
+
+
+def _check_dim(influence: nn.Module, dim: int, what: str) -> None:
+    """An influence term built for another dimension than the model's compatible part is refused."""
+    got = influence.weight.shape[1] if hasattr(influence, "weight") else getattr(influence, "dim", dim)
+    if got != dim:
+        raise DimensionMismatchError(f"the old model's influence term is {got}-d but the {what} is {dim}-d; "
+                                     "backward-compatible training needs the old model's dimension")

@@ -3,7 +3,7 @@
 Reference: Zhou et al., "BT^2: Backward-compatible Training with Basis Transformation", ICCV 2023. The new
 features keep their own classification loss; extra dimensions and a learned orthonormal basis transformation B
 make the first `dim` coordinates of ``B @ [features; extra]`` compatible with the old model (influence loss
-there), while B, being orthonormal, keeps all information of the new features in the full vector.
+there: the old classifier, or another `repspace.compat.losses.influence` term), while B, being orthonormal, keeps all information of the new features in the full vector.
 
 Inputs: x (n, ...), y (n,) class ids; old_weight (num_classes, dim) the old classifier; the model must have
 ``extra_dims > 0``. Example::
@@ -17,7 +17,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from repspace.compat.losses.base import CompatLoss, frozen_classifier
+from torch import nn
+
+from repspace.compat.losses.base import CompatLoss
+from repspace.compat.losses.bct import _check_dim
+from repspace.compat.losses.influence import ClassifierInfluence
 from repspace.errors import InvalidInputError
 from repspace.nets import CompatNet
 
@@ -28,21 +32,24 @@ class BT2Loss(CompatLoss):
 
     needs_old_model = True
     needs_extra_dims = True
+    influence_options = ("gallery",)
 
-    def __init__(self, model: CompatNet, old_weight: torch.Tensor, alpha: float = 1.0) -> None:
+    def __init__(self, model: CompatNet, old_weight: torch.Tensor | None = None, alpha: float = 1.0,
+                 influence: nn.Module | None = None) -> None:
         if not model.extra_dims:
             raise InvalidInputError("BT2Loss needs a model with extra dimensions (extra_dims > 0)")
         super().__init__(model)
         self.alpha = alpha
-        self.register_buffer("old_weight", frozen_classifier(old_weight, model.dim, "compatible part of the new model"))
+        what = "compatible part of the new model"
+        self.influence = influence if influence is not None else ClassifierInfluence(old_weight, model.dim, what)
+        _check_dim(self.influence, model.dim, what)
 
     @classmethod
-    def for_training(cls, model: CompatNet, old_target: torch.Tensor | None = None, alpha: float = 1.0,
-                     cosine_scale: float | None = None) -> "BT2Loss":
-        return cls(model, old_target, alpha=alpha)
+    def for_training(cls, model: CompatNet, influence: nn.Module | None = None, alpha: float = 1.0) -> "BT2Loss":
+        return cls(model, alpha=alpha, influence=influence)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         f, extra = self.model._split(x)
         z = self.model.embed_from(f, extra)[:, : self.model.dim]
-        return F.cross_entropy(self.model.logits(f), y) + self.alpha * F.cross_entropy(z @ self.old_weight.T, y)
+        return F.cross_entropy(self.model.logits(f), y) + self.alpha * self.influence(z, y, x)
 
