@@ -22,8 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from repspace.compat.losses.base import CompatLoss
-from repspace.compat.losses.influence import ClassifierInfluence
-from repspace.errors import DimensionMismatchError
+from repspace.compat.losses.influence import ClassifierInfluence, check_influence_dim
 from repspace.nets import CompatNet
 
 
@@ -45,7 +44,7 @@ class BCTLoss(CompatLoss):
         super().__init__(model)
         self.alpha = alpha
         self.influence = influence if influence is not None else ClassifierInfluence(old_weight, model.dim, "new model", cosine_scale)
-        _check_dim(self.influence, model.dim, "new model")
+        check_influence_dim(self.influence, model.dim, "new model")
 
     @classmethod
     def for_training(cls, model: CompatNet, influence: nn.Module | None = None, alpha: float = 1.0) -> "BCTLoss":
@@ -62,10 +61,3 @@ class BCTLoss(CompatLoss):
         f = self.model.features(x)
         return F.cross_entropy(self.model.logits(f), y) + self.alpha * self.influence(f, y, x)
 
-
-def _check_dim(influence: nn.Module, dim: int, what: str) -> None:
-    """An influence term built for another dimension than the model's compatible part is refused."""
-    got = influence.weight.shape[1] if hasattr(influence, "weight") else getattr(influence, "dim", dim)
-    if got != dim:
-        raise DimensionMismatchError(f"the old model's influence term is {got}-d but the {what} is {dim}-d; "
-                                     "backward-compatible training needs the old model's dimension")

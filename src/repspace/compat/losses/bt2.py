@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
 from torch import nn
 
 from repspace.compat.losses.base import CompatLoss
-from repspace.compat.losses.bct import _check_dim
-from repspace.compat.losses.influence import ClassifierInfluence
+from repspace.compat.losses.influence import ClassifierInfluence, check_influence_dim
 from repspace.errors import InvalidInputError
 from repspace.nets import CompatNet
 
 
 class BT2Loss(CompatLoss):
-    """CE(new classifier) on the features + alpha * CE(old classifier) on the first `dim` coordinates of
-    the basis-transformed vector B @ [features; extra]."""
+    """CE(new classifier) on the features + alpha * influence (default: CE through the old classifier) on the
+    first `dim` coordinates of the basis-transformed vector B @ [features; extra]."""
 
     needs_old_model = True
     needs_extra_dims = True
@@ -42,7 +40,7 @@ class BT2Loss(CompatLoss):
         self.alpha = alpha
         what = "compatible part of the new model"
         self.influence = influence if influence is not None else ClassifierInfluence(old_weight, model.dim, what)
-        _check_dim(self.influence, model.dim, what)
+        check_influence_dim(self.influence, model.dim, what)
 
     @classmethod
     def for_training(cls, model: CompatNet, influence: nn.Module | None = None, alpha: float = 1.0) -> "BT2Loss":

@@ -32,6 +32,14 @@ def frozen_classifier(weight: torch.Tensor, dim: int, what: str) -> torch.Tensor
     return w
 
 
+def check_influence_dim(influence: nn.Module, dim: int, what: str) -> None:
+    """An influence term built for another dimension than the model's compatible part is refused."""
+    got = influence.weight.shape[1] if hasattr(influence, "weight") else getattr(influence, "dim", dim)
+    if got != dim:
+        raise DimensionMismatchError(f"the old model's influence term is {got}-d but the {what} is {dim}-d; "
+                                     "backward-compatible training needs the old model's dimension")
+
+
 class ClassifierInfluence(nn.Module):
     """Cross-entropy of the new features through the old model's frozen classifier (BCT's influence loss).
 
