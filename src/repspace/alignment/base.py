@@ -115,7 +115,6 @@ class Translator(Estimator):
         """Refuse to feed a `what` of another model or dimension than this translator's output."""
         from repspace.ops.validation import check_adapter_target
 
-        self.check_is_fitted()
         check_adapter_target(self, model, dim, what)
 
     # ------------------------------------------------------------------- subclass API

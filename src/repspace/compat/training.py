@@ -188,6 +188,8 @@ def train_model(
                                 param="old")
     if (epochs is not None and epochs < 1) or batch_size < 1:
         raise InvalidInputError("epochs and batch_size must be positive", param="epochs" if batch_size >= 1 else "batch_size")
+    if influence not in INFLUENCES:
+        raise InvalidInputError(f"unknown influence {influence!r}; choose from {', '.join(INFLUENCES)}", param="influence")
     if influence != "classifier" and not loss_cls.needs_old_model:
         raise InvalidInputError(f"influence {influence!r} is for methods trained against an old model (bct, bt2), "
                                 f"not {method!r}", param="influence")
@@ -205,6 +207,9 @@ def train_model(
     if epochs is None:
         epochs = default_epochs(int(keep.sum()), batch_size)
     weights_seed = init_seed(seed, method, trained if classes else None, fraction)
+    label_index = {c: i for i, c in enumerate(all_classes)}
+    xt = x[torch.from_numpy(np.flatnonzero(keep))]  # the training items and their class ids
+    yt = torch.tensor([label_index[c] for c in y[keep]], dtype=torch.long)
     with seeded(weights_seed, threads):  # restores torch's RNG state and thread count afterwards
         old_model = old_config = None
         if old is not None:
@@ -227,15 +232,12 @@ def train_model(
                 raise DimensionMismatchError(f"the old model is {old_config['dim']}-d; method {method!r} needs dim "
                                              f"{old_config['dim']}", param="dim")
             same_input = all(old_config["input"].get(k) == source.get(k) for k in ("shape", "base_model", "in_dim"))
-            term = _influence(loss_cls, old_model, old_config, influence, influence_scale, all_classes, y, x, keep,
+            term = _influence(loss_cls, old_model, old_config, influence, influence_scale, all_classes, y, x, xt, yt,
                               same_input, dim)
             loss_fn = loss_cls.for_training(model, term, alpha=alpha)
         else:
             loss_fn = loss_cls.for_training(model)
 
-        label_index = {c: i for i, c in enumerate(all_classes)}
-        xt = x[torch.from_numpy(np.flatnonzero(keep))]
-        yt = torch.tensor([label_index[c] for c in y[keep]], dtype=torch.long)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
         steps = epochs * ((len(yt) + batch_size - 1) // batch_size)
@@ -276,15 +278,14 @@ INFLUENCE_SCALES = {"prototypes": 16.0, "gallery": 128.0}  # the cosine scale of
 
 
 def _influence(loss_cls: type[CompatLoss], old_model: CompatNet, old_config: dict, influence: str,
-               influence_scale: float | None, all_classes: list[str], y: np.ndarray, x: torch.Tensor, keep: np.ndarray,
-               same_input: bool, dim: int) -> torch.nn.Module:
+               influence_scale: float | None, all_classes: list[str], y: np.ndarray, x: torch.Tensor, xt: torch.Tensor,
+               yt: torch.Tensor, same_input: bool, dim: int) -> torch.nn.Module:
     """The term that pulls a new model towards the old one (`repspace.compat.losses.influence`): the old
     classifier (synthesised rows for classes it never saw; the paper), the old model's class prototypes
-    (influence "prototypes"), or the old model's embeddings of the training items (influence "gallery")."""
+    (influence "prototypes"), or the old model's embeddings of the training items xt, class ids yt (influence
+    "gallery")."""
     from repspace.compat.losses.influence import ClassifierInfluence, GalleryInfluence
 
-    if influence not in INFLUENCES:
-        raise InvalidInputError(f"unknown influence {influence!r}; choose from {', '.join(INFLUENCES)}", param="influence")
     if influence != "classifier":
         if influence not in loss_cls.influence_options or not same_input:
             methods = [m for m in METHODS if influence in get_loss(m).influence_options]
@@ -297,10 +298,7 @@ def _influence(loss_cls: type[CompatLoss], old_model: CompatNet, old_config: dic
             influence_scale = INFLUENCE_SCALES[influence]
         if influence == "prototypes":
             return ClassifierInfluence(old_prototypes(old_model, all_classes, y, x), dim, cosine_scale=influence_scale)
-        rows = torch.from_numpy(np.flatnonzero(keep))
-        index = {c: i for i, c in enumerate(all_classes)}
-        labels = torch.tensor([index[c] for c in y[keep]], dtype=torch.long)
-        return GalleryInfluence(_old_embeddings(old_model, x[rows]), labels, scale=influence_scale, old_model=old_model)
+        return GalleryInfluence(_old_embeddings(old_model, xt), yt, scale=influence_scale, old_model=old_model)
     w_old = _old_weight(old_model, old_config, all_classes, y, x if same_input else None)
     if loss_cls.cosine_influence and old_model.classifier_kind == "cosine":  # the old model's own (cosine) logits
         return ClassifierInfluence(w_old, dim, cosine_scale=float(old_model.logit_scale))

@@ -49,6 +49,8 @@ def check_adapter_target(adapter, model: str, dim: int, what: str = "index") -> 
     space — the `what` it is to feed."""
     from repspace.errors import DimensionMismatchError, InvalidInputError
 
+    if hasattr(adapter, "check_is_fitted"):  # an unfitted estimator: NotFittedError, not an AttributeError
+        adapter.check_is_fitted()
     if adapter.target_dim_ != dim:
         raise DimensionMismatchError(f"the adapter outputs {adapter.target_dim_}-d vectors but the {what} is {dim}-d")
     if adapter.target_model_ and adapter.target_model_ != model:

@@ -33,8 +33,8 @@ def frozen_classifier(weight: torch.Tensor, dim: int, what: str) -> torch.Tensor
 
 
 def check_influence_dim(influence: nn.Module, dim: int, what: str) -> None:
-    """An influence term built for another dimension than the model's compatible part is refused."""
-    got = influence.weight.shape[1] if hasattr(influence, "weight") else getattr(influence, "dim", dim)
+    """An influence term (anything with `dim`) built for another dimension than the model's compatible part is refused."""
+    got = influence.dim
     if got != dim:
         raise DimensionMismatchError(f"the old model's influence term is {got}-d but the {what} is {dim}-d; "
                                      "backward-compatible training needs the old model's dimension")
@@ -50,6 +50,10 @@ class ClassifierInfluence(nn.Module):
         super().__init__()
         self.cosine_scale = cosine_scale
         self.register_buffer("weight", frozen_classifier(weight, dim, what))
+
+    @property
+    def dim(self) -> int:
+        return self.weight.shape[1]
 
     def logits(self, f: torch.Tensor) -> torch.Tensor:
         if self.cosine_scale is None:
