@@ -12,12 +12,14 @@ items (the collapse curve is in the training history of each model).
 Usage: python benchmarks/objectives.py [--dataset fashion-mnist] [--train-items 10000] [--epochs 5]
        [--seeds 0] [--methods simclr,vicreg,...] [--threads 1] [--json OUT.json]
 
-Compatible training (issue items 4 and 5), with the CLI's defaults (32-d, ~1,000 steps, own initialisation):
+Compatible training (issue items 4 and 5), with the CLI's defaults (32-d, ~1,000 steps and at least 10 epochs, own initialisation):
   python benchmarks/objectives.py --compat closed-set --dataset digits --seeds 0,1,2
       old = independent on --fraction 0.3; new = bct / bt2 / independent, and d-Simplex old + new
   python benchmarks/objectives.py --compat class-extension --dataset fashion-mnist --seeds 0,1,2 \
       --variants bct,bct-proto
-      old = classes 0-4; new on all classes: bct (paper: old classifier + synthesised weights for new classes),
+      old = classes 0-4; new on all classes: bct / bt2 (the default --influence auto: the old gallery when
+      classes are added, the old classifier in the closed set), bct-classifier / bt2-classifier (the paper:
+      old classifier + synthesised weights for new classes),
       bct-proto (cosine influence loss against the old model's class prototypes), bct-proto-cos (+ cosine
       classifier), bct-gallery / bt2-gallery (each new feature must find its own item's old embedding and its
       class in the old model's gallery of training items, `--influence gallery`), dsimplex (old and new against the full fixed simplex from the start), independent
@@ -59,6 +61,8 @@ COMPAT_VARIANTS = {
     "independent": ({"method": "independent"}, {"method": "independent"}),
     "bct": ({"method": "independent"}, {"method": "bct"}),
     "bt2": ({"method": "independent"}, {"method": "bt2"}),
+    "bct-classifier": ({"method": "independent"}, {"method": "bct", "influence": "classifier"}),
+    "bt2-classifier": ({"method": "independent"}, {"method": "bt2", "influence": "classifier"}),
     "bct-proto": ({"method": "independent"}, {"method": "bct", "influence": "prototypes"}),
     "bct-proto-cos": ({"method": "independent"}, {"method": "bct", "influence": "prototypes", "classifier": "cosine"}),
     "bct-gallery": ({"method": "independent"}, {"method": "bct", "influence": "gallery"}),
@@ -75,7 +79,7 @@ def compat_protocol(args) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     old_kw = {"fraction": 0.3} if args.compat == "closed-set" else {"classes": "0-4"}
     variants = args.variants.split(",")
-    print(f"machine: {machine()}; {args.compat} on {args.dataset}, old {old_kw}, CLI defaults (dim 32, ~1,000 steps, "
+    print(f"machine: {machine()}; {args.compat} on {args.dataset}, old {old_kw}, CLI defaults (dim 32, ~1,000 steps and >= 10 epochs, "
           f"batch 128), seeds {seeds}", flush=True)
     train, test = load_dataset(f"{args.dataset}@train"), load_dataset(f"{args.dataset}@test")
     work = Path(tempfile.mkdtemp(prefix="compat-defaults-"))

@@ -54,10 +54,11 @@ def test_models_follow_the_declared_needs_and_torch_state_is_restored(digits, tm
     bt2 = train_model(method="bt2", out=tmp_path / "bt2", old=tmp_path / "old", **{**common, "dim": None})
     ds = train_model(method="dsimplex", out=tmp_path / "ds", **common)
     assert (old["classifier"], old["extra_dims"], old["alpha"], old["influence"]) == ("linear", 0, None, None)
-    assert (bt2["dim"], bt2["extra_dims"], bt2["alpha"], bt2["influence"]) == (12, 3, 1.0, "classifier")  # old's dim, dim // 4
+    # old's dim, dim // 4; the new model adds classes 5-9, so the default influence is the old gallery
+    assert (bt2["dim"], bt2["extra_dims"], bt2["alpha"], bt2["influence"], bt2["influence_scale"]) == (12, 3, 3.0, "gallery", 128.0)
     assert ds["classifier"] == "simplex"
     bct = train_model(method="bct", out=tmp_path / "bct", old=tmp_path / "old", **common)
-    assert bct["influence"] == "classifier" and bct["alpha"] == 1.0
+    assert bct["influence"] == "gallery" and bct["alpha"] == 1.0
     assert torch.get_num_threads() == threads and torch.equal(torch.random.get_rng_state(), rng_before)
 
 

@@ -114,9 +114,17 @@ def test_train_cli_digits_end_to_end(cli, tmp_path):
         assert code == 0, err
         model, config = load_model(out)
         assert config["method"] == method and len(config["trained_classes"]) == 10
-    code, _, err = cli(*base, "--method", "bct", "--old", old, "--influence", "gallery", "--out", tmp_path / "gal")
+    assert load_model(tmp_path / "new-bct")[1]["influence"] == "gallery"  # auto: the new model adds classes 5-9
+    code, _, err = cli(*base, "--method", "bct", "--old", old, "--influence", "classifier", "--out", tmp_path / "cls")
     assert code == 0, err
-    assert load_model(tmp_path / "gal")[1]["influence"] == "gallery"
+    assert load_model(tmp_path / "cls")[1]["influence"] == "classifier"
+    code, _, err = cli(*base, "--method", "bt2", "--old", old, "--influence", "gallery", "--influence-scale", "16",
+                       "--out", tmp_path / "g16")
+    assert code == 0, err
+    assert load_model(tmp_path / "g16")[1]["influence_scale"] == 16.0
+    code, _, err = cli(*base, "--method", "bct", "--old", old, "--influence", "classifier", "--influence-scale", "16",
+                       "--out", tmp_path / "bad")
+    assert code == 2 and "--influence-scale" in err and "Traceback" not in err and not (tmp_path / "bad").exists()
     code, _, err = cli(*base, "--method", "dsimplex", "--influence", "gallery", "--out", tmp_path / "bad")
     assert code == 2 and "--influence" in err and not (tmp_path / "bad").exists()
     for name in ("old", "old-ds", "new-bct", "new-bt2", "new-dsimplex"):
@@ -216,7 +224,8 @@ def test_defaults_give_each_model_its_own_initialisation_and_enough_steps():
     assert init_seed(0, "independent", ["0", "1"], None) != init_seed(0, "bct", ["0", "1"], None)
     assert init_seed(1, "bct", None, None) != init_seed(0, "bct", None, None)
     assert init_seed(0, "bct", None, None) == init_seed(0, "bct", None, None)
-    assert default_epochs(60000, 128) == 3 and default_epochs(891, 128) == 143 and default_epochs(267, 128) == 334
+    assert default_epochs(60000, 128) == 10 and default_epochs(17843, 128) == 10  # at least MIN_EPOCHS
+    assert default_epochs(891, 128) == 143 and default_epochs(267, 128) == 334  # ~1,000 steps
 
 
 def test_cli_defaults_independent_baseline_is_not_aligned_with_the_old_model(cli, tmp_path):
@@ -334,6 +343,39 @@ def test_gallery_influence_own_term_pulls_each_feature_to_its_own_old_embedding(
     assert f.grad.abs().sum() > 0 and all(p.grad is None for p in old.parameters())
     # features at their own old embeddings score better than random ones
     assert term(own * 3.0, y, x) < term(torch.randn(6, 8), y, x)
+
+
+def test_auto_influence_is_gallery_only_when_the_new_model_adds_classes(tmp_path):
+    from repspace.compat.training import train_model
+    from tests.conftest import make_space
+
+    base = make_space(n=60, d=6)  # labels of 3 classes
+    common = dict(base_space=base, epochs=1, progress=False)
+    train_model("mlp", 12, "independent", tmp_path / "old-all", fraction=0.5, **common)
+    train_model("mlp", 12, "independent", tmp_path / "old-part", classes="0-1", **common)
+    for method in ("bct", "bt2"):
+        closed = train_model("mlp", None, method, tmp_path / f"{method}-closed", old=tmp_path / "old-all", **common)
+        added = train_model("mlp", None, method, tmp_path / f"{method}-added", old=tmp_path / "old-part", **common)
+        assert (closed["influence"], closed["influence_scale"]) == ("classifier", None)
+        assert closed["alpha"] == {"bct": 1.0, "bt2": 3.0}[method]  # each loss's default_alpha
+        assert (added["influence"], added["influence_scale"]) == ("gallery", 128.0)
+        # an explicit choice wins, and its scale is recorded
+        own = train_model("mlp", None, method, tmp_path / f"{method}-own", old=tmp_path / "old-part",
+                          influence="classifier", **common)
+        assert own["influence"] == "classifier"
+    gal = train_model("mlp", None, "bct", tmp_path / "gal", old=tmp_path / "old-all", influence="gallery",
+                      influence_scale=32.0, **common)
+    assert (gal["influence"], gal["influence_scale"]) == ("gallery", 32.0)
+    assert train_model("mlp", 12, "independent", tmp_path / "ind", **common)["influence_scale"] is None
+    for bad, match in ((dict(method="bct", old=tmp_path / "old-all", influence="classifier", influence_scale=8.0),
+                        "influence_scale is for the gallery"),
+                       (dict(method="bct", old=tmp_path / "old-all", influence_scale=8.0), "influence_scale is for the gallery"),
+                       (dict(method="bct", old=tmp_path / "old-part", influence_scale=0.0), "must be positive"),
+                       (dict(method="independent", influence_scale=8.0), "against an old model"),
+                       (dict(method="bct", old=tmp_path / "old-part", alpha=-1.0), "alpha must be non-negative")):
+        with pytest.raises(InvalidInputError, match=match):
+            train_model("mlp", 12 if bad["method"] == "independent" else None, out=tmp_path / "bad", **common, **bad)
+        assert not (tmp_path / "bad").exists()
 
 
 def test_gallery_influence_trains_bct_and_bt2_and_is_refused_elsewhere(tmp_path):

@@ -171,10 +171,41 @@ def test_obow_bag_of_words_and_online_vocabulary():
     obow.update_vocabulary(local)
     changed = (obow.vocabulary != before).any(1)
     assert int(changed.sum()) == 4 and int(obow.pointer) == 4
-    assert torch.allclose(obow.vocabulary.norm(dim=1), torch.ones(10), atol=1e-5)
-    loss = obow(torch.randn(4, 8, requires_grad=True), local)
+    # the words are raw local features (one per image), not normalised
+    for row in obow.vocabulary[:4]:
+        assert any(torch.allclose(row, local[i, :, p]) for i in range(4) for p in range(9))
+    student = torch.randn(4, 8, requires_grad=True)
+    loss = obow(student, local)
     assert loss.item() > 0
     loss.backward()
+    assert student.grad is not None and obow.generator[0].weight.grad is not None
+    assert torch.allclose(obow.weights().norm(dim=1), torch.ones(10), atol=1e-5)
+
+
+def test_obow_adaptive_assignment_matches_the_paper():
+    """softmax(-inv_delta / mean nearest-word distance * squared distance), max-pooled, L1-normalised; the
+    adaptive inverse temperature makes the bag of words invariant to the features' scale."""
+    torch.manual_seed(0)
+    obow = OBoWLoss(rep_dim=8, channels=6, vocab_size=10, inv_delta=15.0)
+    local = torch.rand(3, 6, 5)
+    bow = obow.bag_of_words(local)
+    dist = ((local.transpose(1, 2).unsqueeze(2) - obow.vocabulary) ** 2).sum(3)  # (n, P, K)
+    mu = dist.min(2).values.mean()
+    assert torch.isclose(obow.min_distance_mean, mu, rtol=1e-5)
+    ref = torch.softmax(-15.0 / mu * dist, dim=2).max(1).values
+    assert torch.allclose(bow, ref / ref.sum(1, keepdim=True), atol=1e-5)
+    scaled = OBoWLoss(rep_dim=8, channels=6, vocab_size=10, inv_delta=15.0)
+    scaled.vocabulary.copy_(obow.vocabulary * 7.0)
+    assert torch.allclose(scaled.bag_of_words(local * 7.0), bow, atol=1e-5)
+    # the running mean moves by (1 - decay) per tracked batch
+    obow.bag_of_words(local * 2.0, track=True)
+    mu2 = (((2 * local).transpose(1, 2).unsqueeze(2) - obow.vocabulary) ** 2).sum(3).min(2).values.mean()
+    assert torch.isclose(obow.min_distance_mean, 0.99 * mu + 0.01 * mu2, rtol=1e-5)
+    # a very sharp assignment of one position is the one-hot code of its nearest word
+    sharp = OBoWLoss(rep_dim=8, channels=6, vocab_size=10, inv_delta=1e4)
+    sharp.vocabulary.copy_(obow.vocabulary)
+    one = sharp.bag_of_words(local[:, :, :1])
+    assert torch.equal(one.argmax(1), dist[:, 0].argmin(1)) and torch.allclose(one.max(1).values, torch.ones(3), atol=1e-3)
 
 
 def test_cmim_is_finite_and_rewards_good_reconstructions():

@@ -203,3 +203,28 @@ def test_simsiam_predictor_keeps_a_fixed_learning_rate(digits, tmp_path):
     assert meta_groups[1]["fixed_lr"] is True and meta_groups[1]["lr"] == pytest.approx(1e-3)
     assert meta_groups[0]["lr"] < 1e-3
     train_objective("simsiam", tmp_path / "t", **kw)  # resumes with both groups
+
+
+def test_obow_teacher_sees_the_original_image_and_gets_no_gradient(digits):
+    """OBoW (authors' implementation): the bag of words comes from the teacher's view of the un-augmented image
+    (mirrored at random), so both student crops share one target; the vocabulary starts filled with real teacher
+    features; only the student and the weight generator get gradients."""
+    from repspace.compat.models import images_to_tensor
+
+    torch.manual_seed(0)
+    x = images_to_tensor(digits.subset(np.arange(64)).data)
+    obj = build_objective("obow", CompatNet("cnn", 16, 0, "none"), (1, 8, 8), vocab_size=128)
+    assert obj.level == "pooled" and obj.teacher_view == "original" and obj.momentum == 0.9
+    loss = obj.loss(x, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert bool(obj.warm) and float(obj.criterion.min_distance_mean) > 0
+    assert all(p.grad is None for p in obj.teacher.parameters())
+    assert obj.encoder.backbone.fc.weight.grad is not None and obj.criterion.generator[0].weight.grad is not None
+    # the target is a function of the image alone: two different augmentation draws give the same bag of words
+    with torch.no_grad():
+        loc, _ = obj.teacher_features(x)
+        a = obj.criterion.bag_of_words(loc)
+        b = obj.criterion.bag_of_words(obj.teacher_features(x)[0])
+    assert torch.allclose(a, b) and torch.allclose(a.sum(1), torch.ones(64))
+    words = obj.criterion.vocabulary
+    assert (words >= 0).all() and (words.norm(dim=1) > 0).all()  # post-ReLU teacher features, not random vectors

@@ -15,7 +15,8 @@ from repspace.compat.methods import SELF_SUPERVISED_METHODS as SSL_METHODS
 # library argument -> the flag that sets it (added to error messages)
 FLAGS = {"items": "--dataset", "base_space": "--base-space", "arch": "--arch", "dim": "--dim", "method": "--method",
          "old": "--old", "classes": "--classes", "fraction": "--fraction", "epochs": "--epochs",
-         "batch_size": "--batch-size", "lr": "--lr", "classifier": "--classifier", "influence": "--influence"}
+         "batch_size": "--batch-size", "lr": "--lr", "classifier": "--classifier", "influence": "--influence",
+         "influence_scale": "--influence-scale", "alpha": "--alpha"}
 
 
 def train(
@@ -31,17 +32,20 @@ def train(
     classes: Optional[str] = typer.Option(None, "--classes", help="Train on these classes only: 0-4, 0,2,5 or names."),
     fraction: Optional[float] = typer.Option(None, "--fraction", help="Train on a random fraction F of the items."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Default: compat methods enough epochs for ~1,000 "
-                                         "steps (at least 3); self-supervised 10. 0 saves the random-init network "
+                                         "steps (at least 10); self-supervised 10. 0 saves the random-init network "
                                          "(self-supervised methods)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Default 128 (compat), 256 (self-supervised)."),
     lr: float = typer.Option(1e-3, "--lr"),
     limit: Optional[int] = typer.Option(None, "--limit", help="Self-supervised: train on N items (seeded sample)."),
-    alpha: float = typer.Option(1.0, "--alpha", help="Weight of the influence loss (bct, bt2)."),
-    influence: str = typer.Option("classifier", "--influence", help="bct, bt2: classifier (the old classifier; "
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Weight of the influence loss (default: bct 1, bt2 3)."),
+    influence: str = typer.Option("auto", "--influence", help="bct, bt2: auto (default: gallery when the new model "
+                                  "adds classes the old one never saw, else classifier) | classifier (the old classifier; "
                                   "synthesised rows for classes it never saw) | gallery (each new feature must find "
                                   "its own item's old embedding and its class among the old model's embeddings of "
                                   "the training items: for added classes) | prototypes (bct: cosine loss to the old "
                                   "model's class means)"),
+    influence_scale: Optional[float] = typer.Option(None, "--influence-scale", help="gallery, prototypes: the cosine "
+                                                    "scale of the influence softmax (default 128, 16)."),
     classifier: Optional[str] = typer.Option(None, "--classifier", help="linear (default) | cosine (normalised "
                                              "features and weights); dsimplex implies its fixed simplex"),
     extra_dims: Optional[int] = typer.Option(None, "--extra-dims", help="bt2: added dimensions (default dim/4)."),
@@ -81,7 +85,7 @@ def train(
         config = train_model(arch, dim, method, out, items=items, base_space=space, old=old, classes=classes,
                              fraction=fraction, epochs=epochs, batch_size=batch_size or 128, lr=lr, alpha=alpha,
                              extra_dims=extra_dims, seed=seed, threads=threads, name=name, progress=not quiet,
-                             classifier=classifier, influence=influence)
+                             classifier=classifier, influence=influence, influence_scale=influence_scale)
     if json_out:
         emit_json(config)
         return

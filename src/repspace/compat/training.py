@@ -33,7 +33,8 @@ from repspace.ops.torchstate import seeded
 from repspace.spaces import Space
 
 DEFAULT_DIM = 32
-DEFAULT_STEPS = 1000  # default --epochs: enough epochs for about this many optimiser steps (at least 3)
+DEFAULT_STEPS = 1000  # default --epochs: enough epochs for about this many optimiser steps ...
+MIN_EPOCHS = 10  # ... and at least this many epochs (a new model on 60,000 images needs them to beat an old one)
 
 
 __all__ = ["DEFAULT_DIM", "METHODS", "images_to_tensor", "old_prototypes", "parse_classes", "train_model"]
@@ -49,7 +50,7 @@ def init_seed(seed: int, method: str, classes: Sequence[str] | None, fraction: f
 
 
 def default_epochs(n_items: int, batch_size: int, steps: int = DEFAULT_STEPS) -> int:
-    return max(3, math.ceil(steps / max(1, math.ceil(n_items / batch_size))))
+    return max(MIN_EPOCHS, math.ceil(steps / max(1, math.ceil(n_items / batch_size))))
 
 
 def class_order(labels: np.ndarray, dataset: str | None) -> list[str]:
@@ -156,22 +157,25 @@ def train_model(
     epochs: int | None = 3,
     batch_size: int = 128,
     lr: float = 1e-3,
-    alpha: float = 1.0,
+    alpha: float | None = None,
     extra_dims: int | None = None,
     seed: int = 0,
     threads: int | None = None,
     name: str | None = None,
     progress: bool = True,
     classifier: str | None = None,
-    influence: str = "classifier",
+    influence: str = "auto",
     influence_scale: float | None = None,
 ) -> dict[str, Any]:
     """Train and save a model directory; returns its config (with per-epoch loss and seconds).
 
     dim None: the old model's dimension (bct, bt2), else `DEFAULT_DIM`; epochs None: enough epochs for ~`DEFAULT_STEPS` steps on the training items
-    (at least 3; the CLI's default). classifier: "linear" (default), "cosine" (normalised features and
-    weights, learned scale) or "simplex" (fixed d-Simplex; implied by method "dsimplex").
-    influence (bct, bt2): "classifier" (the paper: the old classifier, synthesised rows for new classes),
+    (at least `MIN_EPOCHS`; the CLI's default). classifier: "linear" (default), "cosine" (normalised features and
+    weights, learned scale) or "simplex" (fixed d-Simplex; implied by method "dsimplex"). alpha (bct, bt2): the
+    influence weight, default the loss's `default_alpha` (bct 1, bt2 3).
+    influence (bct, bt2): "auto" (the default: "gallery" when the new model trains on classes the old one never
+    saw and both take the same inputs, else "classifier"), "classifier" (the paper: the old classifier,
+    synthesised rows for new classes),
     "prototypes" (bct: cosine cross-entropy at scale `influence_scale`, default 16, against the old model's
     class-mean embeddings of every class, `old_prototypes`) or "gallery" (each new feature must find its own
     item's old embedding and its class among the old model's embeddings of the training items, cosine at
@@ -190,9 +194,18 @@ def train_model(
         raise InvalidInputError("epochs and batch_size must be positive", param="epochs" if batch_size >= 1 else "batch_size")
     if influence not in INFLUENCES:
         raise InvalidInputError(f"unknown influence {influence!r}; choose from {', '.join(INFLUENCES)}", param="influence")
-    if influence != "classifier" and not loss_cls.needs_old_model:
+    if influence_scale is not None and not loss_cls.needs_old_model:
+        raise InvalidInputError(f"influence_scale is for methods trained against an old model (bct, bt2), not {method!r}",
+                                param="influence_scale")
+    if influence not in ("auto", "classifier") and not loss_cls.needs_old_model:
         raise InvalidInputError(f"influence {influence!r} is for methods trained against an old model (bct, bt2), "
                                 f"not {method!r}", param="influence")
+    if alpha is None:
+        alpha = loss_cls.default_alpha
+    elif not alpha >= 0:
+        raise InvalidInputError(f"alpha must be non-negative, got {alpha}", param="alpha")
+    if influence_scale is not None and not influence_scale > 0:
+        raise InvalidInputError(f"influence_scale must be positive, got {influence_scale}", param="influence_scale")
     if fraction is not None and not 0 < fraction <= 1:
         raise InvalidInputError(f"fraction must be in (0, 1], got {fraction}", param="fraction")
     x, y, source = _training_inputs(items, base_space, arch)
@@ -232,6 +245,15 @@ def train_model(
                 raise DimensionMismatchError(f"the old model is {old_config['dim']}-d; method {method!r} needs dim "
                                              f"{old_config['dim']}", param="dim")
             same_input = all(old_config["input"].get(k) == source.get(k) for k in ("shape", "base_model", "in_dim"))
+            if influence == "auto":
+                influence = auto_influence(loss_cls, old_config, trained, all_classes, same_input)
+            if influence == "classifier":  # the old classifier's own logits: no scale to choose
+                if influence_scale is not None:
+                    raise InvalidInputError("influence_scale is for the gallery and prototypes influences; this model "
+                                            "trains with the old classifier (choose influence 'gallery')",
+                                            param="influence_scale")
+            elif influence_scale is None:
+                influence_scale = INFLUENCE_SCALES[influence]
             term = _influence(loss_cls, old_model, old_config, influence, influence_scale, all_classes, y, x, xt, yt,
                               same_input, dim)
             loss_fn = loss_cls.for_training(model, term, alpha=alpha)
@@ -265,7 +287,8 @@ def train_model(
             "classifier": model.classifier_kind, "classes": all_classes, "trained_classes": trained,
             "fraction": fraction, "train_items": int(keep.sum()), "epochs": epochs, "batch_size": batch_size, "lr": lr,
             "alpha": alpha if loss_cls.needs_old_model else None,
-            "influence": influence if loss_cls.influence_options else None, "seed": seed, "init_seed": weights_seed, "input": source,
+            "influence": influence if loss_cls.influence_options else None,
+            "influence_scale": influence_scale if loss_cls.needs_old_model else None, "seed": seed, "init_seed": weights_seed, "input": source,
             "in_dim": source.get("in_dim"), "old": str(old) if old is not None else None,
             "old_name": old_config.get("name") if old_config else None, "history": history,
         }
@@ -273,8 +296,19 @@ def train_model(
         return config
 
 
-INFLUENCES = ("classifier", "prototypes", "gallery")
+INFLUENCES = ("auto", "classifier", "prototypes", "gallery")
 INFLUENCE_SCALES = {"prototypes": 16.0, "gallery": 128.0}  # the cosine scale of each influence's softmax
+
+
+def auto_influence(loss_cls: type[CompatLoss], old_config: dict, trained: list[str], all_classes: list[str],
+                   same_input: bool) -> str:
+    """The default influence: "gallery" when the new model trains on classes the old model never learned (class
+    extension: the paper's classifier influence fails there, benchmarks/RESULTS.md) and the gallery term can be
+    built (same inputs, same label set, a loss that takes it); "classifier" otherwise (the closed set, where
+    the gallery term ties the new model to the old geometry and loses)."""
+    added = set(trained) - set(old_config.get("trained_classes") or old_config.get("classes") or [])
+    usable = ("gallery" in loss_cls.influence_options and same_input and old_config.get("classes") == all_classes)
+    return "gallery" if added and usable else "classifier"
 
 
 def _influence(loss_cls: type[CompatLoss], old_model: CompatNet, old_config: dict, influence: str,
@@ -294,8 +328,6 @@ def _influence(loss_cls: type[CompatLoss], old_model: CompatNet, old_config: dic
         if old_config["classes"] != all_classes:
             raise InvalidInputError(f"the old model's classifier covers classes {old_config['classes']} but this "
                                     f"dataset's label set is {all_classes}; train the old model on the same dataset")
-        if influence_scale is None:
-            influence_scale = INFLUENCE_SCALES[influence]
         if influence == "prototypes":
             return ClassifierInfluence(old_prototypes(old_model, all_classes, y, x), dim, cosine_scale=influence_scale)
         return GalleryInfluence(_old_embeddings(old_model, xt), yt, scale=influence_scale, old_model=old_model)

@@ -362,54 +362,86 @@ class SIELoss(nn.Module):
 
 class OBoWLoss(nn.Module):
     """OBoW (Gidaris et al. 2021, "OBoW: Online Bag-of-Visual-Words Generation for Self-Supervised Learning",
-    arXiv:2012.11552).
+    arXiv:2012.11552), following the authors' implementation (github.com/valeoai/obow, ``builder_obow.py``).
 
-    The teacher's local features (n, C, P) of one view are softly assigned to a vocabulary of K visual words
-    (cosine / ``assign_temperature``), max-pooled over the P positions and normalised into a bag of words; the
-    student must predict that distribution from its global representation of the other view (cosine to
-    the words / ``predict_temperature``, softmax over words, cross-entropy). The vocabulary is online: a
-    queue into which `update_vocabulary` pushes one random local teacher feature per image. Trainable: the
-    student's projection to word space.
+    Teacher side (`bag_of_words`): each of the P local teacher features (n, C, P) — raw, not normalised — is
+    softly assigned to the K visual words by squared Euclidean distance, softmax(-inv_delta / δ̄ · dist),
+    where δ̄ is a running mean (decay 0.99) of each feature's distance to its nearest word, so the
+    sharpness adapts to the feature scale; the codes are max-pooled over positions (or averaged,
+    ``bow_pool="avg"``) and L1-normalised into a bag of words. Student side: a weight generator (L2-normalise
+    → Linear → BN → ReLU → Linear → L2-normalise) maps each word to a prediction weight; the logits are
+    ``kappa`` × student representation · weight, and the loss is the cross-entropy to the bag of words.
+    The vocabulary is an online queue into which `update_vocabulary` pushes one random local teacher
+    feature per image. Trainable: the weight generator.
 
-    Inputs: ``student`` (n, d) representations, ``teacher_local`` (n, C, P) teacher feature maps.
+    Inputs: ``student`` (n, d) representations, ``teacher_local`` (n, C, P) teacher local features.
 
     Example::
 
         obow = OBoWLoss(rep_dim=128, channels=64, vocab_size=256)
-        loss = obow(enc(a), teacher_local_features(b)); obow.update_vocabulary(teacher_local_features(b))
+        loss = obow(enc(a), teacher_local_features(x)); obow.update_vocabulary(teacher_local_features(x))
     """
 
-    def __init__(self, rep_dim: int, channels: int, vocab_size: int = 256, assign_temperature: float = 0.1,
-                 predict_temperature: float = 0.1) -> None:
+    def __init__(self, rep_dim: int, channels: int, vocab_size: int = 256, inv_delta: float = 15.0,
+                 kappa: float = 5.0, bow_pool: str = "max", decay: float = 0.99) -> None:
         super().__init__()
-        self.to_words = nn.Sequential(nn.Linear(rep_dim, 2 * channels), nn.ReLU(), nn.Linear(2 * channels, channels))
-        self.register_buffer("vocabulary", F.normalize(torch.randn(vocab_size, channels), dim=1))
+        if bow_pool not in ("max", "avg"):
+            raise ValueError("bow_pool must be 'max' or 'avg'")
+        if inv_delta <= 0 or kappa <= 0:
+            raise ValueError("inv_delta and kappa must be positive")
+        self.generator = nn.Sequential(nn.Linear(channels, 2 * rep_dim, bias=False), nn.BatchNorm1d(2 * rep_dim),
+                                       nn.ReLU(), nn.Linear(2 * rep_dim, rep_dim))
+        self.register_buffer("vocabulary", torch.randn(vocab_size, channels).clamp(min=0))
         self.register_buffer("pointer", torch.zeros((), dtype=torch.long))
-        self.t_assign, self.t_pred = assign_temperature, predict_temperature
+        self.register_buffer("min_distance_mean", torch.zeros(()))  # 0 = not yet set: the first batch's value
+        self.inv_delta, self.kappa, self.bow_pool, self.decay = inv_delta, kappa, bow_pool, decay
 
     @torch.no_grad()
-    def bag_of_words(self, teacher_local: torch.Tensor) -> torch.Tensor:
-        """(n, C, P) -> (n, K) distribution over words."""
-        f = F.normalize(teacher_local, dim=1)
-        assign = torch.softmax(torch.einsum("ncp,kc->npk", f, self.vocabulary) / self.t_assign, dim=2)
-        bow = assign.max(dim=1).values
-        return bow / bow.sum(1, keepdim=True)
+    def distances(self, teacher_local: torch.Tensor) -> torch.Tensor:
+        """(n, C, P) -> (n, P, K) squared Euclidean distances of the local features to the words."""
+        f = teacher_local.transpose(1, 2)
+        v = self.vocabulary
+        return (f.pow(2).sum(2, keepdim=True) + v.pow(2).sum(1) - 2 * f @ v.T).clamp_min(0)
+
+    @torch.no_grad()
+    def bag_of_words(self, teacher_local: torch.Tensor, track: bool = False) -> torch.Tensor:
+        """(n, C, P) -> (n, K) distribution over words. ``track`` updates the running mean nearest-word distance."""
+        dist = self.distances(teacher_local)
+        mu = dist.min(2).values.mean()
+        if track or float(self.min_distance_mean) <= 0:
+            first = float(self.min_distance_mean) <= 0
+            self.min_distance_mean.copy_(mu if first else self.decay * self.min_distance_mean + (1 - self.decay) * mu)
+        codes = torch.softmax(-self.inv_delta / self.min_distance_mean.clamp_min(1e-8) * dist, dim=2)
+        bow = codes.max(dim=1).values if self.bow_pool == "max" else codes.mean(dim=1)
+        return F.normalize(bow, p=1, dim=1)
 
     @torch.no_grad()
     def update_vocabulary(self, teacher_local: torch.Tensor, generator: torch.Generator | None = None) -> None:
-        n, c, p = teacher_local.shape
+        """Push one random local feature of each image (n, C, P) into the queue, replacing the oldest words."""
+        n, _, p = teacher_local.shape
         pos = torch.randint(0, p, (n,), generator=generator)
-        feats = F.normalize(teacher_local[torch.arange(n), :, pos.to(teacher_local.device)], dim=1)
+        feats = teacher_local[torch.arange(n), :, pos.to(teacher_local.device)]
         k = self.vocabulary.shape[0]
         idx = (self.pointer + torch.arange(min(n, k), device=feats.device)) % k
         self.vocabulary[idx] = feats[: len(idx)]
         self.pointer.copy_((self.pointer + len(idx)) % k)
 
-    def forward(self, student: torch.Tensor, teacher_local: torch.Tensor) -> torch.Tensor:
-        target = self.bag_of_words(teacher_local)
-        w = F.normalize(self.to_words(student), dim=1)
-        logp = torch.log_softmax(w @ self.vocabulary.clone().T / self.t_pred, dim=1)  # the queue changes in place later
-        return -(target * logp).sum(1).mean()
+    def weights(self) -> torch.Tensor:
+        """(K, d) prediction weights: the generator applied to the (current) L2-normalised words."""
+        return F.normalize(self.generator(F.normalize(self.vocabulary.clone(), dim=1)), dim=1)
+
+    def logits(self, student: torch.Tensor) -> torch.Tensor:
+        return self.kappa * student @ self.weights().T
+
+    def forward(self, student: torch.Tensor, teacher_local: torch.Tensor | None = None,
+                target: torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-entropy between the student's predicted word distribution and the teacher's bag of words
+        (computed from ``teacher_local``, or given as ``target`` (n, K))."""
+        if target is None:
+            if teacher_local is None:
+                raise ValueError("give teacher_local or target")
+            target = self.bag_of_words(teacher_local)
+        return -(target * torch.log_softmax(self.logits(student), dim=1)).sum(1).mean()
 
 
 # --------------------------------------------------------------------------- mutual information machine

@@ -81,12 +81,21 @@ class SimCLR(Objective):
 
 
 class VICReg(Objective):
+    """VICReg: an expander MLP (encoder.dim → `hidden` → `proj_dim`) and `VICRegLoss(lam, mu, nu)`.
+
+    Short-run settings (docs/objectives.md): a 1,024-wide expander (the paper's is 8,192; 256 before) and the
+    invariance weight `lam` 12.5 against variance 25 and covariance 1 (the paper's 25 / 25 / 1). `crop_scale`
+    sets this method's random-resized-crop area range (default: the shared augmentation's 0.5–1)."""
+
     method = "vicreg"
 
-    def __init__(self, encoder: CompatNet, proj_dim: int = 256, **kw) -> None:
+    def __init__(self, encoder: CompatNet, proj_dim: int = 1024, hidden: int = 1024, lam: float = 12.5, mu: float = 25.0,
+                 nu: float = 1.0, crop_scale: tuple[float, float] | None = None, **kw) -> None:
+        if crop_scale is not None and kw.get("augment") is None and encoder.arch == "cnn":
+            kw["augment"] = ImageAugment(crop_scale=tuple(crop_scale))
         super().__init__(encoder, **kw)
-        self.projector = mlp(encoder.dim, 256, proj_dim)
-        self.criterion = VICRegLoss()
+        self.projector = mlp(encoder.dim, hidden, proj_dim)
+        self.criterion = VICRegLoss(lam, mu, nu)
 
     def loss(self, x, g):
         a, b, _, _ = self.views(x, g)
@@ -313,30 +322,77 @@ class SIE(Objective):
 
 
 class OBoW(Objective):
+    """OBoW as in the authors' implementation (github.com/valeoai/obow): the EMA teacher sees the original image
+    (only mirrored at random) and turns a feature map into a bag of visual words; the student predicts that
+    bag from its representation of each of two augmented crops (`OBoWLoss`: Euclidean soft assignment with
+    the adaptive inverse temperature, raw-feature words, the weight generator and κ scaling).
+
+    `level`: the teacher's feature map — ``"pooled"`` (default), the CNN's 3×3 pooled map that its linear
+    layer reads, or ``"conv"``, its last convolutional map before that pooling (14×14 on 28×28 images, the
+    border dropped as in the paper; words pushed as 3×3 local averages, the paper's "local_average" update).
+    `teacher_view`: ``"original"`` (the paper) or ``"other"`` (each crop predicts the other crop's bag).
+    `projector` > 0 puts an MLP of that width between the representation and the prediction (not in the
+    paper). Short-run settings (docs/objectives.md): teacher momentum 0.9 → 1 (paper 0.99 → 1), 1,024 words
+    (paper 8,192), the pooled map. For the MLP head the local features are its hidden layer."""
+
     method = "obow"
     uses_teacher = True
 
-    def __init__(self, encoder: CompatNet, vocab_size: int = 256, momentum: float = 0.99, assign_temperature: float = 0.1,
-                 predict_temperature: float = 0.1, **kw) -> None:
+    def __init__(self, encoder: CompatNet, vocab_size: int = 1024, momentum: float = 0.9, inv_delta: float = 15.0,
+                 kappa: float = 5.0, bow_pool: str = "max", level: str = "pooled", teacher_view: str = "original",
+                 projector: int = 0, **kw) -> None:
         super().__init__(encoder, **kw)
+        if level not in ("conv", "pooled"):
+            raise ValueError("level must be 'conv' or 'pooled'")
+        if teacher_view not in ("original", "other"):
+            raise ValueError("teacher_view must be 'original' or 'other'")
         bb = encoder.backbone
-        channels = bb.fc.in_features // 9 if encoder.arch == "cnn" else bb.net[0].out_features
-        self.criterion = OBoWLoss(encoder.dim, channels, vocab_size, assign_temperature, predict_temperature)
+        if encoder.arch == "cnn":
+            channels = bb.fc.in_features // 9
+        else:
+            channels = bb.net[0].out_features
+        self.level, self.teacher_view = level, teacher_view
+        self.criterion = OBoWLoss(encoder.dim, channels, vocab_size, inv_delta, kappa, bow_pool)
         self.teacher = EMATeacher(encoder)
         self.momentum = momentum
-        self._warm = False
+        # optional student head between the representation and the prediction (0 = none, as in the paper)
+        self.projector = mlp(encoder.dim, projector, encoder.dim) if projector else nn.Identity()
+        self.register_buffer("warm", torch.zeros((), dtype=torch.bool))
+
+    def teacher_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(local features (n, C, P) for the bag of words, candidate words (n, C, P') for the vocabulary)."""
+        net = self.teacher.net
+        if net.arch != "cnn" or self.level == "pooled":
+            _, loc = local_features(net, x)
+            return loc, loc
+        h = x
+        for layer in net.backbone.body:
+            if isinstance(layer, nn.AdaptiveAvgPool2d):
+                break
+            h = layer(h)
+        if min(h.shape[2:]) > 4:
+            h = h[:, :, 1:-1, 1:-1]  # the paper drops the map's border
+        words = F.avg_pool2d(h, 3, stride=1) if min(h.shape[2:]) >= 3 else h
+        return h.flatten(2), words.flatten(2)
 
     def loss(self, x, g):
         a, b, _, _ = self.views(x, g)
+        obow = self.criterion
         with torch.no_grad():
-            _, la = local_features(self.teacher.net, a)
-            _, lb = local_features(self.teacher.net, b)
-            if not self._warm:  # fill the vocabulary with real features before the first step
-                for _ in range(max(1, self.criterion.vocabulary.shape[0] // max(1, len(x)))):
-                    self.criterion.update_vocabulary(torch.cat([la, lb]), g)
-                self._warm = True
-        loss = 0.5 * (self.criterion(self.encoder(a), lb) + self.criterion(self.encoder(b), la))
-        self.criterion.update_vocabulary(lb, g)
+            if self.teacher_view == "original":
+                flip = torch.rand(len(x), generator=g) < 0.5
+                xs = [torch.where(flip.view(-1, *[1] * (x.dim() - 1)), x.flip(-1), x) if x.dim() == 4 else x]
+            else:
+                xs = [b, a]
+            feats = [self.teacher_features(v) for v in xs]
+            if not bool(self.warm):  # fill the vocabulary with real features before the first step
+                for _ in range(max(1, obow.vocabulary.shape[0] // max(1, len(x)))):
+                    obow.update_vocabulary(torch.cat([w for _, w in feats]), g)
+                self.warm.fill_(True)
+            targets = [obow.bag_of_words(loc, track=True) for loc, _ in feats]
+        t_a, t_b = (targets[0], targets[0]) if len(targets) == 1 else (targets[0], targets[1])
+        loss = 0.5 * (obow(self.projector(self.encoder(a)), target=t_a) + obow(self.projector(self.encoder(b)), target=t_b))
+        obow.update_vocabulary(feats[0][1], g)
         return loss
 
     def after_step(self, step, total):

@@ -41,9 +41,11 @@ def upgrade_section(report: Report, train_rows: list[dict], rec: list[dict], old
         "Upgrade: compatible training and query-side adapters",
         Report.text("Compatible training (BCT protocol on scikit-learn digits, small CNNs): the old model saw classes "
                     "0-4 only; new models see all 10. A new model is backward compatible when its queries search the old "
-                    "gallery at least as well as the old model does (M(new,old) >= M(old,old)). BCT (influence loss "
-                    "through the old classifier) and BT² (extra dimensions behind a learned orthonormal basis) are "
-                    "trained against the old model; d-Simplex models (old and new) share a fixed classifier; new models "
+                    "gallery at least as well as the old model does (M(new,old) >= M(old,old)). BCT and BT² (extra "
+                    "dimensions behind a learned orthonormal basis) are trained against the old model with the "
+                    "default influence for added classes, the old gallery (each new feature must find its own item's "
+                    "old embedding and its class among the old model's embeddings; `--influence classifier` is the "
+                    "BCT paper's loss through the old classifier, which fails this protocol); d-Simplex models (old and new) share a fixed classifier; new models "
                     "start from other initial weights than the old one. In this run the criterion holds for: "
                     f"{', '.join(r['new model'] for r in train_rows if r['compatible']) or 'none'}. Class extension is "
                     "the hard protocol (benchmarks/RESULTS.md has Fashion-MNIST with both protocols and several seeds)."),

@@ -19,6 +19,7 @@ class CompatLoss(nn.Module):
     - `influence_options`: ways other than the old classifier to give the old model's influence
       (e.g. "prototypes", "gallery"); empty = the old classifier only.
     - `cosine_influence`: the influence logits may be cosine at a scale (for an old cosine classifier).
+    - `default_alpha`: the influence weight `train_model` uses when none is given.
     """
 
     needs_old_model: ClassVar[bool] = False
@@ -26,6 +27,7 @@ class CompatLoss(nn.Module):
     needs_extra_dims: ClassVar[bool] = False
     influence_options: ClassVar[tuple[str, ...]] = ()
     cosine_influence: ClassVar[bool] = False
+    default_alpha: ClassVar[float] = 1.0
 
     def __init__(self, model: CompatNet) -> None:
         super().__init__()
