@@ -79,7 +79,10 @@ def compat_protocol(args) -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     old_kw = {"fraction": 0.3} if args.compat == "closed-set" else {"classes": "0-4"}
     variants = args.variants.split(",")
-    print(f"machine: {machine()}; {args.compat} on {args.dataset}, old {old_kw}, CLI defaults (dim 32, ~1,000 steps and >= 10 epochs, "
+    old_epochs, new_epochs = ([int(e) for e in args.compat_epochs.split(",")] if args.compat_epochs else (None, None))
+    budget = (f"old {old_epochs} / new {new_epochs} epochs" if args.compat_epochs else
+              "~1,000 steps and >= 10 epochs")
+    print(f"machine: {machine()}; {args.compat} on {args.dataset}, old {old_kw}, CLI defaults (dim 32, {budget}, "
           f"batch 128), seeds {seeds}", flush=True)
     train, test = load_dataset(f"{args.dataset}@train"), load_dataset(f"{args.dataset}@test")
     work = Path(tempfile.mkdtemp(prefix="compat-defaults-"))
@@ -95,13 +98,13 @@ def compat_protocol(args) -> None:
             key = json.dumps(o_kw, sort_keys=True)
             if key not in olds:
                 p = work / f"old-{o_kw['method']}-{seed}"
-                train_model("cnn", None, out=p, items=train, seed=seed, epochs=None, threads=args.threads,
+                train_model("cnn", None, out=p, items=train, seed=seed, epochs=old_epochs, threads=args.threads,
                             progress=False, name=p.name, **o_kw, **old_kw)
                 olds[key] = (p, encode_items(get_encoder(str(p)), test, progress=False))
             op, old_space = olds[key]
             p = work / f"new-{v}-{seed}"
             kw = dict(n_kw, old=op) if n_kw["method"] in ("bct", "bt2") else dict(n_kw)
-            cfg = train_model("cnn", None, out=p, items=train, seed=seed, epochs=None, threads=args.threads,
+            cfg = train_model("cnn", None, out=p, items=train, seed=seed, epochs=new_epochs, threads=args.threads,
                               progress=False, name=p.name, **kw)
             secs.setdefault(v, []).extend(h["seconds"] for h in cfg["history"])
             new_space = encode_items(get_encoder(str(p)), test, progress=False)
@@ -131,6 +134,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--compat", choices=("closed-set", "class-extension"), default=None,
                     help="run a compatible-training protocol at the CLI defaults instead of the objectives table")
+    ap.add_argument("--compat-epochs", default=None, metavar="OLD,NEW",
+                    help="--compat: epochs of the old and new models instead of the CLI default (e.g. 5,3 = session 4's "
+                         "Fashion-MNIST class-extension budget)")
     ap.add_argument("--variants", default="bct,bt2,independent,dsimplex", help="--compat: " + ", ".join(COMPAT_VARIANTS))
     ap.add_argument("--dataset", default="fashion-mnist")
     ap.add_argument("--train-items", type=int, default=10000)
