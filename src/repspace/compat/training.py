@@ -15,9 +15,9 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from repspace.compat.losses import METHODS, CompatLoss, get_loss
+from repspace.compat.losses.influence import old_embeddings
 from repspace.datasets.builtin import FASHION_CLASSES
 from repspace.datasets.items import Items
 from repspace.errors import DimensionMismatchError, InvalidInputError
@@ -124,13 +124,6 @@ def _old_weight(old: CompatNet, old_config: dict, classes: list[str], new_y: np.
     return w
 
 
-def _old_embeddings(old: CompatNet, x: torch.Tensor) -> torch.Tensor:
-    """The old model's L2-normalised retrieval vectors (its compatible `dim` coordinates) of the inputs x."""
-    with torch.no_grad():
-        f = torch.cat([old.embed(b) for b in x.split(1024)])[:, : old.dim]
-    return F.normalize(f, dim=1)
-
-
 def old_prototypes(old: CompatNet, classes: list[str], y: np.ndarray, x: torch.Tensor,
                    per_class: int = 2000) -> torch.Tensor:
     """(num_classes, dim): the mean of the old model's L2-normalised embeddings of each class's training
@@ -140,7 +133,7 @@ def old_prototypes(old: CompatNet, classes: list[str], y: np.ndarray, x: torch.T
         idx = torch.from_numpy(np.flatnonzero(y == c))[:per_class]
         if len(idx) == 0:
             raise InvalidInputError(f"no training items of class {c!r} to build the old model's prototype from")
-        rows.append(_old_embeddings(old, x[idx]).mean(0))
+        rows.append(old_embeddings(old, x[idx]).mean(0))
     return torch.stack(rows)
 
 
@@ -330,7 +323,7 @@ def _influence(loss_cls: type[CompatLoss], old_model: CompatNet, old_config: dic
                                     f"dataset's label set is {all_classes}; train the old model on the same dataset")
         if influence == "prototypes":
             return ClassifierInfluence(old_prototypes(old_model, all_classes, y, x), dim, cosine_scale=influence_scale)
-        return GalleryInfluence(_old_embeddings(old_model, xt), yt, scale=influence_scale, old_model=old_model)
+        return GalleryInfluence(old_embeddings(old_model, xt), yt, scale=influence_scale, old_model=old_model)
     w_old = _old_weight(old_model, old_config, all_classes, y, x if same_input else None)
     if loss_cls.cosine_influence and old_model.classifier_kind == "cosine":  # the old model's own (cosine) logits
         return ClassifierInfluence(w_old, dim, cosine_scale=float(old_model.logit_scale))

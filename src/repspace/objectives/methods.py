@@ -390,7 +390,7 @@ class OBoW(Objective):
                     obow.update_vocabulary(torch.cat([w for _, w in feats]), g)
                 self.warm.fill_(True)
             targets = [obow.bag_of_words(loc, track=True) for loc, _ in feats]
-        t_a, t_b = (targets[0], targets[0]) if len(targets) == 1 else (targets[0], targets[1])
+        t_a, t_b = targets[0], targets[-1]  # one target (the original image) for both crops, or one per other crop
         loss = 0.5 * (obow(self.projector(self.encoder(a)), target=t_a) + obow(self.projector(self.encoder(b)), target=t_b))
         obow.update_vocabulary(feats[0][1], g)
         return loss

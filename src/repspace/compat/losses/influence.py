@@ -32,6 +32,19 @@ def frozen_classifier(weight: torch.Tensor, dim: int, what: str) -> torch.Tensor
     return w
 
 
+def old_embeddings(old: nn.Module, x: torch.Tensor, block: int = 1024) -> torch.Tensor:
+    """The old model's L2-normalised retrieval vectors (its compatible `dim` coordinates) of the inputs x, in
+    eval mode and without gradient (the gallery its users search, and each batch's own items)."""
+    was = old.training
+    old.eval()
+    try:
+        with torch.no_grad():
+            f = torch.cat([old.embed(b) for b in x.split(block)])[:, : old.dim]
+    finally:
+        old.train(was)
+    return F.normalize(f, dim=1)
+
+
 def check_influence_dim(influence: nn.Module, dim: int, what: str) -> None:
     """An influence term (anything with `dim`) built for another dimension than the model's compatible part is refused."""
     got = influence.dim
@@ -104,17 +117,6 @@ class GalleryInfluence(nn.Module):
     def dim(self) -> int:
         return self.bank.shape[1]
 
-    def own_old(self, x: torch.Tensor) -> torch.Tensor:
-        """The old model's normalised embeddings of the batch's own items (eval mode, no gradient)."""
-        old = self._old[0]
-        was = old.training
-        old.eval()
-        try:
-            with torch.no_grad():
-                return F.normalize(old.embed(x)[:, : self.dim], dim=1)
-        finally:
-            old.train(was)
-
     def forward(self, f: torch.Tensor, y: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         n = self.bank.shape[0]
         idx = torch.randint(0, n, (self.sample,), device=f.device) if n > self.sample else None
@@ -128,7 +130,7 @@ class GalleryInfluence(nn.Module):
             nll = torch.logsumexp(s, 1) - torch.logsumexp(s.masked_fill(~pos, float("-inf")), 1)
             loss = loss + self.class_weight * nll[found].mean()
         if self.own_weight and x is not None and self._old[0] is not None:
-            own = self.scale * (fn * self.own_old(x)).sum(1, keepdim=True)
+            own = self.scale * (fn * old_embeddings(self._old[0], x)).sum(1, keepdim=True)
             others = s.masked_fill(pos, float("-inf"))
             loss = loss + self.own_weight * (torch.logsumexp(torch.cat([own, others], 1), 1) - own[:, 0]).mean()
         return loss
