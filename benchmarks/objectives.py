@@ -18,7 +18,9 @@ Compatible training (issue items 4 and 5), with the CLI's defaults (32-d, ~1,000
   python benchmarks/objectives.py --compat class-extension --dataset fashion-mnist --seeds 0,1,2 \
       --variants bct,bct-proto
       old = classes 0-4; new on all classes: bct / bt2 (the default --influence auto: the old gallery when
-      classes are added, the old classifier in the closed set), bct-classifier / bt2-classifier (the paper:
+      classes are added, nca in the closed set: the old classifier plus the soft nearest neighbours of each
+      new feature's class among the old embeddings), bct-nca / bt2-nca (that term explicitly),
+      bct-classifier / bt2-classifier (the paper:
       old classifier + synthesised weights for new classes),
       bct-proto (cosine influence loss against the old model's class prototypes), bct-proto-cos (+ cosine
       classifier), bct-gallery / bt2-gallery (each new feature must find its own item's old embedding and its
@@ -61,6 +63,8 @@ COMPAT_VARIANTS = {
     "independent": ({"method": "independent"}, {"method": "independent"}),
     "bct": ({"method": "independent"}, {"method": "bct"}),
     "bt2": ({"method": "independent"}, {"method": "bt2"}),
+    "bct-nca": ({"method": "independent"}, {"method": "bct", "influence": "nca"}),
+    "bt2-nca": ({"method": "independent"}, {"method": "bt2", "influence": "nca"}),
     "bct-classifier": ({"method": "independent"}, {"method": "bct", "influence": "classifier"}),
     "bt2-classifier": ({"method": "independent"}, {"method": "bt2", "influence": "classifier"}),
     "bct-proto": ({"method": "independent"}, {"method": "bct", "influence": "prototypes"}),

@@ -26,7 +26,8 @@ def test_registry_names_classes_and_declarations():
         assert "Reference" in module.__doc__ and "Example" in module.__doc__ and "Inputs" in module.__doc__
     needs = {m: (c.needs_old_model, c.fixed_classifier, c.needs_extra_dims, c.influence_options) for m, c in classes.items()}
     assert needs == {"independent": (False, None, False, ()), "dsimplex": (False, "simplex", False, ()),
-                     "bct": (True, None, False, ("prototypes", "gallery")), "bt2": (True, None, True, ("gallery",))}
+                     "bct": (True, None, False, ("nca", "prototypes", "gallery")),
+                     "bt2": (True, None, True, ("nca", "gallery"))}
     with pytest.raises(UnknownNameError, match="choose from independent, dsimplex, bct, bt2"):
         get_loss("nope")
 

@@ -345,8 +345,45 @@ def test_gallery_influence_own_term_pulls_each_feature_to_its_own_old_embedding(
     assert term(own * 3.0, y, x) < term(torch.randn(6, 8), y, x)
 
 
-def test_auto_influence_is_gallery_only_when_the_new_model_adds_classes(tmp_path):
-    from repspace.compat.training import train_model
+
+
+def test_influence_sum_adds_weighted_terms_of_one_dimension():
+    from repspace.compat.losses.influence import ClassifierInfluence, GalleryInfluence, InfluenceSum
+
+    torch.manual_seed(0)
+    w, bank, labels = torch.randn(3, 8), torch.randn(30, 8), torch.randint(0, 3, (30,))
+    cls, nca = ClassifierInfluence(w, 8), GalleryInfluence(bank, labels, scale=32.0, own_weight=0.0)
+    f, y = torch.randn(5, 8, requires_grad=True), torch.tensor([0, 1, 2, 0, 1])
+    both = InfluenceSum(cls, nca, weights=(1.0, 0.5))
+    assert both.dim == 8
+    assert torch.allclose(both(f, y), cls(f, y) + 0.5 * nca(f, y), atol=1e-6)
+    both(f, y).backward()
+    assert f.grad.abs().sum() > 0
+    with pytest.raises(DimensionMismatchError):
+        InfluenceSum(cls, ClassifierInfluence(torch.randn(3, 4), 4))
+    with pytest.raises(InvalidInputError):
+        InfluenceSum(cls, nca, weights=(1.0,))
+
+def test_gallery_influence_looks_the_own_item_up_by_row():
+    from repspace.compat.losses.influence import GalleryInfluence, old_embeddings
+
+    old = _mlp(dim=8, k=3)
+    xs, labels = torch.randn(40, 6), torch.randint(0, 3, (40,))
+    term = GalleryInfluence(old_embeddings(old, xs), labels, scale=20.0, old_model=old)
+    rows = torch.tensor([3, 17, 0, 39])
+    f = torch.randn(4, 8)
+    torch.manual_seed(1)
+    by_row = term(f, labels[rows], rows=rows)
+    torch.manual_seed(1)
+    by_model = term(f, labels[rows], xs[rows])  # the same rows re-embedded by the old model
+    assert torch.allclose(by_row, by_model, atol=1e-5)
+    assert by_row > GalleryInfluence(term.bank, labels, scale=20.0)(f, labels[rows])  # the own term was added
+    with pytest.raises(InvalidInputError, match="rows"):
+        term(f, labels[rows], rows=torch.tensor([0, 40, 1, 2]))
+
+def test_auto_influence_is_gallery_when_the_new_model_adds_classes_else_nca(tmp_path):
+    from repspace.compat.losses import get_loss
+    from repspace.compat.training import auto_influence, train_model
     from tests.conftest import make_space
 
     base = make_space(n=60, d=6)  # labels of 3 classes
@@ -356,7 +393,7 @@ def test_auto_influence_is_gallery_only_when_the_new_model_adds_classes(tmp_path
     for method in ("bct", "bt2"):
         closed = train_model("mlp", None, method, tmp_path / f"{method}-closed", old=tmp_path / "old-all", **common)
         added = train_model("mlp", None, method, tmp_path / f"{method}-added", old=tmp_path / "old-part", **common)
-        assert (closed["influence"], closed["influence_scale"]) == ("classifier", None)
+        assert (closed["influence"], closed["influence_scale"]) == ("nca", 32.0)
         assert closed["alpha"] == {"bct": 1.0, "bt2": 3.0}[method]  # each loss's default_alpha
         assert (added["influence"], added["influence_scale"]) == ("gallery", 128.0)
         # an explicit choice wins, and its scale is recorded
@@ -366,10 +403,17 @@ def test_auto_influence_is_gallery_only_when_the_new_model_adds_classes(tmp_path
     gal = train_model("mlp", None, "bct", tmp_path / "gal", old=tmp_path / "old-all", influence="gallery",
                       influence_scale=32.0, **common)
     assert (gal["influence"], gal["influence_scale"]) == ("gallery", 32.0)
+    nca = train_model("mlp", None, "bct", tmp_path / "nca", old=tmp_path / "old-all", influence_scale=8.0, **common)
+    assert (nca["influence"], nca["influence_scale"]) == ("nca", 8.0)  # auto's scale can be set
+    # without the old model's own inputs there is no old gallery: auto falls back to the paper's old classifier
+    old_cfg = {"classes": ["0", "1", "2"], "trained_classes": ["0", "1", "2"]}
+    classes = ["0", "1", "2"]
+    assert auto_influence(get_loss("bct"), old_cfg, classes, classes, same_input=False) == "classifier"
+    assert auto_influence(get_loss("bt2"), old_cfg, classes, classes, same_input=True) == "nca"
+    assert auto_influence(get_loss("bt2"), dict(old_cfg, trained_classes=["0"]), classes, classes, True) == "gallery"
     assert train_model("mlp", 12, "independent", tmp_path / "ind", **common)["influence_scale"] is None
     for bad, match in ((dict(method="bct", old=tmp_path / "old-all", influence="classifier", influence_scale=8.0),
-                        "influence_scale is for the gallery"),
-                       (dict(method="bct", old=tmp_path / "old-all", influence_scale=8.0), "influence_scale is for the gallery"),
+                        "influence_scale is for the nca, gallery"),
                        (dict(method="bct", old=tmp_path / "old-part", influence_scale=0.0), "must be positive"),
                        (dict(method="independent", influence_scale=8.0), "against an old model"),
                        (dict(method="bct", old=tmp_path / "old-part", alpha=-1.0), "alpha must be non-negative")):

@@ -39,13 +39,15 @@ def train(
     limit: Optional[int] = typer.Option(None, "--limit", help="Self-supervised: train on N items (seeded sample)."),
     alpha: Optional[float] = typer.Option(None, "--alpha", help="Weight of the influence loss (default: bct 1, bt2 3)."),
     influence: str = typer.Option("auto", "--influence", help="bct, bt2: auto (default: gallery when the new model "
-                                  "adds classes the old one never saw, else classifier) | classifier (the old classifier; "
-                                  "synthesised rows for classes it never saw) | gallery (each new feature must find "
+                                  "adds classes the old one never saw, else nca) | classifier (the old classifier; "
+                                  "synthesised rows for classes it never saw) | nca (the old classifier plus each new "
+                                  "feature's soft nearest neighbours of its class among the old model's embeddings "
+                                  "of the training items) | gallery (each new feature must find "
                                   "its own item's old embedding and its class among the old model's embeddings of "
                                   "the training items: for added classes) | prototypes (bct: cosine loss to the old "
                                   "model's class means)"),
-    influence_scale: Optional[float] = typer.Option(None, "--influence-scale", help="gallery, prototypes: the cosine "
-                                                    "scale of the influence softmax (default 128, 16)."),
+    influence_scale: Optional[float] = typer.Option(None, "--influence-scale", help="nca, gallery, prototypes: the "
+                                                    "cosine scale of the influence softmax (default 32, 128, 16)."),
     classifier: Optional[str] = typer.Option(None, "--classifier", help="linear (default) | cosine (normalised "
                                              "features and weights); dsimplex implies its fixed simplex"),
     extra_dims: Optional[int] = typer.Option(None, "--extra-dims", help="bt2: added dimensions (default dim/4)."),

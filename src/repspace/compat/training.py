@@ -166,9 +166,11 @@ def train_model(
     (at least `MIN_EPOCHS`; the CLI's default). classifier: "linear" (default), "cosine" (normalised features and
     weights, learned scale) or "simplex" (fixed d-Simplex; implied by method "dsimplex"). alpha (bct, bt2): the
     influence weight, default the loss's `default_alpha` (bct 1, bt2 3).
-    influence (bct, bt2): "auto" (the default: "gallery" when the new model trains on classes the old one never
-    saw and both take the same inputs, else "classifier"), "classifier" (the paper: the old classifier,
-    synthesised rows for new classes),
+    influence (bct, bt2): "auto" (the default, `auto_influence`: when both models take the same inputs, "gallery"
+    if the new model trains on classes the old one never saw, else "nca"; otherwise "classifier"), "classifier"
+    (the paper: the old classifier, synthesised rows for new classes), "nca" (the old classifier plus the soft
+    1-NN class term of `GalleryInfluence` among the old model's embeddings of the training items, cosine at scale
+    `influence_scale`, default 32: the closed set),
     "prototypes" (bct: cosine cross-entropy at scale `influence_scale`, default 16, against the old model's
     class-mean embeddings of every class, `old_prototypes`) or "gallery" (each new feature must find its own
     item's old embedding and its class among the old model's embeddings of the training items, cosine at
@@ -242,8 +244,8 @@ def train_model(
                 influence = auto_influence(loss_cls, old_config, trained, all_classes, same_input)
             if influence == "classifier":  # the old classifier's own logits: no scale to choose
                 if influence_scale is not None:
-                    raise InvalidInputError("influence_scale is for the gallery and prototypes influences; this model "
-                                            "trains with the old classifier (choose influence 'gallery')",
+                    raise InvalidInputError("influence_scale is for the nca, gallery and prototypes influences; this "
+                                            "model trains with the old classifier (choose influence 'nca' or 'gallery')",
                                             param="influence_scale")
             elif influence_scale is None:
                 influence_scale = INFLUENCE_SCALES[influence]
@@ -265,7 +267,7 @@ def train_model(
                 model.train()
                 t0, total, seen = time.perf_counter(), 0.0, 0
                 for b in torch.randperm(len(yt), generator=gen).split(batch_size):
-                    loss = loss_fn(xt[b], yt[b])
+                    loss = loss_fn(xt[b], yt[b], rows=b)  # rows: GalleryInfluence looks its old embeddings up
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
@@ -289,19 +291,21 @@ def train_model(
         return config
 
 
-INFLUENCES = ("auto", "classifier", "prototypes", "gallery")
-INFLUENCE_SCALES = {"prototypes": 16.0, "gallery": 128.0}  # the cosine scale of each influence's softmax
+INFLUENCES = ("auto", "classifier", "nca", "prototypes", "gallery")
+INFLUENCE_SCALES = {"nca": 32.0, "prototypes": 16.0, "gallery": 128.0}  # the cosine scale of each influence's softmax
 
 
 def auto_influence(loss_cls: type[CompatLoss], old_config: dict, trained: list[str], all_classes: list[str],
                    same_input: bool) -> str:
-    """The default influence: "gallery" when the new model trains on classes the old model never learned (class
-    extension: the paper's classifier influence fails there, benchmarks/RESULTS.md) and the gallery term can be
-    built (same inputs, same label set, a loss that takes it); "classifier" otherwise (the closed set, where
-    the gallery term ties the new model to the old geometry and loses)."""
+    """The default influence when the old gallery can be built (same inputs, same label set): "gallery" when the
+    new model trains on classes the old model never learned (class extension: the paper's classifier influence
+    fails there, benchmarks/RESULTS.md), else "nca" (the closed set: the old classifier plus the soft 1-NN of
+    each new feature among the old embeddings, without the own-item term, which would copy the old model's
+    mistakes); "classifier" (the paper's) when the gallery cannot be built or the loss takes neither."""
     added = set(trained) - set(old_config.get("trained_classes") or old_config.get("classes") or [])
-    usable = ("gallery" in loss_cls.influence_options and same_input and old_config.get("classes") == all_classes)
-    return "gallery" if added and usable else "classifier"
+    pick = "gallery" if added else "nca"
+    usable = pick in loss_cls.influence_options and same_input and old_config.get("classes") == all_classes
+    return pick if usable else "classifier"
 
 
 def _influence(loss_cls: type[CompatLoss], old_model: CompatNet, old_config: dict, influence: str,
@@ -309,9 +313,9 @@ def _influence(loss_cls: type[CompatLoss], old_model: CompatNet, old_config: dic
                yt: torch.Tensor, same_input: bool, dim: int) -> torch.nn.Module:
     """The term that pulls a new model towards the old one (`repspace.compat.losses.influence`): the old
     classifier (synthesised rows for classes it never saw; the paper), the old model's class prototypes
-    (influence "prototypes"), or the old model's embeddings of the training items xt, class ids yt (influence
-    "gallery")."""
-    from repspace.compat.losses.influence import ClassifierInfluence, GalleryInfluence
+    (influence "prototypes"), the old model's embeddings of the training items xt, class ids yt (influence
+    "gallery"), or the old classifier plus the gallery's class term (influence "nca")."""
+    from repspace.compat.losses.influence import ClassifierInfluence, GalleryInfluence, InfluenceSum
 
     if influence != "classifier":
         if influence not in loss_cls.influence_options or not same_input:
@@ -323,6 +327,10 @@ def _influence(loss_cls: type[CompatLoss], old_model: CompatNet, old_config: dic
                                     f"dataset's label set is {all_classes}; train the old model on the same dataset")
         if influence == "prototypes":
             return ClassifierInfluence(old_prototypes(old_model, all_classes, y, x), dim, cosine_scale=influence_scale)
+        if influence == "nca":  # the gallery's class term only: the own-item term pulls to the old model's errors
+            nca = GalleryInfluence(old_embeddings(old_model, xt), yt, scale=influence_scale, own_weight=0.0)
+            return InfluenceSum(_influence(loss_cls, old_model, old_config, "classifier", None, all_classes, y, x,
+                                           xt, yt, same_input, dim), nca)
         return GalleryInfluence(old_embeddings(old_model, xt), yt, scale=influence_scale, old_model=old_model)
     w_old = _old_weight(old_model, old_config, all_classes, y, x if same_input else None)
     if loss_cls.cosine_influence and old_model.classifier_kind == "cosine":  # the old model's own (cosine) logits

@@ -10,7 +10,11 @@ from repspace.nets import CompatNet
 
 
 class CompatLoss(nn.Module):
-    """A loss ``loss(x, y) -> scalar`` over a `CompatNet`, with the needs `train_model` reads:
+    """A loss ``loss(x, y, rows=None) -> scalar`` over a `CompatNet`, with the needs `train_model` reads.
+
+    ``rows`` (optional): the batch's row numbers among the training items, which `train_model` passes on to the
+    influence term so a term can look up what it precomputed per training item (`GalleryInfluence`'s old
+    embeddings) instead of recomputing it every step. The declarations:
 
     - `needs_old_model`: trains against an old model (its classifier, or its class prototypes); `alpha`
       weighs that influence and the new model takes the old one's dimension by default.
@@ -36,5 +40,5 @@ class CompatLoss(nn.Module):
     @classmethod
     def for_training(cls, model: CompatNet, influence: nn.Module | None = None, alpha: float = 1.0) -> "CompatLoss":
         """The loss for `train_model`: `influence` (losses with `needs_old_model`) is the term that pulls the new
-        model towards the old one, ``influence(features, y) -> scalar`` (`repspace.compat.losses.influence`)."""
+        model towards the old one, ``influence(features, y, x, rows) -> scalar`` (`repspace.compat.losses.influence`)."""
         return cls(model)

@@ -33,10 +33,10 @@ class BCTLoss(CompatLoss):
     cosine_scale: when set, the influence logits are ``cosine_scale * cos(features, old_weight)`` (use with
     class prototypes of the old model as old_weight: the new features are pulled to the directions where the
     old model puts each class, which is what cosine retrieval in the old gallery compares).
-    influence: any term ``influence(features, y)`` instead (e.g. `GalleryInfluence`)."""
+    influence: any term ``influence(features, y, x, rows)`` instead (e.g. `GalleryInfluence`)."""
 
     needs_old_model = True
-    influence_options = ("prototypes", "gallery")
+    influence_options = ("nca", "prototypes", "gallery")
     cosine_influence = True
 
     def __init__(self, model: CompatNet, old_weight: torch.Tensor | None = None, alpha: float = 1.0,
@@ -57,7 +57,7 @@ class BCTLoss(CompatLoss):
     def influence_logits(self, f: torch.Tensor) -> torch.Tensor:
         return self.influence.logits(f)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         f = self.model.features(x)
-        return F.cross_entropy(self.model.logits(f), y) + self.alpha * self.influence(f, y, x)
+        return F.cross_entropy(self.model.logits(f), y) + self.alpha * self.influence(f, y, x, rows)
 

@@ -34,7 +34,7 @@ class BT2Loss(CompatLoss):
 
     needs_old_model = True
     needs_extra_dims = True
-    influence_options = ("gallery",)
+    influence_options = ("nca", "gallery")
     default_alpha = 3.0
 
     def __init__(self, model: CompatNet, old_weight: torch.Tensor | None = None, alpha: float = 1.0,
@@ -51,8 +51,8 @@ class BT2Loss(CompatLoss):
     def for_training(cls, model: CompatNet, influence: nn.Module | None = None, alpha: float = 1.0) -> "BT2Loss":
         return cls(model, alpha=alpha, influence=influence)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         f, extra = self.model._split(x)
         z = self.model.embed_from(f, extra)[:, : self.model.dim]
-        return F.cross_entropy(self.model.logits(f), y) + self.alpha * self.influence(z, y, x)
+        return F.cross_entropy(self.model.logits(f), y) + self.alpha * self.influence(z, y, x, rows)
 

@@ -4,7 +4,8 @@ Reference: Shen et al., "Towards Backward-Compatible Representation Learning", C
 old classifier); the gallery term follows the backward-compatible contrastive loss of Zhang et al., "Hot-Refresh
 Model Upgrades with Regression-Alleviating Compatible Training in Image Retrieval", ICLR 2022 (new features
 against the old model's features of other items), with every same-class old feature a positive, i.e.
-Goldberger et al.'s neighbourhood component analysis (NCA, NeurIPS 2004) across the two models.
+Goldberger et al.'s neighbourhood component analysis (NCA, NeurIPS 2004) across the two models. Terms add up
+with `InfluenceSum` (influence "nca": the old classifier plus the gallery's class term).
 
 Inputs: ``f`` (n, dim) the new model's compatible features, ``y`` (n,) class ids. Example::
 
@@ -73,8 +74,37 @@ class ClassifierInfluence(nn.Module):
             return f @ self.weight.T
         return self.cosine_scale * F.normalize(f, dim=1) @ F.normalize(self.weight, dim=1).T
 
-    def forward(self, f: torch.Tensor, y: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, f: torch.Tensor, y: torch.Tensor, x: torch.Tensor | None = None,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
         return F.cross_entropy(self.logits(f), y)
+
+
+class InfluenceSum(nn.Module):
+    """The sum of influence terms of one dimension, ``sum_i weights_i * terms_i(f, y, x, rows)``.
+
+    Example (influence "nca")::
+
+        InfluenceSum(ClassifierInfluence(old_w, dim), GalleryInfluence(bank, labels, scale=32.0, own_weight=0.0))
+    """
+
+    def __init__(self, *terms: nn.Module, weights: tuple[float, ...] | None = None) -> None:
+        super().__init__()
+        if not terms:
+            raise InvalidInputError("an influence sum needs at least one term")
+        weights = tuple(float(w) for w in weights) if weights is not None else (1.0,) * len(terms)
+        if len(weights) != len(terms) or any(not w >= 0 for w in weights):
+            raise InvalidInputError("an influence sum needs one non-negative weight per term")
+        for t in terms[1:]:
+            check_influence_dim(t, terms[0].dim, "first influence term")
+        self.terms, self.weights = nn.ModuleList(terms), weights
+
+    @property
+    def dim(self) -> int:
+        return self.terms[0].dim
+
+    def forward(self, f: torch.Tensor, y: torch.Tensor, x: torch.Tensor | None = None,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
+        return sum(w * t(f, y, x, rows) for w, t in zip(self.weights, self.terms))
 
 
 class GalleryInfluence(nn.Module):
@@ -91,7 +121,10 @@ class GalleryInfluence(nn.Module):
       sum_{j: labels_j != y} e^{s_j})), s_own = scale * cos(f, old(x)): the new feature must sit at its own
       item's old embedding rather than at any other class's items (same-class items are not pushed away).
 
-    loss = class_weight * class term + own_weight * own term (the own term needs ``old_model`` and the inputs).
+    loss = class_weight * class term + own_weight * own term. The own item's old embedding is the bank row
+    ``rows`` when given (`train_model` builds the bank from the training items in order and passes each batch's
+    row numbers: compat training does not augment, so that row is exactly old(x)), else ``old_model(x)``; the
+    own term is skipped when neither is available.
     The scale is sharp by default (128, a temperature of 1/128): the old model packs the classes it never
     learned into tight regions, and only a sharp softmax tells their items apart; measured on Fashion-MNIST
     class extension (docs/objectives.md), top-1 new→old rose from 62.6 (scale 16, class term only) to 78.7."""
@@ -117,7 +150,18 @@ class GalleryInfluence(nn.Module):
     def dim(self) -> int:
         return self.bank.shape[1]
 
-    def forward(self, f: torch.Tensor, y: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+    def own_embeddings(self, x: torch.Tensor | None, rows: torch.Tensor | None) -> torch.Tensor | None:
+        """The old model's normalised embeddings of the batch's own items: bank rows, or computed from x."""
+        if rows is not None:
+            if rows.ndim != 1 or (len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= self.bank.shape[0])):
+                raise InvalidInputError(f"rows must be row numbers of the old gallery (0-{self.bank.shape[0] - 1})")
+            return self.bank[rows]
+        if x is not None and self._old[0] is not None:
+            return old_embeddings(self._old[0], x)
+        return None
+
+    def forward(self, f: torch.Tensor, y: torch.Tensor, x: torch.Tensor | None = None,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
         n = self.bank.shape[0]
         idx = torch.randint(0, n, (self.sample,), device=f.device) if n > self.sample else None
         bank, labels = (self.bank, self.labels) if idx is None else (self.bank[idx], self.labels[idx])
@@ -129,8 +173,9 @@ class GalleryInfluence(nn.Module):
         if self.class_weight and bool(found.any()):
             nll = torch.logsumexp(s, 1) - torch.logsumexp(s.masked_fill(~pos, float("-inf")), 1)
             loss = loss + self.class_weight * nll[found].mean()
-        if self.own_weight and x is not None and self._old[0] is not None:
-            own = self.scale * (fn * old_embeddings(self._old[0], x)).sum(1, keepdim=True)
+        own_old = self.own_embeddings(x, rows) if self.own_weight else None
+        if own_old is not None:
+            own = self.scale * (fn * own_old).sum(1, keepdim=True)
             others = s.masked_fill(pos, float("-inf"))
             loss = loss + self.own_weight * (torch.logsumexp(torch.cat([own, others], 1), 1) - own[:, 0]).mean()
         return loss
