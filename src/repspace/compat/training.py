@@ -304,8 +304,22 @@ def auto_influence(loss_cls: type[CompatLoss], old_config: dict, trained: list[s
     mistakes); "classifier" (the paper's) when the gallery cannot be built or the loss takes neither."""
     added = set(trained) - set(old_config.get("trained_classes") or old_config.get("classes") or [])
     pick = "gallery" if added else "nca"
-    usable = pick in loss_cls.influence_options and same_input and old_config.get("classes") == all_classes
-    return pick if usable else "classifier"
+    return pick if _unusable(loss_cls, pick, old_config, all_classes, same_input) is None else "classifier"
+
+
+def _unusable(loss_cls: type[CompatLoss], influence: str, old_config: dict, all_classes: list[str],
+              same_input: bool) -> InvalidInputError | None:
+    """Why an influence other than "classifier" cannot be built for this loss and old model (the error), or None:
+    it needs a loss that takes it, the old model's own inputs and its label set (the old gallery and prototypes
+    are the old model's embeddings of this training set). `auto_influence` and `_influence` share it."""
+    if influence not in loss_cls.influence_options or not same_input:
+        methods = [m for m in METHODS if influence in get_loss(m).influence_options]
+        return InvalidInputError(f"{influence} influence is for method {' or '.join(repr(m) for m in methods)} with "
+                                 "the old model's own inputs", param="influence")
+    if old_config.get("classes") != all_classes:
+        return InvalidInputError(f"the old model's classifier covers classes {old_config.get('classes')} but this "
+                                 f"dataset's label set is {all_classes}; train the old model on the same dataset")
+    return None
 
 
 def _influence(loss_cls: type[CompatLoss], old_model: CompatNet, old_config: dict, influence: str,
@@ -318,13 +332,9 @@ def _influence(loss_cls: type[CompatLoss], old_model: CompatNet, old_config: dic
     from repspace.compat.losses.influence import ClassifierInfluence, GalleryInfluence, InfluenceSum
 
     if influence != "classifier":
-        if influence not in loss_cls.influence_options or not same_input:
-            methods = [m for m in METHODS if influence in get_loss(m).influence_options]
-            raise InvalidInputError(f"{influence} influence is for method {' or '.join(repr(m) for m in methods)} "
-                                    "with the old model's own inputs", param="influence")
-        if old_config["classes"] != all_classes:
-            raise InvalidInputError(f"the old model's classifier covers classes {old_config['classes']} but this "
-                                    f"dataset's label set is {all_classes}; train the old model on the same dataset")
+        problem = _unusable(loss_cls, influence, old_config, all_classes, same_input)
+        if problem is not None:
+            raise problem
         if influence == "prototypes":
             return ClassifierInfluence(old_prototypes(old_model, all_classes, y, x), dim, cosine_scale=influence_scale)
         if influence == "nca":  # the gallery's class term only: the own-item term pulls to the old model's errors
