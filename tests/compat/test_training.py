@@ -345,8 +345,6 @@ def test_gallery_influence_own_term_pulls_each_feature_to_its_own_old_embedding(
     assert term(own * 3.0, y, x) < term(torch.randn(6, 8), y, x)
 
 
-
-
 def test_influence_sum_adds_weighted_terms_of_one_dimension():
     from repspace.compat.losses.influence import ClassifierInfluence, GalleryInfluence, InfluenceSum
 
@@ -364,6 +362,7 @@ def test_influence_sum_adds_weighted_terms_of_one_dimension():
     with pytest.raises(InvalidInputError):
         InfluenceSum(cls, nca, weights=(1.0,))
 
+
 def test_gallery_influence_looks_the_own_item_up_by_row():
     from repspace.compat.losses.influence import GalleryInfluence, old_embeddings
 
@@ -380,6 +379,7 @@ def test_gallery_influence_looks_the_own_item_up_by_row():
     assert by_row > GalleryInfluence(term.bank, labels, scale=20.0)(f, labels[rows])  # the own term was added
     with pytest.raises(InvalidInputError, match="rows"):
         term(f, labels[rows], rows=torch.tensor([0, 40, 1, 2]))
+
 
 def test_auto_influence_is_gallery_when_the_new_model_adds_classes_else_nca(tmp_path):
     from repspace.compat.losses import get_loss

@@ -337,11 +337,12 @@ def _influence(loss_cls: type[CompatLoss], old_model: CompatNet, old_config: dic
             raise problem
         if influence == "prototypes":
             return ClassifierInfluence(old_prototypes(old_model, all_classes, y, x), dim, cosine_scale=influence_scale)
+        bank = old_embeddings(old_model, xt)  # the old gallery of the training items, in xt's order (rows)
         if influence == "nca":  # the gallery's class term only: the own-item term pulls to the old model's errors
-            nca = GalleryInfluence(old_embeddings(old_model, xt), yt, scale=influence_scale, own_weight=0.0)
+            nca = GalleryInfluence(bank, yt, scale=influence_scale, own_weight=0.0)
             return InfluenceSum(_influence(loss_cls, old_model, old_config, "classifier", None, all_classes, y, x,
                                            xt, yt, same_input, dim), nca)
-        return GalleryInfluence(old_embeddings(old_model, xt), yt, scale=influence_scale, old_model=old_model)
+        return GalleryInfluence(bank, yt, scale=influence_scale, old_model=old_model)
     w_old = _old_weight(old_model, old_config, all_classes, y, x if same_input else None)
     if loss_cls.cosine_influence and old_model.classifier_kind == "cosine":  # the old model's own (cosine) logits
         return ClassifierInfluence(w_old, dim, cosine_scale=float(old_model.logit_scale))
