@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 
@@ -185,9 +186,7 @@ def compact_side(dsn: str, n: int, d: int, nq: int) -> dict:
         from repspace.index.spec import parse_spec
 
         tb, _ = t(lambda: c.store.prepare_spec("v_0", d, parse_spec(spec)))
-        c.meta["spec"] = spec
-        c.store.write_meta(c.meta)
-        c.reload()
+        c.transition(lambda m, spec=spec: replace(m, spec=spec))
         c.search(vectors=q[:2], k=10)
         ts, hits = t(lambda: c.search(vectors=q, k=10))
         pos = {i: k for k, i in enumerate(ids)}

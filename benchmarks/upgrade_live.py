@@ -28,6 +28,7 @@ from _common import machine  # noqa: E402
 from _spaces import bench_space  # noqa: E402
 
 from repspace.collections import upgrade as up  # noqa: E402
+from repspace.studies.upgrade_curve import area, curve  # noqa: E402
 from repspace.datasets import hash_split, load_dataset  # noqa: E402
 
 STRATEGIES = ("old", "adapted", "mixed", "fused", "new")
@@ -73,7 +74,7 @@ def run_pair(old_m: str, new_m: str, name: str, order: str, sample: int, queries
     q_old, q_new, rel = golden(name, old_sp.ids, t_old, t_new, queries)
     train_items = [i for i in old_sp.ids if hash_split("/".join(i.split("/")[:2])) == "train"]
     sample_ids = [train_items[j] for j in np.random.default_rng(0).permutation(len(train_items))[:sample]]
-    res = up.curve(old_sp, new_sp, dict(zip(items.ids, items.data)), q_old, q_new, rel,
+    res = curve(old_sp, new_sp, dict(zip(items.ids, items.data)), q_old, q_new, rel,
                    work=root / f"{name}-{old_m}-{new_m}-{order}", order=order, sample_ids=sample_ids,
                    fit_queries=fit_query_pairs(name, old_sp.ids) if fit_queries else None)
     c = res.pop("collection")
@@ -112,7 +113,7 @@ def report(res: dict) -> list[str]:
         cells = [f"{r[s]['recall@10']:.4f} / {r[s]['ndcg@10']:.4f}" for s in STRATEGIES]
         out.append(f"| {r['fraction']:.0%} | " + " | ".join(cells) + f" | {'yes' if ok else '**no**'} | "
                    f"{r['fused']['negative_flip_rate']:.3f} |")
-    out.append("AUC (recall@10 over fraction): " + ", ".join(f"{s} {up.area(res['rows'], s):.4f}" for s in STRATEGIES))
+    out.append("AUC (recall@10 over fraction): " + ", ".join(f"{s} {area(res['rows'], s):.4f}" for s in STRATEGIES))
     last = res["rows"][-1]
     out.append(f"End: fused − new at 100 %: recall@10 {last['fused']['recall@10'] - last['new']['recall@10']:+.4f}, "
                f"nDCG@10 {last['fused']['ndcg@10'] - last['new']['ndcg@10']:+.4f}; SE of old: "

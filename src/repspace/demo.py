@@ -150,7 +150,7 @@ def live_upgrade_demo(report: Report, work: Path, old_q: Space, old_c: Space, ne
     """The live-collection upgrade curve: bodies in a LanceDB collection, held-out titles as queries."""
     import shutil
 
-    from repspace.collections.upgrade import curve
+    from repspace.studies.upgrade_curve import curve
     from repspace.datasets import split_ids
     from repspace.report.live_upgrade import live_upgrade_section
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from repspace.collections import Collection
+from repspace.collections.ingest import upsert_space
 from repspace.errors import (CollectionNotFoundError, DimensionMismatchError, InvalidInputError, InvalidVectorsError,
                              OutputExistsError, RepspaceError, UnknownNameError)
 
@@ -131,10 +132,10 @@ def test_export_import_round_trip(filled, new_uri):
     np.testing.assert_array_equal(np.asarray(space.vectors), v[np.argsort(ids)])
     assert list(space.labels[:2]) == ["c0", "c1"]
     d = Collection.create(new_uri(), model="ext-model", dim=D)
-    assert d.import_space(space)["upserted"] == 200
+    assert upsert_space(d, space)["upserted"] == 200
     assert d.count() == 200
     assert d.get(["item-0002"])[0]["payload"] == {"label": "c2"}
-    assert d.import_space(space)["skipped"] == 200  # unchanged batches are not rewritten
+    assert upsert_space(d, space)["skipped"] == 200  # unchanged batches are not rewritten
 
 
 HOSTILE = ["'; DROP TABLE repspace_collections; --", "quote\"s and 'single'", "nul\x00byte", "back\\slash\\0",
@@ -207,7 +208,7 @@ def test_unknown_collection_and_bad_specs(new_uri):
 def test_slots_side_by_side(filled):
     c, ids, v, pls = filled
     slot = c.add_slot("other-model", dim=8)
-    assert slot["name"] == "other-model" and slot["column"] == "v_1"
+    assert slot.name == "other-model" and slot.column == "v_1"
     info = c.info()
     assert [s["name"] for s in info["slots"]] == ["ext-model", "other-model"]
     assert [s["count"] for s in info["slots"]] == [200, 0]

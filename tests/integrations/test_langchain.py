@@ -97,7 +97,7 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(InvalidInputError, match="Embeddings"):
         RepspaceVectorStore(uri, embedding="minilm-l6")
     store = RepspaceVectorStore(uri, emb)
-    assert not store.encodes and store.collection.slot()["model"] == "langchain:DeterministicFakeEmbedding"
+    assert not store.encodes and store.collection.slot().model == "langchain:DeterministicFakeEmbedding"
     store.add_texts(["a", "b"], [{"k": 1}, {"k": 2}], ids=["1", "2"])
     with pytest.raises(InvalidInputError, match="pass the LangChain Embeddings"):
         RepspaceVectorStore(uri)
@@ -148,7 +148,7 @@ def test_embeddings_dimensions():
     import tempfile
 
     store = RepspaceVectorStore(tempfile.mkdtemp() + "/t", embedding=e)
-    assert not store.encodes and store.collection.slot()["dim"] == 8
+    assert not store.encodes and store.collection.slot().dim == 8
     store.add_documents(DOCS)
     assert store.similarity_search("bank shares", k=1)[0].id in {"shares", "oil"}
 

@@ -216,4 +216,4 @@ def test_upgrade_start_takes_golden_and_fit_queries(tmp_path):
         assert all(m["queries"] == 12 for m in st["metrics"].values())
         _p(base, "/v1/collections/news/upgrade/start", {"model": "minilm-l3-onnx", "queries": [{"text": ""}]}, 422)
     with Collection.open(root / "news") as c:
-        assert c.meta["upgrade"]["fusion"]["from"] == "fit queries"
+        assert c.meta.upgrade.fusion["from"] == "fit queries"

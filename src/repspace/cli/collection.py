@@ -84,11 +84,11 @@ def upsert(
             if space is not None:
                 sp = Space.load(space)
             else:
-                sp = read_vectors(input, model=s["model"], model_version=s["model_version"], ids_file=ids,
+                sp = read_vectors(input, model=s.model, model_version=s.model_version, ids_file=ids,
                                   id_column=id_column, vector_column=vector_column, label_column=label_column)
             if limit is not None:
                 sp = sp.head(limit)
-            result = upsert_space(c, sp, slot=s["name"], batch_size=batch_size, progress=not quiet)
+            result = upsert_space(c, sp, slot=s.name, batch_size=batch_size, progress=not quiet)
         else:
             if slot is not None and slot != c.active:
                 raise InvalidInputError("--slot is for given vectors; texts are encoded by every slot's model")
@@ -191,8 +191,8 @@ def search(
         else:
             qs = Space.load(queries)
             s = c.slot(slot)
-            if qs.model != s["model"]:
-                raise InvalidInputError(f"query space is of model {qs.model!r}; slot {s['name']!r} holds {s['model']!r} "
+            if qs.model != s.model:
+                raise InvalidInputError(f"query space is of model {qs.model!r}; slot {s.name!r} holds {s.model!r} "
                                         "vectors")
             qids, hits = qs.ids, c.search(vectors=np.asarray(qs.vectors), k=k, filter=flt, strategy=strategy, slot=slot)
     results = [{"query": q, "hits": [({"id": h["id"], "score": h["score"], "payload": h["payload"]} if payload
@@ -245,8 +245,7 @@ def drop(uri: URI, yes: Annotated[bool, typer.Option("--yes", help="Really delet
     if not yes:
         raise InvalidInputError("dropping deletes every item: add --yes")
     c = Collection.open(uri)
-    c.store.drop()
-    c.close()
+    c.drop()
     _err().print(f"dropped {c.uri}")
 
 

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from repspace.cli.app import emit_json, read_items
+from repspace.collections.choices import ADAPTER_METHODS, ORDERS
 
 upgrade_app = typer.Typer(help="Upgrade the model behind an index without re-embedding first.", no_args_is_help=True)
 
@@ -17,7 +18,7 @@ upgrade_app = typer.Typer(help="Upgrade the model behind an index without re-emb
 def upgrade_fit(
     old_space: Path = typer.Argument(..., help="Items encoded by the OLD model."),
     new_space: Path = typer.Argument(..., help="The same items (ids) encoded by the NEW model."),
-    method: str = typer.Option("procrustes", "--method", help="procrustes | affine | lowrank | mlp"),
+    method: str = typer.Option("procrustes", "--method", help=" | ".join(ADAPTER_METHODS)),
     pairs: Optional[int] = typer.Option(None, "--pairs", help="Use N shared items (train half of the id split)."),
     rank: int = typer.Option(64, "--rank", help="Rank for --method lowrank."),
     seed: int = typer.Option(0, "--seed"),
@@ -70,9 +71,9 @@ def upgrade_eval(
 
 
 def _is_collection(target: str) -> bool:
-    from repspace.collections.uri import is_pg
+    from repspace.collections import Collection
 
-    return is_pg(target) or (Path(target) / "collection.json").is_file()
+    return Collection.is_collection(target)
 
 
 def _open(uri: str):
@@ -86,7 +87,7 @@ def upgrade_start(
     uri: str = typer.Argument(..., help="A collection (directory or postgresql://…?collection=NAME)."),
     model: str = typer.Option(..., "--model", help="The new model."),
     sample: int = typer.Option(1000, "--sample", help="Items re-embedded now to fit the adapter (a fifth held out as golden queries)."),
-    method: str = typer.Option("procrustes", "--method", help="Adapter: procrustes | affine | lowrank | mlp."),
+    method: str = typer.Option("procrustes", "--method", help=f"Adapter: {' | '.join(ADAPTER_METHODS)}."),
     queries: Optional[Path] = typer.Option(None, "--queries", help="Golden queries: .jsonl with \"text\" and the relevant "
                                            "item's \"id\" (default: pseudo-queries from held-out items)."),
     fit_queries: Optional[Path] = typer.Option(None, "--fit-queries", help="Real queries to fit the score fusion on "
@@ -128,11 +129,22 @@ def _print_status(st: dict) -> None:
 @upgrade_app.command("status")
 def upgrade_status(uri: str = typer.Argument(..., help="A collection."),
                    json_out: bool = typer.Option(False, "--json")) -> None:
-    """fraction backfilled, gate, per-strategy metrics on the golden queries."""
+    """State, fraction backfilled, and the gate and per-strategy metrics as last evaluated (cheap: encodes nothing)."""
     from repspace.collections import upgrade as up
 
     with _open(uri) as c:
         st = up.status(c)
+    emit_json(st) if json_out else _print_status(st)
+
+
+@upgrade_app.command("evaluate")
+def upgrade_evaluate(uri: str = typer.Argument(..., help="A collection."),
+                     json_out: bool = typer.Option(False, "--json")) -> None:
+    """Measure the gate now: every strategy on the golden queries (recorded; `status` shows it afterwards)."""
+    from repspace.collections import upgrade as up
+
+    with _open(uri) as c:
+        st = up.evaluate(c)
     emit_json(st) if json_out else _print_status(st)
 
 
@@ -164,7 +176,8 @@ def upgrade_backfill(
     index: str = typer.Argument(..., help="A collection (fills the open upgrade's new slot), or a live (old-model) index."),
     model: Optional[str] = typer.Option(None, "--model", help="Index mode: the new model (built-in name or model directory)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Index mode: where to write the new index."),
-    order: str = typer.Option("random", "--order", help="Collection mode: random | uncertainty (worst-explained items first)."),
+    order: str = typer.Option("random", "--order", help=f"Collection mode: {' | '.join(ORDERS)} (uncertainty: "
+                              "worst-explained items first)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Collection mode: backfill at most N items now."),
     spec: Optional[str] = typer.Option(None, "--spec", help="Index spec of the new index (default: the old one's)."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="The corpus, if not where the index's manifest says."),

@@ -15,9 +15,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from repspace.collections.collection import Collection
+from typing import TYPE_CHECKING
 from repspace.collections.payload import check_payload, dumps
 from repspace.collections.store import vectors_of
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only (ingest works on any Collection; no import cycle)
+    from repspace.collections.collection import Collection
+    from repspace.collections.meta import Slot
 
 
 def _payloads(labels: Any, n: int, start: int) -> list[dict]:
@@ -27,12 +31,12 @@ def _payloads(labels: Any, n: int, start: int) -> list[dict]:
 
 
 def batch_done(coll: Collection, ids: Sequence[str], texts: Sequence[str | None] | None, payloads: Sequence[dict],
-               slot: dict[str, Any], vectors: np.ndarray | None = None) -> bool:
+               slot: "Slot", vectors: np.ndarray | None = None) -> bool:
     """True when every item of the batch is stored with this text, payload and a vector in `slot`."""
-    t = coll.store.fetch(list(ids), ["id", "text", "payload", slot["column"]])
+    t = coll.store.fetch(list(ids), ["id", "text", "payload", slot.column])
     if t.num_rows != len(ids):
         return False
-    valid, vecs = vectors_of(t.column(slot["column"]), slot["dim"])
+    valid, vecs = vectors_of(t.column(slot.column), slot.dim)
     if not valid.all():
         return False
     pos = {i: j for j, i in enumerate(t.column("id").to_pylist())}
@@ -48,9 +52,9 @@ def batch_done(coll: Collection, ids: Sequence[str], texts: Sequence[str | None]
     return True
 
 
-def _vectors_done(coll: Collection, ids: Sequence[str], slot: dict[str, Any], vectors: np.ndarray) -> bool:
-    t = coll.store.fetch(list(ids), ["id", slot["column"]])
-    valid, vecs = vectors_of(t.column(slot["column"]), slot["dim"])
+def _vectors_done(coll: Collection, ids: Sequence[str], slot: "Slot", vectors: np.ndarray) -> bool:
+    t = coll.store.fetch(list(ids), ["id", slot.column])
+    valid, vecs = vectors_of(t.column(slot.column), slot.dim)
     if t.num_rows != len(ids) or not valid.all():
         return False
     pos = {i: j for j, i in enumerate(t.column("id").to_pylist())}
@@ -64,7 +68,7 @@ def _run(coll: Collection, n: int, batch_size: int, progress: bool, label: str,
     if batch_size < 1:
         from repspace.errors import InvalidInputError
 
-        raise InvalidInputError(f"--batch-size must be positive, got {batch_size}")
+        raise InvalidInputError(f"batch_size must be positive, got {batch_size}", param="batch_size")
     written = skipped = 0
     t0 = time.perf_counter()
     with progress_bar(progress) as bar:
@@ -75,7 +79,7 @@ def _run(coll: Collection, n: int, batch_size: int, progress: bool, label: str,
             written, skipped = written + w, skipped + s
             rate = (written + skipped) / max(time.perf_counter() - t0, 1e-9)
             bar.update(task, advance=stop - start, rate=f"{rate:,.0f} items/s")
-    coll.store.optimize()
+    coll.optimize()
     return {"upserted": written, "skipped": skipped, "count": coll.count(), "seconds": round(time.perf_counter() - t0, 3)}
 
 
@@ -107,7 +111,7 @@ def upsert_items(coll: Collection, items, *, batch_size: int = 256, encode_batch
 
     def write(s: int, vectors: np.ndarray) -> None:
         ids, _, texts, pls = shard(s)
-        coll.upsert(ids, texts=texts, payloads=pls, vectors=vectors, slot=slot["name"],
+        coll.upsert(ids, texts=texts, payloads=pls, vectors=vectors, slot=slot.name,
                     data=None if stores_text else items.data[plan.positions(s)])
 
     t0 = time.perf_counter()
@@ -117,7 +121,7 @@ def upsert_items(coll: Collection, items, *, batch_size: int = 256, encode_batch
     if engine == "ray":
         from repspace.scale import ray_encode
 
-        ray_encode(slot["model"], items, batch_size=encode_batch, workers=workers, shard_items=plan.shard_items,
+        ray_encode(slot.model, items, batch_size=encode_batch, workers=workers, shard_items=plan.shard_items,
                    skip=done, encoder=enc, address=address, progress=progress,
                    on_shard=lambda s, ids, v: write(s, v))
     else:
@@ -132,7 +136,7 @@ def upsert_items(coll: Collection, items, *, batch_size: int = 256, encode_batch
                 write(s, vecs)
                 bar.update(task, advance=len(data),
                            rate=f"{(bar.tasks[0].completed - skipped) / max(time.perf_counter() - t0, 1e-9):,.0f} items/s")
-    coll.store.optimize()
+    coll.optimize()
     return {"upserted": len(items) - skipped, "skipped": skipped, "count": coll.count(),
             "seconds": round(time.perf_counter() - t0, 3)}
 
@@ -148,17 +152,17 @@ def upsert_space(coll: Collection, space, *, slot: str | None = None, batch_size
     is not the active one, only that slot's vectors of existing items are filled (texts, payloads and the other
     slots stay; ids the collection does not hold are skipped)."""
     s = coll.slot(slot)
-    if space.dim != s["dim"]:  # refuse before any write or progress output
+    if space.dim != s.dim:  # refuse before any write or progress output
         from repspace.errors import DimensionMismatchError
 
-        raise DimensionMismatchError(f"vectors are {space.dim}-d but slot {s['name']!r} ({s['model']}) holds {s['dim']}-d vectors")
-    if check_model and space.model != s["model"]:
+        raise DimensionMismatchError(f"vectors are {space.dim}-d but slot {s.name!r} ({s.model}) holds {s.dim}-d vectors")
+    if check_model and space.model != s.model:
         from repspace.errors import InvalidVectorsError
 
-        raise InvalidVectorsError(f"vectors of model {space.model!r} cannot go into slot {s['name']!r}, which holds "
-                                  f"{s['model']!r} vectors")
+        raise InvalidVectorsError(f"vectors of model {space.model!r} cannot go into slot {s.name!r}, which holds "
+                                  f"{s.model!r} vectors")
 
-    fill_only = s["name"] != coll.active  # another slot: fill its vectors, keep texts, payloads and other slots
+    fill_only = s.name != coll.active  # another slot: fill its vectors, keep texts, payloads and other slots
 
     def one(start: int, stop: int) -> tuple[int, int]:
         ids = space.ids[start:stop]
@@ -166,12 +170,12 @@ def upsert_space(coll: Collection, space, *, slot: str | None = None, batch_size
         if fill_only:
             if resume and _vectors_done(coll, ids, s, vecs):
                 return 0, stop - start
-            coll.update_vectors(s["name"], ids, vecs)
+            coll.update_vectors(s.name, ids, vecs)
             return stop - start, 0
         pls = _payloads(space.labels, stop - start, start)
         if resume and batch_done(coll, ids, None, pls, s, vecs):
             return 0, stop - start
-        coll.upsert(ids, vectors=vecs, payloads=pls, slot=s["name"], model=space.model if check_model else None)
+        coll.upsert(ids, vectors=vecs, payloads=pls, slot=s.name, model=space.model if check_model else None)
         return stop - start, 0
 
     return _run(coll, space.count, batch_size, progress, "upsert", one)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -20,12 +21,13 @@ import pyarrow.compute as pc
 
 from repspace._io import write_json
 from repspace.collections.store import BASE_COLUMNS, Store, vector_array, vector_type
-from repspace.errors import CollectionNotFoundError, OutputExistsError, SpaceFormatError, StoreUnavailableError
+from repspace.errors import CollectionNotFoundError, ConcurrentChangeError, OutputExistsError, SpaceFormatError, StoreUnavailableError
 
 os.environ.setdefault("LANCE_LOG", "error")  # lance logs a WARN line for every new table otherwise
 os.environ.setdefault("LANCEDB_LOG", "error")
 
 META = "collection.json"
+META_LOCK = ".collection.lock"
 TABLE = "items"
 
 
@@ -72,18 +74,40 @@ class LanceStore(Store):
         fields += [pa.field(c, vector_type(d)) for c, d in columns.items()]
         db = self._connect()
         self._table = db.create_table(TABLE, schema=pa.schema(fields), mode="overwrite")
-        write_json(self.path / META, meta)  # last: a collection exists once its metadata does
+        write_json(self.path / META, {**meta, "revision": 1})  # last: a collection exists once its metadata does
 
     def read_meta(self) -> dict[str, Any]:
         if not self.exists():
             raise CollectionNotFoundError(f"no collection at {self.path} (create it with `repspace collection create`)")
         try:
-            return json.loads((self.path / META).read_text())
+            meta = json.loads((self.path / META).read_text())
         except (OSError, ValueError) as e:
             raise SpaceFormatError(f"{self.path}/{META} is unreadable or corrupt: {e}") from None
+        meta["revision"] = int(meta.get("revision") or 0)
+        return meta
 
-    def write_meta(self, meta: dict[str, Any]) -> None:
-        write_json(self.path / META, meta)
+    @contextmanager
+    def _meta_lock(self) -> Iterator[None]:
+        """An exclusive lock on the metadata for one compare-and-set (an flock: processes and threads alike)."""
+        import fcntl
+
+        fd = os.open(self.path / META_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def write_meta(self, meta: dict[str, Any], expected: int) -> dict[str, Any]:
+        with self._meta_lock():
+            now = self.read_meta()["revision"]
+            if now != expected:
+                raise ConcurrentChangeError(f"the metadata of collection {meta.get('name')!r} changed since it was "
+                                            f"read (revision {expected}, now {now}); nothing was written: re-read "
+                                            "and retry")
+            doc = {**meta, "revision": expected + 1}
+            write_json(self.path / META, doc)  # atomic: a temporary file renamed over the old one
+        return doc
 
     def add_vector_column(self, column: str, dim: int) -> None:
         t = self.table()

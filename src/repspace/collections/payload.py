@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from repspace.errors import InvalidInputError
 
@@ -74,3 +74,23 @@ def matches(payload: Mapping[str, Any], filter: Mapping[str, str]) -> bool:
         if k not in payload or payload[k] is None or text_form(payload[k]) != v:
             return False
     return True
+
+
+MAX_ID_CHARS = 65536
+
+
+def query_texts(texts: Sequence[str] | str) -> list[str]:
+    """Query texts as a non-empty list of strings (one string is one query)."""
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    if not texts or any(not isinstance(t, str) for t in texts):
+        raise InvalidInputError("query texts must be a non-empty list of strings", param="texts")
+    return texts
+
+
+def check_utf8(values: Sequence[str], what: str) -> None:
+    for v in values:
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError(f"a {what} holds a lone surrogate ({v[:40]!r}…); it is not valid Unicode text",
+                                    param=f"{what}s") from None

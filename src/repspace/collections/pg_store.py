@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from repspace.collections.store import Store, vector_array, vectors_of
 from repspace.collections.uri import password_of, redact
-from repspace.errors import CollectionNotFoundError, OutputExistsError, StoreUnavailableError
+from repspace.errors import CollectionNotFoundError, ConcurrentChangeError, OutputExistsError, StoreUnavailableError
 
 META_TABLE = "repspace_collections"
 BLOB_TABLE = "repspace_blobs"
@@ -158,7 +158,8 @@ class PgStore(Store):
                 raise OutputExistsError(f"table {self.table_name!r} exists in this database but is no repspace "
                                         "collection; choose another name")
             conn.execute(sql.SQL("CREATE TABLE {} ({})").format(self._t(), sql.SQL(", ").join(cols)))
-            conn.execute(f"INSERT INTO {META_TABLE} (name, meta) VALUES (%s, %s)", (self.name, json.dumps(meta)))
+            conn.execute(f"INSERT INTO {META_TABLE} (name, meta) VALUES (%s, %s)",
+                         (self.name, json.dumps({**meta, "revision": 1})))
 
     def read_meta(self) -> dict[str, Any]:
         with self._tx() as conn:
@@ -166,12 +167,22 @@ class PgStore(Store):
         if row is None:
             raise CollectionNotFoundError(f"no collection named {self.name!r} in {redact(self.dsn)} "
                                           "(create it with `repspace collection create`)")
-        return row[0]
+        meta = row[0]
+        meta["revision"] = int(meta.get("revision") or 0)
+        return meta
 
-    def write_meta(self, meta: dict[str, Any]) -> None:
+    def write_meta(self, meta: dict[str, Any], expected: int) -> dict[str, Any]:
+        doc = {**meta, "revision": expected + 1}
         with self._tx() as conn:
-            conn.execute(f"UPDATE {META_TABLE} SET meta = %s, version = version + 1 WHERE name = %s",
-                         (json.dumps(meta), self.name))
+            cur = conn.execute(f"UPDATE {META_TABLE} SET meta = %s, version = version + 1 WHERE name = %s "
+                               "AND COALESCE((meta->>'revision')::bigint, 0) = %s", (json.dumps(doc), self.name, expected))
+            if cur.rowcount != 1:
+                row = conn.execute(f"SELECT COALESCE((meta->>'revision')::bigint, 0) FROM {META_TABLE} WHERE name = %s",
+                                   (self.name,)).fetchone()
+                raise ConcurrentChangeError(f"the metadata of collection {self.name!r} changed since it was read "
+                                            f"(revision {expected}, now {row[0] if row else 'dropped'}); nothing was "
+                                            "written: re-read and retry")
+        return doc
 
     def add_vector_column(self, column: str, dim: int) -> None:
         from psycopg import sql

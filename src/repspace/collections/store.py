@@ -51,14 +51,18 @@ class Store(ABC):
 
     @abstractmethod
     def create(self, meta: dict[str, Any], columns: dict[str, int]) -> None:
-        """Create the items table with vector columns {column: dim} and store `meta`; refuse if it exists."""
+        """Create the items table with vector columns {column: dim} and store `meta` (revision 1); refuse if it
+        exists."""
 
     @abstractmethod
-    def read_meta(self) -> dict[str, Any]: ...
+    def read_meta(self) -> dict[str, Any]:
+        """The metadata document, with its `revision` (0 for collections written before revisions)."""
 
     @abstractmethod
-    def write_meta(self, meta: dict[str, Any]) -> None:
-        """Replace the metadata atomically."""
+    def write_meta(self, meta: dict[str, Any], expected: int) -> dict[str, Any]:
+        """Compare-and-set: replace the metadata atomically with `meta` at revision `expected + 1`, only if the
+        stored revision is still `expected`; else raise `ConcurrentChangeError` and write nothing. Returns the
+        document written."""
 
     @abstractmethod
     def add_vector_column(self, column: str, dim: int) -> None: ...

@@ -7,7 +7,8 @@ whose names are listed here so that listing them never imports torch; a test kee
 
 from repspace.compat.losses import METHODS as COMPAT_METHODS
 
+ADAPTER_METHODS: tuple[str, ...] = ("procrustes", "affine", "lowrank", "mlp")  # query-side adapters (new -> old)
 SELF_SUPERVISED_METHODS: tuple[str, ...] = ("simclr", "vicreg", "barlow", "byol", "simsiam", "myow", "hydra", "sie",
                                             "obow", "cmim")
 
-__all__ = ["COMPAT_METHODS", "SELF_SUPERVISED_METHODS"]
+__all__ = ["ADAPTER_METHODS", "COMPAT_METHODS", "SELF_SUPERVISED_METHODS"]

@@ -14,12 +14,12 @@ import numpy as np
 
 from repspace.alignment.api import make_translator, training_ids
 from repspace.alignment.base import Translator
+from repspace.compat.methods import ADAPTER_METHODS
 from repspace.datasets.builtin import split_ids
 from repspace.errors import InvalidInputError, UnknownNameError
 from repspace.evaluation.retrieval import query_retrieval
 from repspace.spaces import Space
 
-ADAPTER_METHODS = ("procrustes", "affine", "lowrank", "mlp")
 KEYS = ("recall@10", "ndcg@10")
 
 

@@ -70,3 +70,17 @@ def all_metrics(gains: np.ndarray, n_rel: np.ndarray, ideal: np.ndarray, ks: tup
     if with_r:
         out.update(_r_metrics(cum, prec_at_hits, n_rel))
     return out
+
+
+def ranking_metrics(ranked: list[list[str]], relevant: list, k: int = 10) -> dict[str, np.ndarray]:
+    """Per-query recall@k and nDCG@k (binary gains) of ranked id lists; relevant[j] is one id or a collection
+    of ids. The one recall@k of the project: hits in the top k / number of relevant items."""
+    rel = [{r} if isinstance(r, str) else set(r) for r in relevant]
+    gains = np.zeros((len(ranked), k))
+    for j, (row, r) in enumerate(zip(ranked, rel)):
+        hit = [1.0 if i in r else 0.0 for i in row[:k]]
+        gains[j, : len(hit)] = hit
+    n_rel = np.asarray([max(1, len(r)) for r in rel], np.float64)
+    ideal = (np.arange(k)[None, :] < n_rel[:, None]).astype(np.float64)
+    m = all_metrics(gains, n_rel, ideal, (k,), with_r=False)
+    return {f"recall@{k}": m[f"recall@{k}"], f"ndcg@{k}": m[f"ndcg@{k}"]}

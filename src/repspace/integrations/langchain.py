@@ -114,7 +114,6 @@ class RepspaceVectorStore(VectorStore):
     def __init__(self, uri: str | Path, embedding: Embeddings | None = None, *, model: str | None = None,
                  spec: str = "Flat", device: str = "cpu") -> None:
         from repspace.collections import Collection
-        from repspace.collections.collection import open_store
         from repspace.collections.uri import parse_uri
 
         if embedding is not None and model is not None:
@@ -122,11 +121,10 @@ class RepspaceVectorStore(VectorStore):
         if embedding is not None and not isinstance(embedding, Embeddings):
             raise InvalidInputError(f"embedding must be a LangChain Embeddings object, got {type(embedding).__name__}")
         parsed = parse_uri(uri)
-        store = open_store(parsed)
-        if store.exists():
-            self.collection = Collection(store, parsed, device)
+        existing = Collection.open_if_exists(uri, device)
+        if existing is not None:
+            self.collection = existing
         else:
-            store.close()
             if embedding is None and model is None:
                 raise InvalidInputError(f"no collection at {parsed}; give model= (a repspace model) or embedding= "
                                         "(a LangChain Embeddings) to create it")
@@ -144,29 +142,29 @@ class RepspaceVectorStore(VectorStore):
     def _check_embedding(self) -> None:
         s = self.collection.slot()
         emb = self._embedding
-        if s.get("encodes"):
+        if s.encodes:
             if emb is None:
                 return
             if (isinstance(emb, RepspaceEmbeddings) and not emb.dimensions
-                    and emb.model in (s["model"], Path(s["model"]).name)):
+                    and emb.model in (s.model, Path(s.model).name)):
                 return  # same model: the collection encodes, the embedding is only reported
-            raise InvalidInputError(f"collection {self.collection.name!r} encodes texts with {s['model']!r}; open it "
+            raise InvalidInputError(f"collection {self.collection.name!r} encodes texts with {s.model!r}; open it "
                                     "without embedding= (its vectors would not be comparable with "
                                     f"{type(emb).__name__}'s)")
         if emb is None:
             raise InvalidInputError(f"collection {self.collection.name!r} holds vectors of an external model "
-                                    f"({s['model']!r}); pass the LangChain Embeddings that made them: "
+                                    f"({s.model!r}); pass the LangChain Embeddings that made them: "
                                     "RepspaceVectorStore(uri, embedding=...)")
         dim = _probe_dim(emb)
-        if dim != s["dim"]:
+        if dim != s.dim:
             raise DimensionMismatchError(f"{type(emb).__name__} makes {dim}-d vectors; collection "
-                                         f"{self.collection.name!r} holds {s['dim']}-d vectors of {s['model']!r}")
+                                         f"{self.collection.name!r} holds {s.dim}-d vectors of {s.model!r}")
 
     @property
     def encodes(self) -> bool:
         """True when the collection encodes texts itself (a repspace model); False for bring-your-own vectors."""
         self.collection.reload()
-        return bool(self.collection.slot().get("encodes"))
+        return self.collection.slot().encodes
 
     @property
     def embeddings(self) -> Embeddings | None:
@@ -197,7 +195,7 @@ class RepspaceVectorStore(VectorStore):
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Delete items by id (missing ids are ignored); `ids=None` deletes every item."""
         if ids is None:
-            ids = [i for batch in self.collection.store.scan(["id"]) for i in batch.column("id").to_pylist()]
+            ids = self.collection.ids()
         if ids:
             self.collection.delete(list(ids))
         return True

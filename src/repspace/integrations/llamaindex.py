@@ -27,7 +27,6 @@ Filters: `MetadataFilters` of `MetadataFilter`/`ExactMatchFilter` with operator 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
@@ -127,7 +126,6 @@ class RepspaceVectorStore(BasePydanticVectorStore):
     def __init__(self, uri: str | Path, model: Optional[str] = None, *, spec: str = "Flat",
                  external_model: str = "llamaindex", device: str = "cpu", **kwargs: Any) -> None:
         from repspace.collections import Collection
-        from repspace.collections.collection import open_store
         from repspace.collections.uri import parse_uri
 
         parsed = parse_uri(uri)
@@ -135,11 +133,8 @@ class RepspaceVectorStore(BasePydanticVectorStore):
         super().__init__(uri=str(parsed), model=model, spec=spec, external_model=external_model, device=device,
                          **kwargs)
         self._uri = str(uri)
-        store = open_store(parsed)
-        if store.exists():
-            self._collection = Collection(store, parsed, device)
-        else:
-            store.close()
+        self._collection = Collection.open_if_exists(self._uri, device)
+        if self._collection is None:
             if model is not None:
                 self._collection = Collection.create(self._uri, model=model, spec=spec, device=device)
         self.is_embedding_query = not self._encodes()
@@ -162,7 +157,7 @@ class RepspaceVectorStore(BasePydanticVectorStore):
         if c is None:
             return False
         c.reload()
-        return bool(c.slot().get("encodes"))
+        return c.slot().encodes
 
     # ------------------------------------------------------------ writes
     def add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> List[str]:
@@ -189,12 +184,7 @@ class RepspaceVectorStore(BasePydanticVectorStore):
         return ids
 
     def _ids_where(self, key: str, value: str) -> List[str]:
-        out = []
-        for batch in self._collection.store.scan(["id", "payload"]):
-            for i, p in zip(batch.column("id").to_pylist(), batch.column("payload").to_pylist()):
-                if p and json.loads(p).get(key) == value:
-                    out.append(i)
-        return out
+        return self._collection.ids(filter={key: value})
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Delete every node of the source document `ref_doc_id`."""
@@ -216,7 +206,7 @@ class RepspaceVectorStore(BasePydanticVectorStore):
     def clear(self) -> None:
         if self._collection is None:
             return
-        ids = [i for b in self._collection.store.scan(["id"]) for i in b.column("id").to_pylist()]
+        ids = self._collection.ids()
         if ids:
             self._collection.delete(ids)
 
@@ -235,7 +225,7 @@ class RepspaceVectorStore(BasePydanticVectorStore):
         if filters is not None and filters.filters:
             raise InvalidInputError("get_nodes takes node_ids; getting by filters is not supported")
         if node_ids is None:
-            node_ids = [i for b in self._collection.store.scan(["id"]) for i in b.column("id").to_pylist()]
+            node_ids = self._collection.ids()
         nodes = self._nodes(list(node_ids))
         return [nodes[i] for i in node_ids if i in nodes]
 

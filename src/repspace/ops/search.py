@@ -111,3 +111,20 @@ def topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     vals = np.take_along_axis(scores, top, 1)
     order = np.argsort(-vals, axis=1, kind="stable")
     return np.take_along_axis(vals, order, 1).astype(np.float32), np.take_along_axis(top, order, 1).astype(np.int64)
+
+
+def inner_products_by_idx(q: np.ndarray, base: np.ndarray, cand: np.ndarray) -> np.ndarray:
+    """Scores (nq, K) of q (nq, d) against the base rows named per query in cand (nq, K); -inf where cand < 0.
+
+    The gather and dot products run in faiss's C++ (`fvec_inner_products_by_idx`, no copy of `base`),
+    4-5x faster than a numpy fancy-index gather (FIELD-NOTES)."""
+    faiss = _faiss()
+    q = np.ascontiguousarray(q, dtype=np.float32)
+    base = np.ascontiguousarray(base, dtype=np.float32)
+    safe = np.ascontiguousarray(np.where(cand >= 0, cand, 0), dtype=np.int64)
+    scores = np.empty(cand.shape, np.float32)
+    if cand.size and len(base):
+        faiss.fvec_inner_products_by_idx(faiss.swig_ptr(scores), faiss.swig_ptr(q), faiss.swig_ptr(base),
+                                         faiss.swig_ptr(safe), q.shape[1], len(q), cand.shape[1])
+    scores[cand < 0] = -np.inf
+    return scores

@@ -16,12 +16,15 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
+from repspace.collections.choices import ADAPTER_METHODS, ORDERS, SEARCH_STRATEGIES
 from repspace.service.deps import ServiceState, get_state
 from repspace.service.errors import ERROR_RESPONSES, NotFound, ServiceError
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"], responses=ERROR_RESPONSES)
 
-Strategy = Literal["old", "adapted", "mixed", "fused", "new", "active"]
+Strategy = Literal[SEARCH_STRATEGIES]  # type: ignore[valid-type]
+AdapterMethod = Literal[ADAPTER_METHODS]  # type: ignore[valid-type]
+Order = Literal[ORDERS]  # type: ignore[valid-type]
 Scalar = str | int | float | bool
 
 
@@ -71,7 +74,7 @@ def _pairs(queries: list[GoldenQuery] | None) -> list[tuple[str, str]] | None:
 class UpgradeStartBody(_Body):
     model: str = Field(min_length=1)
     sample: int = Field(default=1000, ge=20, le=1_000_000)
-    method: Literal["procrustes", "affine", "lowrank", "mlp"] = "procrustes"
+    method: AdapterMethod = "procrustes"
     seed: int = 0
     queries: list[GoldenQuery] | None = Field(default=None, max_length=100_000,
                                               description="golden queries for the gate (default: pseudo-queries)")
@@ -80,7 +83,7 @@ class UpgradeStartBody(_Body):
 
 
 class BackfillBody(_Body):
-    order: Literal["random", "uncertainty"] = "random"
+    order: Order = "random"
     batch_size: int = Field(default=64, ge=1, le=100_000)
     limit: int | None = Field(default=None, ge=1)
 
@@ -111,11 +114,16 @@ class _Handles:
         self.writes: dict[str, int] = {}
 
 
+_HANDLES_LOCK = threading.Lock()  # guards the first creation of a server's handles
+
+
 def _handles(state: ServiceState) -> _Handles:
     h = state.extra.get("collections")
     if h is None:
-        with threading.Lock():
-            h = state.extra.setdefault("collections", _Handles())
+        with _HANDLES_LOCK:
+            h = state.extra.get("collections")
+            if h is None:
+                h = state.extra["collections"] = _Handles()
     return h
 
 
@@ -214,7 +222,7 @@ def upsert_points(name: str, body: PointsBody, state: ServiceState = Depends(get
         h.writes[name] = h.writes.get(name, 0) + 1
         if h.writes[name] % 256 == 0:  # many small writes make many small files: merge them now and then
             try:
-                c.store.optimize()
+                c.optimize()
             except Exception:  # noqa: BLE001 - housekeeping; the write above is committed already
                 import logging
 
@@ -275,15 +283,39 @@ def upgrade_start(name: str, body: UpgradeStartBody, state: ServiceState = Depen
 
 @router.get("/{name}/upgrade")
 def upgrade_status(name: str, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
-    """`upgrade status --json`: fraction, gate, per-strategy metrics, and the background backfill's state."""
+    """`upgrade status --json`: state, fraction, the gate and per-strategy metrics as last evaluated (cheap), and
+    the background backfill's state."""
     from repspace.collections import upgrade as up
 
     c, lock = _open(state, name)
     with lock:
         st = up.status(c)
+    return _with_backfill(state, name, st)
+
+
+@router.post("/{name}/upgrade/evaluate")
+def upgrade_evaluate(name: str, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    """`upgrade evaluate --json`: measure the gate now on the golden queries (recorded in the upgrade's state). Runs
+    on its own handle, outside the collection's lock: searches keep being served meanwhile."""
+    from repspace.collections import upgrade as up
+
+    with _own(state, name) as own:
+        st = up.evaluate(own)
+    return _with_backfill(state, name, st)
+
+
+def _with_backfill(state: ServiceState, name: str, st: dict[str, Any]) -> dict[str, Any]:
     backfill = _handles(state).backfills.get(name)
     st["backfill"] = {k: v for k, v in backfill.items() if k != "thread"} if backfill else None
     return st
+
+
+def _own(state: ServiceState, name: str):
+    """A handle of the request's own (long operations that must not hold the shared handle's lock)."""
+    from repspace.collections import Collection
+
+    _open(state, name)  # 404 now for an unknown collection
+    return Collection.open(_uri(state, name))
 
 
 @router.post("/{name}/upgrade/backfill", status_code=202)
@@ -322,12 +354,12 @@ def upgrade_backfill(name: str, body: BackfillBody, state: ServiceState = Depend
 
 @router.post("/{name}/upgrade/switch")
 def upgrade_switch(name: str, body: ForceBody | None = None, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
-    """Make the new slot active (only when the gate passes, unless force)."""
+    """Make the new slot active (only when the gate passes, unless force). The gate is measured on the request's own
+    handle, outside the collection's lock; the switch itself is a compare-and-set (409 if the upgrade changed)."""
     from repspace.collections import upgrade as up
 
-    c, lock = _open(state, name)
-    with lock:
-        return up.switch(c, force=bool(body and body.force))
+    with _own(state, name) as own:
+        return up.switch(own, force=bool(body and body.force))
 
 
 @router.post("/{name}/upgrade/rollback")

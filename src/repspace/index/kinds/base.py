@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from repspace.errors import InvalidInputError, SpaceFormatError
-from repspace.ops.search import _faiss, normalize_rows, topk_rows
+from repspace.ops.search import _faiss, inner_products_by_idx, normalize_rows, topk_rows
 
 Built = tuple[Any, Any]  # (base: what is searched, e.g. normalised vectors; state: the kind's structure)
 
@@ -138,17 +138,8 @@ class FaissFactoryKind(IndexSpec):
 
 
 def rescore(q: np.ndarray, base: np.ndarray, cand: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
-    """Re-rank candidate rows (nq, K) by exact inner product of q (nq, d) with base rows; keep the top `keep`.
-
-    The gather and dot products run in faiss's C++ (`fvec_inner_products_by_idx`, no copy of `base`),
-    4-5x faster than a numpy fancy-index gather; candidates < 0 (none) score -inf."""
-    faiss = _faiss()
-    q = np.ascontiguousarray(q, dtype=np.float32)
-    base = np.ascontiguousarray(base, dtype=np.float32)
-    safe = np.ascontiguousarray(np.where(cand >= 0, cand, 0), dtype=np.int64)
-    scores = np.empty(cand.shape, np.float32)
-    faiss.fvec_inner_products_by_idx(faiss.swig_ptr(scores), faiss.swig_ptr(q), faiss.swig_ptr(base),
-                                     faiss.swig_ptr(safe), q.shape[1], len(q), cand.shape[1])
-    scores[cand < 0] = -np.inf
+    """Re-rank candidate rows (nq, K) by exact inner product of q (nq, d) with base rows; keep the top `keep`
+    (gathered in faiss's C++: `ops.search.inner_products_by_idx`); candidates < 0 (none) score -inf."""
+    scores = inner_products_by_idx(q, base, cand)
     top, pos = topk_rows(scores, keep)
     return top, np.take_along_axis(cand, pos, 1).astype(np.int64)

@@ -1,0 +1,60 @@
+"""What a slot can hold and how it is searched: a model's record (`describe_model`) and the collection's spec
+fitted to each slot's dimension."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from repspace.errors import DimensionMismatchError, InvalidInputError, UnknownNameError
+from repspace.index.spec import IndexSpec, parse_spec
+
+
+def describe_model(model: str, dim: int | None, model_version: str | None, device: str = "cpu") -> dict[str, Any]:
+    """A slot's model record: a repspace model (name or directory) is loaded to read its dim and version;
+    any other name is an external model whose vectors the user brings (then `dim` is required)."""
+    from repspace.encoders import MODELS
+
+    known = model in MODELS or Path(model).is_dir()
+    if known:
+        from repspace.encoders import get_encoder
+
+        enc = get_encoder(model, device=device)
+        if dim is not None and dim != enc.dim:
+            raise DimensionMismatchError(f"model {model!r} makes {enc.dim}-d vectors, not {dim}", param="dim")
+        return {"model": enc.name if model in MODELS else model, "model_version": enc.version, "dim": int(enc.dim),
+                "modality": enc.modality, "normalized": bool(enc.normalized), "encodes": True}
+    if dim is None or dim < 1:
+        raise UnknownNameError(f"model {model!r} is not a repspace model (built-in: {', '.join(MODELS)}, or a model "
+                               "directory); for vectors from another model, give its dimension (dim) and upsert "
+                               "vectors", param="model")
+    return {"model": model, "model_version": model_version or "", "dim": int(dim), "modality": "external",
+            "normalized": False, "encodes": False}
+
+
+def collection_spec(text: str | IndexSpec) -> IndexSpec:
+    """A spec a live collection can serve (static-only kinds refused)."""
+    from repspace.index import KINDS
+
+    spec = parse_spec(text) if isinstance(text, str) else text
+    if spec.static_only:
+        live = [k.usage for k in KINDS.values() if not k.static_only]
+        raise InvalidInputError(f"spec {str(spec)!r} is for static indexes; collections take "
+                                f"{', '.join(live[:-1])} or {live[-1]}", param="spec")
+    return spec
+
+
+def check_spec_fits(spec: IndexSpec, dim: int) -> None:
+    if spec.kind == "funnel" and spec.stages[-1] != dim:
+        raise DimensionMismatchError(f"funnel {spec} must end at the model's dimension {dim} "
+                                     f"(e.g. funnel:{min(64, dim)}/{dim})", param="spec")
+
+
+def fit_spec(spec: IndexSpec, dim: int) -> IndexSpec:
+    """A funnel written for one slot's dimension, adapted to another slot's (prefixes kept where they fit)."""
+    if spec.kind != "funnel" or spec.stages[-1] == dim:
+        return spec
+    stages = tuple(d for d in spec.stages if d < dim) + (dim,)
+    if len(stages) < 2:
+        return IndexSpec("flat")
+    return IndexSpec("funnel", stages=stages, shortlist=spec.shortlist)

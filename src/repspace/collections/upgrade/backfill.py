@@ -1,0 +1,133 @@
+"""The backfill job: fill the open upgrade's new slot for every item with a text, in resumable atomic batches.
+
+A killed backfill re-run does only what is missing, each item once, with identical vectors (batches are fixed by
+the order, which is deterministic). `uncertainty` re-embeds first the items the adapter is predicted to explain
+worst (the `ResidualRidge` fitted at start on the sample's adapter residuals).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from repspace.collections.choices import ORDERS
+from repspace.collections.store import vectors_of
+from repspace.errors import CollectionError, InvalidInputError
+
+
+def item_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def texts_of(coll, ids: Sequence[str]) -> dict[str, str]:
+    """id -> stored text of the ids that exist and have one."""
+    return {g["id"]: g["text"] for g in coll.get(ids) if g["text"] is not None}
+
+
+def scan_texts(coll, column: str) -> tuple[list[str], list[bool], list[bool]]:
+    """ids, has-text flags and has-vector-in-`column` flags of every item."""
+    ids, has_text, has_vec = [], [], []
+    for batch in coll.store.scan(["id", "text", column]):
+        ids += batch.column("id").to_pylist()
+        has_text += [t is not None for t in batch.column("text").to_pylist()]
+        valid, _ = vectors_of(batch.column(column), batch.schema.field(column).type.list_size)
+        has_vec += valid.tolist()
+    return ids, has_text, has_vec
+
+
+def serving_upgrade(coll):
+    """The open upgrade, once it serves (its adapter and fusion fitted)."""
+    up = coll.reload().open_upgrade()
+    if not up.serving:
+        raise CollectionError(f"the upgrade of {coll.name!r} is still starting (or its start was interrupted: roll "
+                              "it back and start again)")
+    return up
+
+
+def fraction(coll) -> float:
+    """The share of live items that hold a vector of the upgrade's new slot."""
+    up = coll.reload().open_upgrade()
+    n = coll.count()
+    return float(coll.count(up.new) / n) if n else 1.0
+
+
+def backfill_order(coll, order: str = "random") -> tuple[list[str], int]:
+    """The items the backfill will re-embed, in its order, and how many items lack a text (skipped)."""
+    if order not in ORDERS:
+        raise InvalidInputError(f"unknown order {order!r}; choose from {', '.join(ORDERS)}", param="order")
+    up = serving_upgrade(coll)
+    new = coll.slot(up.new)
+    ids, has_text, has_vec = scan_texts(coll, new.column)
+    todo = [i for i, t, v in zip(ids, has_text, has_vec) if t and not v]
+    without_text = sum(1 for t, v in zip(has_text, has_vec) if not t and not v)
+    if not todo and without_text and not any(has_vec):
+        raise CollectionError("no item stores a text: vectors alone cannot be re-encoded by the new model; upsert "
+                              "the items with their texts first")
+    keys = {i: item_hash(f"backfill:{up.seed}:{i}") for i in todo}
+    if order == "random":
+        todo.sort(key=keys.__getitem__)
+    else:
+        from repspace.collections.upgrade.fusion import ResidualRidge
+
+        has, v_old = coll.cache(up.old).vectors_for(todo)
+        pred = ResidualRidge.from_list(up.uncertainty["w"] + [up.uncertainty["b"]]).decision_function(v_old)
+        pred = pred.astype(np.float64)
+        pred[~has] = np.inf
+        todo = [todo[r] for r in np.lexsort((np.asarray([keys[i] for i in todo], dtype=object), -pred))]
+    return todo, without_text
+
+
+def backfill(coll, *, order: str = "random", batch_size: int = 64, limit: int | None = None,
+             progress: bool = False, new_vectors: Callable[[list[str]], np.ndarray] | None = None,
+             engine: str = "local", workers: int | None = None, address: str | None = None) -> dict[str, Any]:
+    """Fill the new slot for every item with a text (see the module docstring). `new_vectors`: precomputed new-model
+    vectors for a list of ids instead of encoding. engine="ray": the batches (same order, same composition, so the
+    same vectors) are encoded on a Ray actor pool."""
+    from repspace.ops.progress import progress_bar
+    from repspace.scale import check_engine
+
+    check_engine(engine)
+    if batch_size < 1:
+        raise InvalidInputError("batch_size must be positive", param="batch_size")
+    todo, without_text = backfill_order(coll, order)
+    new = coll.slot(coll.meta.upgrade.new)
+    if limit is not None:
+        todo = todo[:limit]
+    t0, done = time.perf_counter(), 0
+
+    def result(n: int) -> dict[str, Any]:
+        return {"backfilled": n, "fraction": fraction(coll), "without_text": without_text,
+                "seconds": round(time.perf_counter() - t0, 3)}
+
+    if engine == "ray" and todo and new_vectors is None:
+        from repspace.datasets import Items
+        from repspace.scale import ray_encode
+
+        texts = texts_of(coll, todo)
+        todo = [i for i in todo if i in texts]
+        items = Items(list(todo), [texts[i] for i in todo], "text")
+
+        def write(_s: int, ids: list[str], vectors: np.ndarray) -> None:
+            coll.update_vectors(new.name, ids, vectors, texts=[texts[i] for i in ids])
+
+        ray_encode(new.model, items, batch_size=batch_size, workers=workers, shard_items=batch_size,
+                   encoder=coll.encoder(new.name), address=address, progress=progress,
+                   order=np.arange(len(todo)), on_shard=write)
+        return result(len(todo))
+    with progress_bar(progress) as bar:
+        task = bar.add_task("backfill", total=len(todo), rate="")
+        for s in range(0, len(todo), batch_size):
+            part = todo[s : s + batch_size]
+            texts = texts_of(coll, part)
+            part = [i for i in part if i in texts]  # deleted meanwhile
+            if part:
+                vecs = (np.asarray(new_vectors(part), np.float32) if new_vectors is not None
+                        else coll.encode([texts[i] for i in part], new.name, batch_size=batch_size))
+                coll.update_vectors(new.name, part, vecs, texts=[texts[i] for i in part])
+            done += len(part)
+            bar.update(task, advance=batch_size, rate=f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} items/s")
+    coll.optimize()
+    return result(done)

@@ -1,0 +1,77 @@
+"""Searching a collection during an upgrade: every strategy of `choices.STRATEGIES` on encoded queries.
+
+    old       q_old · old_i                                   (not upgrading at all)
+    adapted   A(q_new) · old_i                                (Drift-Adapter style: new queries, old gallery)
+    mixed     q_new · new_i where backfilled, else A(q_new) · old_i (raw cosines)
+    fused     backfilled: B(q_old · old_i, A(q_new) · old_i, q_new · new_i); else A(q_old · old_i, A(q_new) · old_i)
+    new       q_new · new_i over the backfilled items only
+
+`old`, `adapted` and `new` search one slot; `mixed` and `fused` go through the one scorer (`scorer.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from repspace.collections.choices import DEFAULT_STRATEGY, STRATEGIES
+from repspace.collections.upgrade.adapter import load_adapter
+from repspace.collections.upgrade.fusion import MIXED, NEUTRAL
+from repspace.collections.upgrade.scorer import JoinedSlots, fused_search
+from repspace.errors import InvalidInputError
+from repspace.ops.search import normalize_rows
+
+
+def check_strategy(strategy: str | None) -> str:
+    strategy = strategy or DEFAULT_STRATEGY
+    if strategy not in STRATEGIES:
+        raise InvalidInputError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}", param="strategy")
+    return strategy
+
+
+def upgrade_search(coll, texts, vectors, k: int, flt: dict[str, str], strategy: str | None,
+                   candidates: int | None = None) -> list[list[dict[str, Any]]]:
+    """`Collection.search` while an upgrade serves: texts are encoded by the models each strategy needs."""
+    from repspace.collections.payload import query_texts
+
+    up = coll.meta.upgrade
+    strategy = check_strategy(strategy)
+    if vectors is not None:
+        if strategy not in ("old", DEFAULT_STRATEGY) or texts is not None:
+            raise InvalidInputError("during an upgrade, query vectors search the active slot only: give texts to "
+                                    "use the upgrade's strategies", param="vectors")
+        s = coll.slot()
+        return coll.search_slot(s, coll.query_vectors(None, vectors, s), k, flt)
+    if texts is None:
+        raise InvalidInputError("search needs texts or vectors", param="texts")
+    texts = query_texts(texts)
+    q_old = coll.encode(texts, up.old) if strategy in ("old", "fused") else None
+    q_new = coll.encode(texts, up.new) if strategy != "old" else None
+    return search_encoded(coll, q_old, q_new, k, flt, strategy, candidates)
+
+
+def search_encoded(coll, q_old: np.ndarray | None, q_new: np.ndarray | None, k: int,
+                   flt: dict[str, str] | None = None, strategy: str = DEFAULT_STRATEGY,
+                   candidates: int | None = None) -> list[list[dict[str, Any]]]:
+    """The upgrade's strategies on queries already encoded by the old (`q_old`) and new (`q_new`) models."""
+    up = coll.meta.upgrade
+    flt = flt or {}
+    version = coll.store.version()
+    old_c, new_c = coll.cache(up.old, version), coll.cache(up.new, version)
+    if strategy == "old":
+        return _as_hits(old_c.search(q_old, k, flt))
+    if strategy == "new":
+        return _as_hits(new_c.search(q_new, k, flt))
+    q_ad = load_adapter(coll).transform(q_new)
+    if strategy == "adapted":
+        return _as_hits(old_c.search(q_ad, k, flt))
+    weights = MIXED if strategy == "mixed" else (up.fusion or NEUTRAL)
+    return fused_search(JoinedSlots(coll, old_c, new_c), normalize_rows(q_old) if q_old is not None else None,
+                        normalize_rows(q_ad), normalize_rows(q_new), k, weights, flt, candidates)
+
+
+def _as_hits(rows):
+    import json
+
+    return [[{"id": i, "score": s, "payload": json.loads(p)} for i, s, p in row] for row in rows]
