@@ -1,7 +1,7 @@
 """One conformance suite over every registered estimator (after scikit-learn's `parametrize_with_checks`).
 
 Every translator, compressor and sweep reducer registered when repspace.alignment, repspace.compress and
-repspace.evaluation.sweep are imported passes: the scikit-learn shape (hyper-parameters only in __init__,
+repspace.evaluation.sweep (and the upgrade's score models, repspace.collections.upgrade.fusion) are imported passes: the scikit-learn shape (hyper-parameters only in __init__,
 get_params/set_params round trip, fit returns self, learned state in attr_), fit/transform shapes,
 save -> load giving the same transforms (no pickle), NotFittedError before fit, and bad input refused.
 A new estimator is covered by registering it; give it small hyper-parameters in FAST when its defaults are slow.
@@ -15,11 +15,12 @@ import pytest
 import repspace.alignment  # noqa: F401  (registers the translators)
 import repspace.compress  # noqa: F401  (registers the compressors)
 from repspace.alignment import Translator
+from repspace.collections.upgrade.fusion import Scorer
 from repspace.compress import Compressor
 from repspace.errors import DimensionMismatchError, InvalidInputError, InvalidVectorsError, NotFittedError
 from repspace.evaluation.sweep import Reducer
 
-FAMILIES = (Translator, Compressor, Reducer)
+FAMILIES = (Translator, Compressor, Reducer, Scorer)
 
 # small hyper-parameters so the whole file runs in seconds (torch-trained ones: a few epochs)
 FAST = {
@@ -51,7 +52,17 @@ def data():
 
 
 def fit(est, X, Y):
+    if isinstance(est, Scorer):  # a score per row: relevance labels (logistic) or a target value (ridge)
+        y = np.asarray(Y)[:, 0] if np.ndim(Y) == 2 else np.asarray(Y)
+        return est.fit(X, (y > np.median(y)).astype(np.float64) if len(y) else y)
     return est.fit(X, Y) if isinstance(est, Translator) else est.fit(X)
+
+
+def apply(est, X):
+    """The estimator's main map of X."""
+    if isinstance(est, Reducer):
+        return est.transform(X, 3)
+    return est.decision_function(X) if isinstance(est, Scorer) else est.transform(X)
 
 
 def outputs(est, X, Y) -> list[np.ndarray]:
@@ -60,6 +71,8 @@ def outputs(est, X, Y) -> list[np.ndarray]:
         return [est.transform(X), est.transform_target(Y)]
     if isinstance(est, Compressor):
         return [est.transform(X), est.transform(X, min(est.dims_))]
+    if isinstance(est, Scorer):
+        return [est.decision_function(X)]
     return [est.transform(X, 3)]
 
 
@@ -92,6 +105,8 @@ def test_fit_returns_self_and_transform_shapes(base, name, data):
             np.testing.assert_array_equal(outs[1], Y.astype(np.float32))  # identity target side
     elif isinstance(est, Compressor):
         assert outs[0].shape[1] == max(est.dims_) and outs[1].shape[1] == min(est.dims_)
+    elif isinstance(est, Scorer):
+        assert outs[0].shape == (len(X),)
     else:
         assert outs[0].shape[1] == 3
 
@@ -117,7 +132,7 @@ def test_unfitted_use_raises_not_fitted(base, name, data, tmp_path):
     X, Y = data
     est = make(base, name)
     with pytest.raises(NotFittedError, match="not fitted"):
-        outputs(est, X, Y) if not isinstance(est, Reducer) else est.transform(X, 3)
+        outputs(est, X, Y) if not isinstance(est, Reducer) else apply(est, X)
     with pytest.raises(NotFittedError):
         est.save(tmp_path / "never")
     assert not (tmp_path / "never").exists()
@@ -137,11 +152,11 @@ def test_bad_input_refused(base, name, data):
     est = fit(make(base, name), X, Y)
     wrong = np.hstack([X, X])[:, :7]
     with pytest.raises(DimensionMismatchError):
-        est.transform(wrong) if not isinstance(est, Reducer) else est.transform(wrong, 3)
+        apply(est, wrong)
     with pytest.raises(InvalidVectorsError):
-        est.transform(bad) if not isinstance(est, Reducer) else est.transform(bad, 3)
+        apply(est, bad)
     with pytest.raises(InvalidVectorsError):
-        est.transform(X[:0]) if not isinstance(est, Reducer) else est.transform(X[:0], 3)
+        apply(est, X[:0])
     if isinstance(est, Translator):
         with pytest.raises(DimensionMismatchError):
             est.transform_target(X)  # 6-d, the target side is 4-d

@@ -1,15 +1,14 @@
 """Alignment and translation between embedding spaces.
 
 A new translator: one module here with a `Translator` subclass that sets `name` (it registers itself),
-plus its import line below; `fit_translator`, the CLI's `--method` choices and the conformance test pick it up.
+plus its import line in `registered.py`; `fit_translator`, the CLI's `--method` choices and the conformance test pick it up.
 """
 
 from repspace.alignment.api import apply_translator, evaluate_translator, fit_translator, matching_scores, methods
 from repspace.alignment.base import Translator, load_translator
-from repspace.alignment.linear import Affine, LeastSquares, LowRank, Procrustes, Ridge
-from repspace.alignment.mlp import MLPTranslator
-from repspace.alignment.relative import RelativeTranslator, relative_projection, select_anchors
-from repspace.alignment.unsupervised import UnsupervisedTranslator
+from repspace.alignment.registered import (Affine, LeastSquares, LowRank, MLPTranslator, Procrustes, RelativeTranslator,
+                                          Ridge, UnsupervisedTranslator)
+from repspace.alignment.relative import relative_projection, select_anchors
 
 METHODS = tuple(Translator.registry)  # procrustes, lstsq, ridge, affine, lowrank, mlp, relative, unsupervised
 

@@ -20,7 +20,7 @@ from repspace.spaces import Space
 
 def methods() -> tuple[str, ...]:
     """The registered translator names (every module of repspace.alignment loaded), in registration order."""
-    import repspace.alignment  # noqa: F401  (registers the built-in methods)
+    import repspace.alignment.registered  # noqa: F401  (registers the built-in methods)
 
     return tuple(Translator.registry)
 

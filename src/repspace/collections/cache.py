@@ -221,3 +221,28 @@ class SlotCache:
             cand.sort(key=lambda h: (-h[1], h[0]))
             out.append(cand[:k])
         return out
+
+
+def keep_in_step(caches: dict[str, SlotCache], store: Store, before: Any,
+                 apply: Callable[[SlotCache, str], None]) -> None:
+    """After a collection's own committed write: apply it to each loaded cache (by slot name) if it was the only
+    commit since `before`; otherwise (someone else wrote too) mark the caches for a reload on next search."""
+    if not caches:
+        return
+    after = store.version()
+    ours = _next_version(before, after)
+    for name, c in list(caches.items()):
+        if not ours or c.version != before:
+            c.version = object()
+            continue
+        apply(c, name)
+        if c.version == before:  # apply may have given up (then the next search reloads)
+            c.advance(after)
+
+
+def _next_version(before: Any, after: Any) -> bool:
+    """True when exactly one commit happened between the tokens (ours)."""
+    try:
+        return int(after) - int(before) == 1
+    except (TypeError, ValueError):
+        return False

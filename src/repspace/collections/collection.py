@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from repspace.collections.cache import SlotCache
+from repspace.collections.cache import SlotCache, keep_in_step
 from repspace.collections.meta import CollectionMeta, Slot
 from repspace.collections.payload import MAX_ID_CHARS, check_filter, check_payload, check_utf8, dumps, matches, query_texts
 from repspace.collections.slots import check_spec_fits, collection_spec, describe_model, fit_spec
@@ -359,19 +359,8 @@ class Collection:
     def _versions(self) -> Any:
         return self.store.version() if self._caches else None
 
-    def _after_write(self, before: Any, apply) -> None:
-        """Keep loaded caches in step with our own committed write; reload if anyone else wrote meanwhile."""
-        if not self._caches:
-            return
-        after = self.store.version()
-        ours = _next_version(before, after)
-        for name, c in list(self._caches.items()):
-            if not ours or c.version != before:
-                c.version = object()  # someone else wrote too: reload on next search
-                continue
-            apply(c, name)
-            if c.version == before:  # apply may have given up (then the next search reloads)
-                c.advance(after)
+    def _after_write(self, before: Any, apply: Callable[[SlotCache, str], None]) -> None:
+        keep_in_step(self._caches, self.store, before, apply)
 
     # ------------------------------------------------------------- reads
     def count(self, slot: str | None = None) -> int:
@@ -499,10 +488,3 @@ class Collection:
                 "spec": m.spec, "active": self.active, "slots": slots,
                 "upgrade": m.upgrade.to_dict() if m.upgrade else None, "created": m.created}
 
-
-def _next_version(before: Any, after: Any) -> bool:
-    """True when exactly one commit happened between the tokens (ours)."""
-    try:
-        return int(after) - int(before) == 1
-    except (TypeError, ValueError):
-        return False

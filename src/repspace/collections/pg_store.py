@@ -198,6 +198,10 @@ class PgStore(Store):
             conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(self._t(), sql.Identifier(column)))
             self._bump(conn)
 
+    def columns(self) -> list[str]:
+        with self._tx() as conn:
+            return sorted(self._vector_columns(conn))
+
     def _vector_columns(self, conn) -> dict[str, int]:
         rows = conn.execute(
             "SELECT a.attname, a.atttypmod FROM pg_attribute a JOIN pg_type t ON a.atttypid = t.oid "

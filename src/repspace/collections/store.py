@@ -111,6 +111,10 @@ class Store(ABC):
     @abstractmethod
     def get_blob(self, name: str) -> bytes | None: ...
 
+    @abstractmethod
+    def columns(self) -> list[str]:
+        """The vector columns the items table has now (one per slot the metadata lists)."""
+
     def optimize(self) -> None:  # noqa: B027 - optional
         """Housekeeping after bulk writes (LanceDB: compact small files, prune versions older than a week)."""
 

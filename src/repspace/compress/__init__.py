@@ -2,7 +2,7 @@
 
 Importing this package does not import torch: the training losses (torch modules) load on first use
 (`repspace.compress.InfoNCELoss` or `repspace.compress.losses`). A new compressor: one module here with a
-`Compressor` subclass that sets `name` (it registers itself), plus its import line below; `fit_compressor`,
+`Compressor` subclass that sets `name` (it registers itself), plus its import line in `registered.py`; `fit_compressor`,
 the CLI's `--method` choices and the conformance test pick it up.
 """
 
@@ -10,9 +10,7 @@ from typing import Any
 
 from repspace.compress.api import fit_compressor, methods
 from repspace.compress.base import Compressor, CompressorReducer
-from repspace.compress.pca import PCACompressor
-from repspace.compress.matryoshka import MatryoshkaAdaptor
-from repspace.compress.csr import CSRCompressor
+from repspace.compress.registered import CSRCompressor, MatryoshkaAdaptor, PCACompressor
 
 METHODS = tuple(Compressor.registry)  # pca, matryoshka, csr
 

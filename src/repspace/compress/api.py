@@ -19,7 +19,7 @@ from repspace.spaces import Space
 
 def methods() -> tuple[str, ...]:
     """The registered compressor names, in registration order (pca, matryoshka, csr, then any added)."""
-    import repspace.compress  # noqa: F401  (registers the built-in methods)
+    import repspace.compress.registered  # noqa: F401  (registers the built-in methods)
 
     return tuple(Compressor.registry)
 

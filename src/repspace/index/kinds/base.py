@@ -21,17 +21,18 @@ from repspace.ops.search import _faiss, inner_products_by_idx, normalize_rows, t
 Built = tuple[Any, Any]  # (base: what is searched, e.g. normalised vectors; state: the kind's structure)
 
 
+_BY_NAME: dict[str, type] = {}  # every kind class defined, by name (`KINDS` in kinds/__init__.py orders them)
+
+
 class _ByKind(type):
-    """`IndexSpec("funnel", stages=(64, 768))` constructs the registered kind named "funnel"."""
+    """`IndexSpec("funnel", stages=(64, 768))` constructs the kind named "funnel"."""
 
     def __call__(cls, *args: Any, **kw: Any) -> Any:
         if cls is IndexSpec:
-            from repspace.index.kinds import KINDS
-
             kind = kw.pop("kind") if "kind" in kw else args[0]
-            if kind not in KINDS:
-                raise InvalidInputError(f"unknown index kind {kind!r}; kinds: {', '.join(KINDS)}")
-            return KINDS[kind](*args[1:], **kw)
+            if kind not in _BY_NAME:
+                raise InvalidInputError(f"unknown index kind {kind!r}; kinds: {', '.join(_BY_NAME)}")
+            return _BY_NAME[kind](*args[1:], **kw)
         return super().__call__(*args, **kw)
 
 
@@ -52,6 +53,8 @@ class IndexSpec(metaclass=_ByKind):
         for key, value in (("name", name), ("pattern", pattern), ("usage", usage), ("examples", examples)):
             if value is not None:
                 setattr(cls, key, value)
+        if name is not None:
+            _BY_NAME[name] = cls
 
     @property
     def kind(self) -> str:
