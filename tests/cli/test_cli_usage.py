@@ -39,7 +39,7 @@ def test_every_command_is_registered_once_in_help_order():
     assert compose(app) is app  # composing again changes nothing
     root = get_command(app)
     assert list(root.commands) == COMMANDS + GROUPS
-    assert set(root.commands["upgrade"].commands) == {"fit", "eval", "start", "status", "rollback", "finish",
+    assert set(root.commands["upgrade"].commands) == {"fit", "eval", "start", "status", "evaluate", "rollback", "finish",
                                                       "backfill", "switch"}
 
 

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from repspace.cli.app import emit_json
+from repspace.collections.choices import DEFAULT_STRATEGY, SEARCH_STRATEGIES
 from repspace.index.spec import SPEC_HELP
 
 collection_app = typer.Typer(help="Live collections in LanceDB (a directory) or PostgreSQL + pgvector "
@@ -160,8 +161,8 @@ def search(
     queries: Annotated[Optional[Path], typer.Option("--queries", help="A space of query vectors (the active slot's model).")] = None,
     k: Annotated[int, typer.Option("--k")] = 10,
     filter: Annotated[Optional[List[str]], typer.Option("--filter", help="Payload equality KEY=VALUE (repeatable).")] = None,
-    strategy: Annotated[Optional[str], typer.Option("--strategy", help="During an upgrade: old | adapted | mixed | fused "
-                                                    "(default fused).")] = None,
+    strategy: Annotated[Optional[str], typer.Option("--strategy", help=f"During an upgrade: {' | '.join(SEARCH_STRATEGIES)} "
+                                                    f"(default {DEFAULT_STRATEGY}; active: the active slot alone).")] = None,
     slot: Annotated[Optional[str], typer.Option("--slot", help="Search one slot directly.")] = None,
     payload: Annotated[bool, typer.Option("--payload", help="Include each hit's payload.")] = False,
     json_out: JSON = False,

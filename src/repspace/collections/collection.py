@@ -427,8 +427,8 @@ class Collection:
                strategy: str | None = None) -> list[list[dict[str, Any]]]:
         """Nearest items by cosine, per query: [[{"id", "score", "payload"}, …], …].
 
-        During an open upgrade, `strategy` (old | adapted | mixed | fused; default fused) picks how the
-        old and new slots are combined — see `repspace.collections.upgrade`."""
+        During an upgrade that serves, `strategy` (`choices.SEARCH_STRATEGIES`; default fused) picks how the
+        old and new slots are combined — see `repspace.collections.upgrade.search`."""
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InvalidInputError(f"k must be a positive integer, got {k!r}")
         flt = check_filter(filter)
@@ -438,7 +438,12 @@ class Collection:
 
             return upgrade_search(self, texts, vectors, k, flt, strategy)
         if strategy not in (None, "active", "old"):
-            raise InvalidInputError(f"strategy {strategy!r} needs an open upgrade (repspace upgrade start)")
+            from repspace.collections.choices import SEARCH_STRATEGIES
+
+            if strategy not in SEARCH_STRATEGIES:
+                raise InvalidInputError(f"unknown strategy {strategy!r}; choose from {', '.join(SEARCH_STRATEGIES)}",
+                                        param="strategy")
+            raise InvalidInputError(f"strategy {strategy!r} needs an open upgrade (start one first)", param="strategy")
         s = self.slot(slot)
         q = self.query_vectors(texts, vectors, s)
         return self.search_slot(s, q, k, flt)

@@ -49,7 +49,7 @@ def parse_filters(specs: Iterable[str] | None) -> dict[str, str]:
     for spec in specs or ():
         key, sep, value = spec.partition("=")
         if not sep or not key.strip():
-            raise InvalidInputError(f"--filter {spec!r} must be KEY=VALUE, e.g. label=business")
+            raise InvalidInputError(f"filter {spec!r} must be KEY=VALUE, e.g. label=business", param="filter")
         out[key.strip()] = value
     return out
 

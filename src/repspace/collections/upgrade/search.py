@@ -56,19 +56,40 @@ def search_encoded(coll, q_old: np.ndarray | None, q_new: np.ndarray | None, k: 
                    candidates: int | None = None) -> list[list[dict[str, Any]]]:
     """The upgrade's strategies on queries already encoded by the old (`q_old`) and new (`q_new`) models."""
     up = coll.meta.upgrade
-    flt = flt or {}
     version = coll.store.version()
-    old_c, new_c = coll.cache(up.old, version), coll.cache(up.new, version)
-    if strategy == "old":
-        return _as_hits(old_c.search(q_old, k, flt))
-    if strategy == "new":
-        return _as_hits(new_c.search(q_new, k, flt))
-    q_ad = load_adapter(coll).transform(q_new)
-    if strategy == "adapted":
-        return _as_hits(old_c.search(q_ad, k, flt))
-    weights = MIXED if strategy == "mixed" else (up.fusion or NEUTRAL)
-    return fused_search(JoinedSlots(coll, old_c, new_c), normalize_rows(q_old) if q_old is not None else None,
-                        normalize_rows(q_ad), normalize_rows(q_new), k, weights, flt, candidates)
+    ctx = _Context(coll, coll.cache(up.old, version), coll.cache(up.new, version), q_old, q_new, flt or {}, candidates)
+    return SEARCHES[check_strategy(strategy)](ctx, k)
+
+
+class _Context:
+    """What a strategy searches with: the two slots' caches and the encoded queries (adapted on first use)."""
+
+    def __init__(self, coll, old_c, new_c, q_old, q_new, flt, candidates) -> None:
+        self.coll, self.old_c, self.new_c, self.q_old, self.q_new = coll, old_c, new_c, q_old, q_new
+        self.flt, self.candidates = flt, candidates
+        self._q_ad = None
+
+    @property
+    def q_ad(self) -> np.ndarray:
+        if self._q_ad is None:
+            self._q_ad = load_adapter(self.coll).transform(self.q_new)
+        return self._q_ad
+
+    def fused(self, weights, k: int) -> list[list[dict[str, Any]]]:
+        return fused_search(JoinedSlots(self.coll, self.old_c, self.new_c),
+                            normalize_rows(self.q_old) if self.q_old is not None else None, normalize_rows(self.q_ad),
+                            normalize_rows(self.q_new), k, weights, self.flt, self.candidates)
+
+
+# one function per strategy (its name in `choices.STRATEGIES`)
+SEARCHES = {
+    "old": lambda c, k: _as_hits(c.old_c.search(c.q_old, k, c.flt)),
+    "adapted": lambda c, k: _as_hits(c.old_c.search(c.q_ad, k, c.flt)),
+    "mixed": lambda c, k: c.fused(MIXED, k),
+    "fused": lambda c, k: c.fused(c.coll.meta.upgrade.fusion or NEUTRAL, k),
+    "new": lambda c, k: _as_hits(c.new_c.search(c.q_new, k, c.flt)),
+}
+assert tuple(SEARCHES) == STRATEGIES
 
 
 def _as_hits(rows):
