@@ -174,7 +174,7 @@ def test_a_new_kind_is_one_class_and_one_registry_line(monkeypatch, tmp_path):
 
 
 def test_collections_accept_every_kind_that_is_not_static_only():
-    from repspace.collections.collection import _collection_spec
+    from repspace.collections.slots import collection_spec as _collection_spec
     from repspace.errors import InvalidInputError
     from repspace.index import KINDS
 

@@ -119,6 +119,10 @@ def test_upgrade_routes_and_switch_under_load(tmp_path):
                 time.sleep(0.2)
             st = _p(base, "/v1/collections/news/upgrade")
             assert st["fraction"] == 1.0 and st["backfill"]["error"] is None
+            assert st["evaluated_at_fraction"] < 1.0  # status is cheap: the gate as measured at start
+            ev = _p(base, "/v1/collections/news/upgrade/evaluate", {})  # measured now, while searches are answered
+            assert ev["evaluated_at_fraction"] == 1.0 and set(ev["metrics"]) == {"old", "adapted", "mixed", "fused", "new"}
+            assert _p(base, "/v1/collections/news/upgrade")["gate"] == ev["gate"]
             assert _p(base, "/v1/collections/news/upgrade/switch", {"force": True})["active"] == "minilm-l3-onnx"
             time.sleep(0.5)
             assert _p(base, "/v1/collections/news/upgrade/finish", {})["dropped"] == "glove-50"
