@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from repspace.compat.losses import BCTLoss, BT2Loss, ClassificationLoss, DSimplexLoss
-from repspace.compat.models import CompatNet, load_model, regular_simplex
+from repspace.nets import CompatNet, load_model, regular_simplex
 from repspace.compat.training import parse_classes
 from repspace.errors import DimensionMismatchError, InvalidInputError
 
@@ -148,7 +148,7 @@ def test_train_bad_input(cli, tmp_path):
     code, _, err = cli(*base, "--method", "bct", "--out", tmp_path / "x")
     assert code == 2 and "--old" in err
     code, _, err = cli(*base, "--method", "nope", "--out", tmp_path / "x")
-    assert code == 2 and "unknown --method" in err
+    assert code == 2 and "unknown method 'nope'" in err and "[--method]" in err
     code, _, err = cli(*base, "--method", "dsimplex", "--dim", "4", "--out", tmp_path / "x")
     assert code == 2 and "needs --dim >= 9" in err
     old = tmp_path / "old"
