@@ -3,7 +3,9 @@
 Protocol (BCT paper, scaled to CPU): an old model is trained on part of the classes (`classes`)
 or part of the data (`fraction`); a new model on everything, with one of `METHODS`. Old and new
 are compared with `repspace compat` on spaces of the test split encoded by both. The loss (one of
-`repspace.compat.losses`, the model inside) trains in `repspace.training.fit` with a one-cycle schedule.
+`repspace.compat.losses`, the model inside) trains in `repspace.training.fit` with a one-cycle schedule;
+after every epoch the training state is written to ``.<out name>.partial/`` beside the output, so a killed
+run re-run with the same arguments resumes at the next epoch with the weights of an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from repspace.errors import DimensionMismatchError, InvalidInputError
 from repspace.nets import CompatNet, load_model, save_model, training_inputs
 from repspace.ops.torchstate import seeded
 from repspace.spaces import Space
-from repspace.training import OneCycle, Shuffle, fit
+from repspace.training import Checkpoint, OneCycle, Shuffle, fingerprint, fit
 
 DEFAULT_DIM = 32
 DEFAULT_STEPS = 1000  # default --epochs: enough epochs for about this many optimiser steps ...
@@ -249,9 +251,15 @@ def train_model(
             loss_fn = loss_cls.for_training(model)
 
         opt = torch.optim.AdamW(loss_fn.param_groups(), lr=lr, weight_decay=1e-4)
+        run = fingerprint({"method": method, "arch": arch, "dim": dim, "extra_dims": extra, "classifier": kind,
+                           "classes": trained, "fraction": fraction, "epochs": epochs, "batch_size": batch_size,
+                           "lr": lr, "alpha": alpha, "influence": influence, "influence_scale": influence_scale,
+                           "seed": seed, "items": len(yt), "input": source, "old": str(old) if old else None,
+                           "old_config": old_config, "y": yt.tolist()}, xt)
+        checkpoint = Checkpoint.beside(out, run)
         history = fit(loss_fn, xt, yt, order=Shuffle(len(yt), batch_size, seed, rng="run"), optimizer=opt,
-                      epochs=epochs, schedule=OneCycle(lr, pct_start=0.15), label=f"train {method}",
-                      progress=progress)  # rows reach the loss: GalleryInfluence looks its old embeddings up
+                      epochs=epochs, schedule=OneCycle(lr, pct_start=0.15), checkpoint=checkpoint,
+                      label=f"train {method}", progress=progress)  # rows: GalleryInfluence looks old embeddings up
         model.eval()
         config = {
             "name": name or Path(out).name, "arch": arch, "dim": dim, "extra_dims": extra, "method": method,
@@ -264,6 +272,7 @@ def train_model(
             "old_name": old_config.get("name") if old_config else None, "history": history,
         }
         save_model(out, model, config)
+        checkpoint.clear()
         return config
 
 

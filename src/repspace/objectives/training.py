@@ -15,8 +15,6 @@ with the same weights as one uninterrupted run. ``epochs=0`` saves the randomly 
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,7 +27,7 @@ from repspace.objectives.losses import dimension_std, effective_rank, singular_s
 from repspace.objectives.methods import METHODS, build_objective
 from repspace.ops.torchstate import seeded
 from repspace.spaces import Space
-from repspace.training import Checkpoint, Shuffle, WarmupCosine, fit
+from repspace.training import Checkpoint, Shuffle, WarmupCosine, fingerprint, fit
 
 DEFAULT_DIM = 128
 
@@ -108,12 +106,11 @@ def train_objective(
 
         initial = row_metrics()
 
-        fingerprint = hashlib.sha256(json.dumps(
-            {"method": method, "arch": arch, "dim": dim, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-             "weight_decay": weight_decay, "seed": seed, "items": len(x), "input": source, "options": options,
-             "x": hashlib.sha256(x[: min(len(x), 64)].numpy().tobytes()).hexdigest()}, sort_keys=True).encode()).hexdigest()[:16]
+        run = fingerprint({"method": method, "arch": arch, "dim": dim, "epochs": epochs, "batch_size": batch_size,
+                           "lr": lr, "weight_decay": weight_decay, "seed": seed, "items": len(x), "input": source,
+                           "options": options}, x)
         opt = torch.optim.AdamW(objective.param_groups(), lr=lr, weight_decay=weight_decay)
-        checkpoint = Checkpoint.beside(out, fingerprint)
+        checkpoint = Checkpoint.beside(out, run)
         history = fit(objective, x, None, order=Shuffle(len(x), batch_size, seed, rng="epoch", drop_last=True),
                       optimizer=opt, epochs=epochs, schedule=WarmupCosine(lr), checkpoint=checkpoint,
                       label=f"train {method}", progress=progress, on_epoch=on_epoch,

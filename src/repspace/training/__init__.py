@@ -14,10 +14,10 @@ convention (`TrainingLoss`): ``loss(x, y, rows=None, generator=None) -> scalar``
 This package sits below compat/, objectives/ and compress/ and imports only ops/, `_io` and `errors`.
 """
 
-from repspace.training.checkpoint import Checkpoint
+from repspace.training.checkpoint import Checkpoint, fingerprint
 from repspace.training.loop import fit
 from repspace.training.loss import TrainingLoss
 from repspace.training.order import Shuffle
 from repspace.training.schedule import OneCycle, Schedule, WarmupCosine
 
-__all__ = ["Checkpoint", "OneCycle", "Schedule", "Shuffle", "TrainingLoss", "WarmupCosine", "fit"]
+__all__ = ["Checkpoint", "OneCycle", "Schedule", "Shuffle", "TrainingLoss", "WarmupCosine", "fingerprint", "fit"]

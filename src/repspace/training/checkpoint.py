@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -11,6 +12,12 @@ import torch
 
 from repspace._io import atomic_dir
 from repspace.errors import InvalidInputError
+
+
+def fingerprint(settings: dict[str, Any], x: torch.Tensor) -> str:
+    """A short hash of a run's settings (JSON-able) and its first 64 training inputs."""
+    data = hashlib.sha256(x[: min(len(x), 64)].numpy().tobytes()).hexdigest()
+    return hashlib.sha256(json.dumps({**settings, "x": data}, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class Checkpoint:
