@@ -1,6 +1,6 @@
 """Self-supervised objectives on Fashion-MNIST (or digits): kNN and linear-probe accuracy, effective rank.
 
-Every objective trains the same small CNN (repspace.compat.models.SmallCNN, `--dim`-d representation)
+Every objective trains the same small CNN (repspace.nets.SmallCNN, `--dim`-d representation)
 for the same number of epochs on the same training subset, without labels; beside them a random-init
 CNN (`--epochs 0`) and a supervised CNN (cross-entropy, `repspace train --method independent`, same
 epochs and items). Each encoder embeds `--bank` training items (the kNN bank / probe training set) and

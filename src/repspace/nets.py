@@ -5,7 +5,7 @@ encoders), and for BT² extra dimensions mixed in by a learned orthonormal basis
 A model directory holds `model.json` (architecture, classes, method) and `model.safetensors`;
 `repspace.encoders.trained.TrainedEncoder` loads it as an encoder. This module sits below encoders/,
 compat/ (compatible training) and objectives/ (self-supervised training), which all build on it; it imports
-no other part of repspace but `_io` and `errors`. (`repspace.compat.models` re-exports it for old imports.)
+no other part of repspace but `_io` and `errors`.
 """
 
 from __future__ import annotations

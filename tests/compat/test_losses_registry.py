@@ -7,7 +7,7 @@ import torch
 
 from repspace.compat.losses import METHODS, BCTLoss, BT2Loss, ClassificationLoss, CompatLoss, DSimplexLoss, get_loss
 from repspace.compat.methods import COMPAT_METHODS, SELF_SUPERVISED_METHODS
-from repspace.compat.models import load_model
+from repspace.nets import load_model
 from repspace.compat.training import train_model
 from repspace.errors import UnknownNameError
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from repspace.compat.losses import BCTLoss, BT2Loss, ClassificationLoss, DSimplexLoss
-from repspace.compat.models import CompatNet, load_model, regular_simplex
+from repspace.nets import CompatNet, load_model, regular_simplex
 from repspace.compat.training import parse_classes
 from repspace.errors import DimensionMismatchError, InvalidInputError
 
@@ -148,7 +148,7 @@ def test_train_bad_input(cli, tmp_path):
     code, _, err = cli(*base, "--method", "bct", "--out", tmp_path / "x")
     assert code == 2 and "--old" in err
     code, _, err = cli(*base, "--method", "nope", "--out", tmp_path / "x")
-    assert code == 2 and "unknown --method" in err
+    assert code == 2 and "unknown method 'nope'" in err and "[--method]" in err
     code, _, err = cli(*base, "--method", "dsimplex", "--dim", "4", "--out", tmp_path / "x")
     assert code == 2 and "needs --dim >= 9" in err
     old = tmp_path / "old"
@@ -435,3 +435,34 @@ def test_gallery_influence_trains_bct_and_bt2_and_is_refused_elsewhere(tmp_path)
     with pytest.raises(InvalidInputError, match="prototypes influence is for method 'bct'"):
         train_model("mlp", None, "bt2", tmp_path / "x", base_space=base, old=tmp_path / "old", epochs=1,
                     progress=False, influence="prototypes")
+
+
+def test_train_model_resumes_after_a_kill_with_the_uninterrupted_weights(tmp_path, monkeypatch):
+    from safetensors.numpy import load_file
+
+    from repspace.compat.training import train_model
+    from repspace.training import Checkpoint
+    from tests.conftest import make_space
+
+    base = make_space(n=70, d=6)
+    train_model("mlp", 8, "independent", tmp_path / "old", base_space=base, epochs=2, batch_size=32, progress=False)
+    kw = dict(base_space=base, old=tmp_path / "old", epochs=3, batch_size=32, progress=False, influence="gallery")
+    full = train_model("mlp", None, "bct", tmp_path / "full", **kw)
+    save = Checkpoint.save
+
+    def killed_after_epoch_1(self, *args):
+        save(self, *args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Checkpoint, "save", killed_after_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        train_model("mlp", None, "bct", tmp_path / "run", **kw)
+    monkeypatch.setattr(Checkpoint, "save", save)
+    assert (tmp_path / ".run.partial").is_dir() and not (tmp_path / "run").exists()
+    with pytest.raises(InvalidInputError, match="partial run with other settings"):
+        train_model("mlp", None, "bct", tmp_path / "run", **{**kw, "lr": 2e-3})
+    resumed = train_model("mlp", None, "bct", tmp_path / "run", **kw)
+    a, b = load_file(str(tmp_path / "full" / "model.safetensors")), load_file(str(tmp_path / "run" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in full["history"]]
+    assert not (tmp_path / ".run.partial").exists()

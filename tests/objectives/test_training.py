@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from repspace.compat.models import CompatNet, load_model
+from repspace.nets import CompatNet, load_model
 from repspace.errors import InvalidInputError
 from repspace.objectives import METHODS, build_objective, train_objective
 from repspace.objectives.augment import ImageAugment
@@ -116,7 +116,7 @@ def test_sie_invariant_half_is_invariant_and_equivariant_half_predicts_the_param
     from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import cross_val_score
 
-    from repspace.compat.training import images_to_tensor
+    from repspace.nets import images_to_tensor
     from repspace.datasets import load_dataset
 
     torch.set_num_threads(1)
@@ -128,7 +128,7 @@ def test_sie_invariant_half_is_invariant_and_equivariant_half_predicts_the_param
     opt = torch.optim.AdamW(obj.parameters(), 2e-3)
     g = torch.Generator().manual_seed(0)
     for _ in range(300):
-        loss = obj.loss(x[torch.randint(0, len(x), (128,), generator=g)], g)
+        loss = obj(x[torch.randint(0, len(x), (128,), generator=g)], generator=g)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -173,7 +173,7 @@ def test_myow_queue_and_mined_term_ramp():
         scales.append(obj.mined_scale())
     assert scales == pytest.approx([0.0, 0.0, 0.0, 0.25, 0.5, 0.5], abs=1e-6)
     x = torch.randn(8, 1, 8, 8)
-    loss = obj.loss(x, torch.Generator().manual_seed(0))
+    loss = obj(x, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(loss) and int(obj.queue_filled) == 6
 
 
@@ -209,13 +209,13 @@ def test_obow_teacher_sees_the_original_image_and_gets_no_gradient(digits):
     """OBoW (authors' implementation): the bag of words comes from the teacher's view of the un-augmented image
     (mirrored at random), so both student crops share one target; the vocabulary starts filled with real teacher
     features; only the student and the weight generator get gradients."""
-    from repspace.compat.models import images_to_tensor
+    from repspace.nets import images_to_tensor
 
     torch.manual_seed(0)
     x = images_to_tensor(digits.subset(np.arange(64)).data)
     obj = build_objective("obow", CompatNet("cnn", 16, 0, "none"), (1, 8, 8), vocab_size=128)
     assert obj.level == "pooled" and obj.teacher_view == "original" and obj.momentum == 0.9
-    loss = obj.loss(x, torch.Generator().manual_seed(0))
+    loss = obj(x, generator=torch.Generator().manual_seed(0))
     loss.backward()
     assert bool(obj.warm) and float(obj.criterion.min_distance_mean) > 0
     assert all(p.grad is None for p in obj.teacher.parameters())

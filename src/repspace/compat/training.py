@@ -2,14 +2,16 @@
 
 Protocol (BCT paper, scaled to CPU): an old model is trained on part of the classes (`classes`)
 or part of the data (`fraction`); a new model on everything, with one of `METHODS`. Old and new
-are compared with `repspace compat` on spaces of the test split encoded by both.
+are compared with `repspace compat` on spaces of the test split encoded by both. The loss (one of
+`repspace.compat.losses`, the model inside) trains in `repspace.training.fit` with a one-cycle schedule;
+after every epoch the training state is written to ``.<out name>.partial/`` beside the output, so a killed
+run re-run with the same arguments resumes at the next epoch with the weights of an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,23 +23,17 @@ from repspace.compat.losses.influence import old_embeddings
 from repspace.datasets.builtin import FASHION_CLASSES
 from repspace.datasets.items import Items
 from repspace.errors import DimensionMismatchError, InvalidInputError
-from repspace.nets import (
-    CompatNet,
-    images_to_tensor,
-    load_model,
-    save_model,
-    training_inputs,
-)
-from repspace.ops.progress import progress_bar
+from repspace.nets import CompatNet, load_model, save_model, training_inputs
 from repspace.ops.torchstate import seeded
 from repspace.spaces import Space
+from repspace.training import Checkpoint, OneCycle, Shuffle, fingerprint, fit
 
 DEFAULT_DIM = 32
 DEFAULT_STEPS = 1000  # default --epochs: enough epochs for about this many optimiser steps ...
 MIN_EPOCHS = 10  # ... and at least this many epochs (a new model on 60,000 images needs them to beat an old one)
 
 
-__all__ = ["DEFAULT_DIM", "METHODS", "images_to_tensor", "old_prototypes", "parse_classes", "train_model"]
+__all__ = ["DEFAULT_DIM", "METHODS", "old_prototypes", "parse_classes", "train_model"]
 
 
 def init_seed(seed: int, method: str, classes: Sequence[str] | None, fraction: float | None) -> int:
@@ -178,9 +174,8 @@ def train_model(
     if method not in METHODS:
         from repspace.compat.methods import SELF_SUPERVISED_METHODS as SSL_METHODS
 
-        # the CLI's tests pin this wording ("unknown --method"); every other message here names arguments
-        raise InvalidInputError(f"unknown --method {method!r}; choose from {', '.join(METHODS)} (with labels) or "
-                                f"{', '.join(SSL_METHODS)} (without labels)")
+        raise InvalidInputError(f"unknown method {method!r}; choose from {', '.join(METHODS)} (with labels) or "
+                                f"{', '.join(SSL_METHODS)} (without labels)", param="method")
     loss_cls = get_loss(method)
     if loss_cls.needs_old_model and old is None:
         raise InvalidInputError(f"method {method!r} trains against an old model: pass the old model's directory",
@@ -255,27 +250,16 @@ def train_model(
         else:
             loss_fn = loss_cls.for_training(model)
 
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-        steps = epochs * ((len(yt) + batch_size - 1) // batch_size)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
-        gen = torch.Generator().manual_seed(seed)
-        history = []
-        with progress_bar(progress) as bar:
-            task = bar.add_task(f"train {method}", total=steps, rate="")
-            for epoch in range(epochs):
-                model.train()
-                t0, total, seen = time.perf_counter(), 0.0, 0
-                for b in torch.randperm(len(yt), generator=gen).split(batch_size):
-                    loss = loss_fn(xt[b], yt[b], rows=b)  # rows: GalleryInfluence looks its old embeddings up
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    sched.step()
-                    total += loss.item() * len(b)
-                    seen += len(b)
-                    bar.update(task, advance=1, rate=f"loss {total / seen:.3f}")
-                history.append({"epoch": epoch + 1, "loss": total / seen, "seconds": time.perf_counter() - t0})
+        opt = torch.optim.AdamW(loss_fn.param_groups(), lr=lr, weight_decay=1e-4)
+        run = fingerprint({"method": method, "arch": arch, "dim": dim, "extra_dims": extra, "classifier": kind,
+                           "classes": trained, "fraction": fraction, "epochs": epochs, "batch_size": batch_size,
+                           "lr": lr, "alpha": alpha, "influence": influence, "influence_scale": influence_scale,
+                           "seed": seed, "items": len(yt), "input": source, "old": str(old) if old else None,
+                           "old_config": old_config, "y": yt.tolist()}, xt)
+        checkpoint = Checkpoint.beside(out, run)
+        history = fit(loss_fn, xt, yt, order=Shuffle(len(yt), batch_size, seed, rng="run"), optimizer=opt,
+                      epochs=epochs, schedule=OneCycle(lr, pct_start=0.15), checkpoint=checkpoint,
+                      label=f"train {method}", progress=progress)  # rows: GalleryInfluence looks old embeddings up
         model.eval()
         config = {
             "name": name or Path(out).name, "arch": arch, "dim": dim, "extra_dims": extra, "method": method,
@@ -288,6 +272,7 @@ def train_model(
             "old_name": old_config.get("name") if old_config else None, "history": history,
         }
         save_model(out, model, config)
+        checkpoint.clear()
         return config
 
 

@@ -1,17 +1,15 @@
 """Fine-tune a sentence-transformers encoder with MatryoshkaLoss so its prefixes work at every dimension.
 
 The loss is repspace's `MatryoshkaLoss(InfoNCELoss)` over (query, document) pairs with in-batch
-negatives (multiple-negatives ranking), applied to the model's pooled embeddings. The result is
+negatives (multiple-negatives ranking), applied to the model's pooled embeddings (`compress.losses.PairLoss`),
+trained in `repspace.training.fit` at a constant learning rate. The result is
 saved as a sentence-transformers directory, usable as `repspace encode --model DIR`.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Sequence
-
-import numpy as np
 
 from repspace._io import atomic_dir
 from repspace.errors import InvalidInputError
@@ -58,38 +56,17 @@ def _train(st: Any, model: str, queries: Sequence[str], documents: Sequence[str]
            progress: bool) -> dict[str, Any]:
     import torch
 
-    from repspace.compress.losses import InfoNCELoss, MatryoshkaLoss
-    from repspace.ops.progress import progress_bar
+    from repspace.compress.losses import InfoNCELoss, MatryoshkaLoss, PairLoss
+    from repspace.training import Shuffle, fit
 
     encode_length = st.max_seq_length
     st.max_seq_length = max_seq_length  # training length; encoding keeps the model's own
-    loss_fn = MatryoshkaLoss(InfoNCELoss(temperature), dims, [1.0] * len(dims))
-    opt = torch.optim.AdamW(st.parameters(), lr=lr)
-    rng = np.random.default_rng(seed)
+    loss = PairLoss(st, MatryoshkaLoss(InfoNCELoss(temperature), dims, [1.0] * len(dims)))
+    opt = torch.optim.AdamW(loss.param_groups(), lr=lr)
     n = len(queries)
-    steps_per_epoch = n // batch_size if n >= batch_size else 1
-    history = []
-    st.train()
-
-    def embed(texts: list[str]) -> torch.Tensor:
-        prep = getattr(st, "preprocess", None) or st.tokenize
-        features = {k: (v.to(st.device) if hasattr(v, "to") else v) for k, v in prep(texts).items()}
-        return st(features)["sentence_embedding"]
-
-    with progress_bar(progress) as bar:
-        task = bar.add_task("fine-tune", total=epochs * steps_per_epoch, rate="")
-        for epoch in range(epochs):
-            order = rng.permutation(n)
-            t0, total = time.perf_counter(), 0.0
-            for step in range(steps_per_epoch):
-                rows = order[step * batch_size : (step + 1) * batch_size]
-                loss = loss_fn(embed([queries[r] for r in rows]), embed([documents[r] for r in rows]))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item()
-                bar.update(task, advance=1, rate=f"loss {total / (step + 1):.3f}")
-            history.append({"epoch": epoch + 1, "loss": total / steps_per_epoch, "seconds": time.perf_counter() - t0})
+    history = fit(loss, (list(queries), list(documents)), None,
+                  order=Shuffle(n, batch_size, seed, rng="numpy", drop_last=True), optimizer=opt, epochs=epochs,
+                  label="fine-tune", progress=progress)
     st.eval()
     st.max_seq_length = encode_length
     out = Path(out)

@@ -1,5 +1,7 @@
-"""Training losses (torch), each a small nn.Module, in the sentence-transformers shape.
+"""Embedding losses (torch), each a small nn.Module, in the sentence-transformers shape, and `PairLoss`.
 
+The criteria take embeddings; `PairLoss` is the training loss (`repspace.training.TrainingLoss`) that
+holds a sentence-transformers model and scores its embeddings of (query, document) texts with one of them.
 `MatryoshkaLoss` wraps any base loss whose forward takes embeddings and evaluates it on the
 first m coordinates for each m in `dims`, summing with `weights` — so prefixes of every
 length are trained to work on their own (Kusupati et al. 2022).
@@ -12,6 +14,8 @@ from typing import Sequence
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from repspace.training import TrainingLoss
 
 
 class InfoNCELoss(nn.Module):
@@ -98,3 +102,22 @@ class MatryoshkaLoss(nn.Module):
             cut = [a[..., :m] if i < n else a for i, a in enumerate(args)]
             total = total + w * self.base(*cut)
         return total
+
+
+class PairLoss(TrainingLoss):
+    """`criterion(embed(queries), embed(documents))` for a batch x = (queries, documents) of texts, embedded by
+    the sentence-transformers model `model` (its pooled ``sentence_embedding``); labels, rows, generator unused."""
+
+    def __init__(self, model: nn.Module, criterion: nn.Module) -> None:
+        super().__init__()
+        self.model, self.criterion = model, criterion
+
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        st = self.model
+        prep = getattr(st, "preprocess", None) or st.tokenize
+        features = {k: (v.to(st.device) if hasattr(v, "to") else v) for k, v in prep(texts).items()}
+        return st(features)["sentence_embedding"]
+
+    def forward(self, x, y=None, rows=None, generator=None) -> torch.Tensor:
+        queries, documents = x
+        return self.criterion(self.embed(queries), self.embed(documents))

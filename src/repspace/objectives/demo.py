@@ -17,9 +17,10 @@ def knn_curves(work: str | Path, methods: Sequence[str] = DEMO_METHODS, epochs: 
     "rows": [...], "supervised": acc of a CNN trained with labels for the same epochs}."""
     import torch
 
-    from repspace.compat.training import images_to_tensor, train_model
+    from repspace.compat.training import train_model
     from repspace.datasets import load_dataset
     from repspace.evaluation.probes import knn_classify
+    from repspace.nets import images_to_tensor, load_model
     from repspace.objectives.training import train_objective
 
     work = Path(work)
@@ -41,8 +42,6 @@ def knn_curves(work: str | Path, methods: Sequence[str] = DEMO_METHODS, epochs: 
         last = cfg["history"][-1]
         rows.append({"method": method, "kNN acc, random init": curves[method][0], f"kNN acc, {epochs} epochs": last["knn"],
                      "effective rank": last["effective_rank"], "s / epoch": float(np.mean([h["seconds"] for h in cfg["history"]]))})
-    from repspace.compat.models import load_model
-
     train_model("cnn", dim, "independent", work / "supervised", items=train, epochs=epochs, batch_size=batch_size,
                 seed=seed, threads=threads, progress=False)
     sup, _ = load_model(work / "supervised")

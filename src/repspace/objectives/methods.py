@@ -1,9 +1,9 @@
 """The networks around the encoder for each objective: projectors, predictors, EMA teachers, decoders.
 
-Each objective is an ``nn.Module`` holding the encoder (a `repspace.compat.models.CompatNet` without
-classifier, the part that is saved) and its training-only heads; ``loss(x, generator)`` augments the raw
-batch and returns the scalar loss, ``after_step(step, total)`` updates teachers. Only the encoder is saved
-in the model directory; the heads live in the resumable checkpoint.
+Each objective is a `repspace.training.TrainingLoss` holding the encoder (a `repspace.nets.CompatNet` without
+classifier, the part that is saved) and its training-only heads; ``objective(x, generator=g)`` augments the
+raw batch (labels and rows unused) and returns the scalar loss, ``after_step(step, total)`` updates teachers.
+Only the encoder is saved in the model directory; the heads live in the resumable checkpoint.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from repspace.compat.models import CompatNet
+from repspace.nets import CompatNet
 from repspace.objectives.augment import FeatureAugment, ImageAugment
 from repspace.objectives.losses import (BarlowTwinsLoss, BYOLLoss, CMIMLoss, EMATeacher, HydraLoss, MYOWLoss, NTXentLoss,
                                         OBoWLoss, SIELoss, SimSiamLoss, VICRegLoss, cosine_momentum)
+from repspace.training import TrainingLoss
 
 
 def mlp(i: int, h: int, o: int, last_bn: bool = False) -> nn.Sequential:
@@ -43,7 +44,9 @@ def default_augment(arch: str, method: str):
     return ImageAugment()
 
 
-class Objective(nn.Module):
+class Objective(TrainingLoss):
+    """A self-supervised objective; a parameter group with ``fixed_lr: True`` keeps the base learning rate."""
+
     uses_teacher = False
 
     def __init__(self, encoder: CompatNet, augment=None) -> None:
@@ -56,16 +59,6 @@ class Objective(nn.Module):
         b, pb = self.augment(x, g)
         return a, b, pa, pb
 
-    def loss(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def after_step(self, step: int, total: int) -> None:
-        pass
-
-    def param_groups(self) -> list[dict]:
-        """The optimiser's parameter groups; a group with ``fixed_lr: True`` is left out of the lr schedule."""
-        return [{"params": [p for p in self.parameters() if p.requires_grad]}]
-
 
 class SimCLR(Objective):
     method = "simclr"
@@ -75,8 +68,8 @@ class SimCLR(Objective):
         self.projector = mlp(encoder.dim, 256, proj_dim)
         self.criterion = NTXentLoss(temperature)
 
-    def loss(self, x, g):
-        a, b, _, _ = self.views(x, g)
+    def forward(self, x, y=None, rows=None, generator=None):
+        a, b, _, _ = self.views(x, generator)
         return self.criterion(self.projector(self.encoder(a)), self.projector(self.encoder(b)))
 
 
@@ -97,8 +90,8 @@ class VICReg(Objective):
         self.projector = mlp(encoder.dim, hidden, proj_dim)
         self.criterion = VICRegLoss(lam, mu, nu)
 
-    def loss(self, x, g):
-        a, b, _, _ = self.views(x, g)
+    def forward(self, x, y=None, rows=None, generator=None):
+        a, b, _, _ = self.views(x, generator)
         return self.criterion(self.projector(self.encoder(a)), self.projector(self.encoder(b)))
 
 
@@ -110,8 +103,8 @@ class Barlow(Objective):
         self.projector = mlp(encoder.dim, 256, proj_dim)
         self.criterion = BarlowTwinsLoss(lam)
 
-    def loss(self, x, g):
-        a, b, _, _ = self.views(x, g)
+    def forward(self, x, y=None, rows=None, generator=None):
+        a, b, _, _ = self.views(x, generator)
         return self.criterion(self.projector(self.encoder(a)), self.projector(self.encoder(b)))
 
 
@@ -138,8 +131,8 @@ class SimSiam(Objective):
         rest = [p for p in self.parameters() if p.requires_grad and id(p) not in pred]
         return [{"params": rest}, {"params": list(self.predictor.parameters()), "fixed_lr": True}]
 
-    def loss(self, x, g):
-        a, b, _, _ = self.views(x, g)
+    def forward(self, x, y=None, rows=None, generator=None):
+        a, b, _, _ = self.views(x, generator)
         z_a, z_b = self.projector(self.encoder(a)), self.projector(self.encoder(b))
         return self.criterion(self.predictor(z_a), self.predictor(z_b), z_a, z_b)
 
@@ -165,8 +158,8 @@ class BYOL(Objective):
     def student(self) -> nn.Module:
         return nn.Sequential(self.encoder, self.projector)
 
-    def loss(self, x, g):
-        a, b, _, _ = self.views(x, g)
+    def forward(self, x, y=None, rows=None, generator=None):
+        a, b, _, _ = self.views(x, generator)
         p_a, p_b = self.predictor(self.projector(self.encoder(a))), self.predictor(self.projector(self.encoder(b)))
         return self.criterion(p_a, p_b, self.teacher(a), self.teacher(b))
 
@@ -227,8 +220,8 @@ class MYOW(BYOL):
         self.queue_pointer.copy_((self.queue_pointer + len(keys)) % size)
         self.queue_filled.copy_(torch.clamp(self.queue_filled + len(keys), max=size))
 
-    def loss(self, x, g):
-        a, b, _, _ = self.views(x, g)
+    def forward(self, x, y=None, rows=None, generator=None):
+        a, b, _, _ = self.views(x, generator)
         z_a, z_b = self.projector(self.encoder(a)), self.projector(self.encoder(b))
         enc_t, proj_t, proj2_t = self.teacher.net
         with torch.no_grad():
@@ -239,7 +232,7 @@ class MYOW(BYOL):
         filled = int(self.queue_filled)
         keys = torch.cat([r_b, self.queue_keys[:filled]])
         values = torch.cat([v_b, self.queue_values[:filled]])
-        mined = self.mined(self.predictor2(self.projector2(z_a)), keys, values, r_a, generator=g)
+        mined = self.mined(self.predictor2(self.projector2(z_a)), keys, values, r_a, generator=generator)
         self.enqueue(r_b, v_b)
         return byol + self.mined_scale() * mined
 
@@ -269,11 +262,11 @@ class Hydra(Objective):
             self.centroids[c] = F.normalize(0.9 * self.centroids[c] + 0.1 * m, dim=0)
         return y
 
-    def loss(self, x, g):
-        a, b, _, _ = self.views(x, g)
+    def forward(self, x, y=None, rows=None, generator=None):
+        a, b, _, _ = self.views(x, generator)
         z_a, z_b = self.projector(self.encoder(a)), self.projector(self.encoder(b))
         y = self.pseudo_labels(z_a)
-        perm = torch.randperm(len(y), generator=g)
+        perm = torch.randperm(len(y), generator=generator)
         return 0.5 * (self.criterion(z_a, z_b, y, y) + self.criterion(z_a, z_b[perm], y, y[perm]))
 
 
@@ -314,8 +307,8 @@ class SIE(Objective):
     def halves(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return r[:, : self.split], r[:, self.split:]
 
-    def loss(self, x, g):
-        a, b, pa, pb = self.views(x, g)
+    def forward(self, x, y=None, rows=None, generator=None):
+        a, b, pa, pb = self.views(x, generator)
         (ia, ea), (ib, eb) = self.halves(self.encoder(a)), self.halves(self.encoder(b))
         return self.criterion(self.inv_projector(ia), self.inv_projector(ib), self.equi_projector(ea),
                               self.equi_projector(eb), self.relative_params(pa, pb))
@@ -375,24 +368,24 @@ class OBoW(Objective):
         words = F.avg_pool2d(h, 3, stride=1) if min(h.shape[2:]) >= 3 else h
         return h.flatten(2), words.flatten(2)
 
-    def loss(self, x, g):
-        a, b, _, _ = self.views(x, g)
+    def forward(self, x, y=None, rows=None, generator=None):
+        a, b, _, _ = self.views(x, generator)
         obow = self.criterion
         with torch.no_grad():
             if self.teacher_view == "original":
-                flip = torch.rand(len(x), generator=g) < 0.5
+                flip = torch.rand(len(x), generator=generator) < 0.5
                 xs = [torch.where(flip.view(-1, *[1] * (x.dim() - 1)), x.flip(-1), x) if x.dim() == 4 else x]
             else:
                 xs = [b, a]
             feats = [self.teacher_features(v) for v in xs]
             if not bool(self.warm):  # fill the vocabulary with real features before the first step
                 for _ in range(max(1, obow.vocabulary.shape[0] // max(1, len(x)))):
-                    obow.update_vocabulary(torch.cat([w for _, w in feats]), g)
+                    obow.update_vocabulary(torch.cat([w for _, w in feats]), generator)
                 self.warm.fill_(True)
             targets = [obow.bag_of_words(loc, track=True) for loc, _ in feats]
         t_a, t_b = targets[0], targets[-1]  # one target (the original image) for both crops, or one per other crop
         loss = 0.5 * (obow(self.projector(self.encoder(a)), target=t_a) + obow(self.projector(self.encoder(b)), target=t_b))
-        obow.update_vocabulary(feats[0][1], g)
+        obow.update_vocabulary(feats[0][1], generator)
         return loss
 
     def after_step(self, step, total):
@@ -418,11 +411,11 @@ class CMIM(Objective):
         self.decoder = nn.Sequential(nn.Linear(encoder.dim, 256), nn.ReLU(), nn.Linear(256, d_in), *out)
         self.criterion = CMIMLoss(contrastive_weight, temperature, recon_sigma, per_dim)
 
-    def loss(self, x, g):
+    def forward(self, x, y=None, rows=None, generator=None):
         n = x.shape[0]
         mu = self.encoder(x)
         logvar = self.logvar(mu).clamp(-8, 4)
-        z = mu + torch.randn(mu.shape, generator=g) * (0.5 * logvar).exp()
+        z = mu + torch.randn(mu.shape, generator=generator) * (0.5 * logvar).exp()
         x_hat = self.decoder(z)
         mu_re = self.encoder(x_hat.view(n, *self.input_shape))
         return self.criterion(x.reshape(n, -1), x_hat, mu, logvar, z, mu_re)

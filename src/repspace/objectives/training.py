@@ -5,34 +5,29 @@ head over a frozen encoder's space), saved as a model directory (`model.json` + 
 that `repspace encode --model DIR` loads like any compat model. Labels are never used for training;
 they are only carried into spaces for evaluation.
 
-Resuming: after every epoch the full training state (encoder, heads, teachers, vocabularies, optimizer)
-is written atomically to ``.<out name>.partial/`` beside the output (safetensors + JSON, no pickle).
-Each epoch's data order and augmentations come from a generator seeded by (seed, epoch), so a run
-killed and re-run with the same arguments continues at the next epoch and ends with the same weights
-as one uninterrupted run. ``epochs=0`` saves the randomly initialised encoder.
+The loop is `repspace.training.fit` (warm-up + cosine learning rate; the objective is the loss, the
+encoder inside it). Resuming: after every epoch the full training state (encoder, heads, teachers,
+vocabularies, optimizer) is written atomically to ``.<out name>.partial/`` beside the output
+(`repspace.training.Checkpoint`). Each epoch's data order and augmentations come from a generator seeded
+by (seed, epoch), so a run killed and re-run with the same arguments continues at the next epoch and ends
+with the same weights as one uninterrupted run. ``epochs=0`` saves the randomly initialised encoder.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import shutil
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
-from repspace._io import atomic_dir
 from repspace.nets import CompatNet, save_model, training_inputs
 from repspace.datasets.items import Items
 from repspace.errors import InvalidInputError
 from repspace.objectives.losses import dimension_std, effective_rank, singular_spectrum
 from repspace.objectives.methods import METHODS, build_objective
-from repspace.ops.progress import progress_bar
 from repspace.ops.torchstate import seeded
 from repspace.spaces import Space
+from repspace.training import Checkpoint, Shuffle, WarmupCosine, fingerprint, fit
 
 DEFAULT_DIM = 128
 
@@ -57,52 +52,6 @@ def _metrics(fn: Callable[[CompatNet], dict[str, float]], encoder: CompatNet) ->
             return {k: float(v) for k, v in fn(encoder).items()}
     finally:
         encoder.train(was)
-
-
-def _lr_at(step: int, total: int, lr: float, warmup: float = 0.1) -> float:
-    w = max(1, int(warmup * total))
-    if step < w:
-        return lr * (step + 1) / w
-    return lr * 0.5 * (1 + math.cos(math.pi * (step - w) / max(1, total - w)))
-
-
-def _partial_dir(out: Path) -> Path:
-    return out.parent / f".{out.name}.partial"
-
-
-def _save_checkpoint(path: Path, objective: torch.nn.Module, opt: torch.optim.Optimizer, meta: dict) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {f"obj.{k}": v.detach().cpu().contiguous().clone() for k, v in objective.state_dict().items()}
-    opt_state = opt.state_dict()
-    scalars: dict[str, dict[str, Any]] = {}
-    for idx, st in opt_state["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"opt.{idx}.{k}"] = v.detach().cpu().contiguous().clone()
-            else:
-                scalars.setdefault(str(idx), {})[k] = v
-    meta = {**meta, "opt_scalars": scalars, "opt_groups": opt_state["param_groups"]}
-    with atomic_dir(path) as tmp:
-        save_file(tensors, str(tmp / "state.safetensors"))
-        (tmp / "state.json").write_text(json.dumps(meta, indent=1))
-
-
-def _load_checkpoint(path: Path, objective: torch.nn.Module, opt: torch.optim.Optimizer) -> dict:
-    from safetensors.torch import load_file
-
-    meta = json.loads((path / "state.json").read_text())
-    tensors = load_file(str(path / "state.safetensors"))
-    objective.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("obj.")})
-    state: dict[int, dict[str, Any]] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, idx, name = k.split(".", 2)
-            state.setdefault(int(idx), {})[name] = v
-    for idx, sc in meta["opt_scalars"].items():
-        state.setdefault(int(idx), {}).update(sc)
-    opt.load_state_dict({"state": state, "param_groups": meta["opt_groups"]})
-    return meta
 
 
 def train_objective(
@@ -148,60 +97,24 @@ def train_objective(
         encoder = CompatNet(arch, dim, 0, "none", 0, source.get("in_dim"))
         objective = build_objective(method, encoder, tuple(x.shape[1:]), **options)
         mon_x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed + 1))[:monitor_items]]
-        initial = monitor(encoder, mon_x)
-        if epoch_metrics is not None:
-            initial.update(_metrics(epoch_metrics, encoder))
 
-        fingerprint = hashlib.sha256(json.dumps(
-            {"method": method, "arch": arch, "dim": dim, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-             "weight_decay": weight_decay, "seed": seed, "items": len(x), "input": source, "options": options,
-             "x": hashlib.sha256(x[: min(len(x), 64)].numpy().tobytes()).hexdigest()}, sort_keys=True).encode()).hexdigest()[:16]
+        def row_metrics() -> dict[str, float]:  # the collapse detectors and the caller's numbers
+            row = monitor(encoder, mon_x)
+            if epoch_metrics is not None:
+                row.update(_metrics(epoch_metrics, encoder))
+            return row
+
+        initial = row_metrics()
+
+        run = fingerprint({"method": method, "arch": arch, "dim": dim, "epochs": epochs, "batch_size": batch_size,
+                           "lr": lr, "weight_decay": weight_decay, "seed": seed, "items": len(x), "input": source,
+                           "options": options}, x)
         opt = torch.optim.AdamW(objective.param_groups(), lr=lr, weight_decay=weight_decay)
-        drop_last = len(x) > batch_size
-        per_epoch = len(x) // batch_size if drop_last else 1
-        total = epochs * per_epoch
-        history: list[dict[str, Any]] = []
-        start = 0
-        partial = _partial_dir(out)
-        if epochs and (partial / "state.json").is_file():
-            meta = json.loads((partial / "state.json").read_text())
-            if meta.get("fingerprint") != fingerprint:
-                raise InvalidInputError(f"{partial} holds a partial run with other settings (method, data, epochs, …); "
-                                        "re-run with the same arguments to resume it, or delete it to start over")
-            meta = _load_checkpoint(partial, objective, opt)
-            start, history = int(meta["epoch"]), list(meta["history"])
-        with progress_bar(progress) as bar:
-            task = bar.add_task(f"train {method}", total=max(total, 1), completed=start * per_epoch, rate="")
-            for epoch in range(start, epochs):
-                objective.train()
-                g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-                order = torch.randperm(len(x), generator=g)
-                batches = order.split(batch_size)
-                if drop_last:
-                    batches = batches[:per_epoch]
-                t0, tot = time.perf_counter(), 0.0
-                for k, b in enumerate(batches):
-                    step = epoch * per_epoch + k
-                    for group in opt.param_groups:  # a group marked fixed_lr (SimSiam's predictor) keeps the base lr
-                        group["lr"] = lr if group.get("fixed_lr") else _lr_at(step, total, lr)
-                    loss = objective.loss(x[b], g)
-                    if not torch.isfinite(loss):
-                        raise InvalidInputError(f"{method}: the loss became {loss.item()} at epoch {epoch + 1}; "
-                                                "try a lower learning rate", param="lr")
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    objective.after_step(step + 1, total)
-                    tot += loss.item()
-                    bar.update(task, advance=1, rate=f"loss {tot / (k + 1):.3f}")
-                row = {"epoch": epoch + 1, "loss": tot / max(1, len(batches)), "seconds": time.perf_counter() - t0,
-                       **monitor(encoder, mon_x)}
-                if epoch_metrics is not None:
-                    row.update(_metrics(epoch_metrics, encoder))
-                history.append(row)
-                _save_checkpoint(partial, objective, opt, {"epoch": epoch + 1, "history": history, "fingerprint": fingerprint})
-                if on_epoch is not None:
-                    on_epoch(epoch + 1, row)
+        checkpoint = Checkpoint.beside(out, run)
+        history = fit(objective, x, None, order=Shuffle(len(x), batch_size, seed, rng="epoch", drop_last=True),
+                      optimizer=opt, epochs=epochs, schedule=WarmupCosine(lr), checkpoint=checkpoint,
+                      label=f"train {method}", progress=progress, on_epoch=on_epoch,
+                      epoch_metrics=row_metrics)
         encoder.eval()
         with torch.no_grad():
             spectrum = singular_spectrum(torch.cat([encoder(b) for b in mon_x.split(1024)]))
@@ -213,5 +126,5 @@ def train_objective(
             "spectrum": [float(s) for s in spectrum / spectrum.max().clamp_min(1e-12)],
         }
         save_model(out, encoder, config)
-        shutil.rmtree(partial, ignore_errors=True)
+        checkpoint.clear()
         return config

@@ -7,14 +7,17 @@ from typing import ClassVar
 from torch import nn
 
 from repspace.nets import CompatNet
+from repspace.training import TrainingLoss
 
 
-class CompatLoss(nn.Module):
-    """A loss ``loss(x, y, rows=None) -> scalar`` over a `CompatNet`, with the needs `train_model` reads.
+class CompatLoss(TrainingLoss):
+    """A loss ``loss(x, y, rows=None, generator=None) -> scalar`` over a `CompatNet` (the convention of
+    `repspace.training.TrainingLoss`; x the inputs, y class ids), with the needs `train_model` reads.
 
-    ``rows`` (optional): the batch's row numbers among the training items, which `train_model` passes on to the
+    ``rows`` (optional): the batch's row numbers among the training items, which the loop passes on to the
     influence term so a term can look up what it precomputed per training item (`GalleryInfluence`'s old
-    embeddings) instead of recomputing it every step. The declarations:
+    embeddings) instead of recomputing it every step; ``generator`` is unused (no augmentation). Only the
+    model's parameters train (`param_groups`). The declarations:
 
     - `needs_old_model`: trains against an old model (its classifier, or its class prototypes); `alpha`
       weighs that influence and the new model takes the old one's dimension by default.
@@ -36,6 +39,9 @@ class CompatLoss(nn.Module):
     def __init__(self, model: CompatNet) -> None:
         super().__init__()
         self.model = model
+
+    def param_groups(self) -> list[dict]:
+        return [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
 
     @classmethod
     def for_training(cls, model: CompatNet, influence: nn.Module | None = None, alpha: float = 1.0) -> "CompatLoss":

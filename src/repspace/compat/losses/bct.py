@@ -57,7 +57,8 @@ class BCTLoss(CompatLoss):
     def influence_logits(self, f: torch.Tensor) -> torch.Tensor:
         return self.influence.logits(f)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
         f = self.model.features(x)
         return F.cross_entropy(self.model.logits(f), y) + self.alpha * self.influence(f, y, x, rows)
 

@@ -51,7 +51,8 @@ class BT2Loss(CompatLoss):
     def for_training(cls, model: CompatNet, influence: nn.Module | None = None, alpha: float = 1.0) -> "BT2Loss":
         return cls(model, alpha=alpha, influence=influence)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
         f, extra = self.model._split(x)
         z = self.model.embed_from(f, extra)[:, : self.model.dim]
         return F.cross_entropy(self.model.logits(f), y) + self.alpha * self.influence(z, y, x, rows)

@@ -20,5 +20,6 @@ from repspace.compat.losses.base import CompatLoss
 class ClassificationLoss(CompatLoss):
     """CE(model.logits(model.features(x)), y)."""
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
         return F.cross_entropy(self.model.logits(self.model.features(x)), y)
