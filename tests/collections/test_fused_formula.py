@@ -58,12 +58,13 @@ def _items():
 
     it = load_dataset("bbc-news:text@test")
     seen, rows = set(), []
-    for j, t in enumerate(it.data):
+    leads = [" ".join(x.split()[:40]) for x in it.data]  # an article's lead: cheap to encode
+    for j, t in enumerate(leads):
         if t not in seen:
             seen.add(t)
             rows.append(j)
     rows = sorted(sorted(rows, key=lambda j: hashlib.sha256(it.ids[j].encode()).hexdigest())[:N_ITEMS])
-    return [it.ids[j] for j in rows], [it.data[j] for j in rows], [str(it.labels[j]) for j in rows]
+    return [it.ids[j] for j in rows], [leads[j] for j in rows], [str(it.labels[j]) for j in rows]
 
 
 def _build(path, spec, items):
