@@ -1,0 +1,284 @@
+"""Every search path of an open upgrade ranks by its documented formula, recomputed here in numpy (float64) from the
+stored vectors (`Collection.export(slot=…)`), the adapter and the fusion weights:
+
+    old      q_old·old_i                          adapted  A(q_new)·old_i
+    new      q_new·new_i, backfilled items only   mixed    q_new·new_i where backfilled, else A(q_new)·old_i
+    fused    backfilled: wb0·q_old·old_i + wb1·A(q_new)·old_i + wb2·q_new·new_i + wb3
+             others:     wa0·q_old·old_i + wa1·A(q_new)·old_i + wa2
+
+(cosines: every query and item vector unit-normalised). Paths: exact (`_fused_exact`: Flat, items x dim ≤
+EXACT_FUSED_CELLS), fast (candidates from one search per slot: a non-Flat spec, or EXACT_FUSED_CELLS patched small),
+filtered (a payload filter: the generic per-query loop over the filtered items), and the generic loop itself (a
+filter every item matches; `mixed`). Real models: glove-50 (old) -> minilm-l3-onnx, 120 bbc-news items, 60 backfilled.
+"""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from repspace.collections import Collection
+from repspace.collections import upgrade as up
+
+pytestmark = pytest.mark.real
+OLD, NEW = "glove-50", "minilm-l3-onnx"
+N_ITEMS, SAMPLE, BACKFILL = 120, 50, 20  # start stores 40 of the sample (a fifth is golden), the backfill 20 more
+TEXTS = ["oil prices and the economy", "football match result", "mobile phone market", "the prime minister's speech",
+         "film awards ceremony"]
+TOL = 1e-5
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The one place that reads the upgrade's internal state: adapt here when the state becomes typed.
+def upgrade_parts(c):
+    """(wa: [w_oo, w_ao, bias], wb: [w_oo, w_ao, w_nn, bias], adapter transform new -> old) of the open upgrade."""
+    c.reload()
+    f = c.meta["upgrade"]["fusion"]
+    return np.asarray(f["A"], np.float64), np.asarray(f["B"], np.float64), up.load_adapter(c).transform
+
+
+def spy(monkeypatch, name):
+    """Count calls of a private path function of `upgrade` (None when a refactor renamed it: checks are skipped)."""
+    fn = getattr(up, name, None)
+    if fn is None:
+        return None
+    calls = []
+
+    def wrapped(*a, **kw):
+        calls.append(name)
+        return fn(*a, **kw)
+
+    monkeypatch.setattr(up, name, wrapped)
+    return calls
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def _items():
+    from repspace.datasets import load_dataset
+
+    it = load_dataset("bbc-news:text@test")
+    seen, rows = set(), []
+    leads = [" ".join(x.split()[:40]) for x in it.data]  # an article's lead: cheap to encode
+    for j, t in enumerate(leads):
+        if t not in seen:
+            seen.add(t)
+            rows.append(j)
+    rows = sorted(sorted(rows, key=lambda j: hashlib.sha256(it.ids[j].encode()).hexdigest())[:N_ITEMS])
+    return [it.ids[j] for j in rows], [leads[j] for j in rows], [str(it.labels[j]) for j in rows]
+
+
+def _build(path, spec, items):
+    ids, texts, labels = items
+    c = Collection.create(path, model=OLD, spec=spec)
+    c.upsert(ids, texts=texts, payloads=[{"label": lab, "all": "yes"} for lab in labels])
+    up.start(c, model=NEW, sample=SAMPLE, seed=0)
+    up.backfill(c, limit=BACKFILL)
+    return c
+
+
+@pytest.fixture(scope="module")
+def items():
+    return _items()
+
+
+@pytest.fixture(scope="module")
+def flat(tmp_path_factory, items):
+    c = _build(tmp_path_factory.mktemp("formula") / "flat", "Flat", items)
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="module")
+def queries(flat):
+    return flat.encode(TEXTS, OLD), flat.encode(TEXTS, NEW)
+
+
+def nr(x):
+    x = np.asarray(x, np.float64)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def terms(c, q_old, q_new):
+    """Every item (old slot order): ids, labels, has_new, and the three cosines per query (nq, n)."""
+    _, _, adapt = upgrade_parts(c)
+    so, sn = c.export(slot=OLD), c.export(slot=NEW)
+    ids = list(so.ids)
+    vo = nr(so.vectors)
+    pos = {i: r for r, i in enumerate(sn.ids)}
+    has_new = np.array([i in pos for i in ids])
+    vn = np.zeros((len(ids), sn.dim))
+    vn[has_new] = nr(sn.vectors)[[pos[i] for i in ids if i in pos]]
+    labels = {g["id"]: g["payload"].get("label") for g in c.get(ids)}
+    qo, qa, qn = nr(q_old), nr(adapt(q_new)), nr(q_new)
+    return {"ids": ids, "labels": np.array([labels[i] for i in ids]), "has_new": has_new,
+            "oo": qo @ vo.T, "ao": qa @ vo.T, "nn": qn @ vn.T, "qo": qo, "qa": qa, "qn": qn, "vo": vo, "vn": vn}
+
+
+def fused_scores(c, t):
+    wa, wb, _ = upgrade_parts(c)
+    return np.where(t["has_new"], wb[0] * t["oo"] + wb[1] * t["ao"] + wb[2] * t["nn"] + wb[3],
+                    wa[0] * t["oo"] + wa[1] * t["ao"] + wa[2])
+
+
+def mixed_scores(t):
+    return np.where(t["has_new"], t["nn"], t["ao"])
+
+
+def assert_ranking(hits, ids, scores, k, allowed=None):
+    """hits (one list per query) are the top k of `scores` (nq, n) over the items where `allowed` (nq, n) holds:
+    every hit's score is its formula score, the list is the formula's top k (ids exactly, unless two expected scores
+    tie within TOL: then the scores position by position)."""
+    allowed = np.ones(scores.shape, bool) if allowed is None else np.broadcast_to(allowed, scores.shape)
+    row = {i: r for r, i in enumerate(ids)}
+    for j, got in enumerate(hits):
+        cand = np.flatnonzero(allowed[j])
+        order = cand[np.lexsort((np.asarray([ids[r] for r in cand], dtype=object), -scores[j, cand]))][:k]
+        want_ids, want_sc = [ids[r] for r in order], scores[j, order]
+        assert len(got) == len(want_ids)
+        got_ids, got_sc = [h["id"] for h in got], np.array([h["score"] for h in got])
+        assert all(allowed[j, row[i]] for i in got_ids), "a hit outside the allowed items"
+        np.testing.assert_allclose(got_sc, [scores[j, row[i]] for i in got_ids], rtol=TOL, atol=TOL)
+        np.testing.assert_allclose(got_sc, want_sc, rtol=TOL, atol=TOL)
+        near_tie = len(order) > 1 and np.min(-np.diff(scores[j, cand[np.argsort(-scores[j, cand])]][: k + 1])) < 2 * TOL
+        if not near_tie:
+            assert got_ids == want_ids
+
+
+def topk_mask(s, K):
+    """(nq, n) mask of each row's top K (the candidates of one slot's search)."""
+    m = np.zeros(s.shape, bool)
+    kk = min(K, s.shape[1])
+    np.put_along_axis(m, np.argsort(-s, axis=1, kind="stable")[:, :kk], True, axis=1)
+    return m
+
+
+# -------------------------------------------------------------------------------------------------- setup facts
+def test_the_collection_is_half_backfilled(flat, items):
+    t = terms(flat, *[np.ones((1, d), np.float32) for d in (50, 384)])
+    assert len(t["ids"]) == N_ITEMS and t["has_new"].sum() == (SAMPLE - 10) + BACKFILL
+    wa, wb, _ = upgrade_parts(flat)
+    assert wa.shape == (3,) and wb.shape == (4,) and (wa[:2] >= 0).all() and (wb[:3] >= 0).all()
+
+
+# ------------------------------------------------------------------------------------------------------- paths
+@pytest.mark.parametrize("k", [1, 10, 50])
+def test_exact_path(flat, queries, monkeypatch, k):
+    exact, fast = spy(monkeypatch, "_fused_exact"), spy(monkeypatch, "_fused_fast")
+    hits = up.search_encoded(flat, *queries, k, {}, "fused")
+    if exact is not None:
+        assert exact and fast, "a small Flat collection must take the exact fused path"
+    t = terms(flat, *queries)
+    assert_ranking(hits, t["ids"], fused_scores(flat, t), k)
+
+
+def test_search_texts_default_is_the_fused_formula(flat, queries):
+    t = terms(flat, *queries)
+    hits = flat.search(texts=TEXTS, k=10)
+    assert_ranking(hits, t["ids"], fused_scores(flat, t), 10)
+    assert hits == flat.search(texts=TEXTS, k=10, strategy="fused")
+
+
+def test_fast_path_exhaustive_and_on_its_candidates(flat, queries, monkeypatch):
+    monkeypatch.setattr(up, "EXACT_FUSED_CELLS", 0)  # as a collection too large for the exact path
+    exact, fast = spy(monkeypatch, "_fused_exact"), spy(monkeypatch, "_fused_fast")
+    t = terms(flat, *queries)
+    want = fused_scores(flat, t)
+    # candidates ≥ items: every item is a candidate, the ranking is the formula's over all items
+    hits = up.search_encoded(flat, *queries, 20, {}, "fused", candidates=N_ITEMS)
+    if exact is not None:
+        assert fast and not exact, "EXACT_FUSED_CELLS = 0 must send fused through the candidate path"
+    assert_ranking(hits, t["ids"], want, 20)
+    # the default K = max(100, 4k) < items: candidates are the top K of the A-combined old-slot query and the top K
+    # of the new-slot query; the ranking is the formula's over their union
+    wa, wb, _ = upgrade_parts(flat)
+    for k in (5, 10):
+        K = max(100, 4 * k)
+        assert K < N_ITEMS
+        a_comb = (wa[0] * t["qo"] + wa[1] * t["qa"]) @ t["vo"].T
+        nn = np.where(t["has_new"], t["nn"], -np.inf)
+        cand = topk_mask(a_comb, K) | (topk_mask(nn, K) & t["has_new"])
+        assert not cand.all()
+        assert_ranking(up.search_encoded(flat, *queries, k, {}, "fused"), t["ids"], want, k, allowed=cand)
+
+
+def test_fast_path_of_a_non_flat_spec(tmp_path, items, queries, monkeypatch):
+    c = _build(tmp_path / "hnsw", "HNSW32", items)
+    try:
+        exact, fast = spy(monkeypatch, "_fused_exact"), spy(monkeypatch, "_fused_fast")
+        t = terms(c, *queries)
+        want = fused_scores(c, t)
+        hits = up.search_encoded(c, *queries, 15, {}, "fused", candidates=N_ITEMS)
+        if exact is not None:
+            assert fast and not exact, "an HNSW collection must take the candidate path"
+        assert_ranking(hits, t["ids"], want, 15)
+        # default K = 100 from an approximate index: every hit scores its formula, in order, near the exact top 10
+        hits = c.search(texts=TEXTS, k=10)
+        row = {i: r for r, i in enumerate(t["ids"])}
+        for j, got in enumerate(hits):
+            sc = np.array([h["score"] for h in got])
+            np.testing.assert_allclose(sc, [want[j, row[h["id"]]] for h in got], rtol=TOL, atol=TOL)
+            assert (np.diff(sc) <= 0).all()
+            best = {t["ids"][r] for r in np.argsort(-want[j])[:10]}
+            assert len(best & {h["id"] for h in got}) >= 9
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("label", ["business", "sports"])
+def test_filtered_path(flat, queries, monkeypatch, label):
+    fast = spy(monkeypatch, "_fused_fast")
+    t = terms(flat, *queries)
+    allowed = (t["labels"] == label)[None, :]
+    assert 5 < allowed.sum() < 100  # the filtered items are all candidates (K = 100)
+    for k in (3, 10):
+        hits = up.search_encoded(flat, *queries, k, {"label": label}, "fused")
+        if fast is not None:
+            assert not fast, "a filtered fused search takes the generic path"
+        assert_ranking(hits, t["ids"], fused_scores(flat, t), k, allowed=allowed)
+        assert_ranking(up.search_encoded(flat, *queries, k, {"label": label}, "mixed"), t["ids"], mixed_scores(t), k,
+                       allowed=allowed)
+
+
+def test_generic_loop_over_every_item(flat, queries, monkeypatch):
+    """A filter that every item matches sends fused through the per-query loop: same formula as the exact path."""
+    fast = spy(monkeypatch, "_fused_fast")
+    t = terms(flat, *queries)
+    want = fused_scores(flat, t)
+    everyone = {"all": "yes"}
+    hits = up.search_encoded(flat, *queries, 20, everyone, "fused", candidates=N_ITEMS)
+    if fast is not None:
+        assert not fast
+    assert_ranking(hits, t["ids"], want, 20)
+    exact = up.search_encoded(flat, *queries, 20, {}, "fused")
+    for a, b in zip(hits, exact):
+        assert [h["id"] for h in a] == [h["id"] for h in b]
+        np.testing.assert_allclose([h["score"] for h in a], [h["score"] for h in b], rtol=TOL, atol=TOL)
+    # default K = 100: candidates are the union of the three slot searches (oo, ao over the old slot; nn)
+    cand = topk_mask(t["oo"], 100) | topk_mask(t["ao"], 100) | t["has_new"][None, :]
+    assert not cand.all()
+    assert_ranking(up.search_encoded(flat, *queries, 10, everyone, "fused"), t["ids"], want, 10, allowed=cand)
+
+
+def test_mixed_in_the_generic_loop(flat, queries):
+    t = terms(flat, *queries)
+    hits = up.search_encoded(flat, *queries, 10, {}, "mixed", candidates=N_ITEMS)
+    assert_ranking(hits, t["ids"], mixed_scores(t), 10)
+    cand = topk_mask(t["ao"], 100) | t["has_new"][None, :]  # K = 100: ao's top 100, every backfilled item (60)
+    assert_ranking(up.search_encoded(flat, *queries, 10, {}, "mixed"), t["ids"], mixed_scores(t), 10, allowed=cand)
+    assert_ranking(flat.search(texts=TEXTS, k=10, strategy="mixed"), t["ids"], mixed_scores(t), 10, allowed=cand)
+
+
+@pytest.mark.parametrize("flt", [{}, {"label": "business"}])
+def test_single_slot_strategies(flat, queries, flt):
+    t = terms(flat, *queries)
+    allowed = np.ones(len(t["ids"]), bool) if not flt else t["labels"] == flt["label"]
+    k = 10
+    old = flat.search(texts=TEXTS, k=k, strategy="old", filter=flt)
+    assert_ranking(old, t["ids"], t["oo"], k, allowed=allowed[None, :])
+    assert old == flat.search(vectors=queries[0], k=k, slot=OLD, filter=flt)  # the old slot's own search
+    assert_ranking(flat.search(texts=TEXTS, k=k, strategy="adapted", filter=flt), t["ids"], t["ao"], k,
+                   allowed=allowed[None, :])
+    new = flat.search(texts=TEXTS, k=k, strategy="new", filter=flt)
+    assert_ranking(new, t["ids"], t["nn"], k, allowed=(allowed & t["has_new"])[None, :])
+    backfilled = {i for i, h in zip(t["ids"], t["has_new"]) if h}
+    assert all(h["id"] in backfilled for row in new for h in row)
