@@ -13,7 +13,8 @@ What it records (everything deterministic; no timings, timestamps or temporary p
     and the Python API's own start / backfill answers;
   * after `switch` (forced): every strategy again (Python API) and status; then the backfill to 100 %, `finish`,
     and the plain search (CLI), info's slots and count;
-  * a small upgrade curve (`repspace.collections.upgrade.curve`, fractions 0 / 0.5 / 1) on the same items.
+  * a small upgrade curve (`repspace.studies.upgrade_curve.curve`, before #24 `collections.upgrade.curve`;
+    fractions 0 / 0.5 / 1) on the same items.
 
 Usage:
   PYTHONPATH=src python benchmarks/golden_collections.py --out benchmarks/golden/collections-NEW.json
@@ -64,7 +65,7 @@ QUERIES = [
 def fusion_weights(coll) -> dict[str, Any]:
     """The fitted fusion of the open upgrade: {"A": [wa0, wa1, wa2], "B": [wb0, wb1, wb2, wb3], ...}."""
     coll.reload()
-    f = (coll.meta.get("upgrade") or {}).get("fusion") or {}
+    f = (coll.meta.upgrade.fusion if hasattr(coll.meta, "upgrade") else (coll.meta.get("upgrade") or {}).get("fusion")) or {}
     return {k: f[k] for k in sorted(f)}
 
 
@@ -105,8 +106,12 @@ def _hits_of_api(hits: list[list[dict]]) -> list[dict[str, Any]]:
 
 
 def _status(coll) -> dict[str, Any]:
-    st = dict(api().status(coll))  # the same object as `repspace upgrade status URI --json`
-    st.pop("collection", None)
+    """The gate and metrics measured now: `upgrade status` before the #24 redesign (which measured on every call),
+    `upgrade evaluate` after it (status became cheap and reports the last measurement)."""
+    up = api()
+    st = dict(up.evaluate(coll) if hasattr(up, "evaluate") else up.status(coll))
+    for key in ("collection", "evaluated_at_fraction"):
+        st.pop(key, None)
     return st
 
 
@@ -188,7 +193,11 @@ def record_curve(ids, texts, old_vecs, new_vecs, work: Path) -> dict[str, Any]:
     new_c = Space(new_vecs, list(ids), model=NEW)
     qrows = list(range(0, len(ids), max(1, len(ids) // 40)))[:40]
     qtexts = [up.pseudo_query(texts[r]) for r in qrows]
-    res = up.curve(old_c, new_c, dict(zip(ids, texts)), encode(OLD, qtexts), encode(NEW, qtexts),
+    try:
+        from repspace.studies.upgrade_curve import curve
+    except ImportError:  # before the #24 redesign the curve lived in the upgrade module
+        curve = up.curve
+    res = curve(old_c, new_c, dict(zip(ids, texts)), encode(OLD, qtexts), encode(NEW, qtexts),
                    [ids[r] for r in qrows], work=work, sample=100, fractions=(0.0, 0.5, 1.0), seed=SEED)
     coll = res.pop("collection", None)
     if coll is not None:

@@ -6,10 +6,10 @@ stored vectors (`Collection.export(slot=…)`), the adapter and the fusion weigh
     fused    backfilled: wb0·q_old·old_i + wb1·A(q_new)·old_i + wb2·q_new·new_i + wb3
              others:     wa0·q_old·old_i + wa1·A(q_new)·old_i + wa2
 
-(cosines: every query and item vector unit-normalised). Paths: exact (`_fused_exact`: Flat, items x dim ≤
-EXACT_FUSED_CELLS), fast (candidates from one search per slot: a non-Flat spec, or EXACT_FUSED_CELLS patched small),
-filtered (a payload filter: the generic per-query loop over the filtered items), and the generic loop itself (a
-filter every item matches; `mixed`). Real models: glove-50 (old) -> minilm-l3-onnx, 120 bbc-news items, 60 backfilled.
+(cosines: every query and item vector unit-normalised). The one scorer (`collections/upgrade/scorer.py`) has two
+candidate generators: `all_rows` (Flat, items x dim ≤ EXACT_FUSED_CELLS; and every filtered search, the filter a mask
+over the rows) and `per_slot_top_k` (a non-Flat spec, or EXACT_FUSED_CELLS patched small); `mixed` is the same formula
+with other weights. Real models: glove-50 (old) -> minilm-l3-onnx, 120 bbc-news items, 60 backfilled.
 """
 
 import hashlib
@@ -19,6 +19,7 @@ import pytest
 
 from repspace.collections import Collection
 from repspace.collections import upgrade as up
+from repspace.collections.upgrade import scorer
 
 pytestmark = pytest.mark.real
 OLD, NEW = "glove-50", "minilm-l3-onnx"
@@ -33,22 +34,20 @@ TOL = 1e-5
 def upgrade_parts(c):
     """(wa: [w_oo, w_ao, bias], wb: [w_oo, w_ao, w_nn, bias], adapter transform new -> old) of the open upgrade."""
     c.reload()
-    f = c.meta["upgrade"]["fusion"]
+    f = c.meta.upgrade.fusion
     return np.asarray(f["A"], np.float64), np.asarray(f["B"], np.float64), up.load_adapter(c).transform
 
 
 def spy(monkeypatch, name):
-    """Count calls of a private path function of `upgrade` (None when a refactor renamed it: checks are skipped)."""
-    fn = getattr(up, name, None)
-    if fn is None:
-        return None
+    """Count calls of one candidate generator of the scorer ("all_rows" or "per_slot_top_k")."""
+    fn = getattr(scorer, name)
     calls = []
 
     def wrapped(*a, **kw):
         calls.append(name)
         return fn(*a, **kw)
 
-    monkeypatch.setattr(up, name, wrapped)
+    monkeypatch.setattr(scorer, name, wrapped)
     return calls
 
 
@@ -163,10 +162,9 @@ def test_the_collection_is_half_backfilled(flat, items):
 # ------------------------------------------------------------------------------------------------------- paths
 @pytest.mark.parametrize("k", [1, 10, 50])
 def test_exact_path(flat, queries, monkeypatch, k):
-    exact, fast = spy(monkeypatch, "_fused_exact"), spy(monkeypatch, "_fused_fast")
+    exact, fast = spy(monkeypatch, "all_rows"), spy(monkeypatch, "per_slot_top_k")
     hits = up.search_encoded(flat, *queries, k, {}, "fused")
-    if exact is not None:
-        assert exact and fast, "a small Flat collection must take the exact fused path"
+    assert exact and not fast, "a small Flat collection must score every item"
     t = terms(flat, *queries)
     assert_ranking(hits, t["ids"], fused_scores(flat, t), k)
 
@@ -179,14 +177,13 @@ def test_search_texts_default_is_the_fused_formula(flat, queries):
 
 
 def test_fast_path_exhaustive_and_on_its_candidates(flat, queries, monkeypatch):
-    monkeypatch.setattr(up, "EXACT_FUSED_CELLS", 0)  # as a collection too large for the exact path
-    exact, fast = spy(monkeypatch, "_fused_exact"), spy(monkeypatch, "_fused_fast")
+    monkeypatch.setattr(scorer, "EXACT_FUSED_CELLS", 0)  # as a collection too large to score whole
+    exact, fast = spy(monkeypatch, "all_rows"), spy(monkeypatch, "per_slot_top_k")
     t = terms(flat, *queries)
     want = fused_scores(flat, t)
     # candidates ≥ items: every item is a candidate, the ranking is the formula's over all items
     hits = up.search_encoded(flat, *queries, 20, {}, "fused", candidates=N_ITEMS)
-    if exact is not None:
-        assert fast and not exact, "EXACT_FUSED_CELLS = 0 must send fused through the candidate path"
+    assert fast and not exact, "EXACT_FUSED_CELLS = 0 must send fused through the per-slot candidates"
     assert_ranking(hits, t["ids"], want, 20)
     # the default K = max(100, 4k) < items: candidates are the top K of the A-combined old-slot query and the top K
     # of the new-slot query; the ranking is the formula's over their union
@@ -204,12 +201,11 @@ def test_fast_path_exhaustive_and_on_its_candidates(flat, queries, monkeypatch):
 def test_fast_path_of_a_non_flat_spec(tmp_path, items, queries, monkeypatch):
     c = _build(tmp_path / "hnsw", "HNSW32", items)
     try:
-        exact, fast = spy(monkeypatch, "_fused_exact"), spy(monkeypatch, "_fused_fast")
+        exact, fast = spy(monkeypatch, "all_rows"), spy(monkeypatch, "per_slot_top_k")
         t = terms(c, *queries)
         want = fused_scores(c, t)
         hits = up.search_encoded(c, *queries, 15, {}, "fused", candidates=N_ITEMS)
-        if exact is not None:
-            assert fast and not exact, "an HNSW collection must take the candidate path"
+        assert fast and not exact, "an HNSW collection must take the per-slot candidates"
         assert_ranking(hits, t["ids"], want, 15)
         # default K = 100 from an approximate index: every hit scores its formula, in order, near the exact top 10
         hits = c.search(texts=TEXTS, k=10)
@@ -226,46 +222,39 @@ def test_fast_path_of_a_non_flat_spec(tmp_path, items, queries, monkeypatch):
 
 @pytest.mark.parametrize("label", ["business", "sports"])
 def test_filtered_path(flat, queries, monkeypatch, label):
-    fast = spy(monkeypatch, "_fused_fast")
+    fast = spy(monkeypatch, "per_slot_top_k")
     t = terms(flat, *queries)
     allowed = (t["labels"] == label)[None, :]
-    assert 5 < allowed.sum() < 100  # the filtered items are all candidates (K = 100)
+    assert 5 < allowed.sum() < 100
     for k in (3, 10):
         hits = up.search_encoded(flat, *queries, k, {"label": label}, "fused")
-        if fast is not None:
-            assert not fast, "a filtered fused search takes the generic path"
+        assert not fast, "a filtered fused search scores every matching item"
         assert_ranking(hits, t["ids"], fused_scores(flat, t), k, allowed=allowed)
         assert_ranking(up.search_encoded(flat, *queries, k, {"label": label}, "mixed"), t["ids"], mixed_scores(t), k,
                        allowed=allowed)
 
 
-def test_generic_loop_over_every_item(flat, queries, monkeypatch):
-    """A filter that every item matches sends fused through the per-query loop: same formula as the exact path."""
-    fast = spy(monkeypatch, "_fused_fast")
+def test_filter_every_item_matches_equals_no_filter(flat, queries, monkeypatch):
+    """A filter is a mask over the rows: one that every item matches gives exactly the unfiltered ranking."""
+    fast = spy(monkeypatch, "per_slot_top_k")
     t = terms(flat, *queries)
     want = fused_scores(flat, t)
     everyone = {"all": "yes"}
-    hits = up.search_encoded(flat, *queries, 20, everyone, "fused", candidates=N_ITEMS)
-    if fast is not None:
+    for k in (10, 20):
+        hits = up.search_encoded(flat, *queries, k, everyone, "fused")
         assert not fast
-    assert_ranking(hits, t["ids"], want, 20)
-    exact = up.search_encoded(flat, *queries, 20, {}, "fused")
-    for a, b in zip(hits, exact):
-        assert [h["id"] for h in a] == [h["id"] for h in b]
-        np.testing.assert_allclose([h["score"] for h in a], [h["score"] for h in b], rtol=TOL, atol=TOL)
-    # default K = 100: candidates are the union of the three slot searches (oo, ao over the old slot; nn)
-    cand = topk_mask(t["oo"], 100) | topk_mask(t["ao"], 100) | t["has_new"][None, :]
-    assert not cand.all()
-    assert_ranking(up.search_encoded(flat, *queries, 10, everyone, "fused"), t["ids"], want, 10, allowed=cand)
+        assert_ranking(hits, t["ids"], want, k)
+        assert hits == up.search_encoded(flat, *queries, k, {}, "fused")
 
 
-def test_mixed_in_the_generic_loop(flat, queries):
+def test_mixed(flat, queries, monkeypatch):
     t = terms(flat, *queries)
-    hits = up.search_encoded(flat, *queries, 10, {}, "mixed", candidates=N_ITEMS)
-    assert_ranking(hits, t["ids"], mixed_scores(t), 10)
+    assert_ranking(up.search_encoded(flat, *queries, 10, {}, "mixed"), t["ids"], mixed_scores(t), 10)
+    assert_ranking(flat.search(texts=TEXTS, k=10, strategy="mixed"), t["ids"], mixed_scores(t), 10)
+    # per-slot candidates (old slot: A(q_new)'s top K; new slot: q_new's top K), each scored by its definition
+    monkeypatch.setattr(scorer, "EXACT_FUSED_CELLS", 0)
     cand = topk_mask(t["ao"], 100) | t["has_new"][None, :]  # K = 100: ao's top 100, every backfilled item (60)
     assert_ranking(up.search_encoded(flat, *queries, 10, {}, "mixed"), t["ids"], mixed_scores(t), 10, allowed=cand)
-    assert_ranking(flat.search(texts=TEXTS, k=10, strategy="mixed"), t["ids"], mixed_scores(t), 10, allowed=cand)
 
 
 @pytest.mark.parametrize("flt", [{}, {"label": "business"}])

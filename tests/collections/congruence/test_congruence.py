@@ -226,7 +226,7 @@ def test_upgrade_sequence(twin, news):
     sample = sorted(ids, key=lambda i: hashlib.sha256(f"s:{i}".encode()).hexdigest())[:40]
     st = t.same(lambda c: up.start(c, model=NEW, sample_ids=sample, seed=0), check=_same_status)
     assert st["state"] == "open" and st["backfilled"] == 30  # a fifth of the sample is held out as golden queries
-    fa, fb = (c.meta["upgrade"]["fusion"] for c in t.both)
+    fa, fb = (c.meta.upgrade.fusion for c in t.both)
     assert fa.keys() == fb.keys() and fa["queries"] == fb["queries"]
     np.testing.assert_allclose(fa["A"] + fa["B"], fb["A"] + fb["B"], rtol=0, atol=1e-6)
     # the adapter (stored per backend) maps a query alike
