@@ -22,8 +22,8 @@ def resolve_device(device: str) -> str:
                                     param="device")
         _, _, index = device.partition(":")
         if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise InvalidInputError(f"device {device!r} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)",
-                                    param="device")
+            raise InvalidInputError(f"device {device!r} does not exist; this machine has "
+                                    f"{torch.cuda.device_count()} CUDA device(s)", param="device")
         return device
     raise InvalidInputError(f"unknown device {device!r}; use cpu or cuda", param="device")
 

@@ -89,7 +89,8 @@ def compatibility(
             "relevance": "label" if by_label else "id", "models": [s.model for s in spaces], "items": len(shared)}
 
 
-def compatibility_gain(new_old: float, old_old: float, new_new: float, tol: float = 1e-12) -> tuple[float | None, str | None]:
+def compatibility_gain(new_old: float, old_old: float, new_new: float,
+                       tol: float = 1e-12) -> tuple[float | None, str | None]:
     """(gain, None) for a compatible pair whose new model improves on the old one, else (None, why not).
 
     gain = (M(new,old) - M(old,old)) / (M(new,new) - M(old,old)); `tol` as in the criterion."""

@@ -87,7 +87,8 @@ def similarity_section(report: Report, names: Sequence[str], S: np.ndarray, rows
                     "adds debiased CKA and mutual 10-NN overlap (similarities: higher = closer, 1 = same) and the "
                     "orthogonal Procrustes distance (a distance: lower = closer; 0 = same up to rotation and scale, "
                     "at most √2)."),
-        Report.figure(fig, f"{metric} between spaces" + (" (a distance: lower = closer)" if metric in DISTANCES else "")),
+        Report.figure(fig, f"{metric} between spaces"
+                      + (" (a distance: lower = closer)" if metric in DISTANCES else "")),
         Report.table([{DISTANCES.get(k, k): v for k, v in r.items()} for r in rows]),
     )
     return S
@@ -115,11 +116,11 @@ def compat_section(report: Report, names: Sequence[str], res: dict[str, Any], ti
         for j in range(i + 1):
             ax.text(j, i, f"{M[i, j]:.3f}", ha="center", va="center", color="w" if M[i, j] < 0.6 * np.nanmax(M) else "k")
     fig.colorbar(im, ax=ax, fraction=0.046)
-    M_ = res["matrix"]
+    raw = res["matrix"]
     rows = []
     for k, ok in res["compatible"].items():
         i, j = (int(x) - 1 for x in k.split("->"))
-        rows.append({"pair (new->old)": k, "M(old,old)": M_[j][j], "M(new,old)": M_[i][j], "M(new,new)": M_[i][i],
+        rows.append({"pair (new->old)": k, "M(old,old)": raw[j][j], "M(new,old)": raw[i][j], "M(new,new)": raw[i][i],
                      **compat_cells(ok, res["gain"][k], res.get("gain_note", {}).get(k))})
     report.section(
         title,

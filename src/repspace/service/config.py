@@ -44,19 +44,20 @@ class ServeConfig:
             raise InvalidInputError(f"models names a model twice: {','.join(self.models)}", param="models")
         for m in self.adaptors:
             if m not in self.models:
-                raise InvalidInputError(f"adaptors name model {m!r}, which is not served (models: {','.join(self.models)})",
-                                        param="adaptors")
+                raise InvalidInputError(f"adaptors name model {m!r}, which is not served "
+                                        f"(models: {','.join(self.models)})", param="adaptors")
         if self.no_auth and self.api_keys:
             raise InvalidInputError("give either API keys or no_auth, not both", param="no_auth")
         if self.no_auth and not is_loopback(self.host):
-            raise InvalidInputError(f"no_auth is allowed only on a loopback address (127.0.0.1, ::1, localhost); host is {self.host}",
-                                    param="no_auth")
+            raise InvalidInputError("no_auth is allowed only on a loopback address (127.0.0.1, ::1, localhost); "
+                                    f"host is {self.host}", param="no_auth")
         if not self.no_auth and not self.api_keys:
             raise InvalidInputError("no API keys: give api_keys (a key file, one key a line), or no_auth on loopback",
                                     param="api_keys")
         if self.limits.max_inputs > self.limits.max_queue_items:
             raise InvalidInputError(f"max_inputs ({self.limits.max_inputs}) must not exceed max_queue_items "
-                                    f"({self.limits.max_queue_items}): such a request could never be queued", param="max_inputs")
+                                    f"({self.limits.max_queue_items}): such a request could never be queued",
+                                    param="max_inputs")
         if not 0 <= self.port < 65536:
             raise InvalidInputError(f"port must be 1-65535; got {self.port}", param="port")
         return self
