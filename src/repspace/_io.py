@@ -173,9 +173,10 @@ def _jsonable(x: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
-def json_objects(path: Path, lines, field: str, hint: str = "") -> Iterator[tuple[int, dict]]:
+def json_objects(path: Path, lines, field: str, hint: str = "", param: str | None = None) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-blank line of a .jsonl file (`lines`: its lines, a list or an open
-    file); one readable error for a line that is not JSON or is not an object with `field`."""
+    file); one readable error for a line that is not JSON or is not an object with `field` (that error names
+    `param`, the caller's argument that chose `field`)."""
     from repspace.errors import InvalidInputError
 
     for n, line in enumerate(lines, start=1):
@@ -186,5 +187,5 @@ def json_objects(path: Path, lines, field: str, hint: str = "") -> Iterator[tupl
         except ValueError as e:
             raise InvalidInputError(f"{path}: line {n} is not valid JSON ({e})") from None
         if not isinstance(obj, dict) or field not in obj:
-            raise InvalidInputError(f"{path}: line {n} has no {field!r} field{hint}")
+            raise InvalidInputError(f"{path}: line {n} has no {field!r} field{hint}", param=param)
         yield n, obj

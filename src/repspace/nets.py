@@ -34,8 +34,7 @@ def regular_simplex(num_classes: int, dim: int) -> np.ndarray:
     if k < 2:
         raise InvalidInputError("a d-Simplex classifier needs at least 2 classes")
     if dim < k - 1:
-        raise InvalidInputError(f"a d-Simplex over {k} classes needs --dim >= {k - 1}, got {dim}",  # a test pins "--dim"
-                                param="dim")
+        raise InvalidInputError(f"a d-Simplex over {k} classes needs dim >= {k - 1}, got {dim}", param="dim")
     centred = np.eye(k) - 1.0 / k
     u, _, _ = np.linalg.svd(centred)  # first K-1 columns span the centred vectors
     coords = centred @ u[:, : k - 1]

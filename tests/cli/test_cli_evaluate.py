@@ -147,8 +147,10 @@ def test_compat_json(cli, spaces):
     assert code == 0
     assert len(r["matrix"]) == 3 and r["matrix"][0][1] is None
     assert r["compatible"]["2->1"] is True and r["compatible"]["3->1"] is False
-    assert set(r["gain"]) == {"2->1", "3->1", "3->2"}
+    assert {"matrix", "compatible", "gain", "metric", "relevance", "models", "items"} <= set(r)  # keys stay
+    assert set(r["gain"]) == set(r["gain_note"]) == {"2->1", "3->1", "3->2"}
     # the diagonal is each model on its own (label retrieval, mAP@R); gain = (M[i][j] - M[j][j]) / (M[i][i] - M[j][j])
+    # for a compatible pair whose new model improves on the old one, else null with gain_note saying why
     from repspace.evaluation import label_retrieval
 
     M = r["matrix"]
@@ -157,8 +159,13 @@ def test_compat_json(cli, spaces):
     for key in r["gain"]:
         i, j = int(key[0]) - 1, int(key[-1]) - 1
         denom = M[i][i] - M[j][j]
-        assert r["gain"][key] == (None if abs(denom) < 1e-12 else pytest.approx((M[i][j] - M[j][j]) / denom))
         assert r["compatible"][key] is (M[i][j] >= M[j][j] - 1e-12)
+        defined = r["compatible"][key] and denom >= 1e-12
+        assert r["gain"][key] == (pytest.approx((M[i][j] - M[j][j]) / denom) if defined else None)
+        assert (r["gain_note"][key] is None) is defined
+    assert r["gain"]["3->1"] is None and r["gain_note"]["3->1"].startswith("not compatible")
+    code, out, _ = cli("compat", spaces[0], spaces[1], spaces[2])
+    assert code == 0 and "3->1: NOT compatible, gain n/a" in out
     assert M[2][0] < 0.5  # a rotated space's queries do not find the old gallery's items
 
 

@@ -73,7 +73,7 @@ def test_switch_is_atomic_and_checked(cli, tmp_path, old_index):
     Space(np.eye(4, dtype=np.float32), ["a", "b", "c", "d"], model="minilm-l6").save(tmp_path / "s4")
     assert cli("index", "build", tmp_path / "s4", "--out", tmp_path / "i4")[0] == 0
     code, _, err = cli("upgrade", "switch", live, tmp_path / "i4")
-    assert code == 2 and "other items" in err and os.readlink(live) == str(new.resolve())
+    assert code == 2 and "other items" in err and "[--force]" in err and os.readlink(live) == str(new.resolve())
     code, _, err = cli("upgrade", "switch", tmp_path / "i4", new)
     assert code == 2 and "not a symlink" in err
 
@@ -81,10 +81,10 @@ def test_switch_is_atomic_and_checked(cli, tmp_path, old_index):
 def test_backfill_bad_input(cli, tmp_path, old_index):
     code, _, err = cli("upgrade", "backfill", old_index, "--model", "minilm-l6", "--out", tmp_path / "x",
                        "--dataset", "bbc-news:body")
-    assert code == 2 and "not the one the index was built from" in err
+    assert code == 2 and "not the one the index was built from" in err and "[--dataset or --input]" in err
     code, _, err = cli("upgrade", "backfill", old_index, "--model", "minilm-l3-onnx", "--out", tmp_path / "x")
-    assert code == 2 and "nothing to backfill" in err
+    assert code == 2 and "nothing to backfill" in err and "[--model]" in err
     code, _, err = cli("upgrade", "backfill", old_index, "--model", "nope", "--out", tmp_path / "x")
     assert code == 2 and "unknown model" in err
     code, _, err = cli("upgrade", "backfill", old_index, "--model", "minilm-l6", "--out", old_index)
-    assert code == 2 and "must differ" in err
+    assert code == 2 and "must differ" in err and "[--out]" in err

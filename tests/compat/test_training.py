@@ -23,8 +23,9 @@ def test_regular_simplex_is_regular():
         np.testing.assert_allclose(g[~np.eye(k, dtype=bool)], -1 / (k - 1), atol=1e-6)
         np.testing.assert_allclose(s.sum(0), 0, atol=1e-5)  # centred
     np.testing.assert_array_equal(regular_simplex(10, 12), regular_simplex(10, 12))  # deterministic
-    with pytest.raises(InvalidInputError, match="--dim >= 9"):
+    with pytest.raises(InvalidInputError, match="needs dim >= 9") as e:
         regular_simplex(10, 4)
+    assert e.value.param == "dim"
 
 
 def test_influence_loss_leaves_old_classifier_frozen_and_trains_the_new_model():
@@ -150,7 +151,7 @@ def test_train_bad_input(cli, tmp_path):
     code, _, err = cli(*base, "--method", "nope", "--out", tmp_path / "x")
     assert code == 2 and "unknown method 'nope'" in err and "[--method]" in err
     code, _, err = cli(*base, "--method", "dsimplex", "--dim", "4", "--out", tmp_path / "x")
-    assert code == 2 and "needs --dim >= 9" in err
+    assert code == 2 and "needs dim >= 9" in err and "[--dim]" in err  # the CLI names the flag
     old = tmp_path / "old"
     assert cli(*base, "--classes", "0-4", "--out", old)[0] == 0
     code, _, err = cli(*base[:3], "--dim", "16", "--epochs", "1", "--quiet", "--method", "bct", "--old", old,

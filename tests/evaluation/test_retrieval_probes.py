@@ -115,15 +115,33 @@ def test_compatibility_known_answers(rng):
     better = clustered_space(noise=3.0, seed=4, model="better")  # same centres, less noise
     res = compatibility([old, same])
     assert res["compatible"]["2->1"] is True and res["gain"]["2->1"] is None
+    assert res["gain_note"]["2->1"].startswith("no improvement")
     res = compatibility([old, rotated])
     assert res["compatible"]["2->1"] is False
     assert res["matrix"][1][0] < res["matrix"][0][0] and res["matrix"][0][1] is None
+    assert res["gain"]["2->1"] is None and res["gain_note"]["2->1"].startswith("not compatible")
     res = compatibility([old, better])
-    assert res["compatible"]["2->1"] is True and res["gain"]["2->1"] > 0
+    assert res["compatible"]["2->1"] is True and res["gain"]["2->1"] > 0 and res["gain_note"]["2->1"] is None
+    M = res["matrix"]
+    assert res["gain"]["2->1"] == pytest.approx((M[1][0] - M[0][0]) / (M[1][1] - M[0][0]))
     # an adapter (the inverse rotation) makes the rotated model compatible again
     res = compatibility([old, rotated], adapters={(1, 0): lambda x: x @ q.T.astype(np.float32)})
     assert res["compatible"]["2->1"] is True
     json.dumps(res)
+
+
+def test_compatibility_gain_only_for_a_compatible_improvement():
+    """BCT defines the gain for compatible pairs: issue #24's incompatible pair (M(new,old) 0.333 < M(old,old)
+    0.518, new model worse on its own) used to print gain 1.808, two negative numbers divided."""
+    from repspace.evaluation.compatibility import compatibility_gain
+
+    assert (0.333 - 0.518) / (0.416 - 0.518) == pytest.approx(1.814, abs=1e-3)  # what the bare ratio gave
+    assert compatibility_gain(0.333, 0.518, 0.416) == (None, "not compatible (M(new,old) < M(old,old))")
+    assert compatibility_gain(0.333, 0.518, 0.9) == (None, "not compatible (M(new,old) < M(old,old))")
+    assert compatibility_gain(0.6, 0.518, 0.5)[0] is None  # compatible, but the new model is worse on its own
+    assert compatibility_gain(0.518, 0.518, 0.518) == (None, "no improvement to share (M(new,new) <= M(old,old))")
+    assert compatibility_gain(0.6, 0.5, 0.7) == (pytest.approx(0.5), None)
+    assert compatibility_gain(0.5 - 1e-13, 0.5, 0.7) == (pytest.approx(0.0, abs=1e-9), None)  # within tol: compatible
 
 
 def test_compatibility_dimension_mismatch():

@@ -155,8 +155,9 @@ def test_sparse_index_of_csr_codes(space, queries, tmp_path):
     np.save(tmp_path / "sp" / "codes_indptr.npy", np.arange(3))
     with pytest.raises(SpaceFormatError, match="sparse codes are corrupt"):
         Index.load(tmp_path / "sp")
-    with pytest.raises(InvalidInputError, match="--spec sparse"):
+    with pytest.raises(InvalidInputError, match="spec 'sparse'") as e:
         Index.build(space, "Flat", adaptor=csr)
+    assert e.value.param == "spec"
     with pytest.raises(InvalidInputError, match="csr"):
         Index.build(space, "sparse")
 

@@ -106,3 +106,72 @@ def test_evaluation_sections_render_only_and_build_report_runs_the_study():
     for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.endswith("_section")):
         called = {c.func.id for c in ast.walk(fn) if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)}
         assert not called & study_names, (fn.name, called & study_names)
+
+
+def test_compat_section_gives_no_gain_when_the_criterion_fails():
+    """Issue #24 item 10: an incompatible pair (M(new,old) 0.333 < M(old,old) 0.518) showed gain 1.808."""
+    from repspace.report.evaluation import compat_section
+
+    res = {"matrix": [[0.518, None, None], [0.333, 0.416, None], [0.6, 0.55, 0.7]], "metric": "map@r",
+           "relevance": "label", "compatible": {"2->1": False, "3->1": True, "3->2": True},
+           "gain": {"2->1": None, "3->1": 0.5, "3->2": 0.4767},
+           "gain_note": {"2->1": "not compatible (M(new,old) < M(old,old))", "3->1": None, "3->2": None}}
+    report = Report("t")
+    assert compat_section(report, ["old", "new", "newer"], res) is res
+    (_, body), = report.sections
+    rows = _table(body)
+    assert rows[0]["pair (new->old)"] == "2->1" and rows[0]["criterion M(new,old) >= M(old,old)"] == "FAILS"
+    assert rows[0]["gain"] == "none: not compatible (M(new,old) < M(old,old))" and "1.8" not in body
+    assert (rows[0]["M(old,old)"], rows[0]["M(new,old)"], rows[0]["M(new,new)"]) == ("0.5180", "0.3330", "0.4160")
+    assert rows[1]["criterion M(new,old) >= M(old,old)"] == "holds" and rows[1]["gain"] == "0.5000"
+    # a result without gain_note whose gain is the bare ratio still shows no number for a failing pair
+    old_style = {k: v for k, v in res.items() if k != "gain_note"}
+    old_style["gain"] = {**res["gain"], "2->1": 1.808}
+    report = Report("t")
+    compat_section(report, ["old", "new", "newer"], old_style)
+    assert _table(report.sections[0][1])[0]["gain"] == "none: not compatible" and "1.808" not in report.sections[0][1]
+
+
+def test_upgrade_section_shows_the_verdict_beside_the_gain(pair):
+    from repspace.report.upgrade import upgrade_section
+
+    rec = [{"pairs (articles)": 10, "old->old R@10": 0.5, "new->new R@10": 0.7, "adapted R@10": 0.6,
+            "recovery R@10": 0.86, "µs/query": 1.0}]
+    train_rows = [{"new model": "independent", "old model": "old", "dim": 8, "M(old,old)": 0.518, "M(new,new)": 0.416,
+                   "M(new,old)": 0.333, "compatible": False, "gain": None,
+                   "gain_note": "not compatible (M(new,old) < M(old,old))"},
+                  {"new model": "bct", "old model": "old", "dim": 8, "M(old,old)": 0.5, "M(new,new)": 0.7,
+                   "M(new,old)": 0.6, "compatible": True, "gain": 0.5, "gain_note": None}]
+    report = Report("t")
+    upgrade_section(report, train_rows, rec, old_model="m", new_model="new")
+    rows = _table(report.sections[0][1])
+    assert rows[0]["criterion M(new,old) >= M(old,old)"] == "FAILS" and rows[0]["gain"].startswith("none: not compatible")
+    assert rows[1]["criterion M(new,old) >= M(old,old)"] == "holds" and rows[1]["gain"] == "0.5000"
+    assert "gain_note" not in rows[0] and "compatible" not in rows[0]
+
+
+def test_similarity_section_labels_procrustes_a_distance(pair):
+    from repspace.report.evaluation import similarity_section
+    from repspace.studies.evaluation import similarity
+
+    q, c = pair
+    S, rows = similarity([q, c])
+    assert "procrustes" in rows[0]  # the study's rows keep `compare`'s keys
+    report = Report("t")
+    similarity_section(report, ["q", "c"], S, rows)
+    (_, body), = report.sections
+    table = _table(body)
+    assert "procrustes" not in table[0] and float(table[0]["procrustes distance (lower = closer)"]) == pytest.approx(
+        rows[0]["procrustes"], abs=1e-4)
+    assert "lower = closer" in body.split("<table>")[0]  # the text says which way it reads too
+
+
+def _table(body: str) -> list[dict[str, str]]:
+    """The first table of a section as rows of header -> cell text."""
+    import html
+    import re
+
+    t = body.split("<table>", 1)[1].split("</table>", 1)[0]
+    heads = [html.unescape(h) for h in re.findall(r"<th>(.*?)</th>", t)]
+    return [dict(zip(heads, map(html.unescape, re.findall(r"<td>(.*?)</td>", tr))))
+            for tr in re.findall(r"<tr>(.*?)</tr>", t.split("</thead>")[1])]

@@ -243,13 +243,16 @@ def test_config_refuses_unsafe_or_incomplete_setups(cli, tmp_path):
         ServeConfig().validate()
     with pytest.raises(InvalidInputError, match="not served"):
         ServeConfig(no_auth=True, adaptors={"other": "x"}).validate()
+    with pytest.raises(InvalidInputError, match="port must be 1-65535") as e:  # names the parameter, not the flag
+        ServeConfig(no_auth=True, port=70000).validate()
+    assert e.value.param == "port" and "--" not in str(e.value)
     code, _, err = cli("serve", "--no-auth", "--host", "0.0.0.0", "--port", "1")
-    assert code == 2 and err.startswith("error:") and "loopback" in err
+    assert code == 2 and err.startswith("error:") and "loopback" in err and "[--no-auth]" in err
     (tmp_path / "k").write_text("short\n")
     code, _, err = cli("serve", "--api-key-file", tmp_path / "k")
-    assert code == 2 and "16 characters" in err
+    assert code == 2 and "16 characters" in err and "[--api-key-file]" in err
     code, _, err = cli("serve", "--no-auth", "--adaptor", "oops")
-    assert code == 2 and "MODEL=DIR" in err
+    assert code == 2 and "MODEL=DIR" in err and "[--adaptor]" in err
 
 
 def test_keys_compared_in_constant_time_against_all():
@@ -276,6 +279,10 @@ def test_another_router_shares_auth_errors_limits_and_metrics(monkeypatch):
                                                     json={"model": "stub", "text": "x" * 11}), 413)["message"]
         assert _err(httpx.post(f"{base}/v1/things/a/search", headers=AUTH, json={"model": "nope", "text": "x"}), 404)["param"] == "model"
         assert 'route="/v1/things/{name}",status="200"' in httpx.get(f"{base}/metrics").text
+        e = _err(httpx.post(f"{base}/v1/things/a/backfill", headers=AUTH, json={"batch_size": 0}), 422)
+        assert e["param"] == "batch_size" and e["message"] == "batch_size must be positive, got 0"  # the JSON field
+        e = _err(httpx.post(f"{base}/v1/things/a/backfill", headers=AUTH, json={}), 422)
+        assert e["param"] is None and "CUDA" in e["message"]  # the server's own setting, no field of the request
 
 
 def test_no_auth_is_said_loudly_at_start_up(monkeypatch, capsys):

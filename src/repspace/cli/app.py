@@ -8,7 +8,16 @@ from typing import Any
 
 import typer
 
-app = typer.Typer(
+class _App(typer.Typer):
+    """The root app: every command runs inside `flag_hints()`, so a library error whose `param` is in `FLAGS`
+    names its flag even in a command that sets no hints of its own."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with flag_hints():
+            return super().__call__(*args, **kwargs)
+
+
+app = _App(
     name="repspace",
     help="Embedding spaces as long-lived assets: encode, inspect, evaluate, compare.",
     no_args_is_help=True,
@@ -61,21 +70,38 @@ def read_items(dataset: str | None, input: Any, text_column: str = "text", id_co
     return read_input(input, text_column, id_column, label_column) if input is not None else None
 
 
+# The flag of a library parameter (a RepspaceError's `param`) where every command spells it the same way.
+# A command whose flag for a parameter differs (or that has more) passes its own to `flag_hints`, which win.
+FLAGS: dict[str, str] = {
+    "adaptors": "--adaptor", "address": "--ray-address", "api_key_file": "--api-key-file", "api_keys": "--api-key-file",
+    "batch_size": "--batch-size", "device": "--device", "engine": "--engine", "force": "--force",
+    "id_column": "--id-column", "ids_file": "--ids", "items": "--dataset or --input", "limit": "--limit",
+    "max_inputs": "--max-inputs", "model": "--model", "models": "--models", "no_auth": "--no-auth", "out": "--out",
+    "overwrite": "--overwrite", "port": "--port", "qrels": "--qrels", "spec": "--spec", "text_column": "--text-column",
+    "vector_column": "--vector-column", "workers": "--workers",
+}
+
+
 def flag_hints(**flags: str):
     """Context manager: a RepspaceError raised inside whose `param` (the library argument at fault) is one of
-    `flags` gets that command's flag added to its message, e.g. flag_hints(pairs="--pairs")."""
+    `flags` (this command's flags) or of `FLAGS` gets that flag added to its message, e.g.
+    flag_hints(pairs="--pairs"). The innermost `flag_hints` decides; outer ones leave the error alone."""
     import contextlib
 
     from repspace.errors import RepspaceError
+
+    hinted = {**FLAGS, **flags}
 
     @contextlib.contextmanager
     def hints():
         try:
             yield
         except RepspaceError as e:
-            flag = flags.get(getattr(e, "param", None) or "")
-            if flag and flag not in str(e):
-                e.args = (f"{e} [{flag}]",)
+            if not getattr(e, "_flag_hinted", False):
+                e._flag_hinted = True
+                flag = hinted.get(getattr(e, "param", None) or "")
+                if flag and flag not in str(e):
+                    e.args = (f"{e} [{flag}]",)
             raise
 
     return hints()

@@ -29,22 +29,23 @@ def gallery_items(space: Space, items: Items | None = None) -> Items:
     want = space.extra.get("input_fingerprint")
     if want is None:
         raise InvalidInputError("the index's manifest has no input fingerprint, so the corpus cannot be checked; "
-                                "re-encode it with `repspace encode`")
+                                "re-encode it with `repspace encode`", param="index")
     if items is None:
         source = space.dataset
         if not source:
-            raise InvalidInputError("the index's manifest does not name its input; pass --dataset or --input")
+            raise InvalidInputError("the index's manifest does not name its input; give the items it was built from",
+                                    param="items")
         if Path(source).exists():
             items = read_input(source)
         else:
             spec = source + (f":{space.view}" if space.view else "") + (f"@{space.split}" if space.split else "")
             items = load_dataset(spec)
     if len(items) > space.count and items.ids[: space.count] == space.ids:
-        items = items.limit(space.count)  # the old space was encoded with --limit
+        items = items.limit(space.count)  # the old space was encoded from the first `count` items (a limit)
     if items.ids != space.ids or items.fingerprint() != want:
         raise InvalidInputError(
             f"the given corpus ({len(items)} items) is not the one the index was built from ({space.count} items, "
-            f"input {space.dataset!r}); a backfill must re-encode exactly the indexed items"
+            f"input {space.dataset!r}); a backfill must re-encode exactly the indexed items", param="items"
         )
     return items
 
@@ -54,23 +55,26 @@ def backfill(index: str | Path, model: str, out: str | Path, items: Items | None
     """Re-encode the gallery of `index` with `model` and write a new index at `out` (resumable)."""
     index, out = Path(index), Path(out)
     if out.resolve() == index.resolve():
-        raise OutputExistsError("--out must differ from the live index; switch to it afterwards with `upgrade switch`")
+        raise OutputExistsError("out must differ from the live index; switch to it afterwards with `upgrade switch`",
+                                param="out")
     old = Index.load(index)
     encoder = get_encoder(model, device=device)
     if encoder.name == old.space.model and encoder.version == old.space.model_version:
-        raise InvalidInputError(f"the index already holds {model!r} vectors; nothing to backfill")
+        raise InvalidInputError(f"the index already holds {model!r} vectors; nothing to backfill", param="model")
     if old.adaptor is not None and spec is None:
         raise InvalidInputError(f"the old index searches through a {old.adaptor.name} adaptor fitted on the old model; "
-                                "give --spec for the new index (and build an adapted one from the new space later)")
+                                "give a spec for the new index (and build an adapted one from the new space later)",
+                                param="spec")
     items = gallery_items(old.space, items)
     if out.exists():
         try:
             done = Index.load(out)
         except SpaceFormatError:
-            raise OutputExistsError(f"{out} exists and is not a repspace index; choose another --out") from None
+            raise OutputExistsError(f"{out} exists and is not a repspace index; choose another out", param="out") from None
         if (done.space.model, done.space.model_version, done.space.ids) == (encoder.name, encoder.version, old.space.ids):
             return done  # finished earlier
-        raise OutputExistsError(f"{out} holds another index ({done.space.model!r}, {done.space.count} items); choose another --out")
+        raise OutputExistsError(f"{out} holds another index ({done.space.model!r}, {done.space.count} items); "
+                                "choose another out", param="out")
     work = out.parent / f".{out.name}.backfill"
     space = encode_items(encoder, items, out=work, batch_size=batch_size, chunk_items=chunk_items, progress=progress)
     new = Index.build(space, spec or str(old.spec))
@@ -95,10 +99,11 @@ def switch(live: str | Path, target: str | Path, force: bool = False) -> Path | 
                 current = None
             if current is not None and current.space.ids != new.space.ids:
                 raise InvalidInputError(f"{target} holds other items ({new.space.count}) than the live index "
-                                        f"({current.space.count}); pass --force to switch anyway")
+                                        f"({current.space.count}); pass force=True to switch anyway", param="force")
     elif live.exists():
         raise InvalidInputError(f"{live} is a real directory, not a symlink; serve indexes through a symlink "
-                                f"(e.g. move it to {live}.v1 and `upgrade switch {live} {live}.v1`) so switching is atomic")
+                                f"(e.g. move it to {live}.v1 and `upgrade switch {live} {live}.v1`) so switching is atomic",
+                                param="live")
     tmp = live.parent / f".{live.name}.switch-{uuid.uuid4().hex[:8]}"
     os.symlink(target, tmp)
     os.replace(tmp, live)

@@ -38,7 +38,8 @@ def _read_txt(path: Path) -> Items:
 
 def _read_jsonl(path: Path, text_column: str, id_column: str, label_column: str) -> Items:
     ids, texts, labels = [], [], []
-    for n, obj in json_objects(path, _read_utf8(path).splitlines(), text_column, " (set --text-column)"):
+    for n, obj in json_objects(path, _read_utf8(path).splitlines(), text_column, " (set text_column)",
+                                param="text_column"):
         if not isinstance(obj[text_column], str):
             raise InvalidInputError(f"{path}: line {n}: {text_column!r} must be a string")
         ids.append(str(obj.get(id_column, n)))
@@ -65,7 +66,8 @@ def _read_table(path: Path, text_column: str, id_column: str, label_column: str)
         raise InvalidInputError(f"cannot read {path}: {e}") from None
     cols = table.column_names
     if text_column not in cols:
-        raise InvalidInputError(f"{path} has no text column {text_column!r}; columns: {', '.join(cols)} (set --text-column)")
+        raise InvalidInputError(f"{path} has no text column {text_column!r}; columns: {', '.join(cols)} (set text_column)",
+                                param="text_column")
     texts = table.column(text_column).to_pylist()
     if any(t is None for t in texts):
         raise InvalidInputError(f"{path}: column {text_column!r} has missing values")

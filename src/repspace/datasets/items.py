@@ -54,7 +54,7 @@ class Items:
         if n is None or n >= len(self):
             return self
         if n <= 0:
-            raise InvalidInputError(f"--limit must be positive, got {n}")
+            raise InvalidInputError(f"limit must be positive, got {n}", param="limit")
         return self.subset(range(n))
 
     def fingerprint(self) -> str:

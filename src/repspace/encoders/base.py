@@ -18,12 +18,14 @@ def resolve_device(device: str) -> str:
         import torch
 
         if not torch.cuda.is_available():
-            raise NotAvailableError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
+            raise NotAvailableError(f"device {device!r} requested but CUDA is not available here; use device 'cpu'",
+                                    param="device")
         _, _, index = device.partition(":")
         if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise InvalidInputError(f"device {device!r} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)")
+            raise InvalidInputError(f"device {device!r} does not exist; this machine has "
+                                    f"{torch.cuda.device_count()} CUDA device(s)", param="device")
         return device
-    raise InvalidInputError(f"unknown device {device!r}; use cpu or cuda")
+    raise InvalidInputError(f"unknown device {device!r}; use cpu or cuda", param="device")
 
 
 class Encoder(ABC):

@@ -3,7 +3,13 @@
 For spaces of the same items from models v1..vn: M[i][j] = retrieval metric with queries
 embedded by model i against a gallery embedded by model j (i >= j). Model i is compatible
 with j when M[i][j] >= M[j][j] (new queries on the old gallery do at least as well as old on
-old); the empirical compatibility gain is (M[i][j] - M[j][j]) / (M[i][i] - M[j][j]).
+old); the empirical compatibility gain is (M[i][j] - M[j][j]) / (M[i][i] - M[j][j]): the share of
+the upgrade's improvement (new on new over old on old) had without re-encoding the gallery.
+
+As in BCT (Shen et al., CVPR 2020) the gain is defined only for a compatible pair, and only when
+the new model improves on the old one (M[i][i] > M[j][j]); otherwise it is None and `gain_note`
+says why. (Computed anyway, the ratio misleads: an incompatible new model that is also worse than
+the old one divides two negative numbers into a "gain" above 1.)
 """
 
 from __future__ import annotations
@@ -73,12 +79,23 @@ def compatibility(
                     f"{spaces[j].dim}-d) differ in dimension; cross-model retrieval needs an adapter"
                 )
             M[i][j] = _cross(spaces[i], spaces[j], metric, ks, t, by_label)
-    compatible, gain = {}, {}
+    compatible, gain, note = {}, {}, {}
     for i in range(n):
         for j in range(i):
             key = f"{i + 1}->{j + 1}"
             compatible[key] = bool(M[i][j] >= M[j][j] - tol)
-            denom = M[i][i] - M[j][j]
-            gain[key] = None if abs(denom) < 1e-12 else float((M[i][j] - M[j][j]) / denom)
-    return {"matrix": M, "compatible": compatible, "gain": gain, "metric": metric,
+            gain[key], note[key] = compatibility_gain(M[i][j], M[j][j], M[i][i], tol)
+    return {"matrix": M, "compatible": compatible, "gain": gain, "gain_note": note, "metric": metric,
             "relevance": "label" if by_label else "id", "models": [s.model for s in spaces], "items": len(shared)}
+
+
+def compatibility_gain(new_old: float, old_old: float, new_new: float,
+                       tol: float = 1e-12) -> tuple[float | None, str | None]:
+    """(gain, None) for a compatible pair whose new model improves on the old one, else (None, why not).
+
+    gain = (M(new,old) - M(old,old)) / (M(new,new) - M(old,old)); `tol` as in the criterion."""
+    if new_old < old_old - tol:
+        return None, "not compatible (M(new,old) < M(old,old))"
+    if new_new - old_old < 1e-12:
+        return None, "no improvement to share (M(new,new) <= M(old,old))"
+    return float((new_old - old_old) / (new_new - old_old)), None

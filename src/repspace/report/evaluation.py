@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from repspace.report.html import Report
+from repspace.report.html import Report, compat_cells
 from repspace.spaces import Space
 from repspace.studies.evaluation import (compatible_groups, compatibility_result, label_sweep,
                                          similarity, space_name, task_rows)
@@ -71,23 +71,31 @@ def similarity_section(report: Report, names: Sequence[str], S: np.ndarray, rows
     plt = _plt()
     n = len(names)
     fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.0 * n + 1.5))
-    im = ax.imshow(S, vmin=0, vmax=1, cmap="viridis")
+    im = ax.imshow(S, vmin=0, vmax=2 ** 0.5 if metric in DISTANCES else 1,
+                   cmap="viridis_r" if metric in DISTANCES else "viridis")
     ax.set_xticks(range(n), names, rotation=35, ha="right", fontsize=8)
     ax.set_yticks(range(n), names, fontsize=8)
     for i in range(n):
         for j in range(n):
             if not np.isnan(S[i, j]):
-                ax.text(j, i, f"{S[i, j]:.2f}", ha="center", va="center", color="w" if S[i, j] < 0.6 else "k", fontsize=8)
+                dark = S[i, j] > 0.6 * 2 ** 0.5 if metric in DISTANCES else S[i, j] < 0.6
+                ax.text(j, i, f"{S[i, j]:.2f}", ha="center", va="center", color="w" if dark else "k", fontsize=8)
     fig.colorbar(im, ax=ax, fraction=0.046)
     report.section(
         "Similarity between spaces",
         Report.text("Linear CKA (Kornblith et al. 2019) between every pair of spaces, joined by item id; the table "
-                    "adds debiased CKA, mutual 10-NN overlap and the orthogonal Procrustes distance (0 = same up to "
-                    "rotation and scale)."),
-        Report.figure(fig, f"{metric} between spaces"),
-        Report.table(rows),
+                    "adds debiased CKA and mutual 10-NN overlap (similarities: higher = closer, 1 = same) and the "
+                    "orthogonal Procrustes distance (a distance: lower = closer; 0 = same up to rotation and scale, "
+                    "at most √2)."),
+        Report.figure(fig, f"{metric} between spaces"
+                      + (" (a distance: lower = closer)" if metric in DISTANCES else "")),
+        Report.table([{DISTANCES.get(k, k): v for k, v in r.items()} for r in rows]),
     )
     return S
+
+
+# measures of `evaluation.compare` that are distances (lower = closer), and their column label beside similarities
+DISTANCES = {"procrustes": "procrustes distance (lower = closer)"}
 
 
 def compat_section(report: Report, names: Sequence[str], res: dict[str, Any], title: str = "Compatibility") -> dict | None:
@@ -108,15 +116,21 @@ def compat_section(report: Report, names: Sequence[str], res: dict[str, Any], ti
         for j in range(i + 1):
             ax.text(j, i, f"{M[i, j]:.3f}", ha="center", va="center", color="w" if M[i, j] < 0.6 * np.nanmax(M) else "k")
     fig.colorbar(im, ax=ax, fraction=0.046)
-    rows = [{"pair (new->old)": k, "M(new,old)": res["matrix"][int(k[0]) - 1][int(k[-1]) - 1],
-             "M(old,old)": res["matrix"][int(k[-1]) - 1][int(k[-1]) - 1], "compatible": v, "gain": res["gain"][k]}
-            for k, v in res["compatible"].items()]
+    raw = res["matrix"]
+    rows = []
+    for k, ok in res["compatible"].items():
+        i, j = (int(x) - 1 for x in k.split("->"))
+        rows.append({"pair (new->old)": k, "M(old,old)": raw[j][j], "M(new,old)": raw[i][j], "M(new,new)": raw[i][i],
+                     **compat_cells(ok, res["gain"][k], res.get("gain_note", {}).get(k))})
     report.section(
         title,
         Report.text(f"M[i][j] = {res['metric']} with queries from model i searching a gallery from model j "
-                    f"(relevance by {res['relevance']}). Model i is compatible with j when M[i][j] >= M[j][j]; "
-                    "gain = (M[i][j] - M[j][j]) / (M[i][i] - M[j][j]). Two independently trained models are not "
-                    "compatible even at equal dimension: that is what the upgrade tools address."),
+                    f"(relevance by {res['relevance']}). Model i is compatible with j when M[i][j] >= M[j][j] (new "
+                    "queries on the old gallery do at least as well as old on old). Only for a compatible pair whose "
+                    "new model improves on the old one is there a gain = (M[i][j] - M[j][j]) / (M[i][i] - M[j][j]), "
+                    "the share of the upgrade's improvement had without re-encoding the gallery (BCT); a pair that "
+                    "fails the criterion has none. Two independently trained models are not compatible even at equal "
+                    "dimension: that is what the upgrade tools address."),
         Report.figure(fig, "compatibility matrix"),
         Report.table(rows),
     )

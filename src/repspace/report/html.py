@@ -29,6 +29,18 @@ def fmt(x: Any, digits: int = 4) -> str:
     return str(x)
 
 
+def compat_cells(compatible: bool, gain: float | None, note: str | None = None) -> dict[str, Any]:
+    """The compatibility criterion's verdict and, beside it, the gain only where it means something: a pair that
+    fails the criterion (or whose new model does not improve on the old) shows why there is no gain, never a number
+    that reads as a success (`evaluation.compatibility`'s `gain` / `gain_note`; a failing pair shows no gain even
+    if one was computed by the bare ratio)."""
+    if not compatible:
+        shown: Any = f"none: {note or 'not compatible'}"
+    else:
+        shown = gain if gain is not None else f"none: {note or 'no improvement to share'}"
+    return {"criterion M(new,old) >= M(old,old)": "holds" if compatible else "FAILS", "gain": shown}
+
+
 class Report:
     """Collects sections; `write(path)` saves one HTML file atomically."""
 

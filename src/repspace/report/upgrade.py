@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from repspace.report.html import Report
+from repspace.report.html import Report, compat_cells
 
 
 def upgrade_section(report: Report, train_rows: list[dict], rec: list[dict], old_model: str, new_model: str) -> None:
@@ -49,7 +49,8 @@ def upgrade_section(report: Report, train_rows: list[dict], rec: list[dict], old
                     "start from other initial weights than the old one. In this run the criterion holds for: "
                     f"{', '.join(r['new model'] for r in train_rows if r['compatible']) or 'none'}. Class extension is "
                     "the hard protocol (benchmarks/RESULTS.md has Fashion-MNIST with both protocols and several seeds)."),
-        Report.table(train_rows),
+        Report.table([{**{k: v for k, v in r.items() if k not in ("compatible", "gain", "gain_note")},
+                       **compat_cells(r["compatible"], r["gain"], r.get("gain_note"))} for r in train_rows]),
         Report.figure(fig1, "old->old, new->old and new->new mAP@R for each way of training the new model"),
         Report.text(f"Query-side adapter: the index holds {old_model} bodies; {new_model} title queries are mapped "
                     "into its space by orthogonal Procrustes fitted on N articles encoded by both models, then search "

@@ -26,9 +26,9 @@ class EngineError(RepspaceError):
 
 
 def check_engine(engine: str) -> str:
-    """Validate an --engine value ('local' or 'ray'); for 'ray', check that Ray is installed."""
+    """Validate an engine name ('local' or 'ray'); for 'ray', check that Ray is installed."""
     if engine not in ENGINES:
-        raise UnknownNameError(f"unknown engine {engine!r}; use one of: {', '.join(ENGINES)}")
+        raise UnknownNameError(f"unknown engine {engine!r}; use one of: {', '.join(ENGINES)}", param="engine")
     if engine == "ray":
         import_ray()
     return engine
@@ -41,8 +41,8 @@ def import_ray():
         import ray.data  # noqa: F401
     except ImportError:
         raise NotAvailableError(
-            "--engine ray needs Ray Data: pip install 'repspace[ray]' (or 'ray[data]>=2.40'); "
-            "the default --engine local needs nothing else"
+            "engine 'ray' needs Ray Data: pip install 'repspace[ray]' (or 'ray[data]>=2.40'); "
+            "the default engine 'local' needs nothing else", param="engine"
         ) from None
     return ray
 
@@ -120,11 +120,13 @@ def _probe(address: str, timeout: float = 10.0) -> None:
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise InvalidInputError(f"--ray-address must be HOST:PORT, ray://HOST:PORT or auto; got {address!r}")
+        raise InvalidInputError(f"the Ray address must be HOST:PORT, ray://HOST:PORT or auto; got {address!r}",
+                                param="address")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as e:
-        raise EngineError(f"cannot reach the Ray head at {address}: {e.strerror or e}; is `ray start --head` running there?") from None
+        raise EngineError(f"cannot reach the Ray head at {address}: {e.strerror or e}; is a Ray head node running there "
+                          "(`ray start` on that machine)?", param="address") from None
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
@@ -180,7 +182,7 @@ def plan_pool(ray: Any, workers: int | None = None, cpus_per_worker: float | Non
     given; on CUDA, one GPU per actor and one actor per GPU.
     """
     if workers is not None and workers <= 0:
-        raise InvalidInputError(f"--workers must be positive, got {workers}")
+        raise InvalidInputError(f"workers must be positive, got {workers}", param="workers")
     total = ray.cluster_resources()
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     total_cpus = int(total.get("CPU", 1)) or 1
@@ -189,8 +191,8 @@ def plan_pool(ray: Any, workers: int | None = None, cpus_per_worker: float | Non
     if gpus_per_worker is None:
         gpus_per_worker = 1.0 if cuda else 0.0
     if cuda and total.get("GPU", 0) < max(gpus_per_worker, 1e-9):
-        raise EngineError(f"--device {device} asks for GPU workers but the Ray cluster has no GPU "
-                          f"(resources: {int(total.get('CPU', 0))} CPU, 0 GPU)")
+        raise EngineError(f"device {device!r} asks for GPU workers but the Ray cluster has no GPU "
+                          f"(resources: {int(total.get('CPU', 0))} CPU, 0 GPU)", param="device")
     if workers is None:
         if cuda:
             workers = max(1, int(total.get("GPU", 1) // max(gpus_per_worker, 1e-9)))

@@ -58,7 +58,7 @@ def plan_shards(encoder: Encoder, items: Items, batch_size: int = 32, shard_item
     """The shard plan both engines share: `encode_order` (or the caller's `order` of item positions, e.g. a
     backfill's), then `whole_batches(batch_size, shard_items)`."""
     if batch_size <= 0:
-        raise InvalidInputError(f"--batch-size must be positive, got {batch_size}")
+        raise InvalidInputError(f"batch_size must be positive, got {batch_size}", param="batch_size")
     order = encode_order(encoder, items) if order is None else np.asarray(order, dtype=np.int64)
     return ShardPlan(order, whole_batches(batch_size, shard_items), batch_size)
 

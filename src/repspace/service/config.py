@@ -39,23 +39,27 @@ class ServeConfig:
 
     def validate(self) -> "ServeConfig":
         if not self.models:
-            raise InvalidInputError("--models names no model")
+            raise InvalidInputError("models names no model", param="models")
         if len(set(self.models)) != len(self.models):
-            raise InvalidInputError(f"--models names a model twice: {','.join(self.models)}")
+            raise InvalidInputError(f"models names a model twice: {','.join(self.models)}", param="models")
         for m in self.adaptors:
             if m not in self.models:
-                raise InvalidInputError(f"--adaptor names model {m!r}, which is not served (--models {','.join(self.models)})")
+                raise InvalidInputError(f"adaptors name model {m!r}, which is not served "
+                                        f"(models: {','.join(self.models)})", param="adaptors")
         if self.no_auth and self.api_keys:
-            raise InvalidInputError("give either --api-key-file or --no-auth, not both")
+            raise InvalidInputError("give either API keys or no_auth, not both", param="no_auth")
         if self.no_auth and not is_loopback(self.host):
-            raise InvalidInputError(f"--no-auth is allowed only on a loopback address (127.0.0.1, ::1, localhost); --host is {self.host}")
+            raise InvalidInputError("no_auth is allowed only on a loopback address (127.0.0.1, ::1, localhost); "
+                                    f"host is {self.host}", param="no_auth")
         if not self.no_auth and not self.api_keys:
-            raise InvalidInputError("no API keys: give --api-key-file FILE (one key a line), or --no-auth on loopback")
+            raise InvalidInputError("no API keys: give api_keys (a key file, one key a line), or no_auth on loopback",
+                                    param="api_keys")
         if self.limits.max_inputs > self.limits.max_queue_items:
-            raise InvalidInputError(f"--max-inputs ({self.limits.max_inputs}) must not exceed --max-queue "
-                                    f"({self.limits.max_queue_items}): such a request could never be queued")
+            raise InvalidInputError(f"max_inputs ({self.limits.max_inputs}) must not exceed max_queue_items "
+                                    f"({self.limits.max_queue_items}): such a request could never be queued",
+                                    param="max_inputs")
         if not 0 <= self.port < 65536:
-            raise InvalidInputError(f"--port must be 1-65535; got {self.port}")
+            raise InvalidInputError(f"port must be 1-65535; got {self.port}", param="port")
         return self
 
 
@@ -74,15 +78,16 @@ def load_api_keys(path: str | Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InvalidInputError(f"--api-key-file {path} does not exist") from None
+        raise InvalidInputError(f"API key file {path} does not exist", param="api_key_file") from None
     except UnicodeDecodeError:
-        raise InvalidInputError(f"--api-key-file {path} is not UTF-8 text") from None
+        raise InvalidInputError(f"API key file {path} is not UTF-8 text", param="api_key_file") from None
     keys = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
     if not keys:
-        raise InvalidInputError(f"--api-key-file {path} holds no key (one key a line)")
+        raise InvalidInputError(f"API key file {path} holds no key (one key a line)", param="api_key_file")
     short = [k for k in keys if len(k) < 16]
     if short:
-        raise InvalidInputError(f"--api-key-file {path}: keys must be at least 16 characters ({len(short)} shorter)")
+        raise InvalidInputError(f"API key file {path}: keys must be at least 16 characters ({len(short)} shorter)",
+                                param="api_key_file")
     return keys
 
 
@@ -92,8 +97,8 @@ def parse_adaptors(values: list[str] | None) -> dict[str, str]:
     for v in values or []:
         model, sep, path = v.partition("=")
         if not sep or not model or not path:
-            raise InvalidInputError(f"--adaptor must be MODEL=DIR; got {v!r}")
+            raise InvalidInputError(f"an adaptor must be MODEL=DIR; got {v!r}", param="adaptors")
         if model in out:
-            raise InvalidInputError(f"--adaptor given twice for model {model!r}")
+            raise InvalidInputError(f"an adaptor is given twice for model {model!r}", param="adaptors")
         out[model] = path
     return out

@@ -95,6 +95,18 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# A library error's `param` names the argument at fault (never a CLI flag); the routes pass request fields to
+# the library under the field's own name, so the param *is* the JSON field. Arguments that come from the
+# server's own configuration (`repspace serve`), not from the request, name no field of it.
+SERVER_PARAMS = frozenset({"address", "adaptors", "api_key_file", "api_keys", "device", "engine", "max_inputs",
+                           "models", "no_auth", "out", "overwrite", "path", "port", "workers"})
+
+
+def json_field(param: str | None) -> str | None:
+    """The request field a library error's `param` names (None: not a field of the request)."""
+    return None if param is None or param in SERVER_PARAMS else param
+
+
 def error_json(status: int, message: str, type_: str, param: str | None = None, code: str | None = None,
                headers: dict[str, str] | None = None) -> JSONResponse:
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
@@ -159,7 +171,7 @@ def install_error_handlers(app: FastAPI) -> None:
             if isinstance(exc, cls):
                 if status >= 500:
                     log.error("server-side error on %s %s: %s", request.method, request.url.path, exc)
-                return error_json(status, str(exc), type_, getattr(exc, "param", None), headers=headers)
+                return error_json(status, str(exc), type_, json_field(getattr(exc, "param", None)), headers=headers)
         return error_json(400, str(exc), "invalid_request_error")
 
     @app.exception_handler(RequestValidationError)

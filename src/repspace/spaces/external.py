@@ -1,7 +1,7 @@
 """Bring your own vectors: embeddings made elsewhere (a hosted API, another library) as a `Space`.
 
 Accepted files:
-    vectors.npy (+ ids file)   (n, d) numeric array; ids from --ids FILE (one per line, or .json list) or row numbers
+    vectors.npy (+ ids file)   (n, d) numeric array; ids from `ids_file` (one per line, or .json list) or row numbers
     .parquet / .arrow / .feather   an id column and a list / fixed-size-list vector column
     .jsonl                     one object per line with "id" and "vector" (optional "label")
 
@@ -80,17 +80,19 @@ def read_vectors(path: str | Path, *, model: str, model_version: str = "", ids_f
     """Read external embeddings into a validated `Space` of model `model`."""
     path = Path(path)
     if not path.exists():
-        raise InvalidInputError(f"{path} does not exist")
+        raise InvalidInputError(f"{path} does not exist", param="path")
     if not model or not model.strip():
-        raise InvalidInputError("name the model that made these vectors (--model NAME)")
+        raise InvalidInputError("model is empty: name the model that made these vectors", param="model")
     labels = None
     if path.suffix == ".npy":
         try:
             vectors = np.load(path, allow_pickle=False, mmap_mode="r")
         except ValueError as e:
-            raise InvalidInputError(f"{path}: not a plain numeric .npy array ({e}); pickled arrays are refused") from None
+            raise InvalidInputError(f"{path}: not a plain numeric .npy array ({e}); pickled arrays are refused",
+                                    param="path") from None
         if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.number):
-            raise InvalidVectorsError(f"{path}: expected a 2-D numeric array, got shape {vectors.shape} {vectors.dtype}")
+            raise InvalidVectorsError(f"{path}: expected a 2-D numeric array, got shape {vectors.shape} {vectors.dtype}",
+                                      param="path")
         if ids_file is None:
             ids = [str(i) for i in range(vectors.shape[0])]
         else:
@@ -101,24 +103,25 @@ def read_vectors(path: str | Path, *, model: str, model_version: str = "", ids_f
     elif path.suffix == ".jsonl":
         ids, rows, labs = [], [], []
         with open(path, encoding="utf-8") as fh:
-            for _, obj in json_objects(path, fh, vector_column):
+            for _, obj in json_objects(path, fh, vector_column, " (set vector_column)", param="vector_column"):
                 ids.append(str(obj.get(id_column, len(ids))))
                 rows.append(obj[vector_column])
                 labs.append(obj.get(label_column))
         if not rows:
-            raise InvalidInputError(f"{path} holds no vectors")
+            raise InvalidInputError(f"{path} holds no vectors", param="path")
         vectors = _matrix(rows, path, vector_column)
         labels = labs if any(lab is not None for lab in labs) else None
     elif path.suffix in (".parquet", ".arrow", ".feather", ".ipc"):
         table = _table(path)
         if vector_column not in table.column_names:
             raise InvalidInputError(f"{path} has no vector column {vector_column!r} (columns: {', '.join(table.column_names)}); "
-                                    "name it with --vector-column")
+                                    "name it with vector_column", param="vector_column")
         col = table.column(vector_column).combine_chunks()
         import pyarrow as pa
 
         if not (pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_large_list(col.type)):
-            raise InvalidVectorsError(f"{path}: column {vector_column!r} is {col.type}, not a list of numbers")
+            raise InvalidVectorsError(f"{path}: column {vector_column!r} is {col.type}, not a list of numbers",
+                                      param="vector_column")
         if col.null_count:
             raise InvalidVectorsError(f"{path}: column {vector_column!r} has {col.null_count} null vector(s)")
         lengths = set(pc_lengths(col))
@@ -131,9 +134,11 @@ def read_vectors(path: str | Path, *, model: str, model_version: str = "", ids_f
         if label_column in table.column_names:
             labels = table.column(label_column).to_pylist()
     else:
-        raise InvalidInputError(f"{path}: vectors are read from .npy (+ ids), .parquet/.arrow/.feather or .jsonl files")
+        raise InvalidInputError(f"{path}: vectors are read from .npy (+ ids), .parquet/.arrow/.feather or .jsonl files",
+                                param="path")
     if len(ids) != vectors.shape[0]:
-        raise InvalidInputError(f"{len(ids)} ids for {vectors.shape[0]} vectors; they must match")
+        raise InvalidInputError(f"{len(ids)} ids for {vectors.shape[0]} vectors; they must match",
+                                param="ids_file" if ids_file is not None else "id_column")
     return Space(vectors, ids, labels, model=model, model_version=model_version, extra={"imported_from": path.name})
 
 

@@ -46,7 +46,7 @@ def compatible_training(work: str | Path, dataset: str = "digits", dim: int = 16
         M = res["matrix"]
         rows.append({"new model": method, "old model": ref.model, "dim": new.dim, "M(old,old)": M[0][0],
                      "M(new,new)": M[1][1], "M(new,old)": M[1][0], "compatible": res["compatible"]["2->1"],
-                     "gain": res["gain"]["2->1"]})
+                     "gain": res["gain"]["2->1"], "gain_note": res["gain_note"]["2->1"]})
     return rows
 
 

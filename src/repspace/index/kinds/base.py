@@ -69,7 +69,7 @@ class IndexSpec(metaclass=_ByKind):
     def check_adaptor(self, adaptor: Any) -> None:
         """Refuse an adaptor this kind cannot search through (dense kinds: sparse-code adaptors)."""
         if adaptor is not None and hasattr(adaptor, "encode_sparse"):
-            raise InvalidInputError("a csr adaptor makes sparse codes: build its index with --spec sparse")
+            raise InvalidInputError("a csr adaptor makes sparse codes: build its index with spec 'sparse'", param="spec")
 
     def check_dim(self, dim: int) -> None:
         """Refuse an indexed dimension the spec cannot serve."""
