@@ -132,7 +132,7 @@ def _uri(state: ServiceState, name: str) -> str:
 
     root = state.config.collections
     if not root:
-        raise NotFound("this server has no collections (start it with --collections ROOT)", param="name")
+        raise NotFound("this server serves no collections (it was started without a collections root)", param="name")
     return with_collection(root, name)
 
 
