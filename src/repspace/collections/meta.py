@@ -28,14 +28,35 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _split(cls, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(the dataclass's own fields, everything else) of a JSON object."""
-    names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-    return {k: v for k, v in doc.items() if k in names}, {k: v for k, v in doc.items() if k not in names}
+class _Record:
+    """A JSON object as a frozen dataclass: its own fields typed, keys written by other versions kept in `extra`."""
+
+    what = "a record"
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], where: str = "the collection"):
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        own = cls._decode({k: v for k, v in doc.items() if k in names})
+        try:
+            return cls(**own, extra={k: v for k, v in doc.items() if k not in names})
+        except TypeError as e:
+            raise SpaceFormatError(f"{cls.what} in the metadata of {where} is incomplete: {e}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return {**self.extra, **self._encode(d)}
+
+    @classmethod
+    def _decode(cls, own: dict[str, Any]) -> dict[str, Any]:
+        return own
+
+    @staticmethod
+    def _encode(d: dict[str, Any]) -> dict[str, Any]:
+        return d
 
 
 @dataclass(frozen=True)
-class Slot:
+class Slot(_Record):
     """One model's vectors in a collection: the model (name, version, dimension) and its vector column."""
 
     name: str
@@ -48,18 +69,7 @@ class Slot:
     encodes: bool = False  # repspace can encode texts for this model (else: bring-your-own vectors)
     created: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # keys written by other versions, kept as they are
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> "Slot":
-        own, extra = _split(cls, doc)
-        try:
-            return cls(**own, extra=extra)
-        except TypeError as e:
-            raise SpaceFormatError(f"a slot of the collection's metadata is incomplete: {e}") from None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        return {**self.extra, **d}
+    what = "a slot"
 
     def summary(self, count: int) -> dict[str, Any]:
         return {"name": self.name, "model": self.model, "model_version": self.model_version, "dim": self.dim,
@@ -78,7 +88,7 @@ def slot_name_for(model: str, model_version: str, taken: Iterable[str]) -> str:
 
 
 @dataclass(frozen=True)
-class UpgradeState:
+class UpgradeState(_Record):
     """An open model upgrade: old and new slot, how queries are adapted and fused, the gate's last verdict."""
 
     old: str
@@ -93,20 +103,15 @@ class UpgradeState:
     fusion: dict[str, Any] | None = None  # ScoreFusion.to_dict()
     gate: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    what = "the upgrade state"
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> "UpgradeState":
-        own, extra = _split(cls, doc)
-        own["golden"] = tuple((str(q), str(r)) for q, r in own.get("golden") or ())
-        try:
-            return cls(**own, extra=extra)
-        except TypeError as e:
-            raise SpaceFormatError(f"the collection's upgrade state is incomplete: {e}") from None
+    def _decode(cls, own: dict[str, Any]) -> dict[str, Any]:
+        return {**own, "golden": tuple((str(q), str(r)) for q, r in own.get("golden") or ())}
 
-    def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        d["golden"] = [list(g) for g in self.golden]
-        return {**self.extra, **d}
+    @staticmethod
+    def _encode(d: dict[str, Any]) -> dict[str, Any]:
+        return {**d, "golden": [list(g) for g in d["golden"]]}
 
     @property
     def serving(self) -> bool:
@@ -115,7 +120,7 @@ class UpgradeState:
 
 
 @dataclass(frozen=True)
-class CollectionMeta:
+class CollectionMeta(_Record):
     name: str
     spec: str
     active: str
@@ -128,25 +133,25 @@ class CollectionMeta:
     format_version: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
+    what = "a field"
+
     # ------------------------------------------------------------ serialisation
     @classmethod
     def from_dict(cls, doc: dict[str, Any], where: str = "the collection") -> "CollectionMeta":
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise CollectionError(f"{where} is not a repspace collection")
-        own, extra = _split(cls, doc)
-        own["slots"] = tuple(Slot.from_dict(s) for s in own.get("slots") or ())
-        own["upgrade"] = UpgradeState.from_dict(own["upgrade"]) if own.get("upgrade") else None
-        own["revision"] = int(own.get("revision") or 0)
-        try:
-            return cls(**own, extra=extra)
-        except TypeError as e:
-            raise SpaceFormatError(f"the metadata of {where} is incomplete: {e}") from None
+        return super().from_dict(doc, where)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        d["slots"] = [s.to_dict() for s in self.slots]
-        d["upgrade"] = self.upgrade.to_dict() if self.upgrade else None
-        return {**self.extra, **d}
+    @classmethod
+    def _decode(cls, own: dict[str, Any]) -> dict[str, Any]:
+        return {**own, "slots": tuple(Slot.from_dict(s) for s in own.get("slots") or ()),
+                "upgrade": UpgradeState.from_dict(own["upgrade"]) if own.get("upgrade") else None,
+                "revision": int(own.get("revision") or 0)}
+
+    @staticmethod
+    def _encode(d: dict[str, Any]) -> dict[str, Any]:
+        return {**d, "slots": [s.to_dict() for s in d["slots"]],
+                "upgrade": d["upgrade"].to_dict() if d["upgrade"] else None}
 
     @classmethod
     def new(cls, name: str, spec: str, first: Slot) -> "CollectionMeta":
