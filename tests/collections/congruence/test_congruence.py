@@ -165,7 +165,7 @@ def test_vectors_sequence(twin, spec):
         fresh.close()
 
     # 6. a second slot filled for some items; searched directly; counts per slot
-    t.same(lambda c: c.add_slot("other", dim=8)["name"])
+    t.same(lambda c: c.add_slot("other", dim=8).name)
     w = np.random.default_rng(5).normal(size=(30, 8)).astype(np.float32)
     t.do(lambda c: c.update_vectors("other", ids[50:80], w))
     assert t.same(lambda c: c.count("other")) == 30
@@ -223,8 +223,7 @@ def test_upgrade_sequence(twin, news):
     pls = [{"label": lab} for lab in labels]
     t.same(lambda c: c.upsert(ids, texts=texts, payloads=pls))
     _searches(t, ["old"])
-    sample = sorted(ids, key=lambda i: hashlib.sha256(f"s:{i}".encode()).hexdigest())[:40]
-    st = t.same(lambda c: up.start(c, model=NEW, sample_ids=sample, seed=0), check=_same_status)
+    st = t.same(lambda c: up.start(c, model=NEW, sample=40, seed=0), check=_same_status)
     assert st["state"] == "open" and st["backfilled"] == 30  # a fifth of the sample is held out as golden queries
     fa, fb = (c.meta.upgrade.fusion for c in t.both)
     assert fa.keys() == fb.keys() and fa["queries"] == fb["queries"]
