@@ -61,3 +61,7 @@ class CollectionNotFoundError(UnknownNameError):
 
 class StoreUnavailableError(RepspaceError):
     """The vector store cannot be reached (database down, wrong password, unreadable directory)."""
+
+
+class ConcurrentChangeError(CollectionError):
+    """Another writer changed the collection's metadata between a read and a compare-and-set write."""
