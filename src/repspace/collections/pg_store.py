@@ -676,12 +676,12 @@ class PgStore(Store):
         where = sql.SQL(" AND ").join(conds)
         full = sql.SQL("{} <=> %(q)s").format(col)
         if spec.kind in ("flat", "hnsw"):
-            stmt = sql.SQL("SELECT id, payload::text, 1 - ({}) AS s FROM {} WHERE {} ORDER BY {} LIMIT %(k)s").format(
+            stmt = sql.SQL("SELECT id, payload, 1 - ({}) AS s FROM {} WHERE {} ORDER BY {} LIMIT %(k)s").format(
                 full, self._t(), where, full)
         elif spec.kind == "binary":
             r = max(int(spec.rescore), k)
             ham = sql.SQL("binary_quantize({})::bit({}) <~> binary_quantize(%(q)s)").format(col, sql.Literal(int(dim)))
-            stmt = sql.SQL("SELECT id, payload::text, 1 - ({full}) AS s FROM (SELECT id, payload, {col} FROM {t} "
+            stmt = sql.SQL("SELECT id, payload, 1 - ({full}) AS s FROM (SELECT id, payload, {col} FROM {t} "
                            "WHERE {w} ORDER BY {ham} LIMIT {r}) c ORDER BY {full} LIMIT %(k)s").format(
                 full=full, col=col, t=self._t(), w=where, ham=ham, r=sql.Literal(r))
         else:  # funnel: shortlist on the first prefix (HNSW expression index), re-rank by longer prefixes
@@ -697,9 +697,10 @@ class PgStore(Store):
                 dist = sql.SQL("subvector({}, 1, {}) <=> {}").format(col, sql.Literal(d), sql.Placeholder(f"q{d}"))
                 inner = sql.SQL("SELECT id, payload, {col} FROM ({inner}) {alias} ORDER BY {dist} LIMIT {n}").format(
                     col=col, inner=inner, alias=sql.Identifier(f"c{j}"), dist=dist, n=sql.Literal(keep))
-            stmt = sql.SQL("SELECT id, payload::text, 1 - ({full}) AS s FROM ({inner}) f ORDER BY {full} "
+            stmt = sql.SQL("SELECT id, payload, 1 - ({full}) AS s FROM ({inner}) f ORDER BY {full} "
                            "LIMIT %(k)s").format(full=full, inner=inner)
         from pgvector import Vector
+        from psycopg.types.string import TextLoader
 
         out = []
         with self._conn() as conn:
@@ -710,11 +711,14 @@ class PgStore(Store):
                     conn.execute(_SQL["iterative_scan"])
             else:
                 conn.execute(_SQL["no_indexscan"])
+            cur = conn.cursor()
+            # payloads come back as jsonb's text (selecting payload::text would convert every row before the sort)
+            cur.adapters.register_loader("jsonb", TextLoader)
             for q in np.asarray(queries, np.float32):
                 bind = {"q": Vector(q), "k": int(k), **names}
                 if spec.kind == "funnel":
                     for d in spec.stages[:-1]:
                         bind[f"q{d}"] = Vector(q[:d])
-                rows = conn.execute(stmt, bind).fetchall()
+                rows = cur.execute(stmt, bind).fetchall()
                 out.append([(unesc(r[0]), float(r[2]), _payload_of(r[1])) for r in rows])
         return out
