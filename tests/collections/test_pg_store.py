@@ -211,6 +211,24 @@ def test_pool_bounds_and_close_release_connections(pg_dsn):
         _store(uri, pool_max=0)
 
 
+def test_a_lone_caller_keeps_one_warm_connection(pg_uri):
+    """After a busy spell grew the pool, one caller at a time is served by the same backend (not round robin)."""
+    Collection.create(pg_uri, model="ext", dim=D).close()
+    s = _store(pg_uri, pool_max=4)
+    held = [s._conn(tx=False) for _ in range(4)]
+    for cm in held:
+        cm.__enter__()
+    for cm in held:
+        cm.__exit__(None, None, None)
+    assert s._pool.get_stats()["pool_size"] == 4
+    pids = set()
+    for _ in range(8):
+        with s._conn(tx=False) as conn:
+            pids.add(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+    assert len(pids) == 1
+    s.close()
+
+
 def test_pool_size_from_the_environment(pg_uri, monkeypatch):
     monkeypatch.setenv("REPSPACE_PG_POOL_MAX", "3")
     assert _store(pg_uri).pool_max == 3

@@ -33,6 +33,7 @@ import json
 import os
 import re
 import threading
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -238,6 +239,15 @@ class _Catalog:
     indexes: set[str] = field(default_factory=set)
 
 
+class _LastInFirstOut(deque):
+    """psycopg_pool hands out its idle connections oldest first (round robin over all of them); taken from this deque
+    they go newest first, so a lone caller after a busy spell keeps using one warm backend (round robin over 4
+    backends cost ~1 ms more per 2k-row search on a 2-core machine) and the others stay idle until the pool shrinks."""
+
+    def popleft(self):
+        return self.pop()
+
+
 def _configure(conn) -> None:
     from pgvector.psycopg import register_vector
 
@@ -312,6 +322,8 @@ class PgStore(Store):
                                       configure=_configure, timeout=self.pool_timeout, num_workers=1,
                                       kwargs={"autocommit": True, **self._connect_kwargs()},
                                       name=f"repspace:{self.name}")
+                if isinstance(getattr(pool, "_pool", None), deque):  # psycopg_pool's idle connections
+                    pool._pool = _LastInFirstOut(pool._pool)
                 try:
                     pool.open(wait=True, timeout=self.pool_timeout)
                 except Exception as e:  # noqa: BLE001
