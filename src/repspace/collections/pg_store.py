@@ -357,7 +357,6 @@ class PgStore(Store):
                                             f"{self._scrub(str(e)).strip()}") from None
             raise
 
-    _tx = _conn
 
     def _t(self):
         return sql.Identifier(self.table_name)
