@@ -1,0 +1,311 @@
+"""PostgreSQL store internals on the real server: metadata compare-and-set, the connection pool under concurrent
+callers, catalog facts read once per version, binary rows to Arrow."""
+
+import threading
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from repspace.collections import Collection, with_collection
+from repspace.collections.store import vector_array
+from repspace.errors import CollectionNotFoundError, ConcurrentChangeError, InvalidInputError
+from repspace.index.spec import parse_spec
+
+D = 8
+
+
+@pytest.fixture
+def pg_uri(pg_dsn):
+    return with_collection(pg_dsn, f"p{uuid.uuid4().hex[:10]}")
+
+
+def _store(uri, **kw):
+    from repspace.collections.pg_store import PgStore
+    from repspace.collections.uri import parse_uri
+
+    p = parse_uri(uri)
+    return PgStore(p.dsn, p.name, **kw)
+
+
+def _rows(ids, vectors=None, column="v_0", payloads=None, texts=None):
+    n = len(ids)
+    cols = {"id": pa.array(ids, pa.string()), "text": pa.array(texts or [None] * n, pa.string()),
+            "payload": pa.array(payloads or ["{}"] * n, pa.string())}
+    if vectors is not None:
+        cols[column] = vector_array(vectors, vectors.shape[1], n)
+    return pa.table(cols)
+
+
+def _connections(pg_dsn, application_name):
+    import psycopg
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                            (application_name,)).fetchone()[0]
+
+
+# ------------------------------------------------------------ compare-and-set
+def test_meta_compare_and_set(pg_uri):
+    c = Collection.create(pg_uri, model="ext", dim=D)
+    a, b = _store(pg_uri), _store(pg_uri)
+    try:
+        assert a.read_meta()["revision"] == 1  # create stores revision 1
+        ma, mb = a.read_meta(), b.read_meta()
+        ma["spec"], mb["spec"] = "HNSW16", "HNSW32"
+        written = a.write_meta(ma, expected=1)
+        assert written is ma and written["revision"] == 2
+        with pytest.raises(ConcurrentChangeError, match=r"'%s' changed since it was read \(revision 1, now 2\); "
+                           r"nothing was written: re-read and retry" % c.name):
+            b.write_meta(mb, expected=1)
+        assert mb["revision"] == 1  # a refused write leaves the caller's dict alone
+        stored = b.read_meta()
+        assert stored["spec"] == "HNSW16" and stored["revision"] == 2
+        mb = b.read_meta()
+        mb["spec"] = "HNSW32"
+        assert b.write_meta(mb, expected=2)["revision"] == 3
+        assert a.read_meta()["spec"] == "HNSW32"
+        # each write of the metadata is a new version too (caches refresh)
+        v = a.version()
+        a.write_meta(a.read_meta(), expected=3)
+        assert a.version() == v + 1 and b.read_meta()["revision"] == 4
+    finally:
+        a.close(), b.close(), c.close()
+
+
+def test_meta_without_revision_is_revision_0(pg_uri, pg_dsn):
+    import json
+
+    import psycopg
+
+    c = Collection.create(pg_uri, model="ext", dim=D)
+    name = c.name
+    c.close()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:  # a collection stored before revisions existed
+        conn.execute("UPDATE repspace_collections SET meta = meta - 'revision' WHERE name = %s", (name,))
+        assert "revision" not in json.loads(json.dumps(conn.execute(
+            "SELECT meta FROM repspace_collections WHERE name = %s", (name,)).fetchone()[0]))
+    s = _store(pg_uri)
+    try:
+        m = s.read_meta()
+        assert m["revision"] == 0
+        with pytest.raises(ConcurrentChangeError):
+            s.write_meta(dict(m), expected=1)
+        assert s.write_meta(m, expected=0)["revision"] == 1
+        assert Collection.open(pg_uri).slots[0].dim == D  # the collection still opens
+    finally:
+        s.close()
+
+
+def test_cas_on_a_missing_collection_says_not_found(pg_uri):
+    s = _store(pg_uri)
+    try:
+        with pytest.raises(CollectionNotFoundError):
+            s.write_meta({"format": "x"}, expected=0)
+    finally:
+        s.close()
+
+
+def test_racing_cas_writers_lose_no_update(pg_uri):
+    """Eight threads each add one key by read / compare-and-set / retry: every key lands exactly once."""
+    Collection.create(pg_uri, model="ext", dim=D).close()
+    stores = [_store(pg_uri) for _ in range(4)]
+    conflicts = []
+
+    def add(j):
+        s = stores[j % len(stores)]
+        while True:
+            m = s.read_meta()
+            m.setdefault("marks", []).append(j)
+            try:
+                s.write_meta(m, expected=m["revision"])
+                return
+            except ConcurrentChangeError:
+                conflicts.append(j)
+
+    threads = [threading.Thread(target=add, args=(j,)) for j in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    m = stores[0].read_meta()
+    assert sorted(m["marks"]) == list(range(8)) and m["revision"] == 1 + 8
+    for s in stores:
+        s.close()
+
+
+# ------------------------------------------------------------------- pool
+def test_pool_serves_concurrent_searches_and_upserts(pg_uri):
+    n0, threads_n, rounds = 300, 6, 15
+    r = np.random.default_rng(0)
+    v = r.normal(size=(n0, D)).astype(np.float32)
+    c = Collection.create(pg_uri, model="ext", dim=D)
+    c.upsert([f"base-{k}" for k in range(n0)], vectors=v)
+    c.close()
+    store = _store(pg_uri, pool_max=4)
+    spec = parse_spec("Flat")
+    errors, seen_sizes = [], []
+    start = threading.Barrier(threads_n)
+
+    def work(t):
+        try:
+            start.wait()
+            for i in range(rounds):
+                if t % 2:
+                    hits = store.native_search("v_0", D, v[i : i + 1], 5, {}, spec)
+                    assert hits[0][0][0] == f"base-{i}" and abs(hits[0][0][1] - 1.0) < 1e-5
+                else:
+                    w = np.full((3, D), t + i + 1, np.float32)
+                    store.upsert(_rows([f"t{t}-{i}-{j}" for j in range(3)], w))
+                seen_sizes.append(store.connections._pool.get_stats()["pool_size"])
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert store.count() == n0 + (threads_n // 2) * rounds * 3
+    assert max(seen_sizes) <= 4  # bounded
+    got = store.fetch(["t0-0-0", "t2-3-1"], ["id", "v_0"]).sort_by("id")
+    np.testing.assert_array_equal(np.asarray(got.column("v_0").to_pylist(), np.float32),
+                                  [[1.0] * D, [6.0] * D])
+    store.close()
+    assert store.connections._pool is None
+    assert store.count() == n0 + (threads_n // 2) * rounds * 3  # a later call opens a fresh pool
+    store.close()
+
+
+def test_pool_bounds_and_close_release_connections(pg_dsn):
+    import time
+
+    uri = with_collection(pg_dsn + ("&" if "?" in pg_dsn else "?") + "application_name=rs_pool_test",
+                          f"p{uuid.uuid4().hex[:10]}")
+    Collection.create(uri, model="ext", dim=D).close()
+    s = _store(uri, pool_max=3)
+    held = []
+    try:
+        for _ in range(3):  # check three connections out at once
+            cm = s._conn(tx=False)
+            held.append((cm, cm.__enter__()))
+        assert _connections(pg_dsn, "rs_pool_test") == 3
+        assert s.connections._pool.get_stats()["pool_size"] == 3
+    finally:
+        for cm, _ in held:
+            cm.__exit__(None, None, None)
+    s.close()
+    deadline = time.time() + 5
+    while _connections(pg_dsn, "rs_pool_test") and time.time() < deadline:
+        time.sleep(0.05)
+    assert _connections(pg_dsn, "rs_pool_test") == 0
+    with pytest.raises(InvalidInputError):
+        _store(uri, pool_max=0)
+
+
+def test_a_lone_caller_keeps_one_warm_connection(pg_uri):
+    """After a busy spell grew the pool, one caller at a time is served by the same backend (not round robin)."""
+    Collection.create(pg_uri, model="ext", dim=D).close()
+    s = _store(pg_uri, pool_max=4)
+    held = [s._conn(tx=False) for _ in range(4)]
+    for cm in held:
+        cm.__enter__()
+    for cm in held:
+        cm.__exit__(None, None, None)
+    assert s.connections._pool.get_stats()["pool_size"] == 4
+    pids = set()
+    for _ in range(8):
+        with s._conn(tx=False) as conn:
+            pids.add(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+    assert len(pids) == 1
+    s.close()
+
+
+def test_pool_size_from_the_environment(pg_uri, monkeypatch):
+    monkeypatch.setenv("REPSPACE_PG_POOL_MAX", "3")
+    assert _store(pg_uri).pool_max == 3
+    monkeypatch.setenv("REPSPACE_PG_POOL_MAX", "lots")
+    with pytest.raises(InvalidInputError, match="REPSPACE_PG_POOL_MAX"):
+        _store(pg_uri)
+
+
+# ---------------------------------------------------------------- catalog
+def test_catalog_facts_read_once_per_version(pg_uri):
+    c = Collection.create(pg_uri, model="ext", dim=D)
+    v = np.ones((4, D), np.float32)
+    c.upsert(["a", "b", "c", "d"], vectors=v)
+    s, other = _store(pg_uri), _store(pg_uri)
+    try:
+        s.upsert(_rows(["a", "b"], v[:2] * 2))  # an id that exists: the ON CONFLICT path reads the catalog
+        cat = s._catalog[1]
+        assert cat.columns == {"v_0": D}
+        for k in range(5):
+            s.upsert(_rows(["a", "b"], v[:2] * (3 + k)))
+            s.delete(["zz"])
+        assert s._catalog[1] is cat  # our own writes keep the facts: no catalog read per operation
+        other.add_vector_column("v_1", 3)  # another handle changes the schema
+        s.upsert(_rows(["a"], v[:1]))
+        assert s._catalog[1] is not cat and s._catalog[1].columns == {"v_0": D, "v_1": 3}
+        other.update_vectors("v_1", ["a", "b"], np.ones((2, 3), np.float32))
+        s.upsert(_rows(["a"], v[:1] * 7))  # a whole-row replace nulls the vector columns it does not give
+        t = s.fetch(["a", "b"], ["id", "v_0", "v_1"]).sort_by("id")
+        assert t.column("v_1").to_pylist() == [None, [1.0, 1.0, 1.0]]
+        assert t.column("v_0").to_pylist()[0] == [7.0] * D
+        # a column dropped by another handle after this one read the catalog: its vectors are left out, as before
+        s.upsert(_rows(["a"], np.ones((1, 3), np.float32), column="v_1"))
+        other.drop_vector_column("v_1")
+        s.upsert(_rows(["a", "e"], np.ones((2, 3), np.float32), column="v_1"))
+        assert s.count() == 5 and s._catalog[1].columns == {"v_0": D}
+        # index existence is a catalog fact too: preparing a spec twice creates the index once
+        s.prepare_spec("v_0", D, parse_spec("HNSW16"))
+        assert any(i.endswith("_hnsw") for i in s._catalog[1].indexes)
+        s.prepare_spec("v_0", D, parse_spec("HNSW16"))
+    finally:
+        s.close(), other.close(), c.close()
+
+
+# ------------------------------------------------------------ rows to Arrow
+@pytest.mark.parametrize("dim", [D, 384])
+def test_binary_rows_to_arrow(pg_uri, dim):
+    c = Collection.create(pg_uri, model="ext", dim=dim)
+    c.add_slot("second", dim=3)
+    r = np.random.default_rng(1)
+    v = r.normal(size=(50, dim)).astype(np.float32)
+    ids = [f"i{k:03d}" for k in range(50)]
+    texts = [None if k % 5 == 0 else f"text {k} \\0 back\\slash nul\x00" for k in range(50)]
+    pls = [{"k": k, "s": f"a\x00b\\{k}", "é": [1.5, None, True]} if k % 3 else {} for k in range(50)]
+    c.upsert(ids, vectors=v, texts=texts, payloads=pls)
+    c.update_vectors("second", ids[::2], np.full((25, 3), 0.5, np.float32))
+    s = _store(pg_uri)
+    try:
+        batches = list(s.scan(["id", "text", "payload", "v_0", "v_1"], batch_rows=16))
+        assert [b.num_rows for b in batches] == [16, 16, 16, 2]
+        t = pa.Table.from_batches(batches)
+        assert t.schema.field("v_0").type == pa.list_(pa.float32(), dim)
+        assert t.schema.field("v_1").type == pa.list_(pa.float32(), 3)
+        assert t.column("id").to_pylist() == ids
+        assert t.column("text").to_pylist() == texts
+        import json
+
+        assert [json.loads(p) for p in t.column("payload").to_pylist()] == pls
+        np.testing.assert_array_equal(np.asarray(t.column("v_0").to_pylist(), np.float32), v)
+        assert t.column("v_1").to_pylist() == [[0.5] * 3 if k % 2 == 0 else None for k in range(50)]
+        # a batch where no row has a vector still knows the dimension
+        f = s.fetch(["i001", "i003"], ["id", "v_1"])
+        assert f.schema.field("v_1").type == pa.list_(pa.float32(), 3) and f.column("v_1").null_count == 2
+        assert s.fetch([], ["id", "v_0"]).num_rows == 0
+    finally:
+        s.close(), c.close()
+
+
+def test_no_fstring_sql():
+    import inspect
+    import re
+
+    from repspace.collections import pg_store
+
+    src = inspect.getsource(pg_store)
+    assert not re.search(r"""execute\(\s*f["']""", src)
+    assert not re.search(r"""f["'][^"']*\b(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\b""", src)
