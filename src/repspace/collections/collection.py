@@ -16,6 +16,7 @@ Slots of models repspace does not know hold bring-your-own vectors (`upsert(vect
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -52,6 +53,7 @@ class Collection:
         self._encoders: dict[str, Any] = {}
         self._caches: dict[str, SlotCache] = {}
         self._memo: dict[str, tuple[Any, Any]] = {}  # per-version artefacts of the upgrade (adapter, row maps)
+        self.lock = threading.RLock()  # guards the in-memory layer (caches, memo, encoders): searches may run at once
 
     # ------------------------------------------------------------ opening
     @classmethod
@@ -207,7 +209,8 @@ class Collection:
     def drop_column(self, slot: Slot) -> None:
         """Drop a slot that the metadata no longer lists: its vectors and its cache."""
         self.store.drop_vector_column(slot.column)
-        self._caches.pop(slot.name, None)
+        with self.lock:
+            self._caches.pop(slot.name, None)
 
     def memo(self, key: str, version: Any, build: Callable[[], Any]) -> Any:
         """`build()`, kept under `key` until `version` changes (the upgrade's adapter, row maps, blocks)."""
@@ -222,6 +225,10 @@ class Collection:
         if not s.encodes:
             raise InvalidInputError(f"slot {s.name!r} holds vectors of an external model ({s.model!r}); "
                                     "repspace cannot encode for it: upsert vectors instead of texts", param="texts")
+        with self.lock:
+            return self._encoders.get(s.name) or self._load_encoder(s)
+
+    def _load_encoder(self, s: Slot):
         if s.name not in self._encoders:
             from repspace.encoders import get_encoder
 
@@ -319,8 +326,9 @@ class Collection:
         before = self._versions()
         self._write(self.meta, lambda: self.store.update_vectors(s.column, ids, v, texts=texts))
         if texts is not None:  # which rows matched is the store's secret: reload the caches
-            for c in self._caches.values():
-                c.version = object()
+            with self.lock:
+                for c in self._caches.values():
+                    c.version = object()
             return
 
         def apply(c: SlotCache, name: str) -> None:
@@ -360,7 +368,8 @@ class Collection:
         return self.store.version() if self._caches else None
 
     def _after_write(self, before: Any, apply: Callable[[SlotCache, str], None]) -> None:
-        keep_in_step(self._caches, self.store, before, apply)
+        with self.lock:
+            keep_in_step(self._caches, self.store, before, apply)
 
     # ------------------------------------------------------------- reads
     def count(self, slot: str | None = None) -> int:
@@ -412,6 +421,11 @@ class Collection:
             c.load(self.store)
         return c
 
+    def vectors_for(self, slot: str, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(has (n,) bool, the slot's unit vectors of the ids (n, dim), zero rows for none), from the search layer."""
+        with self.lock:
+            return self.cache(slot).vectors_for(ids)
+
     def query_vectors(self, texts: Sequence[str] | None, vectors: Any, slot: dict[str, Any]) -> np.ndarray:
         if (texts is None) == (vectors is None):
             raise InvalidInputError("search needs exactly one of texts or vectors")
@@ -453,7 +467,8 @@ class Collection:
         native = self.store.native_search(s.column, s.dim, q, k, flt, spec)
         if native is not None:
             return [[{"id": i, "score": sc, "payload": p} for i, sc, p in row] for row in native]
-        hits = self.cache(s.name).search(q, k, flt)
+        with self.lock:
+            hits = self.cache(s.name).search(q, k, flt)
         return [[{"id": i, "score": sc, "payload": json.loads(p)} for i, sc, p in row] for row in hits]
 
     # ------------------------------------------------------- import/export

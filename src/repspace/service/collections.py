@@ -3,8 +3,10 @@
 `--collections ROOT` is a directory (collection NAME is the CLI's URI ROOT/NAME) or a PostgreSQL DSN (NAME is its
 `?collection=NAME`), so the CLI and the server work on the same collections. Every route is a thin skin over
 `repspace.collections` (no logic here that the library lacks). Writes are answered once committed (durable).
-Operations on one collection are serialised by a lock per collection (searches included); a background
-backfill uses its own handle, so searches keep being served while it runs and see each batch as it commits.
+Writes and administrative operations on one collection are serialised by a lock per collection; searches are not
+(the `Collection` guards its in-memory layer itself, and a PostgreSQL collection searches through a connection pool,
+so searches run at once); a background backfill uses its own handle, so searches keep being served while it runs and
+see each batch as it commits.
 """
 
 from __future__ import annotations
@@ -258,13 +260,12 @@ def search(name: str, body: SearchBody, state: ServiceState = Depends(get_state)
         raise ServiceError("give exactly one of text or vector", param="text")
     if body.text is not None and not body.text.strip():
         raise ServiceError("text is empty", param="text")
-    c, lock = _open(state, name)
-    with lock:
-        if body.text is not None:
-            hits = c.search(texts=[body.text], k=body.k, filter=body.filter, strategy=body.strategy)
-        else:
-            hits = c.search(vectors=np.asarray([body.vector], dtype=np.float64), k=body.k, filter=body.filter,
-                            strategy=body.strategy)
+    c, _ = _open(state, name)  # no collection lock: searches run at once (the Collection guards its caches)
+    if body.text is not None:
+        hits = c.search(texts=[body.text], k=body.k, filter=body.filter, strategy=body.strategy)
+    else:
+        hits = c.search(vectors=np.asarray([body.vector], dtype=np.float64), k=body.k, filter=body.filter,
+                        strategy=body.strategy)
     return {"hits": hits[0]}
 
 

@@ -72,7 +72,7 @@ def backfill_order(coll, order: str = "random") -> tuple[list[str], int]:
     else:
         from repspace.collections.upgrade.fusion import ResidualRidge
 
-        has, v_old = coll.cache(up.old).vectors_for(todo)
+        has, v_old = coll.vectors_for(up.old, todo)
         pred = ResidualRidge.from_list(up.uncertainty["w"] + [up.uncertainty["b"]]).decision_function(v_old)
         pred = pred.astype(np.float64)
         pred[~has] = np.inf

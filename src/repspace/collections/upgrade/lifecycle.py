@@ -132,7 +132,7 @@ def _fit(coll, up, order: list[str], vec_new: np.ndarray, texts: dict[str, str],
     from repspace.alignment.api import make_translator
     from repspace.spaces import Space
 
-    has, vec_old = coll.cache(up.old).vectors_for(order)
+    has, vec_old = coll.vectors_for(up.old, order)
     X, Y = vec_new[has], vec_old[has]
     new, old = coll.slot(up.new), coll.slot(up.old)
     adapter = make_translator(up.method, seed=up.seed).fit(

@@ -57,8 +57,10 @@ def search_encoded(coll, q_old: np.ndarray | None, q_new: np.ndarray | None, k: 
     """The upgrade's strategies on queries already encoded by the old (`q_old`) and new (`q_new`) models."""
     up = coll.meta.upgrade
     version = coll.store.version()
-    ctx = _Context(coll, coll.cache(up.old, version), coll.cache(up.new, version), q_old, q_new, flt or {}, candidates)
-    return SEARCHES[check_strategy(strategy)](ctx, k)
+    with coll.lock:  # the collection's in-memory layer (caches, per-version artefacts)
+        ctx = _Context(coll, coll.cache(up.old, version), coll.cache(up.new, version), q_old, q_new, flt or {},
+                       candidates)
+        return SEARCHES[check_strategy(strategy)](ctx, k)
 
 
 class _Context:
