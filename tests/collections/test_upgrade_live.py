@@ -218,9 +218,15 @@ def test_searches_racing_a_switch_never_fail(new_uri, items):
     t = threading.Thread(target=reader)
     t.start()
     try:
+        deadline = time.time() + 60
+        while not answers and not errors and time.time() < deadline:  # the reader searches before the switches
+            time.sleep(0.05)
         for _ in range(3):
             up.switch(c, force=True)
             c.transition(lambda m: replace(m, active=OLD, upgrade=replace(m.upgrade, state="open")))
+            seen = len(answers)
+            while len(answers) == seen and not errors and time.time() < deadline:  # a search between switches
+                time.sleep(0.01)
         up.switch(c, force=True)
     finally:
         done.set()
