@@ -5,10 +5,10 @@ import uuid
 
 import pytest
 
-BACKENDS = ["lancedb", "pgvector"]
+from repspace.collections.choices import BACKENDS
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=list(BACKENDS))
 def backend(request):
     return request.param
 

@@ -27,22 +27,12 @@ from repspace.collections.cache import SlotCache, keep_in_step
 from repspace.collections.meta import CollectionMeta, Slot
 from repspace.collections.payload import MAX_ID_CHARS, check_filter, check_payload, check_utf8, dumps, matches, query_texts
 from repspace.collections.slots import check_spec_fits, collection_spec, describe_model, fit_spec
-from repspace.collections.store import Store, vector_array, vectors_of
+from repspace.collections.store import Store, open_store, vector_array, vectors_of
 from repspace.collections.uri import CollectionURI, parse_uri
 from repspace.errors import (CollectionError, ConcurrentChangeError, DimensionMismatchError, InvalidInputError,
                              InvalidVectorsError)
 from repspace.index.spec import IndexSpec, parse_spec
 from repspace.spaces.space import check_finite, check_ids
-
-def open_store(uri: CollectionURI) -> Store:
-    if uri.backend == "lancedb":
-        from repspace.collections.lance_store import LanceStore
-
-        return LanceStore(uri.path)
-    from repspace.collections.pg_store import PgStore
-
-    return PgStore(uri.dsn, uri.name)
-
 
 class Collection:
     """A collection in LanceDB (a directory) or PostgreSQL + pgvector (a DSN with ?collection=NAME)."""

@@ -34,6 +34,10 @@ TABLE = "items"
 class LanceStore(Store):
     backend = "lancedb"
 
+    @classmethod
+    def from_uri(cls, uri) -> "LanceStore":
+        return cls(uri.path)
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._db = None

@@ -96,6 +96,10 @@ def _prepare_database(conn) -> None:
 class PgStore(Store):
     backend = "pgvector"
 
+    @classmethod
+    def from_uri(cls, uri) -> "PgStore":
+        return cls(uri.dsn, uri.name)
+
     def __init__(self, dsn: str, name: str, *, pool_min: int = 1, pool_max: int | None = None,
                  pool_timeout: float = 30.0) -> None:
         self.dsn, self.name = dsn, name

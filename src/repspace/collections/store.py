@@ -17,6 +17,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
+from repspace.collections.choices import BACKENDS
+
 BASE_COLUMNS = ("id", "text", "payload")
 
 
@@ -44,7 +46,12 @@ def vectors_of(column: pa.ChunkedArray | pa.Array, dim: int) -> tuple[np.ndarray
 
 
 class Store(ABC):
-    backend: str
+    backend: str  # its name in `choices.BACKENDS` (and in `collection.STORES`)
+
+    @classmethod
+    @abstractmethod
+    def from_uri(cls, uri: Any) -> "Store":
+        """The store a parsed `CollectionURI` names."""
 
     @abstractmethod
     def exists(self) -> bool: ...
@@ -128,3 +135,17 @@ class Store(ABC):
 
     def prepare_spec(self, column: str, dim: int, spec: Any) -> None:  # noqa: B027 - optional
         """Create the backend's own index structures for `spec` on `column` (if it has any)."""
+
+
+# backend name (`choices.BACKENDS`, what `parse_uri` says) -> the module and class of its store, loaded on first use
+STORES = {"lancedb": ("repspace.collections.lance_store", "LanceStore"),
+          "pgvector": ("repspace.collections.pg_store", "PgStore")}
+assert tuple(STORES) == BACKENDS
+
+
+def open_store(uri: Any) -> Store:
+    """The store of a parsed `CollectionURI`."""
+    import importlib
+
+    module, name = STORES[uri.backend]
+    return getattr(importlib.import_module(module), name).from_uri(uri)
