@@ -78,8 +78,7 @@ def main() -> None:
         print("| pair | top-1 % | mAP@R % | criterion M(new,old) > M(old,old) (top-1 / mAP@R, every seed) |")
         print("|---|---|---|---|")
         for key, vals in rows.items():
-            fmt = (lambda v: f"{statistics.mean(v):.3f}" + (f" ± {statistics.stdev(v):.3f}" if len(v) > 1 else "")) \
-                if key.endswith("gain") else \
+            fmt = _gain_cell if key.endswith("gain") else \
                 (lambda v: f"{100 * statistics.mean(v):.2f}" + (f" ± {100 * statistics.stdev(v):.2f}" if len(v) > 1 else ""))
             crit = ""
             if key.endswith("new->old"):
@@ -89,6 +88,15 @@ def main() -> None:
     print("\n| method | seconds per epoch (60k images, mean) |\n|---|---|")
     for method, secs in epoch_s.items():
         print(f"| {method} | {statistics.mean(secs):.1f} |")
+
+
+def _gain_cell(v: list[float]) -> str:
+    """Mean ± sd over the seeds where the gain is defined (a compatible pair); n/a where it never is."""
+    ok = [x for x in v if x == x]  # NaN: the pair failed the criterion in that seed, so it has no gain
+    if not ok:
+        return "n/a (not compatible)"
+    cell = f"{statistics.mean(ok):.3f}" + (f" ± {statistics.stdev(ok):.3f}" if len(ok) > 1 else "")
+    return cell + (f" ({len(ok)} of {len(v)} seeds)" if len(ok) < len(v) else "")
 
 
 if __name__ == "__main__":
