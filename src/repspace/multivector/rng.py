@@ -35,8 +35,11 @@ class WordStream:
     def peek(self, n: int) -> np.ndarray:
         """The next n words without consuming them (uint64 holding 32-bit values)."""
         if self._pos + n > len(self._buf):
-            more = max(n, 4096) + (self._pos + n - len(self._buf))
-            self._buf = np.concatenate([self._buf[self._pos:], self._bg.random_raw(more).astype(np.uint64)])
+            if self._pos > len(self._buf):  # skipped past the buffer: drop those words from the generator
+                self._bg.random_raw(self._pos - len(self._buf))
+                self._buf, self._pos = self._buf[:0], 0
+            rest = self._buf[self._pos:]
+            self._buf = np.concatenate([rest, self._bg.random_raw(max(n, 4096)).astype(np.uint64)])
             self._pos = 0
         return self._buf[self._pos:self._pos + n]
 
