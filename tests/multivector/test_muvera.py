@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from repspace.errors import InvalidInputError, InvalidVectorsError
-from repspace.multivector import FDEConfig, TokenSet, encode_documents, encode_queries, maxsim, maxsim_scores, search
+from repspace.multivector import (
+    FDEConfig,
+    TokenSet,
+    encode_documents,
+    encode_queries,
+    maxsim,
+    maxsim_scores,
+    search,
+)
 from repspace.multivector.rng import WordStream, index_sign_pairs
 from repspace.ops.search import normalize_rows
 

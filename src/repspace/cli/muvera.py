@@ -21,7 +21,7 @@ FLAGS = {"side": "--side", "num_repetitions": "--repetitions", "num_simhash_proj
 Repetitions = Annotated[int, typer.Option("--repetitions", help="Independent SimHash partitions (R).")]
 Simhash = Annotated[int, typer.Option("--simhash", help="SimHash bits per repetition (k_sim): 2**k buckets.")]
 Proj = Annotated[int, typer.Option("--proj", help="Inner AMS projection of each token (d_proj); 0 = none.")]
-FinalDim = Annotated[Optional[int], typer.Option("--final-dim", help="Count-Sketch of the whole FDE to this many "
+FinalDim = Annotated[int | None, typer.Option("--final-dim", help="Count-Sketch of the whole FDE to this many "
                                                  "dimensions (default: none).")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of every random matrix (queries and documents must share it).")]
 
@@ -36,12 +36,12 @@ def _config(model, repetitions: int, simhash: int, proj: int, final_dim: int | N
 def muvera_encode(
     model: Annotated[str, typer.Option("--model", help="A sentence-transformers model (built-in name or directory).")],
     out: Annotated[Path, typer.Option("--out", help="Output space directory (FDEs + tokens.safetensors).")],
-    dataset: Annotated[Optional[str], typer.Option("--dataset", help="NAME[:VIEW][@SPLIT], e.g. bbc-news:body@test.")] = None,
-    input: Annotated[Optional[Path], typer.Option("--input", help=".txt, .jsonl, .csv or .parquet of texts.")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="NAME[:VIEW][@SPLIT], e.g. bbc-news:body@test.")] = None,
+    input: Annotated[Path | None, typer.Option("--input", help=".txt, .jsonl, .csv or .parquet of texts.")] = None,
     side: Annotated[str, typer.Option("--side", help="query (bucket sums) or document (bucket means, empty "
                                                      "buckets filled).")] = "document",
     repetitions: Repetitions = 20, simhash: Simhash = 5, proj: Proj = 16, final_dim: FinalDim = None, seed: Seed = 1,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Encode only the first N items.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Encode only the first N items.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     text_column: Annotated[str, typer.Option("--text-column")] = "text",
@@ -71,7 +71,7 @@ def muvera_eval(
     k: Annotated[int, typer.Option("--k", help="Rank cut-off of nDCG and of the exact MaxSim top k.")] = 10,
     shortlist: Annotated[int, typer.Option("--shortlist", help="FDE candidates re-ranked by exact MaxSim.")] = 100,
     repetitions: Repetitions = 20, simhash: Simhash = 5, proj: Proj = 16, final_dim: FinalDim = None, seed: Seed = 1,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="Use only the first N queries and N corpus items.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Use only the first N queries and N corpus items.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 32,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,

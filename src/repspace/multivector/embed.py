@@ -3,8 +3,8 @@ non-padding tokens (special tokens included), L2-normalised, plus the model's me
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -16,14 +16,15 @@ SimHash and the AMS matrix; the Count-Sketch uses seed) and its unscaled +-1 AMS
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from repspace.errors import InvalidInputError
-from repspace.multivector.tokens import TokenSet
 from repspace.multivector.rng import WordStream, index_sign_pairs, normal_floats
+from repspace.multivector.tokens import TokenSet
 
 MAX_SEED = 2**31 - 1
 
@@ -86,7 +87,7 @@ class FDEConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "FDEConfig":
+    def from_dict(cls, d: dict[str, Any]) -> FDEConfig:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 

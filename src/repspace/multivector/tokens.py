@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -21,8 +21,8 @@ class TokenSet:
     offsets: np.ndarray
 
     @classmethod
-    def from_arrays(cls, items: "Sequence[np.ndarray] | TokenSet", dim: int | None = None,
-                    what: str = "tokens") -> "TokenSet":
+    def from_arrays(cls, items: Sequence[np.ndarray] | TokenSet, dim: int | None = None,
+                    what: str = "tokens") -> TokenSet:
         """Validate a list of (n_i, d) arrays (or a TokenSet): one clear error for ragged dimensions, items without
         tokens, non-numeric or non-finite values."""
         if isinstance(items, TokenSet):
@@ -74,7 +74,7 @@ class TokenSet:
     def __iter__(self) -> Iterator[np.ndarray]:
         return (self[i] for i in range(len(self)))
 
-    def take(self, rows: Sequence[int] | np.ndarray) -> "TokenSet":
+    def take(self, rows: Sequence[int] | np.ndarray) -> TokenSet:
         rows = np.asarray(rows, dtype=np.int64)
         lengths = self.lengths[rows]
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
@@ -93,7 +93,7 @@ class TokenSet:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "TokenSet":
+    def load(cls, path: str | Path) -> TokenSet:
         from safetensors.numpy import load_file
 
         path = Path(path)
