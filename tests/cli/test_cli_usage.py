@@ -3,7 +3,7 @@ tree is composed in one place (`repspace.cli.main.compose`) with every command n
 
 import pytest
 
-GROUPS = ["align", "index", "compress", "upgrade", "collection"]
+GROUPS = ["align", "index", "compress", "muvera", "upgrade", "collection"]
 COMMANDS = ["encode", "info", "models", "datasets", "demo", "eval", "compare", "compat", "report", "search", "train",
             "import", "serve"]
 

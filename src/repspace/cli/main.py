@@ -30,7 +30,7 @@ def compose(root: typer.Typer) -> typer.Typer:
     """Register every command and command group on `root`, in help order (once; later calls return it as is)."""
     if any(c.name == "encode" for c in root.registered_commands):
         return root
-    from repspace.cli import align, collection, compress, demo, evaluate, index, serve, spaces, train, upgrade
+    from repspace.cli import align, collection, compress, demo, evaluate, index, muvera, serve, spaces, train, upgrade
 
     for name, command in (("encode", spaces.encode), ("info", spaces.info), ("models", spaces.models),
                           ("datasets", spaces.datasets), ("demo", demo.demo), ("eval", evaluate.eval_cmd),
@@ -40,6 +40,7 @@ def compose(root: typer.Typer) -> typer.Typer:
     root.add_typer(index.index_app, name="index")
     root.command("search")(index.search)
     root.add_typer(compress.compress_app, name="compress")
+    root.add_typer(muvera.muvera_app, name="muvera")
     root.add_typer(upgrade.upgrade_app, name="upgrade")
     root.command("train")(train.train)
     root.add_typer(collection.collection_app, name="collection")
