@@ -119,8 +119,10 @@ def upgrade_start(
 
 def _print_status(st: dict) -> None:
     con = Console(markup=False, highlight=False)
+    at = st.get("evaluated_at_fraction")
+    when = "" if at is None or at == st["fraction"] else f" (as measured at {at:.1%}; `upgrade evaluate` measures it now)"
     con.print(f"upgrade {st['old']} -> {st['new']} ({st['state']}): {st['fraction']:.1%} backfilled; gate "
-              f"{'passes' if st['gate'] and st['gate'].get('passed') else 'does not pass'}")
+              f"{'passes' if st['gate'] and st['gate'].get('passed') else 'does not pass'}{when}")
     for name, m in (st.get("metrics") or {}).items():
         con.print(f"  {name:8s} recall@10 {m['recall@10']:.4f}  ndcg@10 {m['ndcg@10']:.4f}  "
                   f"negative flips {m['negative_flip_rate'] or 0:.3f}")
