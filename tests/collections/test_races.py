@@ -196,3 +196,44 @@ def test_upsert_races_finish(new_uri, items, tmp_path):
             assert len(late) == 40 and all(r["vector"] is not None for r in late)
         else:
             assert late == []
+
+
+def test_searches_on_a_shared_handle_racing_switch_and_finish(new_uri, items):
+    """The service's case: searches run at once on one shared handle (no collection lock) while administrative
+    commands change it; every search answers, on the collection before or after each change."""
+    import threading
+
+    c = _collection(new_uri(), items, upgrade=True)
+    up.backfill(c)
+    errors, answers, done = [], [], threading.Event()
+
+    def reader():
+        while not done.is_set():
+            try:
+                answers.append(len(c.search(texts=["markets and shares"], k=3)[0]))
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+                return
+
+    def settle(n: int) -> None:
+        deadline = time.time() + 60
+        seen = len(answers)
+        while len(answers) < seen + n and not errors and time.time() < deadline:
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        settle(2)
+        up.switch(c, force=True)
+        settle(2)
+        up.finish(c)
+        settle(2)
+    finally:
+        done.set()
+        for t in threads:
+            t.join(60)
+    assert not errors, errors
+    assert len(answers) >= 6 and all(a == 3 for a in answers)
+    assert c.upgrade is None and [s.name for s in c.slots] == [NEW]

@@ -210,8 +210,8 @@ class Collection:
         return hit[1]
 
     # ---------------------------------------------------------- encoding
-    def encoder(self, slot: str | None = None):
-        s = self.slot(slot)
+    def encoder(self, slot: str | Slot | None = None):
+        s = slot if isinstance(slot, Slot) else self.slot(slot)
         if not s.encodes:
             raise InvalidInputError(f"slot {s.name!r} holds vectors of an external model ({s.model!r}); "
                                     "repspace cannot encode for it: upsert vectors instead of texts", param="texts")
@@ -229,7 +229,7 @@ class Collection:
             self._encoders[s.name] = enc
         return self._encoders[s.name]
 
-    def encode(self, data: Sequence[Any], slot: str | None = None, batch_size: int = 64) -> np.ndarray:
+    def encode(self, data: Sequence[Any], slot: str | Slot | None = None, batch_size: int = 64) -> np.ndarray:
         """Encode texts (or image paths / arrays) with a slot's model."""
         enc = self.encoder(slot)
         if len(data) == 0:
@@ -398,10 +398,10 @@ class Collection:
             rows[i] = row
         return [rows[i] for i in dict.fromkeys(ids) if i in rows]
 
-    def cache(self, slot: str | None = None, version: Any = None) -> SlotCache:
-        """The in-memory search layer of a slot, in step with the store (`version`: a token just read, to
-        check several slots against one read)."""
-        s = self.slot(slot)
+    def cache(self, slot: str | Slot | None = None, version: Any = None) -> SlotCache:
+        """The in-memory search layer of a slot (a name, or the `Slot` of a metadata snapshot), in step with the store
+        (`version`: a token just read, to check several slots against one read)."""
+        s = slot if isinstance(slot, Slot) else self.slot(slot)
         c = self._caches.get(s.name)
         if c is None or c.column != s.column:
             c = self._caches[s.name] = SlotCache(s.column, s.dim, fit_spec(self.spec, s.dim), s.model)
@@ -420,7 +420,7 @@ class Collection:
         if (texts is None) == (vectors is None):
             raise InvalidInputError("search needs exactly one of texts or vectors")
         if texts is not None:
-            return self.encode(query_texts(texts), slot.name)
+            return self.encode(query_texts(texts), slot)
         v = np.asarray(vectors)
         if v.ndim == 1:
             v = v[None, :]
@@ -436,11 +436,22 @@ class Collection:
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InvalidInputError(f"k must be a positive integer, got {k!r}")
         flt = check_filter(filter)
-        self.reload()
-        if slot is None and self.meta.upgrade is not None and self.meta.upgrade.serving and strategy != "active":
+        read = self.reload()
+        try:
+            return self._search(read, texts, vectors, k, flt, slot, strategy)
+        except Exception:
+            if self._read_meta().revision == read.revision:
+                raise
+            # another command switched, finished or rolled back meanwhile: once more, on what the collection is now
+            return self._search(self.reload(), texts, vectors, k, flt, slot, strategy)
+
+    def _search(self, meta: CollectionMeta, texts, vectors, k: int, flt: dict[str, str], slot: str | None,
+                strategy: str | None) -> list[list[dict[str, Any]]]:
+        """One search on the metadata `meta` (a snapshot: concurrent commands may replace `self.meta`)."""
+        if slot is None and meta.upgrade is not None and meta.upgrade.serving and strategy != "active":
             from repspace.collections.upgrade import upgrade_search
 
-            return upgrade_search(self, texts, vectors, k, flt, strategy)
+            return upgrade_search(self, meta, texts, vectors, k, flt, strategy)
         if strategy not in (None, "active", "old"):
             from repspace.collections.choices import SEARCH_STRATEGIES
 
@@ -448,46 +459,25 @@ class Collection:
                 raise InvalidInputError(f"unknown strategy {strategy!r}; choose from {', '.join(SEARCH_STRATEGIES)}",
                                         param="strategy")
             raise InvalidInputError(f"strategy {strategy!r} needs an open upgrade (start one first)", param="strategy")
-        s = self.slot(slot)
+        s = meta.slot(slot)
         q = self.query_vectors(texts, vectors, s)
         return self.search_slot(s, q, k, flt)
 
-    def search_slot(self, s: dict[str, Any], q: np.ndarray, k: int, flt: dict[str, str]) -> list[list[dict[str, Any]]]:
+    def search_slot(self, s: Slot, q: np.ndarray, k: int, flt: dict[str, str]) -> list[list[dict[str, Any]]]:
         spec = fit_spec(self.spec, s.dim)
         native = self.store.native_search(s.column, s.dim, q, k, flt, spec)
         if native is not None:
             return [[{"id": i, "score": sc, "payload": p} for i, sc, p in row] for row in native]
         with self.lock:
-            hits = self.cache(s.name).search(q, k, flt)
+            hits = self.cache(s).search(q, k, flt)
         return [[{"id": i, "score": sc, "payload": json.loads(p)} for i, sc, p in row] for row in hits]
 
     # ------------------------------------------------------- import/export
     def export(self, out: str | Path | None = None, *, slot: str | None = None, label_key: str = "label"):
         """The slot's vectors as a `Space` (items without a vector of the slot are left out); saved to `out`."""
-        from repspace.spaces import Space
+        from repspace.collections.ingest import export_space
 
-        s = self.slot(slot)
-        ids, labels, blocks = [], [], []
-        for batch in self.store.scan(["id", "payload", s.column]):
-            valid, v = vectors_of(batch.column(s.column), s.dim)
-            keep = np.flatnonzero(valid)
-            bid, bp = batch.column("id").to_pylist(), batch.column("payload").to_pylist()
-            ids += [bid[j] for j in keep]
-            for j in keep:
-                val = json.loads(bp[j] or "{}").get(label_key)
-                labels.append(None if val is None else str(val))
-            blocks.append(v)
-        if not ids:
-            raise CollectionError(f"slot {s.name!r} of collection {self.name!r} holds no vectors to export")
-        vectors = np.concatenate(blocks)
-        order = np.argsort(np.asarray(ids, dtype=object), kind="stable")
-        ids = [ids[j] for j in order]
-        has_labels = any(lab is not None for lab in labels)
-        space = Space(vectors[order], ids, [labels[j] for j in order] if has_labels else None, model=s.model,
-                      model_version=s.model_version, extra={"collection": self.name, "slot": s.name})
-        if out is not None:
-            space.save(out)
-        return space
+        return export_space(self, out, slot=slot, label_key=label_key)
 
     # -------------------------------------------------------------- info
     def info(self) -> dict[str, Any]:

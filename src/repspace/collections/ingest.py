@@ -1,4 +1,5 @@
-"""Streaming, resumable upserts of many items: `upsert_items` (texts/images) and `upsert_space` (vectors).
+"""Streaming, resumable upserts of many items: `upsert_items` (texts/images) and `upsert_space` (vectors); and
+`export_space`, a slot back to a Space.
 
 Input is cut into fixed batches by position; each batch is one atomic write. A re-run of the same
 job skips every batch whose items are all stored already with the same text, payload and a vector
@@ -179,3 +180,33 @@ def upsert_space(coll: Collection, space, *, slot: str | None = None, batch_size
         return stop - start, 0
 
     return _run(coll, space.count, batch_size, progress, "upsert", one)
+
+
+def export_space(coll: "Collection", out=None, *, slot: str | None = None, label_key: str = "label"):
+    """A slot's vectors as a `Space` sorted by id (items without a vector of the slot are left out; labels from the
+    payload's `label_key`); saved to `out` when given."""
+    from repspace.errors import CollectionError
+    from repspace.spaces import Space
+
+    s = coll.slot(slot)
+    ids, labels, blocks = [], [], []
+    for batch in coll.store.scan(["id", "payload", s.column]):
+        valid, v = vectors_of(batch.column(s.column), s.dim)
+        keep = np.flatnonzero(valid)
+        bid, bp = batch.column("id").to_pylist(), batch.column("payload").to_pylist()
+        ids += [bid[j] for j in keep]
+        for j in keep:
+            val = json.loads(bp[j] or "{}").get(label_key)
+            labels.append(None if val is None else str(val))
+        blocks.append(v)
+    if not ids:
+        raise CollectionError(f"slot {s.name!r} of collection {coll.name!r} holds no vectors to export")
+    vectors = np.concatenate(blocks)
+    order = np.argsort(np.asarray(ids, dtype=object), kind="stable")
+    ids = [ids[j] for j in order]
+    has_labels = any(lab is not None for lab in labels)
+    space = Space(vectors[order], ids, [labels[j] for j in order] if has_labels else None, model=s.model,
+                  model_version=s.model_version, extra={"collection": coll.name, "slot": s.name})
+    if out is not None:
+        space.save(out)
+    return space

@@ -22,9 +22,10 @@ def save_adapter(coll, adapter) -> None:
         coll.store.put_blob(ADAPTER_BLOB, buf.getvalue())
 
 
-def load_adapter(coll):
-    """The open upgrade's adapter, read once per upgrade (keyed by its start time) and kept on the collection."""
-    up = coll.meta.open_upgrade()
+def load_adapter(coll, up=None):
+    """The open upgrade's adapter (of `up`, default the collection's), read once per upgrade (keyed by its start time)
+    and kept on the collection."""
+    up = up or coll.meta.open_upgrade()
     return coll.memo("adapter", up.started, lambda: _read(coll))
 
 

@@ -30,51 +30,54 @@ def check_strategy(strategy: str | None) -> str:
     return strategy
 
 
-def upgrade_search(coll, texts, vectors, k: int, flt: dict[str, str], strategy: str | None,
+def upgrade_search(coll, meta, texts, vectors, k: int, flt: dict[str, str], strategy: str | None,
                    candidates: int | None = None) -> list[list[dict[str, Any]]]:
-    """`Collection.search` while an upgrade serves: texts are encoded by the models each strategy needs."""
+    """`Collection.search` while an upgrade serves (`meta`: the metadata snapshot the search runs on): texts are
+    encoded by the models each strategy needs."""
     from repspace.collections.payload import query_texts
 
-    up = coll.meta.upgrade
+    up = meta.upgrade
     strategy = check_strategy(strategy)
     if vectors is not None:
         if strategy not in ("old", DEFAULT_STRATEGY) or texts is not None:
             raise InvalidInputError("during an upgrade, query vectors search the active slot only: give texts to "
                                     "use the upgrade's strategies", param="vectors")
-        s = coll.slot()
+        s = meta.slot()
         return coll.search_slot(s, coll.query_vectors(None, vectors, s), k, flt)
     if texts is None:
         raise InvalidInputError("search needs texts or vectors", param="texts")
     texts = query_texts(texts)
-    q_old = coll.encode(texts, up.old) if strategy in ("old", "fused") else None
-    q_new = coll.encode(texts, up.new) if strategy != "old" else None
-    return search_encoded(coll, q_old, q_new, k, flt, strategy, candidates)
+    q_old = coll.encode(texts, meta.slot(up.old)) if strategy in ("old", "fused") else None
+    q_new = coll.encode(texts, meta.slot(up.new)) if strategy != "old" else None
+    return search_encoded(coll, q_old, q_new, k, flt, strategy, candidates, meta=meta)
 
 
 def search_encoded(coll, q_old: np.ndarray | None, q_new: np.ndarray | None, k: int,
                    flt: dict[str, str] | None = None, strategy: str = DEFAULT_STRATEGY,
-                   candidates: int | None = None) -> list[list[dict[str, Any]]]:
-    """The upgrade's strategies on queries already encoded by the old (`q_old`) and new (`q_new`) models."""
-    up = coll.meta.upgrade
+                   candidates: int | None = None, meta=None) -> list[list[dict[str, Any]]]:
+    """The upgrade's strategies on queries already encoded by the old (`q_old`) and new (`q_new`) models (on the
+    metadata snapshot `meta`, default the collection's)."""
+    meta = meta or coll.meta
+    up = meta.open_upgrade()
     version = coll.store.version()
     with coll.lock:  # the collection's in-memory layer (caches, per-version artefacts)
-        ctx = _Context(coll, coll.cache(up.old, version), coll.cache(up.new, version), q_old, q_new, flt or {},
-                       candidates)
+        ctx = _Context(coll, up, coll.cache(meta.slot(up.old), version), coll.cache(meta.slot(up.new), version),
+                       q_old, q_new, flt or {}, candidates)
         return SEARCHES[check_strategy(strategy)](ctx, k)
 
 
 class _Context:
     """What a strategy searches with: the two slots' caches and the encoded queries (adapted on first use)."""
 
-    def __init__(self, coll, old_c, new_c, q_old, q_new, flt, candidates) -> None:
-        self.coll, self.old_c, self.new_c, self.q_old, self.q_new = coll, old_c, new_c, q_old, q_new
+    def __init__(self, coll, up, old_c, new_c, q_old, q_new, flt, candidates) -> None:
+        self.coll, self.up, self.old_c, self.new_c, self.q_old, self.q_new = coll, up, old_c, new_c, q_old, q_new
         self.flt, self.candidates = flt, candidates
         self._q_ad = None
 
     @property
     def q_ad(self) -> np.ndarray:
         if self._q_ad is None:
-            self._q_ad = load_adapter(self.coll).transform(self.q_new)
+            self._q_ad = load_adapter(self.coll, self.up).transform(self.q_new)
         return self._q_ad
 
     def fused(self, weights, k: int) -> list[list[dict[str, Any]]]:
@@ -88,7 +91,7 @@ SEARCHES = {
     "old": lambda c, k: _as_hits(c.old_c.search(c.q_old, k, c.flt)),
     "adapted": lambda c, k: _as_hits(c.old_c.search(c.q_ad, k, c.flt)),
     "mixed": lambda c, k: c.fused(MIXED, k),
-    "fused": lambda c, k: c.fused(c.coll.meta.upgrade.fusion or NEUTRAL, k),
+    "fused": lambda c, k: c.fused(c.up.fusion or NEUTRAL, k),
     "new": lambda c, k: _as_hits(c.new_c.search(c.q_new, k, c.flt)),
 }
 assert tuple(SEARCHES) == STRATEGIES
