@@ -5,7 +5,7 @@ import pytest
 
 GROUPS = ["align", "index", "compress", "muvera", "upgrade", "collection"]
 COMMANDS = ["encode", "info", "models", "datasets", "demo", "eval", "compare", "compat", "report", "search", "train",
-            "import", "serve"]
+            "import", "serve", "limit"]
 
 
 def _usage_error(code, err):

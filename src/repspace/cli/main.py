@@ -30,7 +30,8 @@ def compose(root: typer.Typer) -> typer.Typer:
     """Register every command and command group on `root`, in help order (once; later calls return it as is)."""
     if any(c.name == "encode" for c in root.registered_commands):
         return root
-    from repspace.cli import align, collection, compress, demo, evaluate, index, muvera, serve, spaces, train, upgrade
+    from repspace.cli import (align, collection, compress, demo, evaluate, index, limit, muvera, serve, spaces, train,
+                              upgrade)
 
     for name, command in (("encode", spaces.encode), ("info", spaces.info), ("models", spaces.models),
                           ("datasets", spaces.datasets), ("demo", demo.demo), ("eval", evaluate.eval_cmd),
@@ -46,6 +47,7 @@ def compose(root: typer.Typer) -> typer.Typer:
     root.add_typer(collection.collection_app, name="collection")
     root.command("import")(collection.import_vectors)
     root.command("serve")(serve.serve)
+    root.command("limit")(limit.limit)
     return root
 
 

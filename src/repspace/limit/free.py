@@ -1,0 +1,134 @@
+"""One free-embedding fit: can n documents in d dimensions serve every k-subset as some query's exact top-k?
+
+The "free embedding" experiment of Weller et al. (2025), "On the Theoretical Limitations of Embedding-Based
+Retrieval": query and document vectors are parameters optimised directly (no encoder, the best case any model
+could reach). There is one query per k-subset of the n documents (C(n, k) queries); query i's relevant set is
+its subset. Vectors are unit-normalised, scores are dot products over a temperature, and the loss is the
+softmax (InfoNCE) loss over all n documents, each relevant document a positive against all non-relevant ones:
+
+    loss_i = mean_{r in R_i} -log( exp(s_ir / t) / (exp(s_ir / t) + sum_{j not in R_i} exp(s_ij / t)) )
+
+(summing the positives inside one softmax instead lets a query settle on one relevant document and ignore the
+other, which never reaches an exact top-k.)
+
+Full-batch Adam; every `check_every` steps the fit is scored: a query is solved when all of its k relevant
+documents score strictly above every other document. The fit stops at 100 %, when the accuracy has not improved
+for `patience` steps, or after `steps` steps.
+
+    r = fit_free_embeddings(n=5, k=2, dim=3, seed=0)
+    r.solved, r.accuracy, r.steps
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from itertools import combinations
+
+from repspace.errors import InvalidInputError
+from repspace.ops.torchstate import seeded
+
+DEFAULTS = {"steps": 4000, "lr": 0.1, "temperature": 0.1, "patience": 1000, "check_every": 25}
+
+
+@dataclass(frozen=True)
+class FreeFit:
+    """The outcome of one fit: `solved` when every query's top-k was exactly its relevant set."""
+
+    n: int
+    k: int
+    dim: int
+    queries: int
+    solved: bool
+    accuracy: float
+    steps: int
+    seed: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_int(value: object, name: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InvalidInputError(f"{name} must be an integer >= {low}; got {value!r}", param=name)
+    return int(value)
+
+
+def _check_positive(value: object, name: str) -> float:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not math.isfinite(v) or v <= 0:
+        raise InvalidInputError(f"{name} must be a positive number; got {value!r}", param=name)
+    return v
+
+
+def check_shape(dim: object, k: object) -> tuple[int, int]:
+    """(dim, k) as ints, or InvalidInputError naming the parameter."""
+    return _check_int(dim, "dim", 1), _check_int(k, "k", 1)
+
+
+def relevance(n: int, k: int):
+    """The (C(n, k), n) boolean qrel matrix: one row per k-subset of range(n), in lexicographic order."""
+    import torch
+
+    subsets = list(combinations(range(n), k))
+    rel = torch.zeros(len(subsets), n, dtype=torch.bool)
+    rel[torch.arange(len(subsets)).repeat_interleave(k), torch.tensor(subsets).reshape(-1)] = True
+    return rel
+
+
+def solved_queries(scores, rel):
+    """Per query: every relevant document scores strictly above every non-relevant one."""
+    import torch
+
+    inf = torch.tensor(float("inf"), dtype=scores.dtype)
+    low_rel = torch.where(rel, scores, inf).amin(dim=1)
+    high_other = torch.where(rel, -inf, scores).amax(dim=1)
+    return low_rel > high_other
+
+
+def fit_free_embeddings(n: int, k: int, dim: int, *, steps: int = DEFAULTS["steps"], lr: float = DEFAULTS["lr"],
+                        temperature: float = DEFAULTS["temperature"], patience: int = DEFAULTS["patience"],
+                        check_every: int = DEFAULTS["check_every"], seed: int = 0) -> FreeFit:
+    """Optimise C(n, k) query and n document vectors of dimension `dim` so each query's top-k is its subset."""
+    dim, k = check_shape(dim, k)
+    n = _check_int(n, "n", k)
+    steps = _check_int(steps, "steps", 1)
+    patience = _check_int(patience, "patience", 1)
+    check_every = _check_int(check_every, "check_every", 1)
+    lr = _check_positive(lr, "lr")
+    temperature = _check_positive(temperature, "temperature")
+    import torch
+
+    rel = relevance(n, k)
+    m = rel.shape[0]
+    with seeded(seed=seed, threads=1):
+        q = torch.randn(m, dim, dtype=torch.float64, requires_grad=True)
+        d = torch.randn(n, dim, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Adam([q, d], lr=lr)
+        neg_inf = torch.tensor(float("-inf"), dtype=torch.float64)
+        best, best_step, step, acc = -1.0, 0, 0, 0.0
+        while step < steps:
+            scores = torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(d, dim=1).T
+            if step % check_every == 0:
+                acc = float(solved_queries(scores.detach(), rel).double().mean())
+                if acc >= 1.0:
+                    break
+                if acc > best:
+                    best, best_step = acc, step
+                elif step - best_step >= patience:
+                    break
+            logits = scores / temperature
+            neg = torch.logsumexp(torch.where(rel, neg_inf, logits), dim=1, keepdim=True)
+            loss = torch.nn.functional.softplus(neg - logits)[rel].mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+        else:
+            with torch.no_grad():
+                scores = torch.nn.functional.normalize(q, dim=1) @ torch.nn.functional.normalize(d, dim=1).T
+                acc = float(solved_queries(scores, rel).double().mean())
+    return FreeFit(n=n, k=k, dim=dim, queries=m, solved=acc >= 1.0, accuracy=acc, steps=step, seed=seed)

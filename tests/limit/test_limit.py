@@ -1,0 +1,82 @@
+"""The LIMIT capacity test (repspace.limit): free-embedding fits with known answers, the critical-n search and
+`repspace limit`. Small dimensions only (each fit is at most a few hundred queries)."""
+
+import json
+
+import pytest
+
+from repspace.errors import InvalidInputError
+from repspace.limit import critical_n, fit_free_embeddings
+from repspace.limit.free import relevance, solved_queries
+
+FAST = {"patience": 300, "tries": 2}  # enough for d <= 4; the defaults are for the docs' table
+
+
+def test_relevance_has_one_query_per_k_subset():
+    rel = relevance(5, 2)
+    assert tuple(rel.shape) == (10, 5)
+    assert rel.sum(dim=1).tolist() == [2] * 10
+    assert len({tuple(r.tolist()) for r in rel}) == 10
+
+
+def test_solved_means_exact_top_k_with_strict_margin():
+    import torch
+
+    rel = torch.tensor([[True, True, False], [True, False, True]])
+    scores = torch.tensor([[0.9, 0.5, 0.4], [0.9, 0.5, 0.5]])  # second: a tie with a non-relevant doc
+    assert solved_queries(scores, rel).tolist() == [True, False]
+
+
+def test_orthogonal_room_is_solved():
+    """d >= n: documents can be an orthonormal basis and each query the sum of its subset."""
+    fit = fit_free_embeddings(n=5, k=2, dim=5, seed=0)
+    assert fit.solved and fit.accuracy == 1.0 and fit.queries == 10
+
+
+@pytest.mark.parametrize("dim,n", [(1, 3), (2, 4)])
+def test_infeasible_cases_fail(dim, n):
+    """Unit vectors in 1-d are +-1; on a circle the two nearest points to any direction are neighbours, so with
+    4 points the two non-adjacent pairs are never a top-2."""
+    fit = fit_free_embeddings(n=n, k=2, dim=dim, seed=0, patience=300)
+    assert not fit.solved and fit.accuracy < 1.0
+
+
+def test_critical_n_small_and_never_decreasing_in_dim():
+    found = {d: critical_n(d, 2, seed=0, **FAST) for d in (2, 3, 4)}
+    assert found[2].critical_n == 3 and found[2].stopped_by == "failed" and not found[2].capped
+    assert found[2].critical_n <= found[3].critical_n <= found[4].critical_n
+    assert found[4].critical_n > found[2].critical_n
+    last = found[2].trials[-1]
+    assert last.n == 4 and not last.solved
+
+
+def test_deterministic_and_capped_at_max_n():
+    a = critical_n(3, 2, max_n=4, seed=7, **FAST)
+    b = critical_n(3, 2, max_n=4, seed=7, **FAST)
+    assert [t.to_dict() for t in a.trials] == [t.to_dict() for t in b.trials]
+    assert a.critical_n == 4 and a.capped and a.stopped_by == "max_n"
+
+
+@pytest.mark.parametrize("kwargs,param", [({"dim": 0}, "dim"), ({"dim": 2, "k": 0}, "k"),
+                                          ({"dim": 2, "max_n": 2}, "max_n"), ({"dim": 2, "lr": -1.0}, "lr")])
+def test_bad_input_names_the_parameter(kwargs, param):
+    with pytest.raises(InvalidInputError) as e:
+        critical_n(**kwargs)
+    assert e.value.param == param and "--" not in str(e.value)
+
+
+def test_cli_json(cli):
+    code, out, err = cli("limit", "--dim", 2, "--k", 2, "--json", "--patience", 300, "--tries", 1)
+    assert code == 0, err
+    result = json.loads(out)
+    assert {"dim", "k", "critical_n"} <= set(result)
+    assert (result["dim"], result["k"], result["critical_n"]) == (2, 2, 3)
+    assert "n=4" in err  # progress on stderr
+
+
+@pytest.mark.parametrize("args,flag", [(["--dim", 0], "--dim"), (["--dim", 2, "--k", 0], "--k")])
+def test_cli_bad_input_is_one_error_line(cli, args, flag):
+    code, out, err = cli("limit", *args)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and flag in lines[0] and "Traceback" not in err
