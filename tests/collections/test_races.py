@@ -55,7 +55,7 @@ def _consistent(uri):
         return c.meta
 
 
-def _race(a: list[str], b: list[str], delay: float = 8.0) -> list[subprocess.CompletedProcess]:
+def _race(a: list[str], b: list[str], delay: float = 5.0) -> list[subprocess.CompletedProcess]:
     """Two CLI processes, started together once both have imported repspace."""
     at = str(time.time() + delay)
     procs = [subprocess.Popen([sys.executable, "-c", RACER, at, *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
