@@ -12,7 +12,6 @@ over the rows) and `per_slot_top_k` (a non-Flat spec, or EXACT_FUSED_CELLS patch
 with other weights. Real models: glove-50 (old) -> minilm-l3-onnx, 120 bbc-news items, 60 backfilled.
 """
 
-import hashlib
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ import pytest
 from repspace.collections import Collection
 from repspace.collections import upgrade as up
 from repspace.collections.upgrade import scorer
+from tests.collections.conftest import bbc_leads
 
 pytestmark = pytest.mark.real
 OLD, NEW = "glove-50", "minilm-l3-onnx"
@@ -53,17 +53,7 @@ def spy(monkeypatch, name):
 
 # ---------------------------------------------------------------------------------------------------------------
 def _items():
-    from repspace.datasets import load_dataset
-
-    it = load_dataset("bbc-news:text@test")
-    seen, rows = set(), []
-    leads = [" ".join(x.split()[:40]) for x in it.data]  # an article's lead: cheap to encode
-    for j, t in enumerate(leads):
-        if t not in seen:
-            seen.add(t)
-            rows.append(j)
-    rows = sorted(sorted(rows, key=lambda j: hashlib.sha256(it.ids[j].encode()).hexdigest())[:N_ITEMS])
-    return [it.ids[j] for j in rows], [leads[j] for j in rows], [str(it.labels[j]) for j in rows]
+    return bbc_leads(N_ITEMS)
 
 
 def _build(path, spec, items):

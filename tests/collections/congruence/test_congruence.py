@@ -7,10 +7,11 @@ of one against the other, at least RECALL_BOUND. Then a whole model upgrade on b
 120 items, a fixed seed and a fixed sample): start, backfill in steps, every strategy with and without a filter at
 each step, switch, finish — the same answers, fusion weights and metrics."""
 
-import hashlib
 
 import numpy as np
 import pytest
+
+from tests.collections.conftest import bbc_leads
 
 from repspace.collections import Collection
 from repspace.collections import upgrade as up
@@ -184,17 +185,7 @@ QUERIES = ["oil prices and the economy", "football match result", "mobile phone 
 
 @pytest.fixture(scope="module")
 def news():
-    from repspace.datasets import load_dataset
-
-    it = load_dataset("bbc-news:text@test")
-    seen, rows = set(), []
-    leads = [" ".join(x.split()[:40]) for x in it.data]  # an article's lead: cheap to encode
-    for j, txt in enumerate(leads):
-        if txt not in seen:
-            seen.add(txt)
-            rows.append(j)
-    rows = sorted(sorted(rows, key=lambda j: hashlib.sha256(it.ids[j].encode()).hexdigest())[:120])
-    return [it.ids[j] for j in rows], [leads[j] for j in rows], [str(it.labels[j]) for j in rows]
+    return bbc_leads(120)
 
 
 def _searches(t, strategies=up.STRATEGIES):
