@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,13 +36,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import free_port, start_service  # noqa: E402
 K = 10
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def queries(n: int, dim: int, seed: int = 7) -> np.ndarray:
@@ -94,24 +89,8 @@ def drive(n_clients: int, qs: np.ndarray, one) -> dict:
 
 # ------------------------------------------------------------------ HTTP side
 def start_server(src: str, dsn: str, port: int) -> subprocess.Popen:
-    import httpx
-
-    env = dict(os.environ, PYTHONPATH=src, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "repspace.cli.main", "serve", "--no-auth", "--host", "127.0.0.1", "--port", str(port),
-           "--models", "glove-50", "--collections", dsn, "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server ({src}) ended: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not start")
+    return start_service(["--no-auth", "--models", "glove-50", "--collections", dsn, "--log-level", "warning"], port,
+                         env=dict(os.environ, PYTHONPATH=src, OMP_NUM_THREADS="1"))
 
 
 def http_level(base: str, name: str, n_clients: int, qs: np.ndarray) -> dict:

@@ -12,9 +12,7 @@ Usage: python benchmarks/serve_load.py [--seconds 60] [--writers 2] [--searchers
 from __future__ import annotations
 
 import argparse
-import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,34 +24,16 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine  # noqa: E402
+from _common import free_port, machine, start_service  # noqa: E402
 
 D = 384
 KEY = "bench-key-0123456789abcdef"
 H = {"Authorization": f"Bearer {KEY}"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(root: Path, port: int, keyfile: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "repspace.cli.main", "serve", "--port", str(port), "--models", "glove-50",
-           "--collections", str(root), "--api-key-file", str(keyfile), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not become ready")
+    return start_service(["--models", "glove-50", "--collections", str(root), "--api-key-file", str(keyfile),
+                          "--log-level", "warning"], port)
 
 
 def pct(xs: list[float], p: float) -> float:

@@ -24,6 +24,11 @@ from repspace.errors import InvalidInputError
 from repspace.ops.search import normalize_rows, topk_rows
 
 Hit = tuple[str, float, str]  # id, score, payload JSON
+
+
+def hits_of(rows: list[list[Hit]]) -> list[list[dict[str, Any]]]:
+    """A cache's hits as the search results collections answer: [[{"id", "score", "payload"}, …], …]."""
+    return [[{"id": i, "score": s, "payload": json.loads(p)} for i, s, p in row] for row in rows]
 SMALL_BATCH = 16
 
 

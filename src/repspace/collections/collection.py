@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from repspace.collections.cache import SlotCache, keep_in_step
+from repspace.collections.cache import SlotCache, hits_of, keep_in_step
 from repspace.collections.meta import CollectionMeta, Slot
 from repspace.collections.payload import MAX_ID_CHARS, check_filter, check_payload, check_utf8, dumps, matches, query_texts
 from repspace.collections.slots import check_spec_fits, collection_spec, describe_model, fit_spec
@@ -469,8 +469,7 @@ class Collection:
         if native is not None:
             return [[{"id": i, "score": sc, "payload": p} for i, sc, p in row] for row in native]
         with self.lock:
-            hits = self.cache(s).search(q, k, flt)
-        return [[{"id": i, "score": sc, "payload": json.loads(p)} for i, sc, p in row] for row in hits]
+            return hits_of(self.cache(s).search(q, k, flt))
 
     # ------------------------------------------------------- import/export
     def export(self, out: str | Path | None = None, *, slot: str | None = None, label_key: str = "label"):

@@ -47,11 +47,15 @@ def serving_upgrade(coll):
     return up
 
 
+def progress(coll, up) -> tuple[int, int, float]:
+    """(live items, those holding a vector of the upgrade `up`'s new slot, their share)."""
+    n, done = coll.count(), coll.count(up.new)
+    return n, done, float(done / n) if n else 1.0
+
+
 def fraction(coll) -> float:
-    """The share of live items that hold a vector of the upgrade's new slot."""
-    up = coll.reload().open_upgrade()
-    n = coll.count()
-    return float(coll.count(up.new) / n) if n else 1.0
+    """The share of live items that hold a vector of the open upgrade's new slot."""
+    return progress(coll, coll.reload().open_upgrade())[2]
 
 
 def backfill_order(coll, order: str = "random") -> tuple[list[str], int]:

@@ -25,7 +25,8 @@ import numpy as np
 
 from repspace.collections.choices import ADAPTER_METHODS, DEFAULT_STRATEGY, STRATEGIES
 from repspace.collections.upgrade.adapter import save_adapter
-from repspace.collections.upgrade.backfill import backfill_order, fraction, item_hash, scan_texts, serving_upgrade, texts_of
+from repspace.collections.upgrade.backfill import (backfill_order, fraction, item_hash, progress, scan_texts,
+                                                   serving_upgrade, texts_of)
 from repspace.collections.upgrade.fusion import ResidualRidge, fit_fusion, fusion_pairs
 from repspace.collections.upgrade.search import search_encoded
 from repspace.errors import CollectionError, InvalidInputError, UnknownNameError
@@ -205,13 +206,12 @@ def _metrics(hits: list[list[dict]], relevant: Sequence[str | Sequence[str]]) ->
     from repspace.evaluation.metrics import ranking_metrics
 
     m = ranking_metrics([[h["id"] for h in row] for row in hits], list(relevant), 10)
-    n = max(1, len(hits))
-    out: dict[str, float] = {}
+    n = len(hits)
+    out: dict[str, float] = {"queries": n}
     for key in ("recall@10", "ndcg@10"):
-        out[key] = float(m[key].mean()) if len(hits) else 0.0
+        out[key] = float(m[key].mean()) if n else 0.0
         out[f"{key}_se"] = float(m[key].std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
-    return {"recall@10": out["recall@10"], "ndcg@10": out["ndcg@10"], "recall@10_se": out["recall@10_se"],
-            "ndcg@10_se": out["ndcg@10_se"], "queries": len(hits)}
+    return out
 
 
 def negative_flips(old_hits: list[list[dict]], new_hits: list[list[dict]], relevant: Sequence[str], k: int = 1) -> float:
@@ -252,8 +252,9 @@ def status(coll) -> dict[str, Any]:
     recorded = dict(up.gate or {})
     metrics = recorded.pop("metrics", {})
     recorded.pop("fraction", None)
+    count, backfilled, frac = progress(coll, up)
     return {"collection": coll.name, "old": up.old, "new": up.new, "state": up.state, "active": meta.active,
-            "method": up.method, "fraction": fraction(coll), "count": coll.count(), "backfilled": coll.count(up.new),
+            "method": up.method, "fraction": frac, "count": count, "backfilled": backfilled,
             "gate": recorded or None, "metrics": metrics, "evaluated_at_fraction": (up.gate or {}).get("fraction"),
             "default_strategy": DEFAULT_STRATEGY, "golden_queries": len(up.golden)}
 

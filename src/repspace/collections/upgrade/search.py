@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from repspace.collections.cache import hits_of
 from repspace.collections.choices import DEFAULT_STRATEGY, STRATEGIES
 from repspace.collections.upgrade.adapter import load_adapter
 from repspace.collections.upgrade.fusion import MIXED, NEUTRAL
@@ -88,16 +89,11 @@ class _Context:
 
 # one function per strategy (its name in `choices.STRATEGIES`)
 SEARCHES = {
-    "old": lambda c, k: _as_hits(c.old_c.search(c.q_old, k, c.flt)),
-    "adapted": lambda c, k: _as_hits(c.old_c.search(c.q_ad, k, c.flt)),
+    "old": lambda c, k: hits_of(c.old_c.search(c.q_old, k, c.flt)),
+    "adapted": lambda c, k: hits_of(c.old_c.search(c.q_ad, k, c.flt)),
     "mixed": lambda c, k: c.fused(MIXED, k),
     "fused": lambda c, k: c.fused(c.up.fusion or NEUTRAL, k),
-    "new": lambda c, k: _as_hits(c.new_c.search(c.q_new, k, c.flt)),
+    "new": lambda c, k: hits_of(c.new_c.search(c.q_new, k, c.flt)),
 }
 assert tuple(SEARCHES) == STRATEGIES
 
-
-def _as_hits(rows):
-    import json
-
-    return [[{"id": i, "score": s, "payload": json.loads(p)} for i, s, p in row] for row in rows]
