@@ -9,11 +9,13 @@ from typing import Any
 import typer
 
 class _App(typer.Typer):
-    """The root app: every command runs inside `flag_hints()`, so a library error whose `param` is in `FLAGS`
-    names its flag even in a command that sets no hints of its own."""
+    """The root app: every command runs inside `flag_hints()` given the command line, so a library error whose
+    `param` is in `FLAGS`, or is the name of one of the invoked command's options, names its flag even in a command
+    that sets no hints of its own."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        with flag_hints():
+        argv = kwargs.get("args")
+        with flag_hints(_argv=list(argv) if argv is not None else sys.argv[1:]):
             return super().__call__(*args, **kwargs)
 
 
@@ -82,10 +84,25 @@ FLAGS: dict[str, str] = {
 }
 
 
-def flag_hints(**flags: str):
+def _option_flag(argv: list[str], param: str) -> str | None:
+    """The flag of the option named `param` of the command `argv` invokes (its longest spelling), if it has one."""
+    try:
+        cmd = typer.main.get_command(app)
+        for token in argv:
+            sub = getattr(cmd, "commands", {}).get(token)
+            if sub is None:
+                break
+            cmd = sub
+        return next((max(p.opts, key=len) for p in cmd.params if p.name == param and getattr(p, "opts", None)), None)
+    except Exception:  # noqa: BLE001 - a hint only; never hide the error itself
+        return None
+
+
+def flag_hints(_argv: list[str] | None = None, **flags: str):
     """Context manager: a RepspaceError raised inside whose `param` (the library argument at fault) is one of
-    `flags` (this command's flags) or of `FLAGS` gets that flag added to its message, e.g.
-    flag_hints(pairs="--pairs"). The innermost `flag_hints` decides; outer ones leave the error alone."""
+    `flags` (this command's flags) or of `FLAGS` — or, given the command line `_argv`, the name of an option of the
+    invoked command — gets that flag added to its message, e.g. flag_hints(pairs="--pairs"). The innermost
+    `flag_hints` that finds a flag decides; outer ones leave the error alone."""
     import contextlib
 
     from repspace.errors import RepspaceError
@@ -97,11 +114,13 @@ def flag_hints(**flags: str):
         try:
             yield
         except RepspaceError as e:
-            if not getattr(e, "_flag_hinted", False):
-                e._flag_hinted = True
-                flag = hinted.get(getattr(e, "param", None) or "")
-                if flag and flag not in str(e):
-                    e.args = (f"{e} [{flag}]",)
+            param = getattr(e, "param", None) or ""
+            if param and not getattr(e, "_flag_hinted", False):
+                flag = hinted.get(param) or (_option_flag(_argv, param) if _argv is not None else None)
+                if flag:
+                    e._flag_hinted = True
+                    if flag not in str(e):
+                        e.args = (f"{e} [{flag}]",)
             raise
 
     return hints()

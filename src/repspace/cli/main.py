@@ -54,36 +54,13 @@ def compose(root: typer.Typer) -> typer.Typer:
 compose(app)
 
 
-def _flag_for(argv: list[str] | None, param: str | None) -> str | None:
-    """The flag of the invoked command whose option is the library parameter `param` (library errors name
-    parameters; the CLI adds the flag the user typed them with)."""
-    if not param:
-        return None
-    import sys
-
-    try:
-        cmd = typer.main.get_command(app)
-        for token in (argv if argv is not None else sys.argv[1:]):
-            sub = getattr(cmd, "commands", {}).get(token)
-            if sub is None:
-                break
-            cmd = sub
-        for p in cmd.params:
-            if p.name == param and getattr(p, "opts", None):
-                return max(p.opts, key=len)
-    except Exception:  # noqa: BLE001 - a hint only; never hide the error itself
-        return None
-    return None
-
-
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (user errors: 2, one line on stderr, no traceback)."""
     try:
         result = app(args=argv, standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
     except RepspaceError as e:
-        flag = _flag_for(argv, getattr(e, "param", None))
-        click.echo(f"error: {e}" + (f" [{flag}]" if flag and flag not in str(e) else ""), err=True)
+        click.echo(f"error: {e}", err=True)
         return 2
     except _EXITS as e:
         return e.exit_code
