@@ -196,9 +196,10 @@ class Collection:
         self.transition(lambda m: m.without_slot(name))
         self.drop_column(s)
 
-    def drop_column(self, slot: Slot) -> None:
-        """Drop a slot that the metadata no longer lists: its vectors and its cache."""
-        self.store.drop_vector_column(slot.column)
+    def drop_column(self, slot: Slot, *, drop_old: bool = False) -> None:
+        """Drop a slot that the metadata no longer lists: its vectors and its cache (an attached table's own vector
+        column only with `drop_old`)."""
+        self.store.drop_vector_column(slot.column, **({"drop_old": True} if drop_old else {}))
         with self.lock:
             self._caches.pop(slot.name, None)
 
@@ -259,6 +260,7 @@ class Collection:
         must be the slot's. Slots left without a vector stay empty for those items (a backfill fills them).
         `data` encodes other inputs (image arrays) without storing them as text."""
         read = self.reload()
+        self.store.check_writable()
         ids = check_ids(ids)
         n = len(ids)
         if n == 0:
@@ -330,6 +332,7 @@ class Collection:
 
     def delete(self, ids: Sequence[str]) -> dict[str, int]:
         ids = [str(i) for i in ids]
+        self.store.check_writable()
         before = self._versions()
         n = self.store.delete(list(dict.fromkeys(ids)))
         self._after_write(before, lambda c, name: c.apply_delete(ids))
@@ -411,8 +414,13 @@ class Collection:
             c.load(self.store)
         return c
 
-    def vectors_for(self, slot: str, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(has (n,) bool, the slot's unit vectors of the ids (n, dim), zero rows for none), from the search layer."""
+    def vectors_for(self, slot: str | Slot, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(has (n,) bool, the slot's unit vectors of the ids (n, dim), zero rows for none), from the search layer (from
+        the store where nothing is cached: `Store.live`)."""
+        if self.store.live:
+            from repspace.collections.store import fetch_unit_vectors
+
+            return fetch_unit_vectors(self.store, slot if isinstance(slot, Slot) else self.slot(slot), ids)
         with self.lock:
             return self.cache(slot).vectors_for(ids)
 
@@ -485,5 +493,6 @@ class Collection:
         slots = [s.summary(self.count(s.name)) for s in m.slots]
         return {"name": self.name, "uri": str(self.uri), "backend": self.backend, "count": self.count(),
                 "spec": m.spec, "active": self.active, "slots": slots,
-                "upgrade": m.upgrade.to_dict() if m.upgrade else None, "created": m.created}
+                "upgrade": m.upgrade.to_dict() if m.upgrade else None, "created": m.created,
+                **({"attached": m.attached} if m.attached else {})}
 

@@ -36,7 +36,14 @@ class LanceStore(Store):
 
     @classmethod
     def from_uri(cls, uri) -> "LanceStore":
-        return cls(uri.path)
+        """The store of a collection directory; an application's attached table gets `AttachedLanceStore`."""
+        store = cls(uri.path)
+        attached = store.read_meta().get("attached") if store.exists() else None
+        if not attached:
+            return store
+        from repspace.collections.lance_attach import AttachedLanceStore
+
+        return AttachedLanceStore(uri.path, attached)
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

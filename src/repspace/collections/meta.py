@@ -166,6 +166,20 @@ class CollectionMeta(_Record):
         raise UnknownNameError(f"collection {self.name!r} has no slot {name!r}; slots: "
                                f"{', '.join(s.name for s in self.slots)}", param="slot")
 
+    @property
+    def attached(self) -> dict[str, Any] | None:
+        """The record of an application's attached table (`collections.attach`), or None."""
+        return self.extra.get("attached")
+
+    def with_side_table(self, side_table: bool) -> "CollectionMeta":
+        """Where an attached table's new slots go: a side table of repspace's (True) or a new column of the app's."""
+        if self.attached is None:
+            if side_table:
+                raise CollectionError(f"collection {self.name!r} is repspace's own: a side table is for attached "
+                                      "tables", param="side_table")
+            return self
+        return replace(self, extra={**self.extra, "attached": {**self.attached, "side_table": bool(side_table)}})
+
     def open_upgrade(self) -> UpgradeState:
         if self.upgrade is None:
             raise CollectionError(f"collection {self.name!r} has no open upgrade (start one first)")

@@ -98,7 +98,16 @@ class PgStore(Store):
 
     @classmethod
     def from_uri(cls, uri) -> "PgStore":
-        return cls(uri.dsn, uri.name)
+        """The store of a collection URI; an application's attached table gets `pg_attach.AttachedPgStore`."""
+        store = cls(uri.dsn, uri.name)
+        with store._conn(tx=False) as conn:
+            row = conn.execute(_SQL["meta"], (uri.name,)).fetchone()
+        attached = (row[0] or {}).get("attached") if row else None
+        if not attached:
+            return store
+        from repspace.collections.pg_attach import AttachedPgStore
+
+        return AttachedPgStore.over(store, attached)
 
     def __init__(self, dsn: str, name: str, *, pool_min: int = 1, pool_max: int | None = None,
                  pool_timeout: float = 30.0) -> None:

@@ -45,8 +45,25 @@ def vectors_of(column: pa.ChunkedArray | pa.Array, dim: int) -> tuple[np.ndarray
     return valid, np.asarray(flat, dtype=np.float32).reshape(-1, dim)
 
 
+def fetch_unit_vectors(store: "Store", slot: Any, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(has (n,) bool, the unit vectors of `slot` (a `meta.Slot`) of the ids, zero rows for none), read from the store."""
+    from repspace.ops.search import normalize_rows
+
+    t = store.fetch(list(dict.fromkeys(ids)), ["id", slot.column])
+    valid, v = vectors_of(t.column(slot.column), slot.dim)
+    at = {i: r for r, i in enumerate(np.asarray(t.column("id").to_pylist(), dtype=object)[valid])}
+    rows = np.asarray([at.get(i, -1) for i in ids], np.int64)
+    out = np.zeros((len(ids), slot.dim), np.float32)
+    if len(v):
+        out[rows >= 0] = normalize_rows(v)[rows[rows >= 0]]
+    return rows >= 0, out
+
+
 class Store(ABC):
     backend: str  # its name in `choices.BACKENDS` (and in `collection.STORES`)
+    # True for an application's attached table: its rows change without `version()` moving, so nothing of it is
+    # cached — every search is the store's own (`native_search`), every vector read a `fetch`
+    live = False
 
     @classmethod
     @abstractmethod
@@ -121,6 +138,12 @@ class Store(ABC):
     @abstractmethod
     def columns(self) -> list[str]:
         """The vector columns the items table has now (one per slot the metadata lists)."""
+
+    def check_writable(self) -> None:  # noqa: B027 - optional
+        """Refuse (a `CollectionError`) where repspace does not write rows (an application's attached table)."""
+
+    def check_drop_old(self) -> None:  # noqa: B027 - optional
+        """Refuse dropping an attached table's own vector column where the application still needs it."""
 
     def optimize(self) -> None:  # noqa: B027 - optional
         """Housekeeping after bulk writes (LanceDB: compact small files, prune versions older than a week)."""

@@ -50,7 +50,7 @@ def pseudo_query(text: str, words: int = 24) -> str:
 def start(coll, model: str, *, sample: int = 1000, method: str = "procrustes", seed: int = 0,
           golden: Sequence[tuple[str, str]] | None = None, golden_fraction: float = 0.2,
           fit_queries: Sequence[tuple[str, str]] | None = None, batch_size: int = 64, progress: bool = False,
-          evaluate_gate: bool = True) -> dict[str, Any]:
+          evaluate_gate: bool = True, side_table: bool = False) -> dict[str, Any]:
     """Add the new model's slot, re-embed a seeded sample of the stored texts (a fifth held out as golden queries
     unless `golden` is given), fit the adapter, the uncertainty model and the score fusion (on pseudo-queries, or on
     `fit_queries`: real (text, relevant id) pairs whose item is in the sample), and measure the gate."""
@@ -78,9 +78,10 @@ def start(coll, model: str, *, sample: int = 1000, method: str = "procrustes", s
     def golden_of(texts: dict[str, str]) -> list[tuple[str, str]]:
         return list(golden) if golden is not None else [(pseudo_query(texts[i]), i) for i in gold_ids if i in texts]
 
-    return start_from(coll, read, model, fit_ids, encode, method=method, seed=seed, sample=len(chosen), keep=True,
-                      golden=golden_of, fit_queries=fit_queries, evaluate_gate=evaluate_gate,
-                      extra_ids=gold_ids)
+    out = start_from(coll, read, model, fit_ids, encode, method=method, seed=seed, sample=len(chosen), keep=True,
+                     golden=golden_of, fit_queries=fit_queries, evaluate_gate=evaluate_gate,
+                     extra_ids=gold_ids, side_table=side_table)
+    return {**out, "without_text": len(ids) - len(with_text)}
 
 
 def start_from(coll, read, model: str, fit_ids: Sequence[str],
@@ -88,15 +89,17 @@ def start_from(coll, read, model: str, fit_ids: Sequence[str],
                seed: int = 0, sample: int | None = None, keep: bool = True,
                golden: Callable[[dict[str, str]], list[tuple[str, str]]] | None = None,
                fit_queries: Sequence[tuple[str, str]] | None = None, evaluate_gate: bool = True,
-               extra_ids: Sequence[str] = ()) -> dict[str, Any]:
+               extra_ids: Sequence[str] = (), side_table: bool = False) -> dict[str, Any]:
     """Start an upgrade whose adapter and fusion are fitted on `fit_ids` with the new model's vectors from
     `new_vectors(ids, texts)` (encoded here, or brought by the caller); `keep` stores them in the new slot (else the
-    backfill starts from 0 %). `golden(texts)` gives the gate's queries (none: no gate is measured)."""
+    backfill starts from 0 %). `golden(texts)` gives the gate's queries (none: no gate is measured). `side_table`: an
+    attached table's new vectors go to a table of repspace's keyed by the app's id, not a new column of the app's."""
     from repspace.collections.slots import describe_model
 
     _check_start(coll, read, method)
     info = describe_model(model, None, None, coll.device)
-    claimed = coll.commit(read, read.start_upgrade(info, method=method, seed=seed, sample=sample or len(fit_ids)))
+    claimed = coll.commit(read, read.with_side_table(side_table).start_upgrade(
+        info, method=method, seed=seed, sample=sample or len(fit_ids)))
     up = claimed.upgrade
     try:
         coll.create_column(claimed.slot(up.new))
@@ -286,10 +289,15 @@ def rollback(coll) -> dict[str, Any]:
     return {"active": coll.active, "dropped": up.new}
 
 
-def finish(coll, *, force: bool = False) -> dict[str, Any]:
+def finish(coll, *, force: bool = False, drop_old: bool = False) -> dict[str, Any]:
     """Close the upgrade: the new slot active, the old slot dropped (needs the switch; and every item with a text
-    backfilled, unless `force`)."""
+    backfilled, unless `force`). On an attached table the application's own old column stays unless `drop_old`
+    (refused while an index of the app's is on it); the result gives the SQL the app queries the new column with."""
     read = coll.reload()
+    attached = read.attached is not None
+    if drop_old and not attached:
+        raise InvalidInputError("drop_old is for attached tables (repspace's own collections drop the old slot "
+                                "anyway)", param="drop_old")
     up = read.open_upgrade()
     if read.active != up.new:
         raise CollectionError("switch to the new slot first (upgrade switch)")
@@ -302,6 +310,12 @@ def finish(coll, *, force: bool = False) -> dict[str, Any]:
                               f"leave the rest unsearchable: {how}{'run the backfill ' if todo else ''}first, or force "
                               "it", param="force")
     slot = read.slot(up.old)
+    if drop_old:
+        coll.store.check_drop_old()
     coll.commit(read, read.finished())
-    coll.drop_column(slot)
-    return {"active": coll.active, "dropped": up.old, "fraction": f}
+    coll.drop_column(slot, drop_old=drop_old)
+    out = {"active": coll.active, "dropped": up.old, "fraction": f}
+    if attached:
+        out["kept_old_column"] = not drop_old
+        out["app_query"] = coll.store.app_sql(read.slot(up.new).column)
+    return out

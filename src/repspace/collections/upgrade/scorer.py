@@ -13,8 +13,11 @@ Candidates come from one of two generators:
 - `all_rows`: every item (the Flat spec on a collection small enough to score whole, and every filtered search:
   a payload filter is a mask over the rows, so filtered results are exact over the matching items);
 - `per_slot_top_k`: the old slot's top K for qA and the new slot's top K for q_new, from each slot's index (any
-  spec), rescored exactly through faiss's gather (`ops.search.inner_products_by_idx`, as the index kinds rescore).
-Ties rank the lower key first.
+  spec), rescored exactly through faiss's gather (`ops.search.inner_products_by_idx`, as the index kinds rescore);
+- `store_top_k`: the same candidates from the store's own search (`Store.native_search`; filters applied by the
+  store), their vectors fetched from the store for the union, scored by the same formula — for stores that are
+  never cached (an application's attached table, `Store.live`).
+Ties rank the lower key first (`store_top_k`: the lower id).
 """
 
 from __future__ import annotations
@@ -170,4 +173,35 @@ def _rank(view: JoinedSlots, keys: np.ndarray, sc: np.ndarray, k: int) -> list[l
         t = top[j]
         t = t[np.lexsort((keys[j, t], -sc[j, t]))]
         out.append([view.hit(int(keys[j, c]), float(sc[j, c])) for c in t if np.isfinite(sc[j, c])])
+    return out
+
+
+def store_top_k(coll: Any, meta: Any, q_old: np.ndarray | None, q_ad: np.ndarray, q_new: np.ndarray, k: int,
+                weights: dict[str, Sequence[float]], flt: dict[str, str], K: int) -> list[list[dict[str, Any]]]:
+    """Candidates from each slot's search in the store (old: qA, new: q_new), every term computed exactly for their
+    union from the stored vectors (unit-normalised), one ranking by the formula."""
+    from repspace.ops.search import normalize_rows
+
+    up = meta.open_upgrade()
+    old, new = meta.slot(up.old), meta.slot(up.new)
+    wa, wb = weights["A"], weights["B"]
+    qA, qB = combined_queries(q_old, q_ad, weights)
+    hits_a = coll.search_slot(old, qA, K, flt)
+    hits_n = coll.search_slot(new, q_new, K, flt)
+    union = sorted({h["id"] for row in hits_a + hits_n for h in row})
+    payloads = {h["id"]: h["payload"] for row in hits_a + hits_n for h in row}
+    has_o, v_o = coll.vectors_for(old, union)
+    has_n, v_n = coll.vectors_for(new, union)
+    row_of = {i: r for r, i in enumerate(union)}
+    out = []
+    for j in range(len(qA)):
+        cand = np.asarray(sorted({row_of[h["id"]] for h in hits_a[j] + hits_n[j]}), np.int64)
+        if not len(cand):
+            out.append([])
+            continue
+        vo, vn = normalize_rows(v_o[cand]), normalize_rows(v_n[cand])
+        sc = formula(vo @ qA[j], vo @ qB[j], vn @ q_new[j], has_o[cand], has_n[cand], wa, wb)
+        top = np.lexsort((cand, -sc))[:k]
+        out.append([{"id": union[cand[t]], "score": float(sc[t]), "payload": dict(payloads[union[cand[t]]])}
+                    for t in top])
     return out

@@ -1,0 +1,296 @@
+"""Attaching an application's own table (PostgreSQL written by raw psycopg SQL; LanceDB made with lancedb's own API):
+nothing copied or rewritten, the app's writes seen at once, an upgrade in place or through a side table."""
+
+import uuid
+
+import numpy as np
+import pytest
+
+from repspace.collections import Collection
+from repspace.collections.attach import attach
+from repspace.errors import CollectionError, InvalidInputError, RepspaceError, UnknownNameError
+
+DIM = 8
+
+
+def _unit(rng, n, d=DIM):
+    v = rng.standard_normal((n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+class PgApp:
+    """An application's PostgreSQL table, written with its own SQL."""
+
+    backend = "pgvector"
+
+    def __init__(self, dsn, table, rows, dim=DIM, unique=True):
+        import psycopg
+        from pgvector.psycopg import register_vector
+
+        self.dsn, self.table = dsn, table
+        self.conn = psycopg.connect(dsn, autocommit=True)
+        self.conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        register_vector(self.conn)
+        key = "PRIMARY KEY" if unique else ""
+        self.conn.execute(f'CREATE TABLE {table} (doc_id bigint {key}, "Body Text" text, meta jsonb, '
+                          f"category text, embedding vector({dim}))")
+        for i, (text, cat, v) in enumerate(rows):
+            self.insert(i, text, cat, v)
+
+    def insert(self, i, text, cat, v):
+        from psycopg.types.json import Jsonb
+
+        self.conn.execute(f'INSERT INTO {self.table} (doc_id, "Body Text", meta, category, embedding) '
+                          "VALUES (%s, %s, %s, %s, %s)", (i, text, Jsonb({"n": i}), cat, np.asarray(v)))
+
+    def update_vector(self, i, v):
+        self.conn.execute(f"UPDATE {self.table} SET embedding = %s WHERE doc_id = %s", (np.asarray(v), i))
+
+    def delete(self, i):
+        self.conn.execute(f"DELETE FROM {self.table} WHERE doc_id = %s", (i,))
+
+    def own_search(self, q, k):
+        from pgvector import Vector
+
+        rows = self.conn.execute(f"SELECT doc_id FROM {self.table} ORDER BY embedding <=> %s LIMIT %s",
+                                 (Vector(q), k)).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def columns(self):
+        return [r[0] for r in self.conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped "
+            "ORDER BY attnum", (self.table,)).fetchall()]
+
+    def snapshot(self):
+        return self.conn.execute(f"SELECT doc_id, md5(embedding::text) FROM {self.table} ORDER BY doc_id").fetchall()
+
+    def close(self):
+        self.conn.execute(f"DROP TABLE IF EXISTS {self.table} CASCADE")
+        self.conn.close()
+
+
+class LanceApp:
+    """An application's LanceDB table, made and written with lancedb's own API."""
+
+    backend = "lancedb"
+
+    def __init__(self, root, name, rows, dim=DIM, unique=True):
+        import lancedb
+        import pyarrow as pa
+
+        self.db = lancedb.connect(root)
+        self.root, self.name, self.table = root, name, f"{root}::{name}"
+        ids = list(range(len(rows)))
+        if not unique:
+            ids[1] = ids[0]
+        self.t = self.db.create_table(name, data=pa.table({
+            "doc_id": pa.array(ids, pa.int64()), "Body Text": [r[0] for r in rows],
+            "category": [r[1] for r in rows],
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(np.stack([r[2] for r in rows]).ravel()), dim)}))
+
+    def _row(self, i, text, cat, v):
+        import pyarrow as pa
+
+        return pa.table({"doc_id": pa.array([i], pa.int64()), "Body Text": [text], "category": [cat],
+                         "embedding": pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(v, np.float32)), len(v))})
+
+    def insert(self, i, text, cat, v):
+        self.t.add(self._row(i, text, cat, v))
+
+    def update_vector(self, i, v):
+        self.t.update(where=f"doc_id = {int(i)}", values={"embedding": [float(x) for x in v]})
+
+    def delete(self, i):
+        self.t.delete(f"doc_id = {int(i)}")
+
+    def own_search(self, q, k):
+        t = self.t.search(q, vector_column_name="embedding").distance_type("cosine").limit(k).to_arrow()
+        return [str(i) for i in t.column("doc_id").to_pylist()]
+
+    def columns(self):
+        self.t.checkout_latest()
+        return list(self.t.schema.names)
+
+    def snapshot(self):
+        self.t.checkout_latest()
+        t = self.t.to_arrow().select(["doc_id", "embedding"]).sort_by("doc_id")
+        return [(i, tuple(np.round(v, 6))) for i, v in zip(t.column("doc_id").to_pylist(), t.column("embedding").to_pylist())]
+
+    def close(self):
+        pass
+
+
+def _rows(n, rng):
+    v = _unit(rng, n)
+    return [(f"document number {i} about {'sport' if i % 2 else 'politics'}", "a" if i % 2 else "b", v[i])
+            for i in range(n)]
+
+
+@pytest.fixture
+def app(backend, request, tmp_path):
+    rng = np.random.default_rng(0)
+    if backend == "pgvector":
+        a = PgApp(request.getfixturevalue("pg_dsn"), f'"App Docs {uuid.uuid4().hex[:6]}"', _rows(60, rng))
+    else:
+        a = LanceApp(str(tmp_path / "appdb"), "docs", _rows(60, rng))
+    yield a
+    a.close()
+
+
+def _uri(app, tmp_path, name="att"):
+    from repspace.collections import with_collection
+
+    name = f"{name}{uuid.uuid4().hex[:6]}"
+    return with_collection(app.dsn, name) if app.backend == "pgvector" else str(tmp_path / name)
+
+
+def _attach(app, tmp_path, **kw):
+    kw = {"id": "doc_id", "vector": "embedding", "text": "Body Text", "payload": ["category"],
+          "model": "app-model", "dim": DIM, **kw}
+    return attach(_uri(app, tmp_path), app.table, **kw)
+
+
+def test_attach_searches_the_apps_rows_as_they_are_now(app, tmp_path):
+    before_cols, before = app.columns(), app.snapshot()
+    c = _attach(app, tmp_path)
+    assert app.columns() == before_cols and app.snapshot() == before  # nothing written into the app's table
+    info = c.info()
+    assert info["count"] == 60 and info["attached"]["vector"] == "embedding"
+    q = _unit(np.random.default_rng(1), 3)
+    for j in range(3):
+        assert [h["id"] for h in c.search(vectors=q[j], k=10)[0]] == app.own_search(q[j], 10)
+    hit = c.search(vectors=q[0], k=1)[0][0]
+    assert hit["payload"] == {"category": "a" if int(hit["id"]) % 2 else "b"}
+    assert all(h["payload"]["category"] == "a" for h in c.search(vectors=q[0], k=5, filter={"category": "a"})[0])
+    assert c.search(vectors=q[0], k=5, filter={"nokey": "a"}) == [[]]
+    # the application writes: the next search sees it (no stale cache)
+    app.insert(1000, "a new row", "a", q[1])
+    assert c.search(vectors=q[1], k=1)[0][0]["id"] == "1000"
+    target = hit["id"]
+    app.update_vector(int(target), -q[0])
+    assert target not in [h["id"] for h in c.search(vectors=q[0], k=5)[0]]
+    app.delete(1000)
+    assert "1000" not in [h["id"] for h in c.search(vectors=q[1], k=5)[0]]
+    got = c.get(["3", "999", "x"], vectors=True)
+    assert [g["id"] for g in got] == ["3"] and got[0]["text"] == "document number 3 about sport"
+    assert len(got[0]["vector"]) == DIM
+    assert len(c.export().ids) == 60
+    with pytest.raises(CollectionError, match="attached"):
+        c.upsert(["z"], vectors=q[:1])
+    with pytest.raises(CollectionError, match="attached"):
+        c.delete(["3"])
+    # drop forgets the attachment; the app's table stays
+    c.drop()
+    assert app.columns() == before_cols and len(app.snapshot()) == 60
+    assert not Collection.is_collection(c.uri.path) if app.backend == "lancedb" else True
+
+
+def test_attach_refuses_bad_tables(app, tmp_path, backend):
+    bad_table = f"{app.root}::nope" if backend == "lancedb" else '"no such table"'
+    with pytest.raises(UnknownNameError):
+        attach(_uri(app, tmp_path), bad_table, id="doc_id", vector="embedding", model="m", dim=DIM)
+    for kw, err in [({"vector": "nope"}, UnknownNameError), ({"id": "nope"}, UnknownNameError),
+                    ({"vector": "category"}, InvalidInputError), ({"dim": DIM + 1}, RepspaceError),
+                    ({"spec": "int8"}, InvalidInputError)]:
+        with pytest.raises(err) as e:
+            _attach(app, tmp_path, **kw)
+        assert e.value.param in ("vector", "id", "dim", "spec")
+    assert len(app.snapshot()) == 60
+
+
+def test_attach_refuses_a_key_that_is_not_unique(backend, tmp_path, request):
+    rng = np.random.default_rng(0)
+    if backend == "pgvector":
+        a = PgApp(request.getfixturevalue("pg_dsn"), f"dup_{uuid.uuid4().hex[:6]}", _rows(5, rng), unique=False)
+        a.insert(0, "again", "a", _unit(rng, 1)[0])
+    else:
+        a = LanceApp(str(tmp_path / "dupdb"), "docs", _rows(5, rng), unique=False)
+    with pytest.raises(InvalidInputError, match="duplicate") as e:
+        _attach(a, tmp_path)
+    assert e.value.param == "id"
+    a.close()
+
+
+def test_sql_in_names_is_only_ever_a_name(pg_dsn, tmp_path):
+    rng = np.random.default_rng(0)
+    a = PgApp(pg_dsn, f'"x; DROP TABLE t{uuid.uuid4().hex[:4]}"', _rows(5, rng))
+    c = _attach(a, tmp_path, payload=["category", "meta"])
+    assert c.count() == 5
+    assert c.get(["2"])[0]["payload"] == {"category": "b", "meta": {"n": 2}}
+    c.drop()
+    a.close()
+
+
+@pytest.fixture(scope="module")
+def leads():
+    from repspace.encoders import get_encoder
+    from tests.collections.conftest import bbc_leads
+
+    ids, texts, labels = bbc_leads(90)
+    old = get_encoder("minilm-l3-onnx").encode_batch(texts)
+    return texts, labels, np.asarray(old, np.float32)
+
+
+def _app_of(backend, request, tmp_path, leads):
+    texts, labels, old = leads
+    rows = [(t, lab, v) for t, lab, v in zip(texts, labels, old)]
+    if backend == "pgvector":
+        return PgApp(request.getfixturevalue("pg_dsn"), f"docs_{uuid.uuid4().hex[:6]}", rows, dim=old.shape[1])
+    return LanceApp(str(tmp_path / "appdb"), "docs", rows, dim=old.shape[1])
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("side_table", [False, True])
+def test_upgrade_an_attached_table(backend, request, tmp_path, leads, side_table):
+    from repspace.collections import upgrade
+
+    app = _app_of(backend, request, tmp_path, leads)
+    cols, before = app.columns(), app.snapshot()
+    c = _attach(app, tmp_path, model="minilm-l3-onnx", dim=None)
+    st = upgrade.start(c, "minilm-l6", sample=40, side_table=side_table)
+    assert st["state"] == "open" and st["without_text"] == 0
+    added = [x for x in app.columns() if x not in cols]
+    assert added == ([] if side_table else ["embedding_v_1"])
+    # the app keeps writing during the upgrade: its new row is searched (old model) and backfilled
+    texts = leads[0]
+    app.insert(5000, "a row the application added during the upgrade", "x", leads[2][0])
+    hits = c.search(texts=[texts[3]], k=5)[0]
+    assert hits and all(set(h) == {"id", "score", "payload"} for h in hits)
+    out = upgrade.backfill(c)
+    assert out["fraction"] == 1.0 and c.count("minilm-l6") == 91
+    assert [h["id"] for h in c.search(texts=[texts[7]], k=3, strategy="new")[0]][0] == str(
+        [i for i, t in enumerate(texts) if t == texts[7]][0])
+    upgrade.switch(c, force=True)
+    fin = upgrade.finish(c)
+    assert fin["kept_old_column"] and "<=>" in fin["app_query"] if backend == "pgvector" else fin["app_query"]
+    assert "embedding" in app.columns() and [r[0] for r in app.snapshot()][:90] == [r[0] for r in before]
+    assert c.search(texts=[texts[7]], k=1)[0][0]["id"] == "7"
+    c.drop()
+    assert "embedding" in app.columns()
+    app.close()
+
+
+@pytest.mark.real
+def test_rollback_and_drop_old_on_an_attached_table(pg_dsn, request, tmp_path, leads):
+    from repspace.collections import upgrade
+
+    app = _app_of("pgvector", request, tmp_path, leads)
+    cols = app.columns()
+    c = _attach(app, tmp_path, model="minilm-l3-onnx", dim=None)
+    upgrade.start(c, "minilm-l6", sample=30)
+    upgrade.rollback(c)
+    assert app.columns() == cols  # the column repspace added is gone, the app's are untouched
+    upgrade.start(c, "minilm-l6", sample=30)
+    upgrade.backfill(c)
+    upgrade.switch(c, force=True)
+    app.conn.execute(f"CREATE INDEX app_emb_idx ON {app.table} USING hnsw (embedding vector_cosine_ops)")
+    with pytest.raises(CollectionError, match="app_emb_idx") as e:
+        upgrade.finish(c, drop_old=True)
+    assert e.value.param == "drop_old" and "embedding" in app.columns() and c.upgrade is not None
+    app.conn.execute("DROP INDEX app_emb_idx")
+    upgrade.finish(c, drop_old=True)
+    assert "embedding" not in app.columns() and "embedding_v_2" in app.columns()
+    assert c.search(texts=[leads[0][4]], k=1)[0][0]["id"] == "4"
+    c.drop()
+    assert "embedding_v_2" in app.columns()  # the active slot's column: the app may query it now
+    app.close()
