@@ -294,3 +294,81 @@ def test_rollback_and_drop_old_on_an_attached_table(pg_dsn, request, tmp_path, l
     c.drop()
     assert "embedding_v_2" in app.columns()  # the active slot's column: the app may query it now
     app.close()
+
+
+@pytest.mark.real
+def test_follow_backfills_rows_the_app_adds_and_changes(backend, request, tmp_path, leads):
+    from repspace.collections import upgrade
+    from repspace.encoders import get_encoder
+
+    app = _app_of(backend, request, tmp_path, leads)
+    c = _attach(app, tmp_path, model="minilm-l3-onnx", dim=None)
+    upgrade.start(c, "minilm-l6", sample=30)
+    upgrade.backfill(c)
+    app.insert(7000, "a story the application wrote after the backfill", "x", leads[2][0])
+    changed = "a rewritten body for row five"
+    if backend == "pgvector":
+        app.conn.execute(f'UPDATE {app.table} SET "Body Text" = %s WHERE doc_id = 5', (changed,))
+    else:
+        app.t.update(where="doc_id = 5", values={"Body Text": changed})
+    assert c.store.stale("v_1") == ["5"]
+    out = upgrade.follow(c, rounds=1)
+    assert out["fraction"] == 1.0 and out["backfilled"] == 2 and not c.store.stale("v_1")
+    enc = get_encoder("minilm-l6")
+    got = {g["id"]: np.asarray(g["vector"]) for g in c.get(["5", "7000"], vectors=True, slot="minilm-l6")}
+    for i, text in (("5", changed), ("7000", "a story the application wrote after the backfill")):
+        v = enc.encode_batch([text])[0]
+        assert float(got[i] @ v / np.linalg.norm(got[i]) / np.linalg.norm(v)) > 0.9999
+    c.drop()
+    app.close()
+
+
+def test_bring_the_new_models_vectors(backend, request, tmp_path):
+    """An app that embeds elsewhere: both models external, the new vectors from files, queries as vectors of both."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from repspace.collections import upgrade
+    from repspace.errors import InvalidVectorsError
+
+    rng = np.random.default_rng(0)
+    rows = _rows(60, rng)
+    app = (PgApp(request.getfixturevalue("pg_dsn"), f"byo_{uuid.uuid4().hex[:6]}", rows) if backend == "pgvector"
+           else LanceApp(str(tmp_path / "appdb"), "docs", rows))
+    c = _attach(app, tmp_path)
+    new = _unit(rng, 60, 12)
+    ids = [str(i) for i in range(60)]
+
+    def write(path, rows_, vecs):
+        pq.write_table(pa.table({"id": [ids[r] for r in rows_], "vector": list(vecs[rows_])}), path)
+
+    write(tmp_path / "first.parquet", list(range(40)), new)
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"id": ["0", "nope"], "vector": list(new[:2])}), bad)
+    with pytest.raises(InvalidInputError, match="does not hold") as e:
+        upgrade.start_with_vectors(c, "app-model-v2", bad, dim=12, sample=20)
+    assert e.value.param == "vectors" and c.upgrade is None
+    nan = new[:30].copy()
+    nan[3, 0] = np.nan
+    pq.write_table(pa.table({"id": ids[:30], "vector": list(nan)}), tmp_path / "nan.parquet")
+    with pytest.raises(InvalidVectorsError):
+        upgrade.start_with_vectors(c, "app-model-v2", tmp_path / "nan.parquet", dim=12, sample=20)
+    st = upgrade.start_with_vectors(c, "app-model-v2", tmp_path / "first.parquet", dim=12, sample=30)
+    assert st["state"] == "open" and c.count("app-model-v2") == 40 and st["fraction"] == 40 / 60
+    np.save(tmp_path / "rest.npy", new[20:])
+    (tmp_path / "rest.ids").write_text("\n".join(ids[20:]))
+    out = upgrade.backfill_from_file(c, tmp_path / "rest.npy", ids_file=tmp_path / "rest.ids")
+    assert out == {"backfilled": 20, "already": 20, "fraction": 1.0}
+    assert upgrade.backfill_from_file(c, tmp_path / "rest.npy", ids_file=tmp_path / "rest.ids")["backfilled"] == 0
+    q_old, q_new = np.stack([r[2] for r in rows[:2]]), new[:2]
+    hits = c.search(vectors=q_old, vectors_new=q_new, k=3)
+    assert [h[0]["id"] for h in hits] == ["0", "1"]
+    assert [h["id"] for h in c.search(vectors_new=q_new, k=1, strategy="new")[0]] == ["0"]
+    with pytest.raises(InvalidInputError) as e:
+        c.search(vectors_new=q_new, k=1)  # fused needs the old model's query vectors too
+    assert e.value.param == "vectors"
+    upgrade.switch(c, force=True)
+    upgrade.finish(c)
+    assert c.search(vectors=q_new[:1], k=1)[0][0]["id"] == "0"
+    c.drop()
+    app.close()

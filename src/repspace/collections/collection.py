@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from repspace.collections.cache import SlotCache, hits_of, keep_in_step
 from repspace.collections.meta import CollectionMeta, Slot
-from repspace.collections.payload import MAX_ID_CHARS, check_filter, check_payload, check_utf8, dumps, matches, query_texts
+from repspace.collections.payload import MAX_ID_CHARS, check_filter, check_payload, check_utf8, dumps, query_texts
 from repspace.collections.slots import check_spec_fits, collection_spec, describe_model, fit_spec
 from repspace.collections.store import Store, open_store, vector_array, vectors_of
 from repspace.collections.uri import CollectionURI, parse_uri
@@ -371,15 +371,9 @@ class Collection:
 
     def ids(self, filter: Mapping[str, Any] | None = None) -> list[str]:
         """Every live item's id (with `filter`: those whose payload matches it), in the store's order."""
-        flt = check_filter(filter)
-        out: list[str] = []
-        for batch in self.store.scan(["id", "payload"] if flt else ["id"]):
-            ids = batch.column("id").to_pylist()
-            if flt:
-                pl = batch.column("payload").to_pylist()
-                ids = [i for i, p in zip(ids, pl) if matches(json.loads(p or "{}"), flt)]
-            out += ids
-        return out
+        from repspace.collections.ingest import ids_of
+
+        return ids_of(self.store, check_filter(filter))
 
     def get(self, ids: Sequence[str], *, vectors: bool = False, slot: str | None = None) -> list[dict[str, Any]]:
         """Items in the order asked (missing ids are left out): {id, text, payload[, vector]}."""
@@ -436,30 +430,36 @@ class Collection:
 
     def search(self, texts: Sequence[str] | str | None = None, vectors: Any = None, k: int = 10,
                filter: Mapping[str, Any] | None = None, *, slot: str | None = None,
-               strategy: str | None = None) -> list[list[dict[str, Any]]]:
+               strategy: str | None = None, vectors_new: Any = None) -> list[list[dict[str, Any]]]:
         """Nearest items by cosine, per query: [[{"id", "score", "payload"}, …], …].
 
         During an upgrade that serves, `strategy` (`choices.SEARCH_STRATEGIES`; default fused) picks how the
-        old and new slots are combined — see `repspace.collections.upgrade.search`."""
+        old and new slots are combined — see `repspace.collections.upgrade.search`; queries are texts, or vectors of
+        both models (`vectors`: the old's, `vectors_new`: the new's) where the collection cannot encode texts."""
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InvalidInputError(f"k must be a positive integer, got {k!r}")
         flt = check_filter(filter)
         read = self.reload()
         try:
-            return self._search(read, texts, vectors, k, flt, slot, strategy)
+            return self._search(read, texts, (vectors, vectors_new), k, flt, slot, strategy)
         except Exception:
             if self._read_meta().revision == read.revision:
                 raise
             # another command switched, finished or rolled back meanwhile: once more, on what the collection is now
-            return self._search(self.reload(), texts, vectors, k, flt, slot, strategy)
+            return self._search(self.reload(), texts, (vectors, vectors_new), k, flt, slot, strategy)
 
     def _search(self, meta: CollectionMeta, texts, vectors, k: int, flt: dict[str, str], slot: str | None,
                 strategy: str | None) -> list[list[dict[str, Any]]]:
-        """One search on the metadata `meta` (a snapshot: concurrent commands may replace `self.meta`)."""
+        """One search on the metadata `meta` (a snapshot: concurrent commands may replace `self.meta`); `vectors`: the
+        query vectors of the old and of the new model (either may be None)."""
+        vectors, vectors_new = vectors
         if slot is None and meta.upgrade is not None and meta.upgrade.serving and strategy != "active":
             from repspace.collections.upgrade import upgrade_search
 
-            return upgrade_search(self, meta, texts, vectors, k, flt, strategy)
+            return upgrade_search(self, meta, texts, vectors, k, flt, strategy, vectors_new=vectors_new)
+        if vectors_new is not None:
+            raise InvalidInputError("vectors_new are the new model's query vectors: only during an upgrade that "
+                                    "serves", param="vectors_new")
         if strategy not in (None, "active", "old"):
             from repspace.collections.choices import SEARCH_STRATEGIES
 

@@ -210,3 +210,19 @@ def export_space(coll: "Collection", out=None, *, slot: str | None = None, label
     if out is not None:
         space.save(out)
     return space
+
+
+def ids_of(store, flt: dict[str, str]) -> list[str]:
+    """Every live item's id in the store's order (with a filter: those whose payload matches it)."""
+    import json
+
+    from repspace.collections.payload import matches
+
+    out: list[str] = []
+    for batch in store.scan(["id", "payload"] if flt else ["id"]):
+        ids = batch.column("id").to_pylist()
+        if flt:
+            pl = batch.column("payload").to_pylist()
+            ids = [i for i, p in zip(ids, pl) if matches(json.loads(p or "{}"), flt)]
+        out += ids
+    return out

@@ -25,11 +25,13 @@ import pyarrow.compute as pc
 from repspace._io import write_json
 from repspace.collections.lance_store import META, LanceStore
 from repspace.collections.store import vector_array, vector_type
+from repspace.collections.upgrade.backfill import item_hash
 from repspace.errors import (CollectionError, DimensionMismatchError, InvalidInputError, OutputExistsError,
                              UnknownNameError)
 
 ADDED = "added.json"
 SIDE = "side"
+SOURCES = "sources"  # column + id -> hash of the text each new vector was made from
 
 
 def split_table(table: str) -> tuple[Path, str]:
@@ -269,6 +271,8 @@ class AttachedLanceStore(LanceStore):
         if not keep:
             return
         ids, v = [ids[r] for r in keep], v[keep]
+        if texts is not None and a.get("text"):  # what the vectors were made from, for `stale`
+            self._record_sources(column, ids, [texts[r] for r in keep])
         src = self._source(column)
         if src is None:
             (self._side().merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
@@ -277,6 +281,29 @@ class AttachedLanceStore(LanceStore):
         key = self._ids(ids)
         (self.app().merge_insert(a["id"]).when_matched_update_all()
          .execute(pa.table({a["id"]: key, src: vector_array(v, v.shape[1], len(ids))}), on_bad_vectors="null"))
+
+    def _record_sources(self, column: str, ids: list[str], texts: list[str]) -> None:
+        rows = pa.table({"key": [f"{column}\x00{i}" for i in ids], "h": [item_hash(t) for t in texts]})
+        db = self._connect()
+        if not (self.path / f"{SOURCES}.lance").is_dir():
+            db.create_table(SOURCES, data=rows)
+            return
+        db.open_table(SOURCES).merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(rows)
+
+    def stale(self, column: str) -> list[str]:
+        """Ids whose `column` vector was made from a text the application has changed since."""
+        if not self.attached.get("text") or not (self.path / f"{SOURCES}.lance").is_dir():
+            return []
+        src = self._connect().open_table(SOURCES).to_arrow()
+        made = dict(zip(src.column("key").to_pylist(), src.column("h").to_pylist()))
+        out = []
+        for b in self.scan(["id", "text", column]):
+            valid = b.column(column).is_valid().to_pylist()
+            for i, t, v in zip(b.column("id").to_pylist(), b.column("text").to_pylist(), valid):
+                h = made.get(f"{column}\x00{i}")
+                if v and t is not None and h is not None and h != item_hash(t):
+                    out.append(i)
+        return out
 
     # ------------------------------------------------------------ reads
     def fetch(self, ids: Sequence[str], columns: Sequence[str]) -> pa.Table:

@@ -95,6 +95,7 @@ class AttachedPgStore(PgStore):
         schema, table = attached["table"]
         self.base = sql.Identifier(schema, table)
         self.side = sql.Identifier(schema, f"rs_{self.name}_side")
+        self.src = sql.Identifier(schema, f"rs_{self.name}_src")  # which text each new vector was made from (md5)
         self.view = sql.Identifier(schema, self.table_name)
 
     def _t(self):
@@ -220,6 +221,9 @@ class AttachedPgStore(PgStore):
     def add_vector_column(self, column: str, dim: int) -> None:
         with self._conn() as conn:
             conn.execute(_SQL["lock_name"], (f"repspace:{self.name}",))
+            conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({} {} NOT NULL, col text NOT NULL, h text, "
+                                 "PRIMARY KEY ({}, col))").format(self.src, sql.Identifier(SIDE_KEY),
+                                                                  sql.SQL(self.attached["id_type"]), sql.Identifier(SIDE_KEY)))
             if self._uses_side():
                 conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({} {} PRIMARY KEY)").format(
                     self.side, sql.Identifier(SIDE_KEY), sql.SQL(self.attached["id_type"])))
@@ -326,8 +330,25 @@ class AttachedPgStore(PgStore):
                 conn.execute(sql.SQL("UPDATE {base} b SET {c} = u.v FROM {tmp} u WHERE b.{key} = u.id::{kt}{same}")
                              .format(base=self.base, c=sql.Identifier(target), tmp=tmp, key=self._key_col, kt=key_t,
                                      same=same))
+            if texts is not None and self.attached.get("text"):  # what the vectors were made from, for `stale`
+                conn.execute(sql.SQL("INSERT INTO {src} ({k}, col, h) SELECT b.{key}, {c}, md5(u.t) FROM {tmp} u "
+                                     "JOIN {base} b ON b.{key} = u.id::{kt}{same} ON CONFLICT ({k}, col) DO UPDATE "
+                                     "SET h = EXCLUDED.h").format(src=self.src, k=sql.Identifier(SIDE_KEY),
+                                                                  c=sql.Literal(column), key=self._key_col, tmp=tmp,
+                                                                  base=self.base, kt=key_t, same=same))
             after = self._bump(conn)
         self._advance_catalog(after - 1, after)
+
+    def stale(self, column: str) -> list[str]:
+        """Ids whose `column` vector was made from a text the application has changed since."""
+        if not self.attached.get("text"):
+            return []
+        with self._conn(tx=False) as conn:
+            rows = conn.execute(sql.SQL("SELECT v.id FROM {v} v JOIN {src} s ON s.{k} = v.{k} AND s.col = %s WHERE "
+                                        "v.{c} IS NOT NULL AND v.text IS NOT NULL AND s.h IS DISTINCT FROM md5(v.text)")
+                                .format(v=self.view, src=self.src, k=sql.Identifier(SIDE_KEY), c=sql.Identifier(column)),
+                                (column,)).fetchall()
+        return [r[0] for r in rows]
 
     # ------------------------------------------------------------ reads
     def fetch(self, ids: Sequence[str], columns: Sequence[str]):
@@ -379,6 +400,7 @@ class AttachedPgStore(PgStore):
             inplace, _ = self._added(conn)
             conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(self.view))
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self.side))
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self.src))
             for slot_col, col in inplace.items():
                 if slot_col != active:
                     conn.execute(sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(self.base, sql.Identifier(col)))

@@ -139,6 +139,11 @@ class Store(ABC):
     def columns(self) -> list[str]:
         """The vector columns the items table has now (one per slot the metadata lists)."""
 
+    def stale(self, column: str) -> list[str]:
+        """Ids whose `column` vector was made from a text that changed since (an attached table the application
+        writes; repspace's own upserts re-encode every slot, so none)."""
+        return []
+
     def check_writable(self) -> None:  # noqa: B027 - optional
         """Refuse (a `CollectionError`) where repspace does not write rows (an application's attached table)."""
 

@@ -8,17 +8,19 @@ logistic regressions (`fusion.py`) fitted at `start` on pseudo-queries of the sa
 consistent across backfilled and not-yet-backfilled items, and a term that does not help gets little weight.
 
 The parts: `lifecycle.py` (start, evaluate, status, switch, rollback, finish: typed transitions written by
-compare-and-set), `backfill.py` (the resumable job), `adapter.py` (the adapter blob), `fusion.py` (the fitted score
+compare-and-set), `backfill.py` (the resumable job, and `follow`: it kept up while the app writes), `vectors.py` (the
+new model's vectors brought in files), `adapter.py` (the adapter blob), `fusion.py` (the fitted score
 models), `search.py` and `scorer.py`. The quality-vs-backfill curve is a study: `repspace.studies.upgrade_curve`.
 """
 
 from repspace.collections.choices import DEFAULT_STRATEGY, ORDERS, STRATEGIES
 from repspace.collections.upgrade.adapter import load_adapter
-from repspace.collections.upgrade.backfill import backfill, backfill_order, fraction
+from repspace.collections.upgrade.backfill import backfill, backfill_order, follow, fraction
 from repspace.collections.upgrade.lifecycle import (evaluate, evaluate_encoded, finish, gate_of, measure, negative_flips,
                                                     pseudo_query, rollback, start, start_from, status, switch)
 from repspace.collections.upgrade.search import search_encoded, upgrade_search
+from repspace.collections.upgrade.vectors import backfill_from_file, start_with_vectors
 
-__all__ = ["DEFAULT_STRATEGY", "ORDERS", "STRATEGIES", "backfill", "backfill_order", "evaluate", "evaluate_encoded",
-           "finish", "fraction", "gate_of", "load_adapter", "measure", "negative_flips", "pseudo_query", "rollback",
-           "search_encoded", "start", "start_from", "status", "switch", "upgrade_search"]
+__all__ = ["DEFAULT_STRATEGY", "ORDERS", "STRATEGIES", "backfill", "backfill_from_file", "backfill_order", "evaluate",
+           "evaluate_encoded", "finish", "follow", "fraction", "gate_of", "load_adapter", "measure", "negative_flips", "pseudo_query", "rollback",
+           "search_encoded", "start", "start_from", "start_with_vectors", "status", "switch", "upgrade_search"]

@@ -135,3 +135,30 @@ def backfill(coll, *, order: str = "random", batch_size: int = 64, limit: int | 
             bar.update(task, advance=batch_size, rate=f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} items/s")
     coll.optimize()
     return result(done)
+
+
+def follow(coll, *, interval: float = 2.0, stop: Any = None, rounds: int | None = None, batch_size: int = 64,
+           order: str = "random", progress: bool = False) -> dict[str, Any]:
+    """Keep the new slot filled while the application writes: each round re-encodes the items whose text changed
+    since their new vector was made (`Store.stale`) and backfills the items that have none; when a round finds
+    nothing it waits `interval` seconds. Runs until `stop` (a `threading.Event`, set e.g. by a SIGTERM handler) is
+    set — the batch in flight is finished first, each batch is one atomic write — or after `rounds` rounds."""
+    import threading
+
+    stop = stop if stop is not None else threading.Event()
+    total = n = 0
+    while not stop.is_set() and (rounds is None or n < rounds):
+        up = serving_upgrade(coll)
+        new = coll.slot(up.new)
+        changed = coll.store.stale(new.column)
+        for s in range(0, len(changed), batch_size):
+            texts = texts_of(coll, changed[s : s + batch_size])
+            part = list(texts)
+            if part:
+                coll.update_vectors(new.name, part, coll.encode([texts[i] for i in part], new.name),
+                                    texts=[texts[i] for i in part])
+        done = backfill(coll, order=order, batch_size=batch_size, progress=progress)["backfilled"]
+        total, n = total + done + len(changed), n + 1
+        if not done and not changed:
+            stop.wait(interval)
+    return {"backfilled": total, "rounds": n, "fraction": fraction(coll), "stopped": stop.is_set()}

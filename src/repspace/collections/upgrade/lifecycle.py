@@ -89,27 +89,32 @@ def start_from(coll, read, model: str, fit_ids: Sequence[str],
                seed: int = 0, sample: int | None = None, keep: bool = True,
                golden: Callable[[dict[str, str]], list[tuple[str, str]]] | None = None,
                fit_queries: Sequence[tuple[str, str]] | None = None, evaluate_gate: bool = True,
-               extra_ids: Sequence[str] = (), side_table: bool = False) -> dict[str, Any]:
+               extra_ids: Sequence[str] = (), side_table: bool = False, dim: int | None = None) -> dict[str, Any]:
     """Start an upgrade whose adapter and fusion are fitted on `fit_ids` with the new model's vectors from
     `new_vectors(ids, texts)` (encoded here, or brought by the caller); `keep` stores them in the new slot (else the
     backfill starts from 0 %). `golden(texts)` gives the gate's queries (none: no gate is measured). `side_table`: an
     attached table's new vectors go to a table of repspace's keyed by the app's id, not a new column of the app's."""
     from repspace.collections.slots import describe_model
 
-    _check_start(coll, read, method)
-    info = describe_model(model, None, None, coll.device)
+    _check_start(coll, read, method, encodes=False)
+    info = describe_model(model, dim, None, coll.device)
     claimed = coll.commit(read, read.with_side_table(side_table).start_upgrade(
         info, method=method, seed=seed, sample=sample or len(fit_ids)))
     up = claimed.upgrade
     try:
         coll.create_column(claimed.slot(up.new))
-        texts = texts_of(coll, list(fit_ids) + list(extra_ids))
-        order = [i for i in fit_ids if i in texts]  # deleted since the scan: left out
+        encodes = claimed.slot(up.new).encodes
+        if encodes:
+            texts = texts_of(coll, list(fit_ids) + list(extra_ids))
+            order = [i for i in fit_ids if i in texts]  # deleted since the scan: left out
+        else:  # brought vectors: any item that still exists, text or not
+            texts = {}
+            order = [g["id"] for g in coll.get(list(fit_ids))]
         if len(order) < 10:
-            raise InvalidInputError("too few sampled items still have texts to fit an adapter", param="sample")
+            raise InvalidInputError("too few sampled items still exist (with texts) to fit an adapter", param="sample")
         vec_new = np.asarray(new_vectors(order, texts), np.float32)
         if keep:
-            coll.update_vectors(up.new, order, vec_new, texts=[texts[i] for i in order])
+            coll.update_vectors(up.new, order, vec_new, texts=[texts[i] for i in order] if encodes else None)
         fitted = _fit(coll, up, order, vec_new, texts, fit_queries)
         gold = [(q, r) for q, r in (golden(texts) if golden else []) if q.strip()]
         coll.transition(lambda m: m.fitted_upgrade(up.started, golden=gold, **fitted))
@@ -119,16 +124,19 @@ def start_from(coll, read, model: str, fit_ids: Sequence[str],
     return evaluate(coll) if evaluate_gate and gold else status(coll)
 
 
-def _check_start(coll, read, method: str) -> None:
+def _check_start(coll, read, method: str, encodes: bool = True) -> None:
+    """Refuse a start from this state (`encodes`: the old model must encode queries — not so where both models'
+    query vectors are brought)."""
     if read.upgrade is not None:
         raise CollectionError(f"an upgrade to {read.upgrade.new!r} is already open on {coll.name!r}; switch/finish "
                               "or roll it back first")
     if method not in ADAPTER_METHODS:
         raise UnknownNameError(f"unknown adapter method {method!r}; choose from {', '.join(ADAPTER_METHODS)}",
                                param="method")
-    if not read.slot().encodes:
+    if encodes and not read.slot().encodes:
         raise CollectionError(f"the active slot {read.active!r} holds external vectors: queries cannot be encoded by "
-                              "the old model, so there is nothing to serve through; re-embed instead")
+                              "the old model: bring the new model's vectors (and search with both models' query vectors), or "
+                              "re-embed")
 
 
 def _fit(coll, up, order: list[str], vec_new: np.ndarray, texts: dict[str, str], fit_queries) -> dict[str, Any]:
@@ -146,6 +154,8 @@ def _fit(coll, up, order: list[str], vec_new: np.ndarray, texts: dict[str, str],
     resid = 1.0 - np.sum(normalize_rows(adapter.transform(X)) * normalize_rows(Y), axis=1)
     ridge = ResidualRidge().fit(Y, resid).to_list()
     save_adapter(coll, adapter)
+    if not new.encodes or not old.encodes:  # no queries to fit on: the neutral fusion serves
+        return {"uncertainty": {"w": ridge[:-1], "b": ridge[-1]}, "fusion": None}
     gallery = [order[r] for r in np.flatnonzero(has)]
     queries, relevant, source = _fusion_queries(gallery, texts, fit_queries)
     rows = np.sort(np.random.default_rng(up.seed).permutation(len(queries))[:300])

@@ -32,17 +32,29 @@ def check_strategy(strategy: str | None) -> str:
 
 
 def upgrade_search(coll, meta, texts, vectors, k: int, flt: dict[str, str], strategy: str | None,
-                   candidates: int | None = None) -> list[list[dict[str, Any]]]:
+                   candidates: int | None = None, vectors_new=None) -> list[list[dict[str, Any]]]:
     """`Collection.search` while an upgrade serves (`meta`: the metadata snapshot the search runs on): texts are
-    encoded by the models each strategy needs."""
+    encoded by the models each strategy needs; or the queries come as vectors of both models (`vectors` old,
+    `vectors_new` new: what a collection that cannot encode texts is searched with)."""
     from repspace.collections.payload import query_texts
 
     up = meta.upgrade
     strategy = check_strategy(strategy)
+    if vectors_new is not None:
+        if texts is not None:
+            raise InvalidInputError("give texts or query vectors, not both", param="texts")
+        q_new = coll.query_vectors(None, vectors_new, meta.slot(up.new))
+        q_old = coll.query_vectors(None, vectors, meta.slot(up.old)) if vectors is not None else None
+        if q_old is None and strategy in ("old", "fused"):
+            raise InvalidInputError(f"strategy {strategy!r} needs the old model's query vectors too", param="vectors")
+        if q_old is not None and len(q_old) != len(q_new):
+            raise InvalidInputError(f"{len(q_old)} old and {len(q_new)} new query vectors", param="vectors_new")
+        return search_encoded(coll, q_old, q_new, k, flt, strategy, candidates, meta=meta)
     if vectors is not None:
         if strategy not in ("old", DEFAULT_STRATEGY) or texts is not None:
-            raise InvalidInputError("during an upgrade, query vectors search the active slot only: give texts to "
-                                    "use the upgrade's strategies", param="vectors")
+            raise InvalidInputError("during an upgrade, the old model's query vectors alone search the active slot "
+                                    "only: give texts, or the new model's query vectors too (vectors_new)",
+                                    param="vectors")
         s = meta.slot()
         return coll.search_slot(s, coll.query_vectors(None, vectors, s), k, flt)
     if texts is None:
