@@ -46,6 +46,37 @@ def create(
                      f"{info['slots'][0]['dim']}-d, spec {info['spec']}")
 
 
+@collection_app.command("attach")
+def attach(
+    uri: URI,
+    table: Annotated[str, typer.Option("--table", help="The application's table: PostgreSQL as SQL names it (docs, "
+                                       'app.docs, "My Docs"); LanceDB DBDIR::TABLE or a .lance dataset path.')],
+    id: Annotated[str, typer.Option("--id", help="Its unique key column (any type).")],
+    vector: Annotated[str, typer.Option("--vector", help="Its vector column (the first, active slot).")],
+    model: Annotated[str, typer.Option("--model", help="The model that made those vectors: a repspace model, "
+                                       "openai:NAME@URL, or any other name (queries then come as vectors).")],
+    text: Annotated[Optional[str], typer.Option("--text", help="Its text column (needed to re-embed in an upgrade).")] = None,
+    payload: Annotated[Optional[str], typer.Option("--payload", help="Payload columns COL[,COL…] (any type; "
+                                                   "returned as JSON).")] = None,
+    dim: Annotated[Optional[int], typer.Option("--dim", help="The vectors' dimension (checked against the column).")] = None,
+    spec: Annotated[str, typer.Option("--spec", help="Flat (exact), or for PostgreSQL HNSWm / binary+rescore:R / "
+                                      "funnel:… (searched by the store itself).")] = "Flat",
+    json_out: JSON = False,
+) -> None:
+    """Attach an application's existing table as a collection: nothing is copied or rewritten; the app's own writes
+    are seen by the next search; `upgrade …` works on it."""
+    from repspace.collections.attach import attach as attach_table
+
+    cols = [c.strip() for c in (payload or "").split(",") if c.strip()]
+    with attach_table(uri, table, id=id, vector=vector, model=model, text=text, payload=cols, dim=dim, spec=spec) as c:
+        info = c.info()
+    if json_out:
+        emit_json(info)
+    else:
+        _err().print(f"attached {table} as {info['uri']} ({info['backend']}): {info['count']} rows, slot "
+                     f"{info['active']} {info['slots'][0]['dim']}-d, spec {info['spec']}; nothing was written to it")
+
+
 @collection_app.command("upsert")
 def upsert(
     uri: URI,
@@ -159,6 +190,10 @@ def search(
     input: Annotated[Optional[Path], typer.Option("--input", help="Query texts: the same files as `encode` reads; "
                                                   "each query's id is its item id.")] = None,
     queries: Annotated[Optional[Path], typer.Option("--queries", help="A space of query vectors (the active slot's model).")] = None,
+    query_vectors: Annotated[Optional[Path], typer.Option("--query-vectors", help="Query vectors of the old (active) "
+                                                          "model, .npy (n, d).")] = None,
+    query_vectors_new: Annotated[Optional[Path], typer.Option("--query-vectors-new", help="During an upgrade: the same "
+                                                              "queries' vectors of the new model, .npy.")] = None,
     k: Annotated[int, typer.Option("--k")] = 10,
     filter: Annotated[Optional[List[str]], typer.Option("--filter", help="Payload equality KEY=VALUE (repeatable).")] = None,
     strategy: Annotated[Optional[str], typer.Option("--strategy", help=f"During an upgrade: {' | '.join(SEARCH_STRATEGIES)} "
@@ -176,11 +211,19 @@ def search(
     from repspace.errors import InvalidInputError
     from repspace.spaces import Space
 
-    if sum(x is not None for x in (text, input, queries)) != 1:
-        raise InvalidInputError("give exactly one of --text, --input or --queries")
+    from repspace.cli.app import flag_hints
+
+    if sum(x is not None for x in (text, input, queries, query_vectors or query_vectors_new)) != 1:
+        raise InvalidInputError("give exactly one of --text, --input, --queries or --query-vectors "
+                                "[--query-vectors-new]")
     flt = parse_filters(filter)
-    with Collection.open(uri) as c:
-        if text is not None:
+    with Collection.open(uri) as c, flag_hints(vectors="--query-vectors", vectors_new="--query-vectors-new"):
+        if query_vectors or query_vectors_new:
+            qv = [np.load(p, allow_pickle=False) if p else None for p in (query_vectors, query_vectors_new)]
+            n = len(next(v for v in qv if v is not None))
+            qids, hits = [str(j) for j in range(n)], c.search(vectors=qv[0], vectors_new=qv[1], k=k, filter=flt,
+                                                               strategy=strategy, slot=slot)
+        elif text is not None:
             if not text.strip():
                 raise InvalidInputError("--text is empty")
             qids, hits = ["text"], c.search(texts=[text], k=k, filter=flt, strategy=strategy, slot=slot)
@@ -244,10 +287,12 @@ def drop(uri: URI, yes: Annotated[bool, typer.Option("--yes", help="Really delet
     from repspace.errors import InvalidInputError
 
     if not yes:
-        raise InvalidInputError("dropping deletes every item: add --yes")
+        raise InvalidInputError("dropping deletes every item (of an attached table: forgets the attachment): add --yes")
     c = Collection.open(uri)
+    attached = c.meta.attached
     c.drop()
-    _err().print(f"dropped {c.uri}")
+    _err().print(f"forgot the attachment {c.uri}; the table {attached['table'][-1]} is untouched" if attached
+                 else f"dropped {c.uri}")
 
 
 def import_vectors(

@@ -82,6 +82,17 @@ def _open(uri: str):
     return Collection.open(uri)
 
 
+def _stop_on_signals():
+    """An event set by SIGTERM or SIGINT (a follow then ends after its batch in flight)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
 @upgrade_app.command("start")
 def upgrade_start(
     uri: str = typer.Argument(..., help="A collection (directory or postgresql://…?collection=NAME)."),
@@ -94,12 +105,29 @@ def upgrade_start(
                                                "(.jsonl like --queries, kept apart from them; pairs whose item is not "
                                                "in the sample are left out). Default: pseudo-queries of the sample."),
     seed: int = typer.Option(0, "--seed"),
+    side_table: bool = typer.Option(False, "--side-table", help="Attached table: the new vectors go to a table of "
+                                    "repspace's keyed by the app's id (the app's table untouched), not a new column."),
+    vectors: Optional[Path] = typer.Option(None, "--vectors", help="The new model's vectors, made elsewhere, for at "
+                                           "least the sample's items: .parquet/.arrow with id + vector, or .npy + --ids."),
+    ids: Optional[Path] = typer.Option(None, "--ids", help="Ids for a .npy --vectors file (one per line)."),
+    dim: Optional[int] = typer.Option(None, "--dim", help="The new model's dimension (with --vectors)."),
     quiet: bool = typer.Option(False, "--quiet"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Add the new model's slot to a collection, fit the adapter on a re-embedded sample, measure the gate."""
+    """Add the new model's slot to a collection, fit the adapter on a re-embedded sample (or on --vectors brought),
+    measure the gate."""
     from repspace.collections import upgrade as up
     from repspace.datasets import read_input
+    from repspace.errors import InvalidInputError
+
+    if vectors is not None:
+        if dim is None:
+            raise InvalidInputError("--vectors needs the new model's dimension: --dim")
+        with _open(uri) as c:
+            st = up.start_with_vectors(c, model, vectors, dim=dim, ids_file=ids, sample=sample, method=method,
+                                       seed=seed, side_table=side_table)
+        emit_json(st) if json_out else _print_status(st)
+        return
 
     def pairs(path):
         if path is None:
@@ -110,7 +138,7 @@ def upgrade_start(
     golden, fit = pairs(queries), pairs(fit_queries)
     with _open(uri) as c:
         st = up.start(c, model, sample=sample, method=method, seed=seed, golden=golden, progress=not quiet,
-                      fit_queries=fit)
+                      fit_queries=fit, side_table=side_table)
     if json_out:
         emit_json(st)
     else:
@@ -164,13 +192,23 @@ def upgrade_rollback(uri: str = typer.Argument(..., help="A collection."),
 @upgrade_app.command("finish")
 def upgrade_finish(uri: str = typer.Argument(..., help="A collection."),
                    force: bool = typer.Option(False, "--force", help="Finish before every item is backfilled."),
+                   drop_old: bool = typer.Option(False, "--drop-old", help="Attached table: drop the application's "
+                                                 "old vector column too (refused while an index is on it)."),
                    json_out: bool = typer.Option(False, "--json")) -> None:
-    """Close the upgrade after the switch: the old slot is dropped."""
+    """Close the upgrade after the switch: the old slot is dropped (an attached table keeps the app's own column
+    unless --drop-old, and the SQL to query the new column is printed)."""
     from repspace.collections import upgrade as up
 
     with _open(uri) as c:
-        res = up.finish(c, force=force)
-    emit_json(res) if json_out else Console(stderr=True, markup=False).print(f"active: {res['active']}; dropped {res['dropped']}")
+        res = up.finish(c, force=force, drop_old=drop_old)
+    if json_out:
+        emit_json(res)
+        return
+    con = Console(stderr=True, markup=False, highlight=False)
+    con.print(f"active: {res['active']}; dropped {res['dropped']}"
+              + ("; the application's old column is kept" if res.get("kept_old_column") else ""))
+    if res.get("app_query"):
+        con.print(f"the application queries the new vectors with:\n  {res['app_query']}")
 
 
 @upgrade_app.command("backfill")
@@ -193,6 +231,12 @@ def upgrade_backfill(
     engine: str = typer.Option("local", "--engine", help="Collection mode: local, or ray (a Ray actor pool)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray head (HOST:PORT, ray://…, auto)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Ray encoder actors."),
+    vectors: Optional[Path] = typer.Option(None, "--vectors", help="Collection mode: fill from a file of the new "
+                                           "model's vectors (.parquet/.arrow id + vector, or .npy + --ids); resumable."),
+    ids: Optional[Path] = typer.Option(None, "--ids", help="Ids for a .npy --vectors file."),
+    follow: bool = typer.Option(False, "--follow", help="Collection mode: keep running, backfilling rows the "
+                                "application adds or changes, until SIGTERM / Ctrl-C (the batch in flight completes)."),
+    interval: float = typer.Option(2.0, "--interval", help="With --follow: seconds between polls when idle."),
     quiet: bool = typer.Option(False, "--quiet"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -203,8 +247,14 @@ def upgrade_backfill(
         from repspace.collections import upgrade as up
 
         with _open(index) as c:
-            res = up.backfill(c, order=order, batch_size=batch_size, limit=limit, progress=not quiet, engine=engine,
-                              workers=workers, address=ray_address)
+            if vectors is not None:
+                res = up.backfill_from_file(c, vectors, ids_file=ids)
+            elif follow:
+                res = up.follow(c, interval=interval, stop=_stop_on_signals(), batch_size=batch_size, order=order,
+                                progress=False)
+            else:
+                res = up.backfill(c, order=order, batch_size=batch_size, limit=limit, progress=not quiet,
+                                  engine=engine, workers=workers, address=ray_address)
         if json_out:
             emit_json(res)
         else:
