@@ -41,6 +41,19 @@ class CreateBody(_Body):
     dim: int | None = Field(default=None, ge=1, le=65536)
 
 
+class AttachBody(_Body):
+    name: str = Field(min_length=1, max_length=48, description="the name repspace knows the attached table by")
+    table: str = Field(min_length=1, max_length=1000, description="PostgreSQL: the table as SQL names it; LanceDB: "
+                       "DBDIR::TABLE or a .lance path")
+    id: str = Field(min_length=1, description="its unique key column")
+    vector: str = Field(min_length=1, description="its vector column")
+    model: str = Field(min_length=1, description="the model that made those vectors")
+    text: str | None = Field(default=None, description="its text column (to re-embed in an upgrade)")
+    payload: list[str] = Field(default_factory=list, description="payload columns, returned as JSON")
+    dim: int | None = Field(default=None, ge=1, le=65536)
+    spec: str = "Flat"
+
+
 class Point(_Body):
     id: str = Field(min_length=1, max_length=65536)
     text: str | None = None
@@ -59,6 +72,8 @@ class IdsBody(_Body):
 class SearchBody(_Body):
     text: str | None = None
     vector: list[float] | None = None
+    vector_new: list[float] | None = Field(default=None, description="during an upgrade: the new model's query vector "
+                                           "(with `vector`, the old model's) where the collection cannot encode text")
     k: int = Field(default=10, ge=1, le=1000)
     filter: dict[str, Scalar] | None = None
     strategy: Strategy | None = None
@@ -82,6 +97,7 @@ class UpgradeStartBody(_Body):
                                               description="golden queries for the gate (default: pseudo-queries)")
     fit_queries: list[GoldenQuery] | None = Field(default=None, max_length=100_000,
                                                   description="real queries to fit the score fusion on")
+    side_table: bool = Field(default=False, description="attached table: new vectors in a table of repspace's")
 
 
 class BackfillBody(_Body):
@@ -92,6 +108,10 @@ class BackfillBody(_Body):
 
 class ForceBody(_Body):
     force: bool = False
+
+
+class FinishBody(ForceBody):
+    drop_old: bool = Field(default=False, description="attached table: drop the app's old vector column too")
 
 
 class Hit(BaseModel):
@@ -185,6 +205,17 @@ def create_collection(body: CreateBody, state: ServiceState = Depends(get_state)
         return c.info()
 
 
+@router.post("/attach", status_code=201)
+def attach_table(body: AttachBody, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    """Attach an application's existing table (the `collection attach` of the CLI); answers its `info`."""
+    from repspace.collections.attach import attach
+
+    _check_model(state, body.model)
+    with attach(_uri(state, body.name), body.table, id=body.id, vector=body.vector, model=body.model,
+                text=body.text, payload=body.payload, dim=body.dim, spec=body.spec) as c:
+        return c.info()
+
+
 @router.get("/{name}")
 def collection_info(name: str, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
     """`collection info --json`: count (live items), slots, active, spec, backend, upgrade."""
@@ -256,16 +287,16 @@ def search(name: str, body: SearchBody, state: ServiceState = Depends(get_state)
     picks how the slots are combined (default fused)."""
     import numpy as np
 
-    if (body.text is None) == (body.vector is None):
-        raise ServiceError("give exactly one of text or vector", param="text")
+    if (body.text is None) == (body.vector is None and body.vector_new is None):
+        raise ServiceError("give exactly one of text or vector (and vector_new)", param="text")
     if body.text is not None and not body.text.strip():
         raise ServiceError("text is empty", param="text")
     c, _ = _open(state, name)  # no collection lock: searches run at once (the Collection guards its caches)
     if body.text is not None:
         hits = c.search(texts=[body.text], k=body.k, filter=body.filter, strategy=body.strategy)
     else:
-        hits = c.search(vectors=np.asarray([body.vector], dtype=np.float64), k=body.k, filter=body.filter,
-                        strategy=body.strategy)
+        vec = [None if v is None else np.asarray([v], dtype=np.float64) for v in (body.vector, body.vector_new)]
+        hits = c.search(vectors=vec[0], vectors_new=vec[1], k=body.k, filter=body.filter, strategy=body.strategy)
     return {"hits": hits[0]}
 
 
@@ -279,7 +310,7 @@ def upgrade_start(name: str, body: UpgradeStartBody, state: ServiceState = Depen
     c, lock = _open(state, name)
     with lock:
         return up.start(c, body.model, sample=body.sample, method=body.method, seed=body.seed,
-                        golden=_pairs(body.queries), fit_queries=_pairs(body.fit_queries))
+                        golden=_pairs(body.queries), fit_queries=_pairs(body.fit_queries), side_table=body.side_table)
 
 
 @router.get("/{name}/upgrade")
@@ -374,13 +405,15 @@ def upgrade_rollback(name: str, state: ServiceState = Depends(get_state)) -> dic
 
 
 @router.post("/{name}/upgrade/finish")
-def upgrade_finish(name: str, body: ForceBody | None = None, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+def upgrade_finish(name: str, body: FinishBody | None = None, state: ServiceState = Depends(get_state)) -> dict[str, Any]:
+    """Close the upgrade (an attached table keeps the app's old column unless drop_old; `app_query` is the SQL the
+    application searches the new column with)."""
     from repspace.collections import upgrade as up
 
     _wait_backfill(state, name)
     c, lock = _open(state, name)
     with lock:
-        return up.finish(c, force=bool(body and body.force))
+        return up.finish(c, force=bool(body and body.force), drop_old=bool(body and body.drop_old))
 
 
 def _wait_backfill(state: ServiceState, name: str) -> None:

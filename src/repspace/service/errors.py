@@ -104,7 +104,13 @@ SERVER_PARAMS = frozenset({"address", "adaptors", "api_key_file", "api_keys", "d
 
 def json_field(param: str | None) -> str | None:
     """The request field a library error's `param` names (None: not a field of the request)."""
-    return None if param is None or param in SERVER_PARAMS else param
+    if param is None or param in SERVER_PARAMS:
+        return None
+    return RENAMED.get(param, param)
+
+
+# library parameters whose request field is spelled otherwise
+RENAMED = {"vectors": "vector", "vectors_new": "vector_new", "texts": "text"}
 
 
 def error_json(status: int, message: str, type_: str, param: str | None = None, code: str | None = None,

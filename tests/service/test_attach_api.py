@@ -1,0 +1,58 @@
+"""`POST /v1/collections/attach` and an attached table's search and upgrade over HTTP (a real uvicorn server on
+loopback; the app's table written by raw psycopg SQL / lancedb's own API)."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import numpy as np
+import pytest
+
+from repspace.service import EmbeddingModel, ServeConfig
+from repspace.service.app import create_app
+from tests.collections.test_attach import DIM, LanceApp, PgApp, _rows, _unit
+from tests.service.conftest import KEY, StubEncoder, running
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture(params=["lancedb", "pgvector"])
+def setup(request, tmp_path):
+    rng = np.random.default_rng(0)
+    if request.param == "lancedb":
+        root, app = str(tmp_path / "collections"), LanceApp(str(tmp_path / "appdb"), "docs", _rows(30, rng))
+    else:
+        root = request.getfixturevalue("pg_dsn")
+        app = PgApp(root, f"http_{uuid.uuid4().hex[:6]}", _rows(30, rng))
+    cfg = ServeConfig(models=["stub"], api_keys=[KEY], collections=root)
+    server = create_app(cfg, models={"stub": EmbeddingModel(StubEncoder())}, background_load=False)
+    with running(server) as base:
+        yield base, app
+    app.close()
+
+
+def _post(base, path, body, status=200):
+    r = httpx.post(base + path, json=body, headers=AUTH, timeout=60)
+    assert r.status_code == status, r.text
+    return r.json()
+
+
+def test_attach_search_and_bring_vectors_over_http(setup):
+    base, app = setup
+    name = f"a{uuid.uuid4().hex[:6]}"
+    body = {"name": name, "table": app.table, "id": "doc_id", "vector": "embedding", "text": "Body Text",
+            "payload": ["category"], "model": "app-model", "dim": DIM}
+    info = _post(base, "/v1/collections/attach", body, 201)
+    assert info["count"] == 30 and info["attached"]["vector"] == "embedding"
+    q = _unit(np.random.default_rng(5), 1)[0]
+    hits = _post(base, f"/v1/collections/{name}/search", {"vector": q.tolist(), "k": 5})["hits"]
+    assert [h["id"] for h in hits] == app.own_search(q, 5)
+    app.insert(500, "new", "a", q)
+    assert _post(base, f"/v1/collections/{name}/search", {"vector": q.tolist(), "k": 1})["hits"][0]["id"] == "500"
+    err = _post(base, "/v1/collections/attach", {**body, "name": "b" + name, "vector": "nope"}, 404)
+    assert err["error"]["param"] == "vector"
+    err = _post(base, f"/v1/collections/{name}/points", {"items": [{"id": "x", "vector": q.tolist()}]}, 409)
+    assert "attached" in str(err)
+    err = _post(base, f"/v1/collections/{name}/search", {"vector_new": q.tolist(), "k": 1}, 422)
+    assert err["error"]["param"] == "vector_new"
