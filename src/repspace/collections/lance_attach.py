@@ -361,7 +361,7 @@ class AttachedLanceStore(LanceStore):
                     out.append([])
                     continue
                 hits = (st.search(q, vector_column_name=column).distance_type("cosine").bypass_vector_index()
-                        .where(f"{_sql_name(column)} IS NOT NULL").limit(max(4 * k, k + 16)).select(["id"]).to_arrow())
+                        .where(f"{_sql_name(column)} IS NOT NULL").limit(max(4 * k, k + 16)).select(["id", "_distance"]).to_arrow())
                 rows = self.fetch(hits.column("id").to_pylist(), ["id", "payload"])
                 if filter:
                     rows = rows.filter(pa.array([all(str(json.loads(p).get(key)) == v for key, v in filter.items())
@@ -375,7 +375,7 @@ class AttachedLanceStore(LanceStore):
             if spec.kind == "flat":
                 qb = qb.bypass_vector_index()
             qb = qb.where(f"{_sql_name(src)} IS NOT NULL" + (f" AND {where}" if where else ""), prefilter=True)
-            t = qb.limit(k).select(self._app_columns(["id", "payload"])).to_arrow()
+            t = qb.limit(k).select([*self._app_columns(["id", "payload"]), "_distance"]).to_arrow()
             shaped = self._shape(t, ["id", "payload"])
             out.append([(i, 1.0 - float(d), json.loads(p)) for i, p, d in zip(
                 shaped.column("id").to_pylist(), shaped.column("payload").to_pylist(),
