@@ -64,7 +64,10 @@ def lance_table(root: str, n: int):
         data = pa.table({"id": pa.array(np.arange(s, s + len(v)), pa.int64()),
                          "content": [f"document {i}" for i in range(s, s + len(v))],
                          "embedding": pa.FixedSizeListArray.from_arrays(pa.array(v.ravel()), DIM)})
-        t = db.create_table("documents", data=data) if t is None else (t.add(data) or t)
+        if t is None:
+            t = db.create_table("documents", data=data)
+        else:
+            t.add(data)
     return t
 
 

@@ -372,3 +372,23 @@ def test_bring_the_new_models_vectors(backend, request, tmp_path):
     assert c.search(vectors=q_new[:1], k=1)[0][0]["id"] == "0"
     c.drop()
     app.close()
+
+
+@pytest.mark.real
+def test_rows_without_text_and_an_index_built_concurrently(pg_dsn, request, tmp_path, leads):
+    from repspace.collections import upgrade
+
+    app = _app_of("pgvector", request, tmp_path, leads)
+    app.conn.execute(f'UPDATE {app.table} SET "Body Text" = NULL WHERE doc_id IN (1, 2, 3)')
+    c = _attach(app, tmp_path, model="minilm-l3-onnx", dim=None, spec="HNSW16")
+    st = upgrade.start(c, "minilm-l6", sample=40)
+    assert st["without_text"] == 3
+    out = upgrade.backfill(c)
+    assert out["without_text"] == 3 and c.count("minilm-l6") == 87
+    assert upgrade.status(c)["without_text"] == 3
+    idx = [r[0] for r in app.conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s",
+                                         (app.table,)).fetchall()]
+    assert any("v_1_hnsw" in i for i in idx), idx  # the new column's index, built CONCURRENTLY
+    assert c.search(texts=[leads[0][9]], k=1)[0][0]["id"] == "9"
+    c.drop()
+    app.close()

@@ -63,6 +63,10 @@ class AttachedLanceStore(LanceStore):
         self._app = None
 
     @classmethod
+    def over(cls, store: LanceStore, attached: dict[str, Any]) -> "AttachedLanceStore":
+        return cls(store.path, attached)
+
+    @classmethod
     def inspect(cls, table: str, *, id: str, vector: str, text: str | None, payload: Sequence[str],
                 dim: int | None) -> dict[str, Any]:
         import lancedb
@@ -323,6 +327,10 @@ class AttachedLanceStore(LanceStore):
             return 0
         have = st.to_lance().to_table(columns=["id"], filter=f"{_sql_name(column)} IS NOT NULL").column("id")
         return len(self.fetch(have.to_pylist(), ["id"])) if len(have) else 0
+
+    def count_without_text(self) -> int:
+        text = self.attached.get("text")
+        return self.app().count_rows(f"{_sql_name(text)} IS NULL") if text else self.app().count_rows()
 
     def scan(self, columns: Sequence[str], batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
         for b in self.app().to_lance().to_batches(columns=self._app_columns(columns), batch_size=batch_rows):

@@ -36,14 +36,7 @@ class LanceStore(Store):
 
     @classmethod
     def from_uri(cls, uri) -> "LanceStore":
-        """The store of a collection directory; an application's attached table gets `AttachedLanceStore`."""
-        store = cls(uri.path)
-        attached = store.read_meta().get("attached") if store.exists() else None
-        if not attached:
-            return store
-        from repspace.collections.lance_attach import AttachedLanceStore
-
-        return AttachedLanceStore(uri.path, attached)
+        return cls(uri.path)
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -187,6 +180,9 @@ class LanceStore(Store):
         if not re.fullmatch(r"v_\d+", column):  # our own column names only: nothing user-given reaches SQL
             raise ValueError(f"not a vector column: {column!r}")
         return t.count_rows(f"{column} IS NOT NULL")
+
+    def count_without_text(self) -> int:
+        return self.table().count_rows("text IS NULL")
 
     def scan(self, columns: Sequence[str], batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
         yield from self.table().to_lance().to_batches(columns=list(columns), batch_size=batch_rows)

@@ -360,6 +360,21 @@ class AttachedPgStore(PgStore):
                 (keys,)).fetchall() if keys else [])
             return self._to_arrow(rows, columns, conn)
 
+    _hit_payload = sql.SQL("'{}'::jsonb")
+    _hit_id = sql.SQL("_key")  # the typed key (as text in Python: not a cast per scanned row)
+
+    def native_search(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
+                      spec: Any) -> list[list[tuple[str, float, dict]]] | None:
+        """The store's search; the payloads (a JSON object built from the app's columns) of the top k only."""
+        out = super().native_search(column, dim, queries, k, filter, spec)
+        if out is None or filter or spec.kind not in ("flat", "hnsw") or not self.attached["payload"]:
+            return out
+        import json
+
+        got = self.fetch(list({i for row in out for i, _, _ in row}), ["id", "payload"])
+        pl = dict(zip(got.column("id").to_pylist(), got.column("payload").to_pylist()))
+        return [[(i, sc, json.loads(pl[i]) if pl.get(i) else {}) for i, sc, _ in row] for row in out]
+
     def version(self) -> Any:
         return None  # the application writes without telling: never cache (`live`)
 

@@ -95,19 +95,19 @@ def _prepare_database(conn) -> None:
 
 class PgStore(Store):
     backend = "pgvector"
+    # what an exact or HNSW search selects as each hit's payload: the column (an attached table's view computes
+    # it per row, so it selects none there and fetches the hits' payloads after the top k)
+    _hit_payload = sql.SQL("payload")
+    _hit_id = sql.SQL("id")
 
     @classmethod
     def from_uri(cls, uri) -> "PgStore":
-        """The store of a collection URI; an application's attached table gets `pg_attach.AttachedPgStore`."""
-        store = cls(uri.dsn, uri.name)
-        with store._conn(tx=False) as conn:
-            row = conn.execute(_SQL["meta"], (uri.name,)).fetchone()
-        attached = (row[0] or {}).get("attached") if row else None
-        if not attached:
-            return store
-        from repspace.collections.pg_attach import AttachedPgStore
+        return cls(uri.dsn, uri.name)
 
-        return AttachedPgStore.over(store, attached)
+    def attached_record(self) -> dict[str, Any] | None:
+        with self._conn(tx=False) as conn:
+            row = conn.execute(_SQL["meta"], (self.name,)).fetchone()
+        return (row[0] or {}).get("attached") if row else None
 
     def __init__(self, dsn: str, name: str, *, pool_min: int = 1, pool_max: int | None = None,
                  pool_timeout: float = 30.0) -> None:
@@ -376,6 +376,10 @@ class PgStore(Store):
             where = sql.SQL("") if column is None else sql.SQL(" WHERE {} IS NOT NULL").format(sql.Identifier(column))
             return int(conn.execute(sql.SQL("SELECT count(*) FROM {}{}").format(self._t(), where)).fetchone()[0])
 
+    def count_without_text(self) -> int:
+        with self._conn(tx=False) as conn:
+            return int(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE text IS NULL").format(self._t())).fetchone()[0])
+
     def scan(self, columns: Sequence[str], batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
         with self._conn() as conn, conn.cursor(name="rs_scan", binary=True) as cur:
             cur.itersize = batch_rows
@@ -447,8 +451,8 @@ class PgStore(Store):
         where = sql.SQL(" AND ").join(conds)
         full = sql.SQL("{} <=> %(q)s").format(col)
         if spec.kind in ("flat", "hnsw"):
-            stmt = sql.SQL("SELECT id, payload, 1 - ({}) AS s FROM {} WHERE {} ORDER BY {} LIMIT %(k)s").format(
-                full, self._t(), where, full)
+            stmt = sql.SQL("SELECT {}, {}, 1 - ({}) AS s FROM {} WHERE {} ORDER BY {} LIMIT %(k)s").format(
+                self._hit_id, self._hit_payload if not filter else sql.SQL("payload"), full, self._t(), where, full)
         elif spec.kind == "binary":
             r = max(int(spec.rescore), k)
             ham = sql.SQL("binary_quantize({})::bit({}) <~> binary_quantize(%(q)s)").format(col, sql.Literal(int(dim)))
@@ -491,5 +495,6 @@ class PgStore(Store):
                     for d in spec.stages[:-1]:
                         bind[f"q{d}"] = Vector(q[:d])
                 rows = cur.execute(stmt, bind).fetchall()
-                out.append([(unesc(r[0]), float(r[2]), payload_of(r[1])) for r in rows])
+                out.append([(unesc(r[0]) if isinstance(r[0], str) else str(r[0]), float(r[2]), payload_of(r[1]))
+                            for r in rows])
         return out

@@ -139,6 +139,14 @@ class Store(ABC):
     def columns(self) -> list[str]:
         """The vector columns the items table has now (one per slot the metadata lists)."""
 
+    def attached_record(self) -> dict[str, Any] | None:
+        """The metadata's record of an application's attached table (`collections.attach`), or None."""
+        return self.read_meta().get("attached") if self.exists() else None
+
+    def count_without_text(self) -> int:
+        """Live rows without a text (they cannot be re-embedded by a new model)."""
+        return sum(b.column("text").null_count for b in self.scan(["text"]))
+
     def stale(self, column: str) -> list[str]:
         """Ids whose `column` vector was made from a text that changed since (an attached table the application
         writes; repspace's own upserts re-encode every slot, so none)."""
@@ -168,12 +176,20 @@ class Store(ABC):
 # backend name (`choices.BACKENDS`, what `parse_uri` says) -> the module and class of its store, loaded on first use
 STORES = {"lancedb": ("repspace.collections.lance_store", "LanceStore"),
           "pgvector": ("repspace.collections.pg_store", "PgStore")}
-assert tuple(STORES) == BACKENDS
+# ... and of its store over an application's attached table (`collections.attach`; `cls.over(store, record)`)
+ATTACHED = {"lancedb": ("repspace.collections.lance_attach", "AttachedLanceStore"),
+            "pgvector": ("repspace.collections.pg_attach", "AttachedPgStore")}
+assert tuple(STORES) == BACKENDS == tuple(ATTACHED)
 
 
 def open_store(uri: Any) -> Store:
-    """The store of a parsed `CollectionURI`."""
+    """The store of a parsed `CollectionURI` (over an application's table where the collection is attached)."""
     import importlib
 
     module, name = STORES[uri.backend]
-    return getattr(importlib.import_module(module), name).from_uri(uri)
+    store = getattr(importlib.import_module(module), name).from_uri(uri)
+    record = store.attached_record()
+    if not record:
+        return store
+    module, name = ATTACHED[uri.backend]
+    return getattr(importlib.import_module(module), name).over(store, record)

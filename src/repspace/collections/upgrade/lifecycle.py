@@ -78,10 +78,9 @@ def start(coll, model: str, *, sample: int = 1000, method: str = "procrustes", s
     def golden_of(texts: dict[str, str]) -> list[tuple[str, str]]:
         return list(golden) if golden is not None else [(pseudo_query(texts[i]), i) for i in gold_ids if i in texts]
 
-    out = start_from(coll, read, model, fit_ids, encode, method=method, seed=seed, sample=len(chosen), keep=True,
-                     golden=golden_of, fit_queries=fit_queries, evaluate_gate=evaluate_gate,
-                     extra_ids=gold_ids, side_table=side_table)
-    return {**out, "without_text": len(ids) - len(with_text)}
+    return start_from(coll, read, model, fit_ids, encode, method=method, seed=seed, sample=len(chosen), keep=True,
+                      golden=golden_of, fit_queries=fit_queries, evaluate_gate=evaluate_gate,
+                      extra_ids=gold_ids, side_table=side_table)
 
 
 def start_from(coll, read, model: str, fit_ids: Sequence[str],
@@ -268,6 +267,7 @@ def status(coll) -> dict[str, Any]:
     count, backfilled, frac = progress(coll, up)
     return {"collection": coll.name, "old": up.old, "new": up.new, "state": up.state, "active": meta.active,
             "method": up.method, "fraction": frac, "count": count, "backfilled": backfilled,
+            "without_text": coll.store.count_without_text(),
             "gate": recorded or None, "metrics": metrics, "evaluated_at_fraction": (up.gate or {}).get("fraction"),
             "default_strategy": DEFAULT_STRATEGY, "golden_queries": len(up.golden)}
 
