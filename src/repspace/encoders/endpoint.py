@@ -268,30 +268,33 @@ class EndpointEncoder(Encoder):
         return out
 
     def _request(self, texts: list[str], fail_fast: bool = False, stop: threading.Event | None = None) -> np.ndarray:
-        """One request with retries: (len(texts), dim) float32, row i = texts[i]."""
+        """One request with retries: (len(texts), dim) float32, row i = texts[i]. Errors are raised outside the
+        `except` blocks, so no exception chain carries the client's own error (whose text may hold the key)."""
         start = time.monotonic()
         attempt = 0
         while True:
             try:
                 return self._attempt(texts)
             except _Retry as r:
-                spent = time.monotonic() - start
-                if r.wait is not None:
-                    delay = r.wait
-                else:
-                    delay = min(self.backoff_max, self.backoff * 2 ** attempt) * (0.5 + self._random.random() / 2)
-                if fail_fast or attempt >= self.max_retries or (stop is not None and stop.is_set()) or spent + delay > self.retry_total:
-                    tried = f"{attempt + 1} attempt{'s' if attempt else ''} over {spent:.1f} s"
-                    asked = (f"; it asked to wait {r.wait:.0f} s more, past retry_total {self.retry_total:g} s"
-                             if r.wait is not None and spent + delay > self.retry_total else "")
-                    raise EndpointError(f"{r.why} ({tried}{asked})", param="model") from None
-                attempt += 1
-                with self._lock:
-                    self.retries += 1
-                if stop is not None and stop.wait(delay):
-                    raise EndpointError(f"{r.why} (gave up: another request of the batch failed)", param="model")
-                if stop is None:
-                    time.sleep(delay)
+                retry = r
+            spent = time.monotonic() - start
+            if retry.wait is not None:
+                delay = retry.wait
+            else:
+                delay = min(self.backoff_max, self.backoff * 2 ** attempt) * (0.5 + self._random.random() / 2)
+            if fail_fast or attempt >= self.max_retries or (stop is not None and stop.is_set()) \
+                    or spent + delay > self.retry_total:
+                tried = f"{attempt + 1} attempt{'s' if attempt else ''} over {spent:.1f} s"
+                asked = (f"; it asked to wait {retry.wait:.0f} s more, past retry_total {self.retry_total:g} s"
+                         if retry.wait is not None and spent + delay > self.retry_total else "")
+                raise EndpointError(f"{retry.why} ({tried}{asked})", param="model")
+            attempt += 1
+            with self._lock:
+                self.retries += 1
+            if stop is None:
+                time.sleep(delay)
+            elif stop.wait(delay):
+                raise EndpointError(f"{retry.why} (gave up: another request of the batch failed)", param="model")
 
     def _attempt(self, texts: list[str]) -> np.ndarray:
         import openai
@@ -301,22 +304,25 @@ class EndpointEncoder(Encoder):
             kwargs["dimensions"] = self.dimensions
         with self._lock:
             self.requests += 1
+        failure: Exception | None = None
         try:
-            raw = self._client.embeddings.with_raw_response.create(**kwargs)
-            body = raw.http_response.content
+            body = self._client.embeddings.with_raw_response.create(**kwargs).http_response.content
         except openai.APITimeoutError:
-            raise _Retry(f"endpoint {self.safe} did not answer within the timeout of {self.timeout:g} s") from None
+            failure = _Retry(f"endpoint {self.safe} did not answer within the timeout of {self.timeout:g} s")
         except openai.APIConnectionError as e:
             cause = e.__cause__ or e.__context__
             why = type(cause).__name__ if cause is not None else "connection error"
-            raise _Retry(f"endpoint {self.safe} is down or unreachable ({why})") from None
+            failure = _Retry(f"endpoint {self.safe} is down or unreachable ({why})")
         except openai.APIStatusError as e:
             status = e.status_code
             if status in RETRY_STATUS or status >= 500:
                 what = "rate limited" if status == 429 else "server error" if status >= 500 else "try again"
-                raise _Retry(f"endpoint {self.safe} kept answering HTTP {status} ({what}): {self._server_message(e)}",
-                             retry_after(e.response.headers)) from None
-            raise self._status_error(status, e) from None
+                failure = _Retry(f"endpoint {self.safe} kept answering HTTP {status} ({what}): "
+                                 f"{self._server_message(e)}", retry_after(e.response.headers))
+            else:
+                failure = self._status_error(status, e)
+        if failure is not None:
+            raise failure  # outside the except blocks: no __context__ to the client's error
         return self._decode(body, len(texts))
 
     # -------------------------------------------------------------- answers
@@ -394,4 +400,5 @@ class EndpointEncoder(Encoder):
 def endpoint_encoder(rest: str, device: str = "cpu", *, dim: int | None = None, **options: Any) -> EndpointEncoder:
     """The registry's factory for `openai:REST`."""
     spec = parse_endpoint(rest, dim)
-    return EndpointEncoder(spec.model, spec.url, dimensions=spec.dimensions, device=device, **options)
+    given = {k: v for k, v in options.items() if v is not None}  # None: the default
+    return EndpointEncoder(spec.model, spec.url, dimensions=spec.dimensions, device=device, **given)
