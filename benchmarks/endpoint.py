@@ -15,7 +15,7 @@ backfill / direct (target >= 0.9) and the load average before and after. The enc
 check) is made once, before timing. Vectors of both sides are checked equal (cos >= 0.9999).
 
 Usage: python benchmarks/endpoint.py [--bodies 128] [--titles 1024] [--batch 32] [--concurrency 4] [--block 256]
-                                     [--rounds 2] [--threads 1] [--infinity /tmp/infvenv/bin/infinity_emb]
+                                     [--rounds 3] [--threads 1] [--infinity /tmp/infvenv/bin/infinity_emb]
 """
 
 from __future__ import annotations
@@ -49,10 +49,11 @@ def backfill(enc, texts: list[str], block: int) -> np.ndarray:
     return out
 
 
-def run_side(name: str, fn) -> tuple[float, np.ndarray]:
-    t0 = time.perf_counter()
+def run_side(name: str, fn) -> tuple[float, float, np.ndarray]:
+    """(wall seconds, this process's CPU seconds — the client's own cost, all threads — , vectors)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     X = fn()
-    return time.perf_counter() - t0, X
+    return time.perf_counter() - t0, time.process_time() - c0, X
 
 
 def bench(label: str, base: str, model: str, corpora: dict[str, list[str]], args) -> list[dict]:
@@ -69,29 +70,34 @@ def bench(label: str, base: str, model: str, corpora: dict[str, list[str]], args
     for corpus, texts in corpora.items():
         sides["direct"](texts[: args.batch * 2])  # warm-up: connections, server caches
         times: dict[str, list[float]] = {s: [] for s in sides}
+        cpu: dict[str, list[float]] = {s: [] for s in sides}
         ref = None
         load0 = os.getloadavg()[0]
         for r in range(args.rounds):
             order = list(sides) if r % 2 == 0 else list(sides)[::-1]
             for s in order:
-                dt, X = run_side(s, lambda: sides[s](texts))
+                dt, ct, X = run_side(s, lambda: sides[s](texts))
                 times[s].append(dt)
+                cpu[s].append(ct)
                 Xn = X / np.linalg.norm(X, axis=1, keepdims=True)
                 if ref is None:
                     ref = Xn
                 cos = float((Xn * ref).sum(1).min())
                 assert X.shape == (len(texts), enc.dim) and cos >= 0.9999, (s, X.shape, cos)
-                print(f"  {label} {corpus} round {r + 1} {s}: {dt:.2f} s, {len(texts) / dt:.1f} texts/s", flush=True)
+                print(f"  {label} {corpus} round {r + 1} {s}: {dt:.2f} s, {len(texts) / dt:.1f} texts/s, client CPU "
+                      f"{ct:.2f} s", flush=True)
         load1 = os.getloadavg()[0]
         tps = {s: len(texts) / statistics.median(v) for s, v in times.items()}
         row = {"server": label, "corpus": corpus, "n": len(texts), "load": f"{load0:.1f} → {load1:.1f}",
                **{f"{s}_tps": tps[s] for s in sides},
+               **{f"{s}_cpu_ms": 1000 * statistics.median(cpu[s]) / len(texts) for s in sides},
                "ratio": tps["backfill"] / tps["direct"], "ratio_whole": tps["whole"] / tps["direct"],
                "per_round": [round(b / d, 3) for b, d in zip(times["direct"], times["backfill"])]}
         rows.append(row)
         print(f"{label} {corpus} (n={len(texts)}, load {row['load']}): direct {tps['direct']:.1f}, backfill "
               f"{tps['backfill']:.1f}, whole {tps['whole']:.1f} texts/s; backfill/direct {row['ratio']:.3f} "
-              f"(rounds {row['per_round']}), whole/direct {row['ratio_whole']:.3f}", flush=True)
+              f"(rounds {row['per_round']}), whole/direct {row['ratio_whole']:.3f}; client CPU ms/text direct "
+              f"{row['direct_cpu_ms']:.2f}, backfill {row['backfill_cpu_ms']:.2f}", flush=True)
     enc.close()
     client.close()
     return rows
@@ -130,9 +136,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--block", type=int, default=256)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the server")
     ap.add_argument("--infinity", default=None, help="infinity_emb executable (own venv); skipped when absent")
+    ap.add_argument("--no-repspace", action="store_true", help="skip the repspace serve half (e.g. infinity only)")
     args = ap.parse_args()
 
     from repspace.datasets import load_dataset
@@ -147,12 +154,13 @@ def main() -> None:
     rows = []
     port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    proc = start_service(["--no-auth", "--models", "minilm-l6", "--threads", str(args.threads)], port, env=env)
-    try:
-        rows += bench("repspace serve", f"http://127.0.0.1:{port}/v1", "minilm-l6", corpora, args)
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    if not args.no_repspace:
+        proc = start_service(["--no-auth", "--models", "minilm-l6", "--threads", str(args.threads)], port, env=env)
+        try:
+            rows += bench("repspace serve", f"http://127.0.0.1:{port}/v1", "minilm-l6", corpora, args)
+        finally:
+            proc.terminate()
+            proc.wait(30)
     if args.infinity:
         if not Path(args.infinity).is_file():
             print(f"infinity-emb not run: {args.infinity} not found")
@@ -164,11 +172,13 @@ def main() -> None:
             finally:
                 proc.terminate()
                 proc.wait(30)
-    print("\n| server | texts | n | load | direct texts/s | backfill texts/s | whole texts/s | backfill / direct | whole / direct |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| server | texts | n | load | direct texts/s | backfill texts/s | whole texts/s | backfill / direct | whole / direct "
+          "| client CPU ms/text direct | backfill |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['server']} | {r['corpus']} | {r['n']} | {r['load']} | {r['direct_tps']:.1f} | {r['backfill_tps']:.1f} | "
-              f"{r['whole_tps']:.1f} | {r['ratio']:.3f} | {r['ratio_whole']:.3f} |")
+              f"{r['whole_tps']:.1f} | {r['ratio']:.3f} | {r['ratio_whole']:.3f} | {r['direct_cpu_ms']:.2f} | "
+              f"{r['backfill_cpu_ms']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -166,6 +166,8 @@ def test_a_timeout_is_retried_then_reported(faults, direct):
 
 def test_retries_stop_at_max_retries_and_at_retry_total(faults):
     f, model = faults
+    f.push("500")
+    assert enc(model).retries == 1  # the identity probe is retried like any request (only a refused connection is not)
     e = enc(model, max_retries=2)
     f.push("429", "429", "429")
     with pytest.raises(EndpointError, match=r"kept answering HTTP 429 \(rate limited\).*3 attempts"):

@@ -157,9 +157,9 @@ def retry_after(headers: Any, now: float | None = None) -> float | None:
 class _Retry(Exception):
     """A failed attempt that may be retried: why (for the final message) and how long the server asked to wait."""
 
-    def __init__(self, why: str, wait: float | None = None) -> None:
+    def __init__(self, why: str, wait: float | None = None, down: bool = False) -> None:
         super().__init__(why)
-        self.why, self.wait = why, wait
+        self.why, self.wait, self.down = why, wait, down
 
 
 class EndpointEncoder(Encoder):
@@ -221,7 +221,8 @@ class EndpointEncoder(Encoder):
         return OpenAI(base_url=self.url, api_key=key, timeout=self.timeout, max_retries=0)  # the only holder of the key
 
     def _probe(self) -> np.ndarray:
-        # the probe fails fast on a refused connection: a down URL is reported at once, not after minutes of retries
+        # a refused connection fails the probe at once (a down URL is reported now, not after minutes of retries);
+        # 429/5xx/timeouts are retried as for any request
         return self._request([PROBE_TEXT], fail_fast=True)[0]
 
     def __repr__(self) -> str:
@@ -282,7 +283,7 @@ class EndpointEncoder(Encoder):
                 delay = retry.wait
             else:
                 delay = min(self.backoff_max, self.backoff * 2 ** attempt) * (0.5 + self._random.random() / 2)
-            if fail_fast or attempt >= self.max_retries or (stop is not None and stop.is_set()) \
+            if (fail_fast and retry.down) or attempt >= self.max_retries or (stop is not None and stop.is_set()) \
                     or spent + delay > self.retry_total:
                 tried = f"{attempt + 1} attempt{'s' if attempt else ''} over {spent:.1f} s"
                 asked = (f"; it asked to wait {retry.wait:.0f} s more, past retry_total {self.retry_total:g} s"
@@ -312,7 +313,7 @@ class EndpointEncoder(Encoder):
         except openai.APIConnectionError as e:
             cause = e.__cause__ or e.__context__
             why = type(cause).__name__ if cause is not None else "connection error"
-            failure = _Retry(f"endpoint {self.safe} is down or unreachable ({why})")
+            failure = _Retry(f"endpoint {self.safe} is down or unreachable ({why})", down=True)
         except openai.APIStatusError as e:
             status = e.status_code
             if status in RETRY_STATUS or status >= 500:
