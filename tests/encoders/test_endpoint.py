@@ -321,3 +321,22 @@ def test_cli_encode_through_an_endpoint(cli, serve, direct, tmp_path, monkeypatc
     code, out, err = cli("encode", "--model", f"openai:minilm-l6@http://127.0.0.1:{free_port()}/v1", "--input", src,
                          "--out", tmp_path / "down", "--quiet")
     assert code == 2 and "is down or unreachable" in err
+
+
+def test_cli_collection_through_an_endpoint(cli, serve, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.delenv("REPSPACE_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    model, uri = f"openai:minilm-l6@{serve}/v1", str(tmp_path / "coll")
+    src = tmp_path / "texts.jsonl"
+    src.write_text("\n".join(json.dumps({"id": f"t{i}", "text": t}) for i, t in enumerate(TEXTS[:12])) + "\n")
+    code, out, err = cli("collection", "create", uri, "--model", model, "--dim", "64", "--json")
+    assert code == 0, err
+    slot = json.loads(out)["slots"][0]
+    assert slot["model"] == model + "#dimensions=64" and slot["model_version"].endswith(":64d")
+    code, out, err = cli("collection", "upsert", uri, "--input", src, "--encode-batch", "64", "--quiet", "--json")
+    assert code == 0, err
+    code, out, err = cli("collection", "search", uri, "--text", TEXTS[5], "--k", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["results"][0]["hits"][0]["id"] == "t5"
