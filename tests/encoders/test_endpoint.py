@@ -124,6 +124,16 @@ def test_dimensions_are_asked_of_the_endpoint(serve, direct):
     assert enc(e.name).version == e.version  # the name alone reopens the same encoder
 
 
+def test_settings_from_the_environment_reach_encoders_opened_by_name(serve, monkeypatch):
+    monkeypatch.setenv("REPSPACE_ENDPOINT_CONCURRENCY", "7")
+    monkeypatch.setenv("REPSPACE_ENDPOINT_BATCH_SIZE", "5")
+    d = enc(f"openai:minilm-l6@{serve}/v1", batch_size=9).describe()
+    assert d["concurrency"] == 7 and d["batch_size"] == 9  # an explicit argument wins
+    monkeypatch.setenv("REPSPACE_ENDPOINT_TIMEOUT", "soon")
+    with pytest.raises(InvalidInputError, match="REPSPACE_ENDPOINT_TIMEOUT must be a number"):
+        enc(f"openai:minilm-l6@{serve}/v1")
+
+
 def test_token_budget_and_batch_size_cut_requests(faults, direct):
     f, model = faults
     e = enc(model, batch_size=8, max_tokens=30, concurrency=2)

@@ -398,8 +398,26 @@ class EndpointEncoder(Encoder):
         return out
 
 
+# settings a process can give every endpoint encoder it opens, also those opened by name deep inside the library
+# (a collection's slot, a backfill, Ray workers): explicit arguments win
+ENV_SETTINGS = {"concurrency": ("REPSPACE_ENDPOINT_CONCURRENCY", int), "batch_size": ("REPSPACE_ENDPOINT_BATCH_SIZE", int),
+                "max_tokens": ("REPSPACE_ENDPOINT_MAX_TOKENS", int), "timeout": ("REPSPACE_ENDPOINT_TIMEOUT", float)}
+
+
+def env_settings() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for param, (var, kind) in ENV_SETTINGS.items():
+        value = os.environ.get(var)
+        if value:
+            try:
+                out[param] = kind(value)
+            except ValueError:
+                raise InvalidInputError(f"{var} must be a number; got {value[:20]!r}", param=param) from None
+    return out
+
+
 def endpoint_encoder(rest: str, device: str = "cpu", *, dim: int | None = None, **options: Any) -> EndpointEncoder:
-    """The registry's factory for `openai:REST`."""
+    """The registry's factory for `openai:REST`: options given (not None) > REPSPACE_ENDPOINT_* variables > defaults."""
     spec = parse_endpoint(rest, dim)
-    given = {k: v for k, v in options.items() if v is not None}  # None: the default
+    given = {**env_settings(), **{k: v for k, v in options.items() if v is not None}}
     return EndpointEncoder(spec.model, spec.url, dimensions=spec.dimensions, device=device, **given)
