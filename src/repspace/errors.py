@@ -65,3 +65,11 @@ class StoreUnavailableError(RepspaceError):
 
 class ConcurrentChangeError(CollectionError):
     """Another writer changed the collection's metadata between a read and a compare-and-set write."""
+
+
+class EndpointError(RepspaceError):
+    """A remote embedding endpoint (`openai:NAME@URL`) is down, refused the key, or answered wrongly."""
+
+
+class ModelChangedError(RepspaceError):
+    """The model behind a name now makes other vectors than the ones recorded (its identity fingerprint changed)."""

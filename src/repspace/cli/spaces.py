@@ -13,11 +13,17 @@ from repspace.cli.app import emit_json, flag_hints, read_items
 
 
 def encode(
-    model: str = typer.Option(..., "--model", help="Built-in model name (see `repspace models`) or a local model directory."),
+    model: str = typer.Option(..., "--model", help="Built-in model name (see `repspace models`), a local model directory, or "
+                              "openai:NAME@URL for a model behind an OpenAI-compatible API (key from REPSPACE_API_KEY or "
+                              "OPENAI_API_KEY)."),
     out: Path = typer.Option(..., "--out", help="Output space directory."),
     dataset: Optional[str] = typer.Option(None, "--dataset", help="NAME[:VIEW][@SPLIT], e.g. bbc-news:title@test."),
     input: Optional[Path] = typer.Option(None, "--input", help=".txt, .jsonl, .csv, .parquet or an image folder."),
-    batch_size: int = typer.Option(32, "--batch-size"),
+    batch_size: int = typer.Option(32, "--batch-size", help="Texts encoded together (per request for openai:NAME@URL)."),
+    dim: Optional[int] = typer.Option(None, "--dim", help="Dimensions to ask an openai:NAME@URL endpoint for (e.g. 256 "
+                                      "for text-embedding-3-*); other models must make exactly this many."),
+    concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Requests in flight at once, for "
+                                              "openai:NAME@URL (default 4)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Encode only the first N items."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     text_column: str = typer.Option("text", "--text-column"),
@@ -33,19 +39,22 @@ def encode(
     """Encode a dataset or input file into a space directory (resumable after a kill)."""
     from repspace.encoders import get_encoder
     from repspace.encoders.job import encode_items
+    from repspace.encoders.registry import scheme_of
     from repspace.scale.cluster import check_engine
 
     with flag_hints(overwrite="--overwrite", batch_size="--batch-size"):
         check_engine(engine)
         items = read_items(dataset, input, text_column, id_column, label_column).limit(limit)
+        remote = scheme_of(model) is not None
         if engine == "ray":
             from repspace.scale import encode_space
 
-            encoder = get_encoder(model, device="cpu")  # the driver's copy: length order and version only
-            space = encode_space(model, items, out=out, batch_size=batch_size, chunk_items=chunk_items, overwrite=overwrite,
+            encoder = get_encoder(model, device="cpu", dim=dim)  # the driver's copy: length order and version only
+            space = encode_space(encoder.name if remote else model, items, out=out, batch_size=batch_size, chunk_items=chunk_items, overwrite=overwrite,
                                  progress=not quiet, workers=workers, address=ray_address, device=device, encoder=encoder)
         else:
-            encoder = get_encoder(model, device=device)
+            encoder = get_encoder(model, device=device, dim=dim, concurrency=concurrency,
+                                  batch_size=batch_size if remote else None)
             space = encode_items(encoder, items, out=out, batch_size=batch_size, chunk_items=chunk_items,
                                  overwrite=overwrite, progress=not quiet)
     Console(stderr=True).print(f"wrote {out}: {space.count} x {space.dim} ({space.model})")

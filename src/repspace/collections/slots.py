@@ -13,16 +13,16 @@ from repspace.index.spec import IndexSpec, parse_spec
 def describe_model(model: str, dim: int | None, model_version: str | None, device: str = "cpu") -> dict[str, Any]:
     """A slot's model record: a repspace model (name or directory) is loaded to read its dim and version;
     any other name is an external model whose vectors the user brings (then `dim` is required)."""
-    from repspace.encoders import MODELS
+    from repspace.encoders import MODELS, is_model
 
-    known = model in MODELS or Path(model).is_dir()
+    known = is_model(model)  # built-in, registered, remote (openai:NAME@URL: version = its probe fingerprint) or a directory
     if known:
         from repspace.encoders import get_encoder
 
-        enc = get_encoder(model, device=device)
+        enc = get_encoder(model, device=device, dim=dim)
         if dim is not None and dim != enc.dim:
             raise DimensionMismatchError(f"model {model!r} makes {enc.dim}-d vectors, not {dim}", param="dim")
-        return {"model": enc.name if model in MODELS else model, "model_version": enc.version, "dim": int(enc.dim),
+        return {"model": model if Path(model).is_dir() else enc.name, "model_version": enc.version, "dim": int(enc.dim),
                 "modality": enc.modality, "normalized": bool(enc.normalized), "encodes": True}
     if dim is None or dim < 1:
         raise UnknownNameError(f"model {model!r} is not a repspace model (built-in: {', '.join(MODELS)}, or a model "

@@ -19,6 +19,7 @@ import numpy as np
 from repspace._io import save_npy, write_json
 from repspace.datasets.items import Items
 from repspace.encoders.base import Encoder
+from repspace.encoders.identity import check_same_model
 from repspace.errors import InvalidInputError, InvalidVectorsError, OutputExistsError, SpaceFormatError
 from repspace.ops.progress import progress_bar  # noqa: F401  (re-exported for old imports)
 from repspace.spaces.space import Space, check_finite, read_manifest
@@ -57,6 +58,8 @@ def _check_output(out: Path, encoder: Encoder, fingerprint: str, overwrite: bool
             return None
         raise OutputExistsError(f"{out} exists and is not a repspace space; choose another output or pass overwrite=True",
                                 param="overwrite") from None
+    if manifest.get("model") == encoder.name:
+        check_same_model(encoder.name, manifest.get("model_version"), encoder.version, f"the space {out}")
     if manifest.get("model") != encoder.name or manifest.get("model_version") != encoder.version:
         raise OutputExistsError(
             f"{out} holds a space of model {manifest.get('model')!r}, not {encoder.name!r}; "
@@ -93,6 +96,9 @@ def open_partial(out: Path, record: dict[str, Any], overwrite: bool) -> Path:
         except (OSError, ValueError):
             old = None
         if old != record:
+            if not overwrite and old is not None and old.get("model") == record["model"]:
+                check_same_model(record["model"], old.get("model_version"), record["model_version"],
+                                 f"the interrupted encode in {work}")
             if not overwrite and old is not None:
                 raise OutputExistsError(
                     f"an interrupted encode of a different job is in {work} "
@@ -158,8 +164,10 @@ def encode_items(
                     block = None  # damaged chunk: recompute it
             if block is None:
                 parts = []
-                for b in range(0, len(pos), batch_size):
-                    batch = [items.data[k] for k in pos[b : b + batch_size]]
+                # an encoder that sends its own concurrent requests (an endpoint) takes the whole chunk at once
+                step = len(pos) if getattr(encoder, "concurrent", False) else batch_size
+                for b in range(0, len(pos), step):
+                    batch = [items.data[k] for k in pos[b : b + step]]
                     parts.append(np.asarray(encoder.encode_batch(batch), dtype=np.float32))
                     bar.update(task, advance=len(batch))
                     speed = bar.tasks[0].speed

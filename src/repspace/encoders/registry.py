@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from repspace.encoders.base import Encoder
-from repspace.errors import NotAvailableError, UnknownNameError
+from repspace.errors import DimensionMismatchError, InvalidInputError, NotAvailableError, UnknownNameError
 
 
 def _available(check: Callable[[], object]) -> Callable[[], bool]:
@@ -145,10 +145,76 @@ def register_directory_loader(loader: DirectoryLoader) -> None:
     DIRECTORY_LOADERS.insert(0, loader)
 
 
-def get_encoder(name_or_path: str, device: str = "cpu") -> Encoder:
-    """A built-in model by name, or a local model directory (sentence-transformers or repspace-trained)."""
+def _openai(rest: str, device: str, **options: Any) -> Encoder:
+    from repspace.encoders.endpoint import endpoint_encoder
+
+    return endpoint_encoder(rest, device, **options)
+
+
+# remote encoders, by the scheme before the first ':' — `SCHEME:REST` is built by factory(REST, device, **options)
+# (`dim` and the scheme's own options, e.g. concurrency). A new remote API is one module and one line here.
+SCHEMES: dict[str, Callable[..., Encoder]] = {
+    "openai": _openai,  # any OpenAI-compatible /v1/embeddings: openai:NAME@URL (encoders/endpoint.py)
+}
+
+# encoders registered at run time from Python callables (`register_encoder`), by name
+REGISTERED: dict[str, Encoder] = {}
+
+
+def register_encoder(name: str, fn: Callable[[list[str]], Any], dim: int | None = None,
+                     normalized: bool | None = None, modality: str = "text", replace: bool = False) -> Encoder:
+    """Make any callable `texts -> (n, d) array` an encoder that every API taking a model name accepts (in this
+    process): `register_encoder("mine", fn)`, then `get_encoder("mine")`, `Collection.create(uri, "mine")`, ….
+    `dim` is probed when not given; `normalized` too (unit-length probe vector). Its version is the fingerprint
+    of its probe vector, so a space or slot made with it refuses vectors from a changed function."""
+    from repspace.encoders.custom import CallableEncoder
+
+    if not isinstance(name, str) or not name or name in MODELS or scheme_of(name) is not None:
+        raise InvalidInputError(f"cannot register an encoder as {name!r}: the name is empty or taken by a built-in "
+                                "model or a scheme", param="name")
+    if name in REGISTERED and not replace:
+        raise InvalidInputError(f"an encoder named {name!r} is registered already; pass replace=True", param="name")
+    enc = CallableEncoder(name, fn, dim=dim, normalized=normalized, modality=modality)
+    REGISTERED[name] = enc
+    return enc
+
+
+def scheme_of(name: str) -> str | None:
+    """The remote scheme of a model name (`openai` for `openai:NAME@URL`), or None."""
+    scheme, colon, _ = name.partition(":")
+    return scheme if colon and scheme in SCHEMES else None
+
+
+def is_model(name: str) -> bool:
+    """Whether `get_encoder(name)` would build an encoder (built-in, registered, scheme, model directory),
+    without building it."""
+    return name in MODELS or name in REGISTERED or scheme_of(name) is not None or Path(name).is_dir()
+
+
+def get_encoder(name_or_path: str, device: str = "cpu", *, dim: int | None = None, **options: Any) -> Encoder:
+    """A built-in model by name, a registered callable, a remote model (`openai:NAME@URL`), or a local model
+    directory (sentence-transformers or repspace-trained).
+
+    dim: the dimension wanted — a remote model asks its endpoint for it (`dimensions`), any other must make it.
+    options: a remote model's settings (e.g. concurrency, batch_size, timeout; see `EndpointEncoder`)."""
+    scheme = scheme_of(name_or_path)
+    if scheme is not None and not Path(name_or_path).is_dir():
+        return SCHEMES[scheme](name_or_path.partition(":")[2], device, dim=dim, **options)
+    given = sorted(k for k, v in options.items() if v is not None)
+    if given:
+        raise InvalidInputError(f"{', '.join(given)} apply to remote models ({', '.join(s + ':…' for s in SCHEMES)}) "
+                                f"only, not to {name_or_path!r}", param=given[0])
+    enc = _local_encoder(name_or_path, device)
+    if dim is not None and dim != enc.dim:
+        raise DimensionMismatchError(f"model {name_or_path!r} makes {enc.dim}-d vectors, not {dim}", param="dim")
+    return enc
+
+
+def _local_encoder(name_or_path: str, device: str) -> Encoder:
     if name_or_path in MODELS:
         return MODELS[name_or_path].factory(device)
+    if name_or_path in REGISTERED:
+        return REGISTERED[name_or_path]
     path = Path(name_or_path)
     if path.is_dir():
         for loader in DIRECTORY_LOADERS:
@@ -157,5 +223,6 @@ def get_encoder(name_or_path: str, device: str = "cpu") -> Encoder:
         raise UnknownNameError(f"{path} is not a model directory (no model.json from `repspace train`, "
                                "no modules.json / config_sentence_transformers.json)")
     raise UnknownNameError(
-        f"unknown model {name_or_path!r}; built-in models: {', '.join(MODELS)}; or pass a local model directory"
+        f"unknown model {name_or_path!r}; built-in models: {', '.join(MODELS)}; a registered encoder; "
+        f"{', '.join(s + ':NAME@URL' for s in SCHEMES)} for a model behind an API; or a local model directory"
     )

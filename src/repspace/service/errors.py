@@ -78,6 +78,8 @@ REPSPACE_STATUS: list[tuple[type, int, str]] = [
     (E.NotAvailableError, 503, "service_unavailable"),
     (E.OutputExistsError, 409, "conflict_error"),
     (E.StoreUnavailableError, 503, "service_unavailable"),
+    (E.EndpointError, 503, "service_unavailable"),
+    (E.ModelChangedError, 409, "conflict_error"),
     (E.CollectionError, 409, "conflict_error"),
     (E.DimensionMismatchError, 422, "invalid_request_error"),
     (E.InvalidVectorsError, 422, "invalid_request_error"),
