@@ -71,5 +71,5 @@ class EndpointError(RepspaceError):
     """A remote embedding endpoint (`openai:NAME@URL`) is down, refused the key, or answered wrongly."""
 
 
-class ModelChangedError(RepspaceError):
+class ModelChangedError(CollectionError):
     """The model behind a name now makes other vectors than the ones recorded (its identity fingerprint changed)."""

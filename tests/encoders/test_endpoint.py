@@ -350,3 +350,31 @@ def test_cli_collection_through_an_endpoint(cli, serve, tmp_path, monkeypatch):
     code, out, err = cli("collection", "search", uri, "--text", TEXTS[5], "--k", "1", "--json")
     assert code == 0, err
     assert json.loads(out)["results"][0]["hits"][0]["id"] == "t5"
+
+
+def test_an_attached_table_upgraded_through_an_endpoint_loses_no_row(faults, tmp_path):
+    """The app's LanceDB table (lancedb's own API), upgraded to minilm-l6 served behind the faulty proxy: 429s and
+    500s during start and backfill; every row ends with exactly its own new vector."""
+    import lancedb
+    import pyarrow as pa
+
+    from repspace.collections import upgrade
+    from repspace.collections.attach import attach
+    from repspace.encoders import get_encoder
+
+    f, model = faults
+    old = get_encoder("minilm-l3-onnx").encode_batch(TEXTS)
+    lancedb.connect(tmp_path / "app").create_table("docs", data=pa.table({
+        "id": pa.array(range(len(TEXTS)), pa.int64()), "body": TEXTS,
+        "emb": pa.FixedSizeListArray.from_arrays(pa.array(np.asarray(old, np.float32).ravel()), old.shape[1])}))
+    c = attach(tmp_path / "coll", f"{tmp_path / 'app'}::docs", id="id", vector="emb", text="body",
+               model="minilm-l3-onnx")
+    f.push("429:0", "500")
+    upgrade.start(c, model, sample=30)
+    f.push("500", "429:0", "500")
+    assert upgrade.backfill(c, batch_size=8)["fraction"] == 1.0
+    got = {g["id"]: g["vector"] for g in c.get([str(i) for i in range(len(TEXTS))], vectors=True, slot=c.upgrade.new)}
+    direct = get_encoder("minilm-l6").encode_batch(TEXTS)
+    X = np.asarray([got[str(i)] for i in range(len(TEXTS))], np.float32)
+    assert_rows(X / np.linalg.norm(X, axis=1, keepdims=True), direct / np.linalg.norm(direct, axis=1, keepdims=True))
+    c.drop()

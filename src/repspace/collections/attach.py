@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from repspace.errors import InvalidInputError
+from repspace.errors import DimensionMismatchError, InvalidInputError
 
 # spec kinds each backend searches natively (an attached table is never copied into repspace's faiss layer)
 NATIVE_KINDS = {"pgvector": ("flat", "hnsw", "binary", "funnel"), "lancedb": ("flat",)}
@@ -51,7 +51,12 @@ def attach(uri: str | Path, table: str, *, id: str, vector: str, model: str, tex
         record = AttachedLanceStore.inspect(table, id=id, vector=vector, text=text, payload=payload, dim=dim)
         store = AttachedLanceStore(parsed.path, record)
     try:
-        info = describe_model(model, record["dim"], model_version, device)
+        from repspace.encoders import is_model
+
+        info = describe_model(model, None if is_model(model) else record["dim"], model_version, device)
+        if info["dim"] != record["dim"]:
+            raise DimensionMismatchError(f"model {model!r} makes {info['dim']}-d vectors; column {vector!r} holds "
+                                         f"{record['dim']}-d ones", param="model")
         check_spec_fits(ispec, info["dim"])
         first = Slot(name=slot_name_for(info["model"], info["model_version"], ()), column="v_0", created=now(), **info)
         meta = CollectionMeta.new(parsed.name, str(ispec), first).to_dict()

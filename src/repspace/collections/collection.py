@@ -29,8 +29,8 @@ from repspace.collections.payload import MAX_ID_CHARS, check_filter, check_paylo
 from repspace.collections.slots import check_spec_fits, collection_spec, describe_model, fit_spec
 from repspace.collections.store import Store, open_store, vector_array, vectors_of
 from repspace.collections.uri import CollectionURI, parse_uri
-from repspace.errors import (CollectionError, ConcurrentChangeError, DimensionMismatchError, InvalidInputError,
-                             InvalidVectorsError)
+from repspace.errors import (ConcurrentChangeError, DimensionMismatchError, InvalidInputError, InvalidVectorsError,
+                             ModelChangedError)
 from repspace.index.spec import IndexSpec, parse_spec
 from repspace.spaces.space import check_finite, check_ids
 
@@ -225,8 +225,9 @@ class Collection:
 
             enc = get_encoder(s.model, device=self.device)
             if enc.version != s.model_version:
-                raise CollectionError(f"model {s.model!r} here is version {enc.version}, the slot {s.name!r} holds "
-                                      f"version {s.model_version}: its vectors would not be comparable")
+                raise ModelChangedError(f"model {s.model!r} here is version {enc.version}, the slot {s.name!r} holds "
+                                        f"version {s.model_version}: its vectors would not be comparable",
+                                        param="model")
             self._encoders[s.name] = enc
         return self._encoders[s.name]
 
