@@ -56,3 +56,16 @@ def test_attach_search_and_bring_vectors_over_http(setup):
     assert "attached" in str(err)
     err = _post(base, f"/v1/collections/{name}/search", {"vector_new": q.tolist(), "k": 1}, 422)
     assert err["error"]["param"] == "vector_new"
+
+
+def test_endpoint_models_only_where_the_server_allows_them(pg_dsn, tmp_path):
+    from tests.encoders.fault_server import free_port
+
+    allowed = f"http://127.0.0.1:{free_port()}/v1"
+    cfg = ServeConfig(models=["stub"], api_keys=[KEY], collections=str(tmp_path / "c"), allowed_endpoints=[allowed])
+    server = create_app(cfg, models={"stub": EmbeddingModel(StubEncoder())}, background_load=False)
+    with running(server) as base:
+        err = _post(base, "/v1/collections", {"name": "x", "model": "openai:m@http://10.0.0.1/v1"}, 400)
+        assert err["error"]["param"] == "model" and "allow-endpoint" in err["error"]["message"]
+        err = _post(base, "/v1/collections", {"name": "x", "model": f"openai:m@{allowed}"}, 503)
+        assert err["error"]["param"] in ("model", None)  # allowed, then the (absent) endpoint is named down

@@ -27,6 +27,7 @@ def serve(
     batch_wait_ms: Annotated[float, typer.Option("--batch-wait-ms", help="How long a batch that is not full may wait for more requests.")] = 0.0,
     max_queue: Annotated[int, typer.Option("--max-queue", help="Texts waiting per model before 429.")] = 4096,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may wait for its encode (504 after).")] = 60.0,
+    allow_endpoint: Annotated[Optional[list[str]], typer.Option("--allow-endpoint", help="Base URL of an OpenAI-compatible endpoint clients may name as a collection's model (openai:NAME@URL); repeatable. None by default.")] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "info",
 ) -> None:
     """Serve models over HTTP: OpenAI-compatible /v1/embeddings (with `dimensions` for every model) and /v1/models."""
@@ -45,7 +46,7 @@ def serve(
         host=host, port=port, models=[m.strip() for m in models.split(",") if m.strip()],
         adaptors=parse_adaptors(adaptor), collections=collections,
         api_keys=load_api_keys(api_key_file) if api_key_file is not None else [], no_auth=no_auth,
-        device=device, threads=threads,
+        device=device, threads=threads, allowed_endpoints=list(allow_endpoint or []),
         limits=Limits(max_body_bytes=max_body_bytes, max_inputs=max_inputs, max_input_chars=max_input_chars,
                       max_batch_tokens=max_batch_tokens, max_batch_items=max_batch_items, max_queue_items=max_queue,
                       request_timeout_s=timeout, workers=workers, batch_wait_ms=batch_wait_ms),

@@ -180,6 +180,14 @@ def _check_model(state: ServiceState, model: str) -> None:
 
     if model in MODELS or model in state.config.models:
         return
+    if model.startswith("openai:"):
+        from repspace.encoders.endpoint import parse_endpoint
+
+        url = parse_endpoint(model.partition(":")[2].partition("#")[0]).url
+        if any(url == a.rstrip("/") or url.startswith(a.rstrip("/") + "/") for a in state.config.allowed_endpoints):
+            return
+        raise ServiceError(f"model {model.partition('@')[0]}@…: this server calls only the endpoints it was started "
+                           "with (repspace serve --allow-endpoint URL)", param="model")
     if "/" in model or "\\" in model or model.startswith("."):
         raise ServiceError(f"model {model!r}: name a built-in model ({', '.join(MODELS)}), a served one, or an "
                            "external model name (with dim); paths on the server are not accepted", param="model")

@@ -36,6 +36,9 @@ class ServeConfig:
     threads: int | None = None  # torch threads (None: torch's default)
     limits: Limits = field(default_factory=Limits)
     access_log: bool = True
+    # base URLs of OpenAI-compatible endpoints clients may name as models (`openai:NAME@URL`) in collection requests;
+    # none by default: the server makes no outbound request a client chose
+    allowed_endpoints: list[str] = field(default_factory=list)
 
     def validate(self) -> "ServeConfig":
         if not self.models:
