@@ -261,3 +261,31 @@ def test_single_slot_strategies(flat, queries, flt):
     assert_ranking(new, t["ids"], t["nn"], k, allowed=(allowed & t["has_new"])[None, :])
     backfilled = {i for i, h in zip(t["ids"], t["has_new"]) if h}
     assert all(h["id"] in backfilled for row in new for h in row)
+
+
+def test_store_path_of_a_pgvector_index(pg_dsn, items, queries, monkeypatch):
+    """A PostgreSQL collection with an HNSW spec: each slot's candidates from pgvector's own index, their union scored
+    by the same formula from the stored vectors (`scorer.store_top_k`; nothing loaded into repspace's memory)."""
+    import uuid
+
+    from repspace.collections import with_collection
+
+    c = _build(with_collection(pg_dsn, f"f{uuid.uuid4().hex[:8]}"), "HNSW16", items)
+    try:
+        store, exact = spy(monkeypatch, "store_top_k"), spy(monkeypatch, "all_rows")
+        fast = spy(monkeypatch, "per_slot_top_k")
+        t = terms(c, *queries)
+        want = fused_scores(c, t)
+        hits = up.search_encoded(c, *queries, 15, {}, "fused", candidates=N_ITEMS)
+        assert store and not exact and not fast and not c._caches
+        assert_ranking(hits, t["ids"], want, 15)
+        row = {i: r for r, i in enumerate(t["ids"])}
+        for j, got in enumerate(c.search(texts=TEXTS, k=10)):
+            sc = np.array([h["score"] for h in got])
+            np.testing.assert_allclose(sc, [want[j, row[h["id"]]] for h in got], rtol=TOL, atol=TOL)
+            best = {t["ids"][r] for r in np.argsort(-want[j])[:10]}
+            assert len(best & {h["id"] for h in got}) >= 9
+        mixed = up.search_encoded(c, *queries, 10, {}, "mixed", candidates=N_ITEMS)
+        assert_ranking(mixed, t["ids"], mixed_scores(t), 10)
+    finally:
+        c.drop()

@@ -412,7 +412,7 @@ class Collection:
     def vectors_for(self, slot: str | Slot, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(has (n,) bool, the slot's unit vectors of the ids (n, dim), zero rows for none), from the search layer (from
         the store where nothing is cached: `Store.live`)."""
-        if self.store.live:
+        if self.store.native_fused(self.spec):  # the store serves searches: read vectors from it, load nothing
             from repspace.collections.store import fetch_unit_vectors
 
             return fetch_unit_vectors(self.store, slot if isinstance(slot, Slot) else self.slot(slot), ids)

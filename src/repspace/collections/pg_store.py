@@ -95,10 +95,7 @@ def _prepare_database(conn) -> None:
 
 class PgStore(Store):
     backend = "pgvector"
-    # what an exact or HNSW search selects as each hit's payload: the column (an attached table's view computes
-    # it per row, so it selects none there and fetches the hits' payloads after the top k)
-    _hit_payload = sql.SQL("payload")
-    _hit_id = sql.SQL("id")
+    _hit_id, _hit_payload = sql.SQL("id"), sql.SQL("payload")  # what a Flat/HNSW search selects per hit (pg_attach)
 
     @classmethod
     def from_uri(cls, uri) -> "PgStore":
@@ -377,8 +374,7 @@ class PgStore(Store):
             return int(conn.execute(sql.SQL("SELECT count(*) FROM {}{}").format(self._t(), where)).fetchone()[0])
 
     def count_without_text(self) -> int:
-        with self._conn(tx=False) as conn:
-            return int(conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE text IS NULL").format(self._t())).fetchone()[0])
+        return self.count(None) - self.count("text")
 
     def scan(self, columns: Sequence[str], batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
         with self._conn() as conn, conn.cursor(name="rs_scan", binary=True) as cur:
@@ -437,6 +433,9 @@ class PgStore(Store):
         cached = self._catalog
         if cached is not None:
             cached[1].indexes.add(name)
+
+    def native_fused(self, spec: Any) -> bool:
+        return self.live or spec.kind in ("hnsw", "binary", "funnel")  # an index of pgvector's serves each slot
 
     def native_search(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
                       spec: Any) -> list[list[tuple[str, float, dict]]] | None:

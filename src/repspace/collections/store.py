@@ -169,6 +169,11 @@ class Store(ABC):
                       spec: Any) -> list[list[tuple[str, float, dict]]] | None:
         return None
 
+    def native_fused(self, spec: Any) -> bool:
+        """Whether an upgrade's fused search takes each slot's candidates from `native_search` (its cost bounded by
+        the store's ANN search; nothing loaded into memory) rather than from repspace's in-memory layer."""
+        return self.live
+
     def prepare_spec(self, column: str, dim: int, spec: Any) -> None:  # noqa: B027 - optional
         """Create the backend's own index structures for `spec` on `column` (if it has any)."""
 

@@ -19,7 +19,8 @@ from repspace.collections.cache import hits_of
 from repspace.collections.choices import DEFAULT_STRATEGY, STRATEGIES
 from repspace.collections.upgrade.adapter import load_adapter
 from repspace.collections.upgrade.fusion import MIXED, NEUTRAL
-from repspace.collections.upgrade.scorer import JoinedSlots, fused_search, store_top_k
+import repspace.collections.upgrade.scorer as scorer
+from repspace.collections.upgrade.scorer import JoinedSlots, fused_search
 from repspace.errors import InvalidInputError
 from repspace.ops.search import normalize_rows
 
@@ -72,7 +73,7 @@ def search_encoded(coll, q_old: np.ndarray | None, q_new: np.ndarray | None, k: 
     metadata snapshot `meta`, default the collection's)."""
     meta = meta or coll.meta
     up = meta.open_upgrade()
-    if coll.store.live:
+    if coll.store.native_fused(coll.spec):
         return _store_search(coll, meta, up, q_old, q_new, k, flt or {}, check_strategy(strategy), candidates)
     version = coll.store.version()
     with coll.lock:  # the collection's in-memory layer (caches, per-version artefacts)
@@ -83,7 +84,8 @@ def search_encoded(coll, q_old: np.ndarray | None, q_new: np.ndarray | None, k: 
 
 def _store_search(coll, meta, up, q_old, q_new, k: int, flt: dict[str, str], strategy: str,
                   candidates: int | None) -> list[list[dict[str, Any]]]:
-    """The strategies on a store that is never cached (`Store.live`): each slot searched by the store itself."""
+    """The strategies where the store searches each slot itself (`Store.native_fused`: an attached table, or an ANN
+    index of the store's): candidates from each slot's search, the union scored exactly (`scorer.store_top_k`)."""
     old, new = meta.slot(up.old), meta.slot(up.new)
     if strategy == "old":
         return coll.search_slot(old, q_old, k, flt)
@@ -93,7 +95,7 @@ def _store_search(coll, meta, up, q_old, q_new, k: int, flt: dict[str, str], str
     if strategy == "adapted":
         return coll.search_slot(old, q_ad, k, flt)
     weights = MIXED if strategy == "mixed" else (up.fusion or NEUTRAL)
-    return store_top_k(coll, meta, normalize_rows(q_old) if q_old is not None else None, normalize_rows(q_ad),
+    return scorer.store_top_k(coll, meta, normalize_rows(q_old) if q_old is not None else None, normalize_rows(q_ad),
                        normalize_rows(q_new), k, weights, flt, candidates or max(100, 4 * k))
 
 
