@@ -121,15 +121,27 @@ def backfill(coll, *, order: str = "random", batch_size: int = 64, limit: int | 
                    encoder=coll.encoder(new.name), address=address, progress=progress,
                    order=np.arange(len(todo)), on_shard=write)
         return result(len(todo))
-    with progress_bar(progress) as bar:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def encode(s: int) -> tuple[list[str], dict[str, str], np.ndarray | None]:
+        part = todo[s : s + batch_size]
+        texts = texts_of(coll, part)
+        part = [i for i in part if i in texts]  # deleted meanwhile
+        if not part:
+            return part, texts, None
+        return part, texts, (np.asarray(new_vectors(part), np.float32) if new_vectors is not None
+                             else coll.encode([texts[i] for i in part], new.name, batch_size=batch_size))
+
+    # a pipeline one batch deep: batch b+1 is read and encoded while batch b is written (writes stay in order, one
+    # atomic write per batch: a killed backfill loses at most the batches in flight, which a re-run redoes)
+    with progress_bar(progress) as bar, ThreadPoolExecutor(1) as pool:
         task = bar.add_task("backfill", total=len(todo), rate="")
-        for s in range(0, len(todo), batch_size):
-            part = todo[s : s + batch_size]
-            texts = texts_of(coll, part)
-            part = [i for i in part if i in texts]  # deleted meanwhile
+        starts = list(range(0, len(todo), batch_size))
+        ahead = pool.submit(encode, starts[0]) if starts else None
+        for j in range(len(starts)):
+            part, texts, vecs = ahead.result()
+            ahead = pool.submit(encode, starts[j + 1]) if j + 1 < len(starts) else None
             if part:
-                vecs = (np.asarray(new_vectors(part), np.float32) if new_vectors is not None
-                        else coll.encode([texts[i] for i in part], new.name, batch_size=batch_size))
                 coll.update_vectors(new.name, part, vecs, texts=[texts[i] for i in part])
             done += len(part)
             bar.update(task, advance=batch_size, rate=f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} items/s")
