@@ -108,7 +108,8 @@ def test_payload_filter(filled):
     assert c.search(vectors=v[:1], k=3, filter={"label": "none-such"}) == [[]]
 
 
-@pytest.mark.parametrize("spec", ["HNSW16", "int8+rescore:50", "binary+rescore:250", "funnel:8/16:100", "int8"])
+@pytest.mark.parametrize("spec", ["HNSW16", "int8+rescore:50", "binary+rescore:250", "funnel:8/16:100", "int8",
+                                  "IVF4,PQ4+refine:8"])
 def test_specs_recall(new_uri, spec):
     r = np.random.default_rng(1)
     # decaying spectrum: prefixes carry most of the information (funnels), rotation-free

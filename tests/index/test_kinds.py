@@ -18,15 +18,16 @@ from repspace.index import KINDS, SPEC_HELP, SPEC_USAGE, Index, IndexSpec, parse
 from repspace.index.kinds.base import IndexSpec as BaseSpec
 from repspace.ops.search import topk
 
-# the help string the pre-refactor spec.py spelled out by hand (cli/collection.py edits it by replace())
+# the help string the pre-refactor spec.py spelled out by hand (cli/collection.py edits it by replace()), plus the
+# kind added since (ivfpq, issue 26)
 OLD_SPEC_HELP = ("Flat, HNSW32, int8, int8+rescore:100, binary+rescore:200, funnel:64/256/768[:200], "
-                 "sparse (with a csr adaptor)")
+                 "IVF256,PQ48+refine:4, sparse (with a csr adaptor)")
 
 
 def test_help_texts_come_from_the_registry():
     assert SPEC_HELP == OLD_SPEC_HELP
     assert SPEC_USAGE.split(" | ") == [k.usage for k in KINDS.values()]
-    assert list(KINDS) == ["flat", "hnsw", "int8", "binary", "funnel", "sparse"]
+    assert list(KINDS) == ["flat", "hnsw", "int8", "binary", "funnel", "ivfpq", "sparse"]
 
 
 @pytest.mark.parametrize("name", list(KINDS))
@@ -182,3 +183,27 @@ def test_collections_accept_every_kind_that_is_not_static_only():
     with pytest.raises(InvalidInputError, match="static indexes; collections take Flat, HNSW32, int8"):
         _collection_spec("sparse")
     assert str(_collection_spec("int8+rescore:50")) == "int8+rescore:50"
+
+
+def test_ivfpq_trains_once_the_data_allows_and_recalls_the_exact_neighbours(tmp_path):
+    from repspace import Space
+
+    r = np.random.default_rng(3)
+    scale = np.exp(-np.arange(32) / 10)
+    x = (r.normal(size=(3000, 32)) * scale).astype(np.float32)
+    q = (r.normal(size=(40, 32)) * scale).astype(np.float32)
+    space = Space(x, [f"i{j}" for j in range(len(x))], model="m")
+    ix = Index.build(space, "IVF16,PQ8+refine:8")
+    assert ix._state is not None  # trained: 3,000 >= 16 x 39 and >= 256
+    exact = Index.build(space, "Flat")
+    _, want = exact.search(q, 10)
+    _, got = ix.search(q, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(want.tolist(), got.tolist())])
+    assert recall >= 0.9, recall
+    ix.save(tmp_path / "ix")
+    _, again = Index.load(tmp_path / "ix").search(q, 10)
+    assert (again == got).all()
+    small = Index.build(Space(x[:100], [f"i{j}" for j in range(100)], model="m"), "IVF16,PQ8")
+    assert small._state is None  # too few to train: searched exactly
+    with pytest.raises(Exception, match="multiple of 8"):
+        Index.build(Space(x[:, :30], [f"i{j}" for j in range(len(x))], model="m"), "IVF16,PQ8")

@@ -201,7 +201,45 @@ class LanceStore(Store):
     def optimize(self) -> None:
         t = self.table()
         if len(t.to_lance().get_fragments()) > 16:  # every write adds a fragment: merge them (readers unaffected)
-            t.optimize()
+            t.optimize()  # also adds the rows written since to LanceDB's vector indexes
+        from repspace.index.spec import parse_spec
+
+        spec = parse_spec(self.read_meta().get("spec") or "Flat")
+        if spec.kind == "ivfpq":  # an index for each slot that has grown large enough to train one
+            for column in self.columns():
+                self.prepare_spec(column, t.schema.field(column).type.list_size, spec)
+
+    # ------------------------------------------------------------ LanceDB's own vector index (`IVFn,PQm`)
+    def _indexed(self) -> set[str]:
+        return {c for i in self.table().list_indices() for c in getattr(i, "columns", [])}
+
+    def prepare_spec(self, column: str, dim: int, spec: Any) -> None:
+        """`IVFn,PQm[+refine:F]`: LanceDB's on-disk IVF_PQ index on the column, once it holds enough vectors to train
+        it (until then, and for rows written since, LanceDB searches exactly)."""
+        if spec.kind != "ivfpq" or column in self._indexed():
+            return
+        spec.check_dim(dim)
+        if spec.trainable(self.count(column)):
+            self.table().create_index(metric="cosine", num_partitions=spec.nlist, num_sub_vectors=spec.pq_m,
+                                      vector_column_name=column, index_type="IVF_PQ", replace=True)
+
+    def native_fused(self, spec: Any) -> bool:
+        return self.live or (spec.kind == "ivfpq" and bool(self._indexed()))
+
+    def native_search(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
+                      spec: Any) -> list[list[tuple[str, float, dict]]] | None:
+        """A slot with LanceDB's own index is searched by LanceDB (memory: the index's, not the slot's); payload
+        filters and slots without an index go through repspace's layer."""
+        if spec.kind != "ivfpq" or filter or column not in self._indexed():
+            return None
+        t, out = self.table(), []
+        for q in np.asarray(queries, np.float32):
+            hits = (t.search(q, vector_column_name=column).distance_type("cosine").nprobes(spec.nprobe)
+                    .refine_factor(spec.refine).where(f"{column} IS NOT NULL", prefilter=True).limit(k)
+                    .select(["id", "payload", "_distance"]).to_arrow())
+            out.append([(i, 1.0 - float(d), json.loads(p or "{}")) for i, p, d in zip(
+                hits.column("id").to_pylist(), hits.column("payload").to_pylist(), hits.column("_distance").to_pylist())])
+        return out
 
     def put_blob(self, name: str, data: bytes) -> None:
         from repspace._io import atomic_file
