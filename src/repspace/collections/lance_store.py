@@ -28,6 +28,7 @@ os.environ.setdefault("LANCEDB_LOG", "error")
 
 META = "collection.json"
 META_LOCK = ".collection.lock"
+WRITE_LOCK = ".write.lock"
 TABLE = "items"
 
 
@@ -135,13 +136,33 @@ class LanceStore(Store):
                             else pa.nulls(rows.num_rows, f.type))
         return pa.table(cols, schema=schema)
 
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        """Row writes one at a time (processes and threads): an upsert's "are these ids new?" and its append are one
+        step (two appends of one new id would both commit)."""
+        import fcntl
+
+        fd = os.open(self.path / WRITE_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def upsert(self, rows: pa.Table) -> None:
         if rows.num_rows == 0:
             return
         # vectors were validated (finite, one dimension) before; a slot without a vector is null on purpose, which
         # lancedb's own check would call a "bad vector"
-        (self.table().merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
-         .execute(self._full_rows(rows), on_bad_vectors="null"))
+        t = self.table()
+        with self._write_lock():
+            t.checkout_latest()
+            known = t.to_lance().to_table(columns=["id"], filter=pc.field("id").isin(rows.column("id")), limit=1)
+            if known.num_rows == 0:  # bulk path: every id is new, append (LanceDB's own `add`)
+                t.add(self._full_rows(rows), on_bad_vectors="null")
+            else:
+                (t.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
+                 .execute(self._full_rows(rows), on_bad_vectors="null"))
 
     def update_vectors(self, column: str, ids: Sequence[str], vectors: np.ndarray,
                        texts: Sequence[str] | None = None) -> None:
