@@ -65,3 +65,7 @@ class StoreUnavailableError(RepspaceError):
 
 class ConcurrentChangeError(CollectionError):
     """Another writer changed the collection's metadata between a read and a compare-and-set write."""
+
+
+class BackendCheckError(NotAvailableError):
+    """An exported encoder backend (ONNX, OpenVINO, int8) failed its check against the torch output: refused."""
