@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from repspace.cli.app import emit_json, read_items
+from repspace.cli.app import backend_help, emit_json, read_items
 from repspace.collections.choices import ADAPTER_METHODS, ORDERS
 
 upgrade_app = typer.Typer(help="Upgrade the model behind an index without re-embedding first.", no_args_is_help=True)
@@ -76,10 +76,10 @@ def _is_collection(target: str) -> bool:
     return Collection.is_collection(target)
 
 
-def _open(uri: str):
+def _open(uri: str, backend: str | None = None, threads: int | None = None):
     from repspace.collections import Collection
 
-    return Collection.open(uri)
+    return Collection.open(uri, backend=backend, threads=threads)
 
 
 @upgrade_app.command("start")
@@ -94,6 +94,9 @@ def upgrade_start(
                                                "(.jsonl like --queries, kept apart from them; pairs whose item is not "
                                                "in the sample are left out). Default: pseudo-queries of the sample."),
     seed: int = typer.Option(0, "--seed"),
+    backend: str = typer.Option("torch", "--backend", help=backend_help() + " The same model on another backend is an "
+                                "upgrade too (its compatibility with the old slot is measured)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads of the encoders."),
     quiet: bool = typer.Option(False, "--quiet"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -108,9 +111,9 @@ def upgrade_start(
         return list(zip(items.data, items.ids))
 
     golden, fit = pairs(queries), pairs(fit_queries)
-    with _open(uri) as c:
+    with _open(uri, threads=threads) as c:
         st = up.start(c, model, sample=sample, method=method, seed=seed, golden=golden, progress=not quiet,
-                      fit_queries=fit)
+                      fit_queries=fit, backend=backend)
     if json_out:
         emit_json(st)
     else:
@@ -190,6 +193,9 @@ def upgrade_backfill(
     batch_size: int = typer.Option(32, "--batch-size"),
     chunk_items: int = typer.Option(256, "--chunk-items", help="Items per resumable chunk."),
     device: str = typer.Option("cpu", "--device"),
+    backend: Optional[str] = typer.Option(None, "--backend", help=backend_help() + " Collection mode: default the new "
+                                          "slot's recorded backend; index mode: default torch."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads of the encoder."),
     engine: str = typer.Option("local", "--engine", help="Collection mode: local, or ray (a Ray actor pool)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray head (HOST:PORT, ray://…, auto)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Ray encoder actors."),
@@ -202,7 +208,7 @@ def upgrade_backfill(
     if _is_collection(index):
         from repspace.collections import upgrade as up
 
-        with _open(index) as c:
+        with _open(index, backend=backend, threads=threads) as c:
             res = up.backfill(c, order=order, batch_size=batch_size, limit=limit, progress=not quiet, engine=engine,
                               workers=workers, address=ray_address)
         if json_out:
@@ -216,7 +222,7 @@ def upgrade_backfill(
         raise InvalidInputError("backfilling an index needs --model NEW_MODEL and --out NEW_INDEX")
     items = read_items(dataset, input, text_column, id_column, label_column, required=False)
     new = backfill(Path(index), model, out, items=items, spec=spec, batch_size=batch_size, chunk_items=chunk_items,
-                   device=device, progress=not quiet)
+                   device=device, progress=not quiet, backend=backend or "torch", threads=threads)
     Console(stderr=True).print(f"wrote {out}: {new.spec} over {new.space.count} x {new.dim} ({new.space.model}); "
                                f"switch with `repspace upgrade switch LIVE {out}`")
 

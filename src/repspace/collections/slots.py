@@ -10,16 +10,18 @@ from repspace.errors import DimensionMismatchError, InvalidInputError, UnknownNa
 from repspace.index.spec import IndexSpec, parse_spec
 
 
-def describe_model(model: str, dim: int | None, model_version: str | None, device: str = "cpu") -> dict[str, Any]:
-    """A slot's model record: a repspace model (name or directory) is loaded to read its dim and version;
-    any other name is an external model whose vectors the user brings (then `dim` is required)."""
+def describe_model(model: str, dim: int | None, model_version: str | None, device: str = "cpu",
+                   backend: str = "torch", threads: int | None = None) -> dict[str, Any]:
+    """A slot's model record: a repspace model (name or directory) is loaded to read its dim and version (which
+    records the encoder backend, see `encoders.backends.backend_version`); any other name is an external model whose
+    vectors the user brings (then `dim` is required)."""
     from repspace.encoders import MODELS
 
     known = model in MODELS or Path(model).is_dir()
     if known:
         from repspace.encoders import get_encoder
 
-        enc = get_encoder(model, device=device)
+        enc = get_encoder(model, device=device, backend=backend, threads=threads)
         if dim is not None and dim != enc.dim:
             raise DimensionMismatchError(f"model {model!r} makes {enc.dim}-d vectors, not {dim}", param="dim")
         return {"model": enc.name if model in MODELS else model, "model_version": enc.version, "dim": int(enc.dim),
@@ -30,6 +32,21 @@ def describe_model(model: str, dim: int | None, model_version: str | None, devic
                                "vectors", param="model")
     return {"model": model, "model_version": model_version or "", "dim": int(dim), "modality": "external",
             "normalized": False, "encodes": False}
+
+
+def refuse_mixed_backends(slot: Any, enc: Any) -> None:
+    """An encoder of the slot's model on another backend than the slot recorded would mix two backends' vectors."""
+    from repspace.encoders.backends import backend_of_version, base_of_version
+    from repspace.errors import CollectionError
+
+    recorded = backend_of_version(slot.model_version)
+    if enc.backend != recorded and base_of_version(enc.version) == base_of_version(slot.model_version):
+        raise CollectionError(
+            f"slot {slot.name!r} holds vectors of {slot.model!r} made with backend {recorded!r}; encoding with backend "
+            f"{enc.backend!r} would mix two backends' vectors in one slot. Check whether they are compatible "
+            "(`repspace compat` on spaces encoded with both), then move the collection as an upgrade (`repspace upgrade "
+            f"start` with the same model and backend {enc.backend!r}), or leave the backend unset to use the recorded "
+            "one", param="backend")
 
 
 def collection_spec(text: str | IndexSpec) -> IndexSpec:

@@ -50,7 +50,7 @@ def pseudo_query(text: str, words: int = 24) -> str:
 def start(coll, model: str, *, sample: int = 1000, method: str = "procrustes", seed: int = 0,
           golden: Sequence[tuple[str, str]] | None = None, golden_fraction: float = 0.2,
           fit_queries: Sequence[tuple[str, str]] | None = None, batch_size: int = 64, progress: bool = False,
-          evaluate_gate: bool = True) -> dict[str, Any]:
+          evaluate_gate: bool = True, backend: str = "torch") -> dict[str, Any]:
     """Add the new model's slot, re-embed a seeded sample of the stored texts (a fifth held out as golden queries
     unless `golden` is given), fit the adapter, the uncertainty model and the score fusion (on pseudo-queries, or on
     `fit_queries`: real (text, relevant id) pairs whose item is in the sample), and measure the gate."""
@@ -80,7 +80,7 @@ def start(coll, model: str, *, sample: int = 1000, method: str = "procrustes", s
 
     return start_from(coll, read, model, fit_ids, encode, method=method, seed=seed, sample=len(chosen), keep=True,
                       golden=golden_of, fit_queries=fit_queries, evaluate_gate=evaluate_gate,
-                      extra_ids=gold_ids)
+                      extra_ids=gold_ids, backend=backend)
 
 
 def start_from(coll, read, model: str, fit_ids: Sequence[str],
@@ -88,14 +88,14 @@ def start_from(coll, read, model: str, fit_ids: Sequence[str],
                seed: int = 0, sample: int | None = None, keep: bool = True,
                golden: Callable[[dict[str, str]], list[tuple[str, str]]] | None = None,
                fit_queries: Sequence[tuple[str, str]] | None = None, evaluate_gate: bool = True,
-               extra_ids: Sequence[str] = ()) -> dict[str, Any]:
+               extra_ids: Sequence[str] = (), backend: str = "torch") -> dict[str, Any]:
     """Start an upgrade whose adapter and fusion are fitted on `fit_ids` with the new model's vectors from
     `new_vectors(ids, texts)` (encoded here, or brought by the caller); `keep` stores them in the new slot (else the
     backfill starts from 0 %). `golden(texts)` gives the gate's queries (none: no gate is measured)."""
     from repspace.collections.slots import describe_model
 
     _check_start(coll, read, method)
-    info = describe_model(model, None, None, coll.device)
+    info = describe_model(model, None, None, coll.device, backend, coll.threads)
     claimed = coll.commit(read, read.start_upgrade(info, method=method, seed=seed, sample=sample or len(fit_ids)))
     up = claimed.upgrade
     try:
