@@ -5,7 +5,8 @@ The configuration follows the CPU's flags, read at export time (and part of the 
   * AVX2 / AVX-512 without VNNI: signed int8 weights with reduce_range (7 bits: the u8 x s8 pair instruction
     saturates otherwise);
   * anything else: unsigned int8 weights.
-Weights are quantised per output channel; activation-by-activation products (attention) stay fp32.
+Weights are quantised per output channel; activation-by-activation products (attention) and the feed-forward
+down-projections stay fp32.
 """
 
 from __future__ import annotations
@@ -38,10 +39,17 @@ def export_onnx_int8(ctx: ExportContext, out: Path) -> dict[str, Any]:
 
     export_onnx(ctx, out, "fp32.onnx")
     fp32 = out / "fp32.onnx"
-    graph = onnx.load(str(fp32)).graph
-    weights = {t.name for t in graph.initializer}
-    # only products with a weight matrix: quantising attention (activation x activation) costs quality for no speed
-    skip = [n.name for n in graph.node if n.op_type == "MatMul" and not any(x in weights for x in n.input)]
+    graph = onnx.load(str(fp32), load_external_data=False).graph
+    shapes = {t.name: tuple(t.dims) for t in graph.initializer}
+
+    def keep_fp32(node) -> bool:
+        w = [shapes[x] for x in node.input if x in shapes]
+        # activation x activation (attention scores): quantising costs quality for no speed; the feed-forward
+        # down-projection (a weight with more inputs than outputs: its inputs are post-GELU with outliers): cos vs
+        # torch 0.993 -> 0.996 on MiniLM-L6 for ~15 % of the int8 speed-up
+        return not w or (len(w[0]) == 2 and w[0][0] > w[0][1])
+
+    skip = [n.name for n in graph.node if n.op_type == "MatMul" and keep_fp32(n)]
     cfg = quant_config(ctx.flags)
     quiet = logging.getLogger()
     level = quiet.level
@@ -53,7 +61,7 @@ def export_onnx_int8(ctx: ExportContext, out: Path) -> dict[str, Any]:
     finally:
         quiet.setLevel(level)
     fp32.unlink()
-    return {"file": MODEL_FILE, **cfg}
+    return {"file": MODEL_FILE, **cfg, "fp32_matmuls": len(skip)}
 
 
 def load_onnx_int8(directory: Path, record: dict[str, Any], threads: int) -> Runner:
