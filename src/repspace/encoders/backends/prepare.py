@@ -1,7 +1,7 @@
 """Exports on first use, cached and checked.
 
 An export lives in `$REPSPACE_HOME/models/exports/<model>-<backend>-<key>/`, where `key` hashes the model's weights
-fingerprint, the backend, the versions of the libraries that made it, the CPU flags that matter (another machine
+fingerprint, the backend and the code of its export recipe, the versions of the libraries that made it, the CPU flags that matter (another machine
 kind exports again instead of running a build made for other kernels) and, for calibrated backends, the
 calibration texts. The directory is written atomically (`_io.atomic_dir`) with `export.json`: the key, the
 tokenizer settings, the backend's choices, the check's numbers and a sha256 of every file, verified on each load
@@ -77,8 +77,16 @@ def calibration_sample(texts: Sequence[str] | None) -> tuple[list[str], str]:
     return sample, hashlib.sha256("\x00".join(sample).encode()).hexdigest()[:12]
 
 
+def recipe(backend: Backend) -> str:
+    """A fingerprint of the code that exports `backend` (its module and this one): a changed recipe exports again."""
+    import inspect
+
+    files = [Path(__file__), Path(inspect.getsourcefile(backend.export))]
+    return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()[:12]
+
+
 def export_key(base_version: str, backend: Backend, calibration: str | None) -> dict[str, Any]:
-    key = {"format": FORMAT, "model_version": base_version, "backend": backend.name,
+    key = {"format": FORMAT, "model_version": base_version, "backend": backend.name, "recipe": recipe(backend),
            "libraries": backend.library_versions(), "cpu_flags": relevant_flags()}
     if backend.calibrated:
         key["calibration"] = calibration or "builtin"
