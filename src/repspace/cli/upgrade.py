@@ -126,6 +126,13 @@ def _print_status(st: dict) -> None:
     when = "" if at is None or at == st["fraction"] else f" (as measured at {at:.1%}; `upgrade evaluate` measures it now)"
     con.print(f"upgrade {st['old']} -> {st['new']} ({st['state']}): {st['fraction']:.1%} backfilled; gate "
               f"{'passes' if st['gate'] and st['gate'].get('passed') else 'does not pass'}{when}")
+    comp = (st.get("gate") or {}).get("compatible_upgrade")
+    if comp:
+        o, n = comp["old_on_old"], comp["new_on_old"]
+        con.print(f"backend {comp['from_backend']} -> {comp['to_backend']}: "
+                  f"{'a compatible upgrade: `upgrade switch` adopts it without backfilling' if comp['compatible'] else 'not compatible: the normal upgrade (backfill, switch, finish) applies'}"
+                  f" (new queries on the old gallery recall@10 {n['recall@10']:.4f} ndcg@10 {n['ndcg@10']:.4f}; old on old "
+                  f"{o['recall@10']:.4f} / {o['ndcg@10']:.4f})")
     for name, m in (st.get("metrics") or {}).items():
         con.print(f"  {name:8s} recall@10 {m['recall@10']:.4f}  ndcg@10 {m['ndcg@10']:.4f}  "
                   f"negative flips {m['negative_flip_rate'] or 0:.3f}")
@@ -244,7 +251,8 @@ def upgrade_switch(
 
         with _open(live) as c:
             res = up.switch(c, force=force)
-        emit_json(res) if json_out else Console(stderr=True, markup=False).print(f"active: {res['active']} (was {res['previous']})")
+        adopted = " (a compatible upgrade: the new backend adopted, vectors kept, no backfill)" if res.get("state") == "adopted" else ""
+        emit_json(res) if json_out else Console(stderr=True, markup=False).print(f"active: {res['active']} (was {res['previous']}){adopted}")
         return
     from repspace.compat.backfill import switch
 

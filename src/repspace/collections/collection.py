@@ -40,8 +40,7 @@ class Collection:
     def __init__(self, store: Store, uri: CollectionURI, device: str = "cpu", backend: str | None = None,
                  threads: int | None = None) -> None:
         self.store, self.uri, self.device = store, uri, device
-        # the encoder backend texts are encoded with (None: the one each slot recorded), and its intra-op threads
-        self.encoder_backend, self.threads = backend, threads
+        self.encoder_backend, self.threads = backend, threads  # encoder backend (None: each slot's own), its threads
         self.meta = self._read_meta()
         self._encoders: dict[str, Any] = {}
         self._caches: dict[str, SlotCache] = {}
@@ -223,10 +222,11 @@ class Collection:
             raise InvalidInputError(f"slot {s.name!r} holds vectors of an external model ({s.model!r}); "
                                     "repspace cannot encode for it: upsert vectors instead of texts", param="texts")
         with self.lock:
-            return self._encoders.get(s.name) or self._load_encoder(s)
+            return self._encoders.get(f"{s.name}@{s.model_version}") or self._load_encoder(s)
 
     def _load_encoder(self, s: Slot):
-        if s.name not in self._encoders:
+        key = f"{s.name}@{s.model_version}"  # by version: a compatible upgrade changes it in place
+        if key not in self._encoders:
             from repspace.encoders import get_encoder
             from repspace.encoders.backends import backend_of_version
 
@@ -236,8 +236,8 @@ class Collection:
             if enc.version != s.model_version:
                 raise CollectionError(f"model {s.model!r} here is version {enc.version}, the slot {s.name!r} holds "
                                       f"version {s.model_version}: its vectors would not be comparable")
-            self._encoders[s.name] = enc
-        return self._encoders[s.name]
+            self._encoders[key] = enc
+        return self._encoders[key]
 
     def encode(self, data: Sequence[Any], slot: str | Slot | None = None, batch_size: int = 64) -> np.ndarray:
         """Encode texts (or image paths / arrays) with a slot's model."""

@@ -238,9 +238,14 @@ def evaluate(coll) -> dict[str, Any]:
     """Measure the gate now (encodes the golden queries with both models, runs every strategy) and record its verdict
     and metrics in the upgrade's state; returns the status with them. Runs without any lock: the record is written
     by compare-and-set into the same upgrade only."""
+    from repspace.collections.upgrade.compatible import measure_compatible
+
     up = serving_upgrade(coll)
     metrics = measure(coll)
     gate = gate_of(metrics)
+    compatible = measure_compatible(coll, up)  # a backend switch: may need no backfill
+    if compatible is not None:
+        gate["compatible_upgrade"] = compatible
     coll.transition(lambda m: m.with_gate(up.started, {**gate, "metrics": metrics, "fraction": fraction(coll)}))
     return status(coll)
 
@@ -263,8 +268,12 @@ def status(coll) -> dict[str, Any]:
 def switch(coll, *, force: bool = False) -> dict[str, Any]:
     """Make the new slot active (searches racing the switch see the old or the new slot, never an error). Unless
     `force`, the gate is measured now and must pass."""
+    from repspace.collections.upgrade.compatible import adopt
+
     read = coll.reload()
     up = read.open_upgrade()
+    if up.state == "open" and ((up.gate or {}).get("compatible_upgrade") or {}).get("compatible"):
+        return adopt(coll, read, up)  # measured compatible: the old vectors stay, no backfill
     if not force:
         gate = gate_of(measure(coll))
         if not gate["passed"]:
