@@ -11,7 +11,7 @@ upgrade runs (backfill, switch, finish).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from repspace.collections.upgrade.search import search_encoded
 
@@ -27,9 +27,9 @@ def is_backend_switch(meta, up) -> bool:
             and backend_of_version(old.model_version) != backend_of_version(new.model_version))
 
 
-def measure_compatible(coll, up) -> dict[str, Any] | None:
-    """For a backend switch with golden queries: both backends' queries on the old gallery, and the verdict."""
-    from repspace.collections.upgrade.lifecycle import _metrics
+def measure_compatible(coll, up, metrics: Callable[[list, list], dict[str, float]]) -> dict[str, Any] | None:
+    """For a backend switch with golden queries: both backends' queries on the old gallery (scored by `metrics`,
+    the gate's), and the verdict."""
     from repspace.encoders.backends import backend_of_version
 
     meta = coll.reload()
@@ -37,8 +37,8 @@ def measure_compatible(coll, up) -> dict[str, Any] | None:
         return None
     texts, rel = [g[0] for g in up.golden], [g[1] for g in up.golden]
     q_old, q_new = coll.encode(texts, up.old), coll.encode(texts, up.new)
-    old = _metrics(search_encoded(coll, q_old, q_old, 10, {}, "old"), rel)
-    new = _metrics(search_encoded(coll, q_new, q_new, 10, {}, "old"), rel)
+    old = metrics(search_encoded(coll, q_old, q_old, 10, {}, "old"), rel)
+    new = metrics(search_encoded(coll, q_new, q_new, 10, {}, "old"), rel)
     ok = all(new[k] >= old[k] - 1e-12 for k in ("recall@10", "ndcg@10"))
     return {"compatible": bool(ok), "criterion": CRITERION, "old_on_old": old, "new_on_old": new,
             "from_backend": backend_of_version(meta.slot(up.old).model_version),

@@ -243,7 +243,7 @@ def evaluate(coll) -> dict[str, Any]:
     up = serving_upgrade(coll)
     metrics = measure(coll)
     gate = gate_of(metrics)
-    compatible = measure_compatible(coll, up)  # a backend switch: may need no backfill
+    compatible = measure_compatible(coll, up, _metrics)  # a backend switch: may need no backfill
     if compatible is not None:
         gate["compatible_upgrade"] = compatible
     coll.transition(lambda m: m.with_gate(up.started, {**gate, "metrics": metrics, "fraction": fraction(coll)}))
