@@ -114,3 +114,5 @@ class ExportContext:
     calibration: list[str]
     flags: frozenset[str]
     threads: int
+    probe_cos: Callable[[Runner], float] | None = None  # mean cosine of a runner's vectors vs torch's on the probes
+    min_cos: float = 0.0  # the bound the export is checked against

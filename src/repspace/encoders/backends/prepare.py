@@ -189,18 +189,22 @@ def export_checked(path: Path, name: str, backend: Backend, key: dict[str, Any],
             tokenize = make_tokenizer(record, tmp)
             from repspace.encoders.backends.base import cpu_flags
 
-            ctx = ExportContext(module=module, tokenize=tokenize, calibration=calibration, flags=cpu_flags(), threads=threads)
+            ref = st.encode(PROBES, batch_size=len(PROBES), convert_to_numpy=True, show_progress_bar=False)
+
+            def probe(run) -> np.ndarray:
+                return np.concatenate([run(**tokenize(PROBES[s:s + 4])) for s in range(0, len(PROBES), 4)])
+
+            ctx = ExportContext(module=module, tokenize=tokenize, calibration=calibration, flags=cpu_flags(), threads=threads,
+                                probe_cos=lambda run: float(cosines(probe(run), ref).mean()), min_cos=backend.min_cos)
             try:
                 record["export"] = backend.export(ctx, tmp)
-                run = backend.load(tmp, record["export"], threads)
-                got = np.concatenate([run(**tokenize(PROBES[s:s + 4])) for s in range(0, len(PROBES), 4)])
+                got = probe(backend.load(tmp, record["export"], threads))
             except NotAvailableError:
                 raise
             except Exception as e:  # noqa: BLE001 - any failure of a runtime's exporter refuses the backend
                 raise BackendCheckError(f"exporting model {name!r} for backend {backend.name!r} failed "
                                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); the torch "
                                         "backend still works", param="backend") from None
-            ref = st.encode(PROBES, batch_size=len(PROBES), convert_to_numpy=True, show_progress_bar=False)
             cos = cosines(got, ref)
             record["check"] = {"probes": len(PROBES), "cos_mean": float(cos.mean()), "cos_min": float(cos.min()),
                                "bound": backend.min_cos}
