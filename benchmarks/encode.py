@@ -4,6 +4,13 @@ Usage: python benchmarks/encode.py [--n 2000] [--view body] [--reps 1]
 
 Prints absolute times, the overhead ratio (repspace / raw, target <= 1.05) and the resume
 overhead (an encode interrupted half-way plus its resume, over an uninterrupted one).
+
+    python benchmarks/encode.py --backends [torch,onnx,onnx-int8,openvino,openvino-int8] [--model minilm-l6]
+                                [--n-short 256] [--n-long 256] [--reps 2] [--threads N]
+
+compares the encoder backends side by side in one run instead: texts/s and tokens/s on bbc-news titles (short) and
+bodies (long), cos vs torch, nDCG@10 title -> body relative to torch, and compatibility with the torch gallery
+(its queries -> torch bodies >= torch -> torch, `repspace compat`'s criterion). Exports are made (and cached) first.
 """
 
 from __future__ import annotations
@@ -26,7 +33,33 @@ class _Interrupt(Exception):
     pass
 
 
+def backends_main(argv: list[str]) -> None:
+    from _backends import machine_header, quality_rows, quality_table, run_all, speed_table
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backends", nargs="?", const="torch,onnx,onnx-int8,openvino,openvino-int8")
+    ap.add_argument("--model", default="minilm-l6")
+    ap.add_argument("--n-short", type=int, default=256)
+    ap.add_argument("--n-long", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    backends = args.backends.split(",")
+    if backends[0] != "torch":
+        backends = ["torch"] + [b for b in backends if b != "torch"]
+    print(machine_header())
+    print(f"model {args.model}, {args.n_short} titles, {args.n_long} bodies, batch {args.batch_size}, best of {args.reps}")
+    res = run_all(args.model, backends, args.n_short, args.n_long, args.batch_size, args.reps, args.threads)
+    print("\n".join(speed_table(res)))
+    n_pairs = min(args.n_short, args.n_long)
+    print("\n".join(quality_table(quality_rows(res, n_pairs), n_pairs)))
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())}")
+
+
 def main() -> None:
+    if any(a.startswith("--backends") for a in sys.argv[1:]):
+        return backends_main(sys.argv[1:])
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--view", default="body")

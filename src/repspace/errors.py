@@ -73,3 +73,7 @@ class EndpointError(RepspaceError):
 
 class ModelChangedError(CollectionError):
     """The model behind a name now makes other vectors than the ones recorded (its identity fingerprint changed)."""
+
+
+class BackendCheckError(NotAvailableError):
+    """An exported encoder backend (ONNX, OpenVINO, int8) failed its check against the torch output: refused."""

@@ -80,8 +80,16 @@ FLAGS: dict[str, str] = {
     "id_column": "--id-column", "ids_file": "--ids", "items": "--dataset or --input", "limit": "--limit",
     "max_inputs": "--max-inputs", "model": "--model", "models": "--models", "no_auth": "--no-auth", "out": "--out",
     "overwrite": "--overwrite", "port": "--port", "qrels": "--qrels", "spec": "--spec", "text_column": "--text-column",
-    "vector_column": "--vector-column", "workers": "--workers",
+    "vector_column": "--vector-column", "workers": "--workers", "backend": "--backend", "threads": "--threads",
 }
+
+
+def backend_help() -> str:
+    """The --backend help text, from the encoder backends' registry."""
+    from repspace.encoders.backends import BACKENDS
+
+    return ("How a sentence-transformers model runs: " + ", ".join(BACKENDS) + " (exported offline on first use, "
+            "cached, checked against torch).")
 
 
 def _option_flag(argv: list[str], param: str) -> str | None:

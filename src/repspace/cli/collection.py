@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 import typer
 from rich.console import Console
 
-from repspace.cli.app import emit_json
+from repspace.cli.app import backend_help, emit_json
 from repspace.collections.choices import DEFAULT_STRATEGY, SEARCH_STRATEGIES
 from repspace.index.spec import SPEC_HELP
 
@@ -32,12 +32,14 @@ def create(
     spec: Annotated[str, typer.Option("--spec", help=f"Index spec: {SPEC_HELP.replace(', sparse (with a csr adaptor)', '')}.")] = "Flat",
     dim: Annotated[Optional[int], typer.Option("--dim", help="Dimension of external vectors.")] = None,
     model_version: Annotated[Optional[str], typer.Option("--model-version", help="Version of an external model.")] = None,
+    backend: Annotated[str, typer.Option("--backend", help=backend_help() + " Recorded in the slot.")] = "torch",
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads of the encoder.")] = None,
     json_out: JSON = False,
 ) -> None:
     """Create a collection with one (active) slot for MODEL."""
     from repspace.collections import Collection
 
-    with Collection.create(uri, model, spec, dim=dim, model_version=model_version) as c:
+    with Collection.create(uri, model, spec, dim=dim, model_version=model_version, backend=backend, threads=threads) as c:
         info = c.info()
     if json_out:
         emit_json(info)
@@ -96,6 +98,9 @@ def upsert(
     engine: Annotated[str, typer.Option("--engine", help="local, or ray (encode on a Ray actor pool; the `ray` extra).")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Ray head (HOST:PORT, ray://…, auto).")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Ray encoder actors.")] = None,
+    backend: Annotated[Optional[str], typer.Option("--backend", help=backend_help() + " Default: each slot's recorded "
+                                                   "backend; another one is refused (switch backends with an upgrade).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads of the encoders.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
     json_out: JSON = False,
 ) -> None:
@@ -110,7 +115,7 @@ def upsert(
     given = [x is not None for x in (dataset, input, space)]
     if sum(given) != 1:
         raise InvalidInputError("give exactly one of --dataset, --input or --space")
-    with Collection.open(uri) as c:
+    with Collection.open(uri, backend=backend, threads=threads) as c:
         s = c.slot(slot)
         if space is not None or (input is not None and has_vectors(input, vector_column)):
             if space is not None:

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from repspace.cli.app import backend_help
+
 
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = "127.0.0.1",
@@ -17,8 +19,10 @@ def serve(
     no_auth: Annotated[bool, typer.Option("--no-auth", help="No API keys (loopback hosts only; warned at start-up).")] = False,
     adaptor: Annotated[Optional[list[str]], typer.Option("--adaptor", help="MODEL=DIR: a fitted matryoshka/pca compressor serving `dimensions` for MODEL (repeatable).")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
-    threads: Annotated[Optional[int], typer.Option("--threads", help="torch threads per encoding worker (default: torch's choice).")] = None,
-    workers: Annotated[int, typer.Option("--workers", help="Encoding threads per model, sharing its queue (e.g. 2 with --threads 1 on 2 cores).")] = 1,
+    backend: Annotated[str, typer.Option("--backend", help=backend_help())] = "torch",
+    threads: Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads per encoding worker (default: from the core count, see --workers).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Encoding workers per model sharing its queue (threads; the runtimes release the GIL). "
+                                                   "Default from the core count: workers x threads = cores, 1 thread each up to 4 cores (OpenVINO: 1 worker).")] = None,
     max_body_bytes: Annotated[int, typer.Option("--max-body-bytes")] = 4 * 1024 * 1024,
     max_inputs: Annotated[int, typer.Option("--max-inputs", help="Inputs per request.")] = 2048,
     max_input_chars: Annotated[int, typer.Option("--max-input-chars", help="Characters per input.")] = 32_768,
@@ -38,15 +42,19 @@ def serve(
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from repspace.errors import InvalidInputError
     from repspace.service.app import serve as run_server
-    from repspace.service.config import Limits, ServeConfig, load_api_keys, parse_adaptors
+    from repspace.encoders.backends import check_threads, cores, get_backend
+    from repspace.service.config import Limits, ServeConfig, load_api_keys, parse_adaptors, plan_workers
 
+    get_backend(backend)
+    check_threads(threads)
+    workers, threads = plan_workers(backend, cores(), workers, threads)
     if min(max_body_bytes, max_inputs, max_input_chars, max_batch_tokens, max_batch_items, max_queue, workers) < 1 or timeout <= 0 or batch_wait_ms < 0:
         raise InvalidInputError("limits (--max-*, --timeout) must be positive")
     config = ServeConfig(
         host=host, port=port, models=[m.strip() for m in models.split(",") if m.strip()],
         adaptors=parse_adaptors(adaptor), collections=collections,
         api_keys=load_api_keys(api_key_file) if api_key_file is not None else [], no_auth=no_auth,
-        device=device, threads=threads, allowed_endpoints=list(allow_endpoint or []),
+        device=device, threads=threads, backend=backend, allowed_endpoints=list(allow_endpoint or []),
         limits=Limits(max_body_bytes=max_body_bytes, max_inputs=max_inputs, max_input_chars=max_input_chars,
                       max_batch_tokens=max_batch_tokens, max_batch_items=max_batch_items, max_queue_items=max_queue,
                       request_timeout_s=timeout, workers=workers, batch_wait_ms=batch_wait_ms),

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from repspace.cli.app import emit_json, flag_hints, read_items
+from repspace.cli.app import backend_help, emit_json, flag_hints, read_items
 
 
 def encode(
@@ -26,6 +26,8 @@ def encode(
                                               "openai:NAME@URL (default 4)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Encode only the first N items."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    backend: str = typer.Option("torch", "--backend", help=backend_help()),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (default: torch's choice; every core for exported backends)."),
     text_column: str = typer.Option("text", "--text-column"),
     id_column: str = typer.Option("id", "--id-column"),
     label_column: str = typer.Option("label", "--label-column"),
@@ -47,17 +49,24 @@ def encode(
         items = read_items(dataset, input, text_column, id_column, label_column).limit(limit)
         remote = scheme_of(model) is not None
         if engine == "ray":
+            from repspace.errors import InvalidInputError
             from repspace.scale import encode_space
+
+            if backend != "torch":
+                raise InvalidInputError("the ray engine encodes with the torch backend; use --engine local for "
+                                        f"--backend {backend}")
 
             encoder = get_encoder(model, device="cpu", dim=dim)  # the driver's copy: length order and version only
             space = encode_space(encoder.name if remote else model, items, out=out, batch_size=batch_size, chunk_items=chunk_items, overwrite=overwrite,
                                  progress=not quiet, workers=workers, address=ray_address, device=device, encoder=encoder)
         else:
-            encoder = get_encoder(model, device=device, dim=dim, concurrency=concurrency,
-                                  batch_size=batch_size if remote else None)
+            # a calibrated backend (openvino-int8) calibrates on a sample of these items
+            calibration = list(items.data) if items.modality == "text" and not remote else None
+            encoder = get_encoder(model, device=device, backend=backend, threads=threads, calibration=calibration,
+                                  dim=dim, concurrency=concurrency, batch_size=batch_size if remote else None)
             space = encode_items(encoder, items, out=out, batch_size=batch_size, chunk_items=chunk_items,
                                  overwrite=overwrite, progress=not quiet)
-    Console(stderr=True).print(f"wrote {out}: {space.count} x {space.dim} ({space.model})")
+    Console(stderr=True).print(f"wrote {out}: {space.count} x {space.dim} ({space.model}, backend {encoder.backend})")
 
 
 def info(

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from repspace.cli.app import emit_json, read_items
+from repspace.cli.app import backend_help, emit_json, read_items
 from repspace.collections.choices import ADAPTER_METHODS, ORDERS
 
 upgrade_app = typer.Typer(help="Upgrade the model behind an index without re-embedding first.", no_args_is_help=True)
@@ -76,10 +76,10 @@ def _is_collection(target: str) -> bool:
     return Collection.is_collection(target)
 
 
-def _open(uri: str):
+def _open(uri: str, backend: str | None = None, threads: int | None = None):
     from repspace.collections import Collection
 
-    return Collection.open(uri)
+    return Collection.open(uri, backend=backend, threads=threads)
 
 
 def _stop_on_signals():
@@ -111,6 +111,9 @@ def upgrade_start(
                                            "least the sample's items: .parquet/.arrow with id + vector, or .npy + --ids."),
     ids: Optional[Path] = typer.Option(None, "--ids", help="Ids for a .npy --vectors file (one per line)."),
     dim: Optional[int] = typer.Option(None, "--dim", help="The new model's dimension (with --vectors)."),
+    backend: str = typer.Option("torch", "--backend", help=backend_help() + " The same model on another backend is an "
+                                "upgrade too (its compatibility with the old slot is measured)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads of the encoders."),
     quiet: bool = typer.Option(False, "--quiet"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -136,9 +139,9 @@ def upgrade_start(
         return list(zip(items.data, items.ids))
 
     golden, fit = pairs(queries), pairs(fit_queries)
-    with _open(uri) as c:
+    with _open(uri, threads=threads) as c:
         st = up.start(c, model, sample=sample, method=method, seed=seed, golden=golden, progress=not quiet,
-                      fit_queries=fit, side_table=side_table)
+                      fit_queries=fit, side_table=side_table, backend=backend)
     if json_out:
         emit_json(st)
     else:
@@ -151,6 +154,13 @@ def _print_status(st: dict) -> None:
     when = "" if at is None or at == st["fraction"] else f" (as measured at {at:.1%}; `upgrade evaluate` measures it now)"
     con.print(f"upgrade {st['old']} -> {st['new']} ({st['state']}): {st['fraction']:.1%} backfilled; gate "
               f"{'passes' if st['gate'] and st['gate'].get('passed') else 'does not pass'}{when}")
+    comp = (st.get("gate") or {}).get("compatible_upgrade")
+    if comp:
+        o, n = comp["old_on_old"], comp["new_on_old"]
+        con.print(f"backend {comp['from_backend']} -> {comp['to_backend']}: "
+                  f"{'a compatible upgrade: `upgrade switch` adopts it without backfilling' if comp['compatible'] else 'not compatible: the normal upgrade (backfill, switch, finish) applies'}"
+                  f" (new queries on the old gallery recall@10 {n['recall@10']:.4f} ndcg@10 {n['ndcg@10']:.4f}; old on old "
+                  f"{o['recall@10']:.4f} / {o['ndcg@10']:.4f})")
     for name, m in (st.get("metrics") or {}).items():
         con.print(f"  {name:8s} recall@10 {m['recall@10']:.4f}  ndcg@10 {m['ndcg@10']:.4f}  "
                   f"negative flips {m['negative_flip_rate'] or 0:.3f}")
@@ -228,6 +238,9 @@ def upgrade_backfill(
     batch_size: int = typer.Option(32, "--batch-size"),
     chunk_items: int = typer.Option(256, "--chunk-items", help="Items per resumable chunk."),
     device: str = typer.Option("cpu", "--device"),
+    backend: Optional[str] = typer.Option(None, "--backend", help=backend_help() + " Collection mode: default the new "
+                                          "slot's recorded backend; index mode: default torch."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads of the encoder."),
     engine: str = typer.Option("local", "--engine", help="Collection mode: local, or ray (a Ray actor pool)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray head (HOST:PORT, ray://…, auto)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Ray encoder actors."),
@@ -246,7 +259,7 @@ def upgrade_backfill(
     if _is_collection(index):
         from repspace.collections import upgrade as up
 
-        with _open(index) as c:
+        with _open(index, backend=backend, threads=threads) as c:
             if vectors is not None:
                 res = up.backfill_from_file(c, vectors, ids_file=ids)
             elif follow:
@@ -266,7 +279,7 @@ def upgrade_backfill(
         raise InvalidInputError("backfilling an index needs --model NEW_MODEL and --out NEW_INDEX")
     items = read_items(dataset, input, text_column, id_column, label_column, required=False)
     new = backfill(Path(index), model, out, items=items, spec=spec, batch_size=batch_size, chunk_items=chunk_items,
-                   device=device, progress=not quiet)
+                   device=device, progress=not quiet, backend=backend or "torch", threads=threads)
     Console(stderr=True).print(f"wrote {out}: {new.spec} over {new.space.count} x {new.dim} ({new.space.model}); "
                                f"switch with `repspace upgrade switch LIVE {out}`")
 
@@ -288,7 +301,8 @@ def upgrade_switch(
 
         with _open(live) as c:
             res = up.switch(c, force=force)
-        emit_json(res) if json_out else Console(stderr=True, markup=False).print(f"active: {res['active']} (was {res['previous']})")
+        adopted = " (a compatible upgrade: the new backend adopted, vectors kept, no backfill)" if res.get("state") == "adopted" else ""
+        emit_json(res) if json_out else Console(stderr=True, markup=False).print(f"active: {res['active']} (was {res['previous']}){adopted}")
         return
     from repspace.compat.backfill import switch
 

@@ -26,19 +26,20 @@ import pyarrow as pa
 from repspace.collections.cache import SlotCache, hits_of, keep_in_step
 from repspace.collections.meta import CollectionMeta, Slot
 from repspace.collections.payload import MAX_ID_CHARS, check_filter, check_payload, check_utf8, dumps, query_texts
-from repspace.collections.slots import check_spec_fits, collection_spec, describe_model, fit_spec
+from repspace.collections.slots import check_spec_fits, collection_spec, describe_model, fit_spec, slot_encoder
 from repspace.collections.store import Store, open_store, vector_array, vectors_of
 from repspace.collections.uri import CollectionURI, parse_uri
-from repspace.errors import (ConcurrentChangeError, DimensionMismatchError, InvalidInputError, InvalidVectorsError,
-                             ModelChangedError)
+from repspace.errors import ConcurrentChangeError, DimensionMismatchError, InvalidInputError, InvalidVectorsError
 from repspace.index.spec import IndexSpec, parse_spec
 from repspace.spaces.space import check_finite, check_ids
 
 class Collection:
     """A collection in LanceDB (a directory) or PostgreSQL + pgvector (a DSN with ?collection=NAME)."""
 
-    def __init__(self, store: Store, uri: CollectionURI, device: str = "cpu") -> None:
+    def __init__(self, store: Store, uri: CollectionURI, device: str = "cpu", backend: str | None = None,
+                 threads: int | None = None) -> None:
         self.store, self.uri, self.device = store, uri, device
+        self.encoder_backend, self.threads = backend, threads  # encoder backend (None: each slot's own), its threads
         self.meta = self._read_meta()
         self._encoders: dict[str, Any] = {}
         self._caches: dict[str, SlotCache] = {}
@@ -48,13 +49,14 @@ class Collection:
     # ------------------------------------------------------------ opening
     @classmethod
     def create(cls, uri: str | Path, model: str, spec: str = "Flat", *, dim: int | None = None,
-               model_version: str | None = None, device: str = "cpu") -> "Collection":
+               model_version: str | None = None, device: str = "cpu", backend: str = "torch",
+               threads: int | None = None) -> "Collection":
         """Create a collection whose first (active) slot holds `model`'s vectors, searched with `spec`."""
         from repspace.collections.meta import slot_name_for
 
         parsed = parse_uri(uri)
         ispec = collection_spec(spec)
-        info = describe_model(model, dim, model_version, device)
+        info = describe_model(model, dim, model_version, device, backend, threads)
         check_spec_fits(ispec, info["dim"])
         from repspace.collections.meta import now
 
@@ -63,12 +65,15 @@ class Collection:
         store = open_store(parsed)
         store.create(meta.to_dict(), {"v_0": info["dim"]})
         store.prepare_spec("v_0", info["dim"], ispec)
-        return cls(store, parsed, device)
+        return cls(store, parsed, device, threads=threads)
 
     @classmethod
-    def open(cls, uri: str | Path, device: str = "cpu") -> "Collection":
+    def open(cls, uri: str | Path, device: str = "cpu", backend: str | None = None,
+             threads: int | None = None) -> "Collection":
+        """backend: encode texts with this encoder backend (default: the one each slot recorded; another than a
+        slot's is refused for that slot: moving a slot to another backend is an upgrade)."""
         parsed = parse_uri(uri)
-        return cls(open_store(parsed), parsed, device)
+        return cls(open_store(parsed), parsed, device, backend, threads)
 
     @staticmethod
     def is_collection(target: str | Path) -> bool:
@@ -217,19 +222,13 @@ class Collection:
             raise InvalidInputError(f"slot {s.name!r} holds vectors of an external model ({s.model!r}); "
                                     "repspace cannot encode for it: upsert vectors instead of texts", param="texts")
         with self.lock:
-            return self._encoders.get(s.name) or self._load_encoder(s)
+            return self._encoders.get(f"{s.name}@{s.model_version}") or self._load_encoder(s)
 
     def _load_encoder(self, s: Slot):
-        if s.name not in self._encoders:
-            from repspace.encoders import get_encoder
-
-            enc = get_encoder(s.model, device=self.device)
-            if enc.version != s.model_version:
-                raise ModelChangedError(f"model {s.model!r} here is version {enc.version}, the slot {s.name!r} holds "
-                                        f"version {s.model_version}: its vectors would not be comparable",
-                                        param="model")
-            self._encoders[s.name] = enc
-        return self._encoders[s.name]
+        key = f"{s.name}@{s.model_version}"  # by version: a compatible upgrade changes it in place
+        if key not in self._encoders:
+            self._encoders[key] = slot_encoder(s, self.device, self.encoder_backend, self.threads)
+        return self._encoders[key]
 
     def encode(self, data: Sequence[Any], slot: str | Slot | None = None, batch_size: int = 64) -> np.ndarray:
         """Encode texts (or image paths / arrays) with a slot's model."""

@@ -247,6 +247,18 @@ class CollectionMeta(_Record):
             raise CollectionError("switch to the new slot first (upgrade switch)")
         return replace(self, upgrade=None, slots=tuple(s for s in self.slots if s.name != up.old))
 
+    def adopted(self) -> "CollectionMeta":
+        """open -> none, for an upgrade measured compatible (`upgrade/compatible.py`): the old slot keeps its vectors
+        and takes the new slot's model version (the one it had is kept in `compatible_from`); the new slot is gone."""
+        up = self.open_upgrade()
+        if up.state != "open" or not ((up.gate or {}).get("compatible_upgrade") or {}).get("compatible"):
+            raise CollectionError(f"the upgrade of {self.name!r} is not an open compatible upgrade")
+        old, new = self.slot(up.old), self.slot(up.new)
+        kept = replace(old, model_version=new.model_version,
+                       extra={**old.extra, "compatible_from": [*old.extra.get("compatible_from", []), old.model_version]})
+        return replace(self, active=old.name, upgrade=None,
+                       slots=tuple(kept if s.name == old.name else s for s in self.slots if s.name != new.name))
+
     def _same_upgrade(self, started: str, state: str | None = None) -> UpgradeState:
         up = self.upgrade
         if up is None or up.started != started or (state is not None and up.state != state):

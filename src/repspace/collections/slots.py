@@ -10,16 +10,19 @@ from repspace.errors import DimensionMismatchError, InvalidInputError, UnknownNa
 from repspace.index.spec import IndexSpec, parse_spec
 
 
-def describe_model(model: str, dim: int | None, model_version: str | None, device: str = "cpu") -> dict[str, Any]:
-    """A slot's model record: a repspace model (name or directory) is loaded to read its dim and version;
-    any other name is an external model whose vectors the user brings (then `dim` is required)."""
+def describe_model(model: str, dim: int | None, model_version: str | None, device: str = "cpu",
+                   backend: str = "torch", threads: int | None = None) -> dict[str, Any]:
+    """A slot's model record: a repspace model (name, directory, registered callable or `openai:NAME@URL`) is loaded
+    to read its dim and version (which records the encoder backend, see `encoders.backends.backend_version`, or a
+    remote model's probe fingerprint); any other name is an external model whose vectors the user brings (then `dim`
+    is required)."""
     from repspace.encoders import MODELS, is_model
 
     known = is_model(model)  # built-in, registered, remote (openai:NAME@URL: version = its probe fingerprint) or a directory
     if known:
         from repspace.encoders import get_encoder
 
-        enc = get_encoder(model, device=device, dim=dim)
+        enc = get_encoder(model, device=device, dim=dim, backend=backend, threads=threads)
         if dim is not None and dim != enc.dim:
             raise DimensionMismatchError(f"model {model!r} makes {enc.dim}-d vectors, not {dim}", param="dim")
         return {"model": model if Path(model).is_dir() else enc.name, "model_version": enc.version, "dim": int(enc.dim),
@@ -30,6 +33,36 @@ def describe_model(model: str, dim: int | None, model_version: str | None, devic
                                "vectors", param="model")
     return {"model": model, "model_version": model_version or "", "dim": int(dim), "modality": "external",
             "normalized": False, "encodes": False}
+
+
+def slot_encoder(s: Any, device: str, backend: str | None, threads: int | None):
+    """The encoder of a slot's model (on `backend`, default the one the slot recorded), refused when it would not
+    make the slot's vectors (another backend, or a model that changed: `ModelChangedError`)."""
+    from repspace.encoders import get_encoder
+    from repspace.encoders.backends import backend_of_version
+    from repspace.errors import ModelChangedError
+
+    enc = get_encoder(s.model, device=device, backend=backend or backend_of_version(s.model_version), threads=threads)
+    refuse_mixed_backends(s, enc)
+    if enc.version != s.model_version:
+        raise ModelChangedError(f"model {s.model!r} here is version {enc.version}, the slot {s.name!r} holds version "
+                                f"{s.model_version}: its vectors would not be comparable", param="model")
+    return enc
+
+
+def refuse_mixed_backends(slot: Any, enc: Any) -> None:
+    """An encoder of the slot's model on another backend than the slot recorded would mix two backends' vectors."""
+    from repspace.encoders.backends import backend_of_version, base_of_version
+    from repspace.errors import CollectionError
+
+    recorded = backend_of_version(slot.model_version)
+    if enc.backend != recorded and base_of_version(enc.version) == base_of_version(slot.model_version):
+        raise CollectionError(
+            f"slot {slot.name!r} holds vectors of {slot.model!r} made with backend {recorded!r}; encoding with backend "
+            f"{enc.backend!r} would mix two backends' vectors in one slot. Check whether they are compatible "
+            "(`repspace compat` on spaces encoded with both), then move the collection as an upgrade (`repspace upgrade "
+            f"start` with the same model and backend {enc.backend!r}), or leave the backend unset to use the recorded "
+            "one", param="backend")
 
 
 def collection_spec(text: str | IndexSpec) -> IndexSpec:

@@ -51,14 +51,15 @@ def gallery_items(space: Space, items: Items | None = None) -> Items:
 
 
 def backfill(index: str | Path, model: str, out: str | Path, items: Items | None = None, spec: str | None = None,
-             batch_size: int = 32, chunk_items: int | None = None, device: str = "cpu", progress: bool = True) -> Index:
+             batch_size: int = 32, chunk_items: int | None = None, device: str = "cpu", progress: bool = True,
+             backend: str = "torch", threads: int | None = None) -> Index:
     """Re-encode the gallery of `index` with `model` and write a new index at `out` (resumable)."""
     index, out = Path(index), Path(out)
     if out.resolve() == index.resolve():
         raise OutputExistsError("out must differ from the live index; switch to it afterwards with `upgrade switch`",
                                 param="out")
     old = Index.load(index)
-    encoder = get_encoder(model, device=device)
+    encoder = get_encoder(model, device=device, backend=backend, threads=threads)
     if encoder.name == old.space.model and encoder.version == old.space.model_version:
         raise InvalidInputError(f"the index already holds {model!r} vectors; nothing to backfill", param="model")
     if old.adaptor is not None and spec is None:

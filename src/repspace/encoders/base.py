@@ -36,6 +36,7 @@ class Encoder(ABC):
     dim: int
     normalized: bool
     version: str
+    backend: str = "torch"  # the runtime that computes the vectors (see encoders/backends); part of `version` unless torch
 
     @abstractmethod
     def encode_batch(self, batch: Sequence[Any]) -> np.ndarray:
@@ -51,4 +52,4 @@ class Encoder(ABC):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "modality": self.modality, "dim": self.dim,
-                "normalized": self.normalized, "version": self.version}
+                "normalized": self.normalized, "version": self.version, "backend": self.backend}

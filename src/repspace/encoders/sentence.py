@@ -118,13 +118,24 @@ def mpnet_path() -> Path:
     return target
 
 
+def weights_version(path: Path) -> str:
+    """The version of a sentence-transformers directory: its weights file's fingerprint."""
+    path = Path(path)
+    weights = next((p for p in (path / "model.safetensors", path / "pytorch_model.bin") if p.is_file()), None)
+    return f"sha256:{weights_fingerprint(weights)}" if weights else "unknown"
+
+
 class SentenceTransformerEncoder(Encoder):
     """Any sentence-transformers model directory on local disk."""
 
     modality = "text"
 
-    def __init__(self, path: str | Path, name: str | None = None, device: str = "cpu") -> None:
+    def __init__(self, path: str | Path, name: str | None = None, device: str = "cpu", threads: int | None = None) -> None:
         _offline_env()
+        if threads:
+            import torch
+
+            torch.set_num_threads(int(threads))  # per process (the service sets it per encoding thread)
         from sentence_transformers import SentenceTransformer
 
         path = Path(path)
@@ -135,8 +146,7 @@ class SentenceTransformerEncoder(Encoder):
         getdim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(getdim())
         self.normalized = any(type(m).__name__ == "Normalize" for m in self.model)
-        weights = next((p for p in (path / "model.safetensors", path / "pytorch_model.bin") if p.is_file()), None)
-        self.version = f"sha256:{weights_fingerprint(weights)}" if weights else "unknown"
+        self.version = weights_version(path)
 
     def encode_batch(self, batch: Sequence[str]) -> np.ndarray:
         out = self.model.encode(list(batch), batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False)

@@ -57,7 +57,7 @@ def _load_models(state: ServiceState, preloaded: dict[str, Any]) -> None:
 
     cfg = state.config
     thread_init = None
-    if cfg.threads:
+    if cfg.threads and cfg.backend == "torch":  # exported backends set their threads when their session is made
         import torch
 
         def thread_init(n: int = int(cfg.threads)) -> None:  # OpenMP thread counts are per calling thread
@@ -68,7 +68,8 @@ def _load_models(state: ServiceState, preloaded: dict[str, Any]) -> None:
         for name, slot in state.models.items():
             try:
                 model = preloaded.get(name) or EmbeddingModel.load(
-                    name, adaptor=cfg.adaptors.get(name), device=cfg.device, micro_batch=cfg.limits.micro_batch)
+                    name, adaptor=cfg.adaptors.get(name), device=cfg.device, micro_batch=cfg.limits.micro_batch,
+                    backend=cfg.backend, threads=cfg.threads)
                 if name in preloaded and name in cfg.adaptors:
                     model.set_adaptor(cfg.adaptors[name])
 
@@ -84,7 +85,8 @@ def _load_models(state: ServiceState, preloaded: dict[str, Any]) -> None:
                 batcher = slot.batcher
                 state.metrics.queue_depth.labels(name).set_function(lambda b=batcher: b.queue_depth)
                 state.metrics.ready.labels(name).set(1)
-                log.info("model %s ready (%d-d%s)", name, model.dim,
+                log.info("model %s ready (%d-d, backend %s, %d worker(s) x %s thread(s)%s)", name, model.dim, cfg.backend,
+                         cfg.limits.workers, cfg.threads or "default",
                          f", adaptor {model.adaptor.name} at {model.adaptor_dims}" if model.adaptor is not None else "")
             except Exception as e:  # reported by /readyz and /v1/models; the server keeps running
                 slot.error = str(e) or type(e).__name__

@@ -33,7 +33,8 @@ class ServeConfig:
     api_keys: list[str] = field(default_factory=list)
     no_auth: bool = False
     device: str = "cpu"
-    threads: int | None = None  # torch threads (None: torch's default)
+    threads: int | None = None  # intra-op threads per encoding worker (see `plan_workers`)
+    backend: str = "torch"  # encoder backend of every served model (encoders.backends.BACKENDS)
     limits: Limits = field(default_factory=Limits)
     access_log: bool = True
     # base URLs of OpenAI-compatible endpoints clients may name as models (`openai:NAME@URL`) in collection requests;
@@ -64,6 +65,18 @@ class ServeConfig:
         if not 0 <= self.port < 65536:
             raise InvalidInputError(f"port must be 1-65535; got {self.port}", param="port")
         return self
+
+
+def plan_workers(backend: str, cores: int, workers: int | None = None, threads: int | None = None) -> tuple[int, int]:
+    """(encoding workers, intra-op threads per worker) from the core count, unless given.
+
+    Many small requests batch better over several workers of few threads each (no synchronisation inside a small
+    matrix multiply); OpenVINO runs one inference stream per compiled model, so it gets one worker with every core."""
+    if backend.startswith("openvino"):
+        w = workers or 1
+        return w, threads or max(1, cores // w)
+    t = threads or (1 if cores <= 4 else 4)
+    return workers or max(1, cores // t), t
 
 
 def is_loopback(host: str) -> bool:

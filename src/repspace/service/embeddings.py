@@ -63,10 +63,10 @@ class EmbeddingModel:
 
     @classmethod
     def load(cls, model: str, adaptor: str | Path | None = None, device: str = "cpu", name: str | None = None,
-             micro_batch: int = 32) -> "EmbeddingModel":
+             micro_batch: int = 32, backend: str = "torch", threads: int | None = None) -> "EmbeddingModel":
         from repspace.encoders import get_encoder
 
-        enc = get_encoder(model, device=device)
+        enc = get_encoder(model, device=device, backend=backend, threads=threads)
         if enc.modality != "text":
             raise InvalidInputError(f"model {model!r} encodes {enc.modality}s; the embeddings service serves text models")
         return cls(enc, name=name or model, adaptor=adaptor, micro_batch=micro_batch)
@@ -104,12 +104,15 @@ class EmbeddingModel:
         return "adaptor" if dimensions in self.adaptor_dims else "truncate"
 
     def describe(self) -> dict[str, Any]:
-        return {"id": self.name, "dim": self.dim, "adaptor": self.adaptor.name if self.adaptor is not None else None,
+        return {"id": self.name, "dim": self.dim, "backend": getattr(self.encoder, "backend", "torch"), "adaptor": self.adaptor.name if self.adaptor is not None else None,
                 "adaptor_dims": self.adaptor_dims, "dimensions": f"1-{self.dim}"}
 
     # ------------------------------------------------------------- encoding
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens the model sees per text (its own tokenizer, truncated to its max length; else words + 2)."""
+        own = getattr(self.encoder, "count_tokens", None)  # exported backends tokenize without sentence-transformers
+        if callable(own):
+            return own(texts)
         st = getattr(self.encoder, "model", None)
         prep = getattr(st, "preprocess", None) or getattr(st, "tokenize", None)  # sentence-transformers >= 6 | older
         if st is not None and callable(prep):

@@ -50,7 +50,7 @@ def pseudo_query(text: str, words: int = 24) -> str:
 def start(coll, model: str, *, sample: int = 1000, method: str = "procrustes", seed: int = 0,
           golden: Sequence[tuple[str, str]] | None = None, golden_fraction: float = 0.2,
           fit_queries: Sequence[tuple[str, str]] | None = None, batch_size: int = 64, progress: bool = False,
-          evaluate_gate: bool = True, side_table: bool = False) -> dict[str, Any]:
+          evaluate_gate: bool = True, side_table: bool = False, backend: str = "torch") -> dict[str, Any]:
     """Add the new model's slot, re-embed a seeded sample of the stored texts (a fifth held out as golden queries
     unless `golden` is given), fit the adapter, the uncertainty model and the score fusion (on pseudo-queries, or on
     `fit_queries`: real (text, relevant id) pairs whose item is in the sample), and measure the gate."""
@@ -80,7 +80,7 @@ def start(coll, model: str, *, sample: int = 1000, method: str = "procrustes", s
 
     return start_from(coll, read, model, fit_ids, encode, method=method, seed=seed, sample=len(chosen), keep=True,
                       golden=golden_of, fit_queries=fit_queries, evaluate_gate=evaluate_gate,
-                      extra_ids=gold_ids, side_table=side_table)
+                      extra_ids=gold_ids, side_table=side_table, backend=backend)
 
 
 def start_from(coll, read, model: str, fit_ids: Sequence[str],
@@ -88,7 +88,8 @@ def start_from(coll, read, model: str, fit_ids: Sequence[str],
                seed: int = 0, sample: int | None = None, keep: bool = True,
                golden: Callable[[dict[str, str]], list[tuple[str, str]]] | None = None,
                fit_queries: Sequence[tuple[str, str]] | None = None, evaluate_gate: bool = True,
-               extra_ids: Sequence[str] = (), side_table: bool = False, dim: int | None = None) -> dict[str, Any]:
+               extra_ids: Sequence[str] = (), side_table: bool = False, dim: int | None = None,
+               backend: str = "torch") -> dict[str, Any]:
     """Start an upgrade whose adapter and fusion are fitted on `fit_ids` with the new model's vectors from
     `new_vectors(ids, texts)` (encoded here, or brought by the caller); `keep` stores them in the new slot (else the
     backfill starts from 0 %). `golden(texts)` gives the gate's queries (none: no gate is measured). `side_table`: an
@@ -96,7 +97,7 @@ def start_from(coll, read, model: str, fit_ids: Sequence[str],
     from repspace.collections.slots import describe_model
 
     _check_start(coll, read, method, encodes=False)
-    info = describe_model(model, dim, None, coll.device)
+    info = describe_model(model, dim, None, coll.device, backend, coll.threads)
     claimed = coll.commit(read, read.with_side_table(side_table).start_upgrade(
         info, method=method, seed=seed, sample=sample or len(fit_ids)))
     up = claimed.upgrade
@@ -250,9 +251,14 @@ def evaluate(coll) -> dict[str, Any]:
     """Measure the gate now (encodes the golden queries with both models, runs every strategy) and record its verdict
     and metrics in the upgrade's state; returns the status with them. Runs without any lock: the record is written
     by compare-and-set into the same upgrade only."""
+    from repspace.collections.upgrade.compatible import measure_compatible
+
     up = serving_upgrade(coll)
     metrics = measure(coll)
     gate = gate_of(metrics)
+    compatible = measure_compatible(coll, up, _metrics)  # a backend switch: may need no backfill
+    if compatible is not None:
+        gate["compatible_upgrade"] = compatible
     coll.transition(lambda m: m.with_gate(up.started, {**gate, "metrics": metrics, "fraction": fraction(coll)}))
     return status(coll)
 
@@ -276,8 +282,12 @@ def status(coll) -> dict[str, Any]:
 def switch(coll, *, force: bool = False) -> dict[str, Any]:
     """Make the new slot active (searches racing the switch see the old or the new slot, never an error). Unless
     `force`, the gate is measured now and must pass."""
+    from repspace.collections.upgrade.compatible import adopt
+
     read = coll.reload()
     up = read.open_upgrade()
+    if up.state == "open" and ((up.gate or {}).get("compatible_upgrade") or {}).get("compatible"):
+        return adopt(coll, read, up)  # measured compatible: the old vectors stay, no backfill
     if not force:
         gate = gate_of(measure(coll))
         if not gate["passed"]:

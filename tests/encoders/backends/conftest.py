@@ -1,0 +1,40 @@
+"""One session-wide REPSPACE_HOME for the exported backends, so each export (a few seconds of MiniLM-L6) is paid once."""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def exports_home(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("exports-home"))
+
+
+@pytest.fixture
+def home(exports_home, monkeypatch):
+    """REPSPACE_HOME = the shared exports home for one test (tests that damage exports use their own home)."""
+    monkeypatch.setenv("REPSPACE_HOME", exports_home)
+    return exports_home
+
+
+@pytest.fixture
+def fresh_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPSPACE_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def require(*modules):
+    import importlib
+
+    for m in modules:
+        try:
+            importlib.import_module(m)
+        except ImportError:
+            pytest.skip(f"{m} not installed")
+    from repspace.encoders import MODELS
+
+    if not MODELS["minilm-l6"].available():
+        pytest.skip("minilm-l6 not installed")
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
