@@ -66,6 +66,6 @@ def test_endpoint_models_only_where_the_server_allows_them(pg_dsn, tmp_path):
     server = create_app(cfg, models={"stub": EmbeddingModel(StubEncoder())}, background_load=False)
     with running(server) as base:
         err = _post(base, "/v1/collections", {"name": "x", "model": "openai:m@http://10.0.0.1/v1"}, 400)
-        assert err["error"]["param"] == "model" and "allow-endpoint" in err["error"]["message"]
+        assert err["error"]["param"] == "model" and "allowed endpoints" in err["error"]["message"]
         err = _post(base, "/v1/collections", {"name": "x", "model": f"openai:m@{allowed}"}, 503)
         assert err["error"]["param"] in ("model", None)  # allowed, then the (absent) endpoint is named down

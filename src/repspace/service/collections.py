@@ -187,7 +187,7 @@ def _check_model(state: ServiceState, model: str) -> None:
         if any(url == a.rstrip("/") or url.startswith(a.rstrip("/") + "/") for a in state.config.allowed_endpoints):
             return
         raise ServiceError(f"model {model.partition('@')[0]}@…: this server calls only the endpoints it was started "
-                           "with (repspace serve --allow-endpoint URL)", param="model")
+                           "with (its allowed endpoints)", param="model")
     if "/" in model or "\\" in model or model.startswith("."):
         raise ServiceError(f"model {model!r}: name a built-in model ({', '.join(MODELS)}), a served one, or an "
                            "external model name (with dim); paths on the server are not accepted", param="model")
