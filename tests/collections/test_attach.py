@@ -392,3 +392,34 @@ def test_rows_without_text_and_an_index_built_concurrently(pg_dsn, request, tmp_
     assert c.search(texts=[leads[0][9]], k=1)[0][0]["id"] == "9"
     c.drop()
     app.close()
+
+
+@pytest.mark.parametrize("key_type, make_key", [("uuid", lambda i: str(uuid.UUID(int=i + 1))), ("text", lambda i: f"doc-{i}")])
+def test_any_primary_key_type(pg_dsn, tmp_path, key_type, make_key):
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    table = f"keys_{uuid.uuid4().hex[:6]}"
+    v = _unit(np.random.default_rng(0), 20)
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        register_vector(conn)
+        conn.execute(f"CREATE TABLE {table} (k {key_type} PRIMARY KEY, body text, embedding vector({DIM}))")
+        for i in range(20):
+            conn.execute(f"INSERT INTO {table} VALUES (%s, %s, %s)", (make_key(i), f"text {i}", v[i]))
+    c = attach(_uri(type("A", (), {"backend": "pgvector", "dsn": pg_dsn})(), tmp_path), table, id="k",
+               vector="embedding", text="body", model="m", dim=DIM)
+    assert c.search(vectors=v[7], k=1)[0][0]["id"] == make_key(7)
+    assert [g["id"] for g in c.get([make_key(3), "not-a-key", "99"])] == [make_key(3)]
+    c.drop()
+
+
+def test_a_lance_dataset_path(tmp_path):
+    app = LanceApp(str(tmp_path / "appdb"), "docs", _rows(10, np.random.default_rng(0)))
+    c = attach(tmp_path / "coll", str(tmp_path / "appdb" / "docs.lance"), id="doc_id", vector="embedding",
+               model="m", dim=DIM)
+    assert c.count() == 10 and c.info()["attached"]["table"][1] == "docs"
+    with pytest.raises(InvalidInputError) as e:
+        attach(tmp_path / "coll2", str(tmp_path / "appdb"), id="doc_id", vector="embedding", model="m", dim=DIM)
+    assert e.value.param == "table"
+    c.drop()

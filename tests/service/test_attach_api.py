@@ -69,3 +69,40 @@ def test_endpoint_models_only_where_the_server_allows_them(pg_dsn, tmp_path):
         assert err["error"]["param"] == "model" and "allowed endpoints" in err["error"]["message"]
         err = _post(base, "/v1/collections", {"name": "x", "model": f"openai:m@{allowed}"}, 503)
         assert err["error"]["param"] in ("model", None)  # allowed, then the (absent) endpoint is named down
+
+
+@pytest.mark.real
+def test_upgrade_an_attached_table_over_http(pg_dsn):
+    """attach, upgrade start (side table), backfill, status, switch, finish — every step over HTTP."""
+    import time
+
+    from repspace.encoders import get_encoder
+    from tests.collections.conftest import bbc_leads
+
+    _, texts, labels = bbc_leads(60)
+    old = get_encoder("minilm-l3-onnx").encode_batch(texts)
+    app = PgApp(pg_dsn, f"httpup_{uuid.uuid4().hex[:6]}", list(zip(texts, labels, old)), dim=384)
+    cols = app.columns()
+    cfg = ServeConfig(models=["stub"], api_keys=[KEY], collections=pg_dsn)
+    server = create_app(cfg, models={"stub": EmbeddingModel(StubEncoder())}, background_load=False)
+    name = f"u{uuid.uuid4().hex[:6]}"
+    with running(server) as base:
+        _post(base, "/v1/collections/attach", {"name": name, "table": app.table, "id": "doc_id", "vector": "embedding",
+                                               "text": "Body Text", "model": "minilm-l3-onnx"}, 201)
+        st = _post(base, f"/v1/collections/{name}/upgrade/start", {"model": "minilm-l6", "sample": 30, "side_table": True})
+        assert st["state"] == "open" and app.columns() == cols
+        _post(base, f"/v1/collections/{name}/upgrade/backfill", {"batch_size": 32}, 202)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            st = httpx.get(f"{base}/v1/collections/{name}/upgrade", headers=AUTH, timeout=30).json()
+            if not (st.get("backfill") or {}).get("running"):
+                break
+            time.sleep(0.3)
+        assert st["fraction"] == 1.0 and st["without_text"] == 0
+        hits = _post(base, f"/v1/collections/{name}/search", {"text": texts[4], "k": 1})["hits"]
+        assert hits[0]["id"] == "4"
+        _post(base, f"/v1/collections/{name}/upgrade/switch", {"force": True})
+        fin = _post(base, f"/v1/collections/{name}/upgrade/finish", {"drop_old": False})
+        assert fin["kept_old_column"] and "rs_" in fin["app_query"]
+    assert app.columns() == cols
+    app.close()

@@ -232,7 +232,12 @@ class LanceStore(Store):
 
     # ------------------------------------------------------------ LanceDB's own vector index (`IVFn,PQm`)
     def _indexed(self) -> set[str]:
-        return {c for i in self.table().list_indices() for c in getattr(i, "columns", [])}
+        """The vector columns LanceDB has an index on (read again only when the table's version moved)."""
+        t = self.table()
+        version = t.version
+        if getattr(self, "_indexed_at", (None,))[0] != version:
+            self._indexed_at = (version, {c for i in t.list_indices() for c in getattr(i, "columns", [])})
+        return self._indexed_at[1]
 
     def prepare_spec(self, column: str, dim: int, spec: Any) -> None:
         """`IVFn,PQm[+refine:F]`: LanceDB's on-disk IVF_PQ index on the column, once it holds enough vectors to train
