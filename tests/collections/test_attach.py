@@ -415,7 +415,7 @@ def test_any_primary_key_type(pg_dsn, tmp_path, key_type, make_key):
 
 
 def test_a_lance_dataset_path(tmp_path):
-    app = LanceApp(str(tmp_path / "appdb"), "docs", _rows(10, np.random.default_rng(0)))
+    LanceApp(str(tmp_path / "appdb"), "docs", _rows(10, np.random.default_rng(0)))
     c = attach(tmp_path / "coll", str(tmp_path / "appdb" / "docs.lance"), id="doc_id", vector="embedding",
                model="m", dim=DIM)
     assert c.count() == 10 and c.info()["attached"]["table"][1] == "docs"
