@@ -155,14 +155,17 @@ class LanceStore(Store):
         # vectors were validated (finite, one dimension) before; a slot without a vector is null on purpose, which
         # lancedb's own check would call a "bad vector"
         t = self.table()
+        full = self._full_rows(rows)
+        nulls = any(full.column(f.name).null_count for f in full.schema if pa.types.is_fixed_size_list(f.type))
+        bad = "null" if nulls else "error"  # LanceDB's own default where every row has every vector (its fast path)
         with self._write_lock():
             t.checkout_latest()
-            known = t.to_lance().to_table(columns=["id"], filter=pc.field("id").isin(rows.column("id")), limit=1)
-            if known.num_rows == 0:  # bulk path: every id is new, append (LanceDB's own `add`)
-                t.add(self._full_rows(rows), on_bad_vectors="null")
+            new = t.count_rows() == 0 or t.to_lance().to_table(
+                columns=["id"], filter=pc.field("id").isin(rows.column("id")), limit=1).num_rows == 0
+            if new:  # bulk path: every id is new, append (LanceDB's own `add`)
+                t.add(full, on_bad_vectors=bad)
             else:
-                (t.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
-                 .execute(self._full_rows(rows), on_bad_vectors="null"))
+                t.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(full, on_bad_vectors=bad)
 
     def update_vectors(self, column: str, ids: Sequence[str], vectors: np.ndarray,
                        texts: Sequence[str] | None = None) -> None:
