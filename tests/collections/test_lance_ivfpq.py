@@ -43,3 +43,22 @@ def test_lancedb_ivfpq_index(tmp_path):
     got = c.search(vectors=q[:1], k=3, filter={"n": 500})
     assert [h["id"] for h in got[0]] == ["i500"]
     c.close()
+
+
+def test_a_one_off_search_loads_nothing(tmp_path):
+    """`Collection.one_off()` (a CLI search): a Flat LanceDB slot is searched by LanceDB's exact scan, with the same
+    answer as repspace's in-memory layer, and nothing of the slot is loaded; an upgrade's fused search too."""
+    v, q = _data(500), _data(5, seed=2)
+    ids = [f"i{j}" for j in range(500)]
+    c = Collection.create(tmp_path / "c", model="ext", dim=D)
+    c.upsert(ids, vectors=v)
+    want = c.search(vectors=q, k=10)
+    assert c._caches
+    c.close()
+    d = Collection.open(tmp_path / "c").one_off()
+    got = d.search(vectors=q, k=10)
+    assert not d._caches
+    assert [[h["id"] for h in row] for row in got] == [[h["id"] for h in row] for row in want]
+    np.testing.assert_allclose([[h["score"] for h in row] for row in got], [[h["score"] for h in row] for row in want],
+                               atol=1e-5)
+    d.close()

@@ -223,6 +223,7 @@ def search(
                                 "[--query-vectors-new]")
     flt = parse_filters(filter)
     with Collection.open(uri) as c, flag_hints(vectors="--query-vectors", vectors_new="--query-vectors-new"):
+        c.one_off()  # a process that answers once: nothing of a slot is loaded where the store can search it
         if query_vectors or query_vectors_new:
             qv = [np.load(p, allow_pickle=False) if p else None for p in (query_vectors, query_vectors_new)]
             n = len(next(v for v in qv if v is not None))

@@ -78,13 +78,10 @@ class Collection:
     @staticmethod
     def is_collection(target: str | Path) -> bool:
         """True for a PostgreSQL collection URI or a directory holding a LanceDB collection (without opening it)."""
+        from repspace.collections.lance_store import LanceStore
         from repspace.collections.uri import is_pg
 
-        if is_pg(str(target)):
-            return True
-        from repspace.collections.lance_store import LanceStore
-
-        return LanceStore(target).exists()
+        return is_pg(str(target)) or LanceStore(target).exists()
 
     @classmethod
     def open_if_exists(cls, uri: str | Path, device: str = "cpu") -> "Collection | None":
@@ -109,6 +106,11 @@ class Collection:
 
     def close(self) -> None:
         self.store.close()
+
+    def one_off(self) -> "Collection":
+        """For a one-off process (a CLI search): slots are searched by the store where it can, nothing loaded."""
+        self.store.search_in_store = True
+        return self
 
     def drop(self) -> None:
         """Delete the collection: its items, its metadata and its artefacts."""

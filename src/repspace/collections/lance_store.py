@@ -253,18 +253,22 @@ class LanceStore(Store):
                                       vector_column_name=column, index_type="IVF_PQ", replace=True)
 
     def native_fused(self, spec: Any) -> bool:
-        return self.live or (spec.kind == "ivfpq" and bool(self._indexed()))
+        return self.live or (spec.kind == "flat" and self.search_in_store) or (
+            spec.kind == "ivfpq" and bool(self._indexed()))
 
     def native_search(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
                       spec: Any) -> list[list[tuple[str, float, dict]]] | None:
-        """A slot with LanceDB's own index is searched by LanceDB (memory: the index's, not the slot's); payload
-        filters and slots without an index go through repspace's layer."""
-        if spec.kind != "ivfpq" or filter or column not in self._indexed():
+        """A slot with LanceDB's own index is searched by LanceDB (memory: the index's, not the slot's), and so is a
+        Flat slot in a one-off process (`search_in_store`: LanceDB's exact scan streams the column); payload filters
+        and the rest go through repspace's layer."""
+        exact = spec.kind == "flat" and self.search_in_store
+        if filter or not (exact or (spec.kind == "ivfpq" and column in self._indexed())):
             return None
         t, out = self.table(), []
         for q in np.asarray(queries, np.float32):
-            hits = (t.search(q, vector_column_name=column).distance_type("cosine").nprobes(spec.nprobe)
-                    .refine_factor(spec.refine).where(f"{column} IS NOT NULL", prefilter=True).limit(k)
+            qb = t.search(q, vector_column_name=column).distance_type("cosine")
+            qb = qb.bypass_vector_index() if exact else qb.nprobes(spec.nprobe).refine_factor(spec.refine)
+            hits = (qb.where(f"{column} IS NOT NULL", prefilter=True).limit(k)
                     .select(["id", "payload", "_distance"]).to_arrow())
             out.append([(i, 1.0 - float(d), json.loads(p or "{}")) for i, p, d in zip(
                 hits.column("id").to_pylist(), hits.column("payload").to_pylist(), hits.column("_distance").to_pylist())])

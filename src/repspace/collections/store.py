@@ -64,6 +64,7 @@ class Store(ABC):
     # True for an application's attached table: its rows change without `version()` moving, so nothing of it is
     # cached — every search is the store's own (`native_search`), every vector read a `fetch`
     live = False
+    search_in_store = False  # set by `Collection.one_off()`: search through the store where it can, load nothing
 
     @classmethod
     @abstractmethod
