@@ -117,6 +117,7 @@ def main() -> None:
     ap.add_argument("--spec", default="IVF1024,PQ48+refine:4")
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--work", default=None)
+    ap.add_argument("--skip-load", action="store_true", help="reuse the collection and table of an earlier run (--work)")
     args = ap.parse_args()
     from repspace.collections import Collection
     from repspace.index.spec import parse_spec
@@ -137,13 +138,17 @@ def main() -> None:
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     truth = exact_top(v, q, 10)
 
-    ours = child(LOAD_REPSPACE, str(data), str(work / "coll"), str(args.dim), str(spec))
-    theirs = child(LOAD_LANCE, str(data), str(work / "lance"), str(args.dim), str(spec))
-    print(f"1. bulk load {args.n:,}: repspace {ours['load_s']:.1f} s (peak RSS {ours['rss_mib']:.0f} MiB), lancedb's "
-          f"own {theirs['load_s']:.1f} s ({theirs['rss_mib']:.0f} MiB): {theirs['load_s'] / ours['load_s']:.2f}x of "
-          "LanceDB's speed", flush=True)
-    print(f"2. IVF_PQ index: repspace optimize {ours['index_s']:.1f} s, lancedb create_index {theirs['index_s']:.1f} s",
-          flush=True)
+    if args.skip_load:
+        ours = theirs = None
+    else:
+        ours = child(LOAD_REPSPACE, str(data), str(work / "coll"), str(args.dim), str(spec))
+        theirs = child(LOAD_LANCE, str(data), str(work / "lance"), str(args.dim), str(spec))
+    if ours:
+        print(f"1. bulk load {args.n:,}: repspace {ours['load_s']:.1f} s (peak RSS {ours['rss_mib']:.0f} MiB), lancedb's "
+              f"own {theirs['load_s']:.1f} s ({theirs['rss_mib']:.0f} MiB): {theirs['load_s'] / ours['load_s']:.2f}x of "
+              "LanceDB's speed", flush=True)
+        print(f"2. IVF_PQ index: repspace optimize {ours['index_s']:.1f} s, lancedb create_index {theirs['index_s']:.1f} s",
+              flush=True)
 
     import lancedb
 

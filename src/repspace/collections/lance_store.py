@@ -268,7 +268,9 @@ class LanceStore(Store):
         for q in np.asarray(queries, np.float32):
             qb = t.search(q, vector_column_name=column).distance_type("cosine")
             qb = qb.bypass_vector_index() if exact else qb.nprobes(spec.nprobe).refine_factor(spec.refine)
-            hits = (qb.where(f"{column} IS NOT NULL", prefilter=True).limit(k)
+            # rows without this slot's vector: a post-filter on the k·F candidates (a pre-filter would read the
+            # whole vector column for every query)
+            hits = (qb.where(f"{column} IS NOT NULL", prefilter=False).limit(k)
                     .select(["id", "payload", "_distance"]).to_arrow())
             out.append([(i, 1.0 - float(d), json.loads(p or "{}")) for i, p, d in zip(
                 hits.column("id").to_pylist(), hits.column("payload").to_pylist(), hits.column("_distance").to_pylist())])
