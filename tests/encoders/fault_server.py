@@ -14,22 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import socket
 import threading
 import time
 from collections import deque
+
+from tests.service.conftest import free_port  # noqa: F401 - used by the tests through this module
+from tests.service.conftest import running as serve_app
 
 import httpx
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Faults:
@@ -121,23 +116,6 @@ def make_app(faults: Faults) -> FastAPI:
     return app
 
 
-@contextlib.contextmanager
 def running(faults: Faults):
     """The fault server on a free loopback port (uvicorn in a daemon thread); yields its base URL."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(make_app(faults), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    deadline = time.time() + 20
-    while not server.started:
-        if time.time() > deadline or not t.is_alive():
-            raise RuntimeError("fault server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        t.join(10)
+    return serve_app(make_app(faults))

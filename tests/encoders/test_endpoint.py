@@ -14,6 +14,7 @@ import pytest
 from repspace.errors import (CollectionError, DimensionMismatchError, EndpointError, InvalidInputError,
                              InvalidVectorsError, ModelChangedError)
 from tests.encoders.fault_server import Faults, free_port, running
+from tests.service.conftest import wait_ready
 
 KEY = "proxy-secret-key-9f8e7d6c5b4a"
 TEXTS = [f"item {i}: " + " ".join(["the quick brown fox", "jumps over", "a lazy dog", "in bbc news"][: 1 + i % 4])
@@ -24,8 +25,6 @@ FAST = dict(backoff=0.02, backoff_max=0.1, retry_total=20.0)
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory):
     """`repspace serve` with minilm-l6 and minilm-l3-onnx (the 'other model'), no keys, on a free loopback port."""
-    import httpx
-
     port = free_port()
     log = open(tmp_path_factory.mktemp("serve") / "serve.log", "wb")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -33,17 +32,8 @@ def serve(tmp_path_factory):
                              "--models", "minilm-l6,minilm-l3-onnx", "--threads", "1"], stdout=log,
                             stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
     try:
-        while True:
-            assert proc.poll() is None, "repspace serve ended"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.time() < deadline, "repspace serve not ready"
-            time.sleep(0.2)
+        wait_ready(base, proc)
         yield base
     finally:
         proc.terminate()

@@ -28,7 +28,7 @@ from repspace.errors import (CollectionError, DimensionMismatchError, InvalidInp
 
 OWNER_MARK = "repspace:"  # column comment of a column repspace added to an application's table
 SIDE_KEY = "_key"
-_INT_TYPES = ("smallint", "integer", "bigint")
+_INT_TYPES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}  # key type -> the bound of its values
 
 _CATALOG = {
     "relation": sql.SQL("SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n "
@@ -283,7 +283,8 @@ class AttachedPgStore(PgStore):
         """The ids that can be values of the key column (a text id 'abc' is no bigint: no such row)."""
         t = self.attached["id_type"]
         if t in _INT_TYPES:
-            return [i for i in ids if re.fullmatch(r"-?\d{1,19}", i)]
+            bound = _INT_TYPES[t]
+            return [i for i in ids if re.fullmatch(r"-?\d{1,19}", i) and -bound <= int(i) < bound]
         if t == "uuid":
             import uuid
 
