@@ -62,7 +62,7 @@ def main() -> None:
     print(f"fp32 GEMM again after the backends: best {max(f32b.values()):.1f} GFLOP/s; int8 {max(i8b.values()):.1f} GOP/s")
     peak32, peak8 = max(*f32.values(), *f32b.values()), max(*i8.values(), *i8b.values())
     print(f"peaks (best of both): fp32 {peak32:.1f} GFLOP/s, int8 {peak8:.1f} GOP/s ({peak8 / peak32:.2f}x fp32)")
-    print("\n".join(speed_table(res)))
+    print("\n" + "\n".join(speed_table(res)) + "\n")
     lines = ["| backend | length | padded tokens/s | GFLOP/s | of fp32 peak | of int8 peak |", "|---|---|---|---|---|---|"]
     for b, r in res.items():
         for kind in ("short", "long"):
@@ -71,7 +71,7 @@ def main() -> None:
             padded = sum(n * L for n, L in run.batches) / run.seconds
             of8 = f"{gf / peak8:.1%}" if BACKENDS[b].int8 else "-"
             lines.append(f"| {b} | {kind} | {padded:,.0f} | {gf:.1f} | {gf / peak32:.1%} | {of8} |")
-    print("\n".join(lines))
+    print("\n".join(lines) + "\n")
     n_pairs = min(args.n_short, args.n_long)
     print("\n".join(quality_table(quality_rows(res, n_pairs), n_pairs)))
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

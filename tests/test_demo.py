@@ -5,8 +5,10 @@ import pytest
 pytestmark = pytest.mark.real
 
 
-def test_demo_writes_report_with_every_section(tmp_path):
+def test_demo_writes_report_with_every_section(tmp_path, exports_home, monkeypatch):
     from repspace.demo import run_demo
+
+    monkeypatch.setenv("REPSPACE_HOME", exports_home)  # the backends section reuses the session's exported backends
 
     path = run_demo(tmp_path / "demo", limit=300, progress=False)
     html = path.read_text()
