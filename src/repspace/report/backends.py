@@ -31,7 +31,9 @@ def backends_section(report: Report, result: dict[str, Any]) -> None:
         Report.text(f"Machine: {m['cpu'] or 'unknown CPU'}, {m['cores']} usable cores, SIMD "
                     f"{' '.join(m['flags']) or 'unknown'}; load average {' / '.join(map(str, m['load']))} at the start, "
                     f"{' / '.join(map(str, result['load_after']))} at the end. fp32 GEMM peak {result['peak_gflops']:.0f} "
-                    f"GFLOP/s (best of: {', '.join(f'{k} {v:.0f}' for k, v in result['peak'].items())}). The model: "
+                    f"GFLOP/s (best of {', '.join(f'{k} {v:.0f}' for k, v in result['peak'].items())}, measured before "
+                    "and after the backends; an int8 backend can pass 100 % of it: its matrix multiplies run on integer "
+                    "dot products). The model: "
                     f"{shape['params'] / 1e6:.2f} M matrix-multiply parameters, {shape['layers']} layers, d = "
                     f"{shape['hidden']}: {shape['mflop_per_token']:.1f} MFLOP per token plus attention (counted on the "
                     "padded batches each backend ran)."),

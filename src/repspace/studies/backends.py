@@ -90,6 +90,7 @@ def backend_study(queries: Space, gallery: Space, query_texts: Mapping[str, str]
                   reps: int = 1, threads: int | None = None, peak_seconds: float = 0.5) -> dict[str, Any]:
     """Measure every backend of `gallery.model` (a sentence-transformers model) against its torch spaces.
 
+    An int8 backend's fraction of the fp32 peak may pass 100 %: its matrix multiplies run on integer dot products.
     Returns {"model", "machine", "peak_gflops", "peak", "shape", "n_short", "n_long", "gallery_items",
     "speed_rows", "quality_rows", "skipped": [{"backend", "reason"}], "load_after"}."""
     from repspace.encoders import get_encoder
@@ -100,21 +101,28 @@ def backend_study(queries: Space, gallery: Space, query_texts: Mapping[str, str]
 
     model = gallery.model
     backends = ["torch"] + [b for b in (backends or list(BACKENDS)) if b != "torch"]
-    shared = [i for i in queries.ids if i in set(gallery.ids) and i in query_texts and i in gallery_texts]
+    in_gallery = set(gallery.ids)
+    shared = [i for i in queries.ids if i in in_gallery and i in query_texts and i in gallery_texts]
     short_ids = _spread(shared, n_short)
     long_ids = _spread(short_ids, n_long)  # the bodies' articles are among the titles'
     pos = [short_ids.index(i) for i in long_ids]
     titles = [query_texts[i] for i in short_ids]
     bodies = [gallery_texts[i] for i in long_ids]
     info = machine()
-    peak = fp32_peak(threads or cores(), seconds=peak_seconds, shapes=((2048, 2048, 2048),), with_numpy=False)
-    try:
-        peak.update(ort_gemm_peak(threads or cores(), int8=False, seconds=peak_seconds, shapes=((2048, 2048, 2048),)))
-    except ImportError:
-        pass
-    peak_gflops = max(peak.values())
 
+    def measure_peak() -> dict[str, float]:
+        square = ((2048, 2048, 2048),)
+        out = fp32_peak(threads or cores(), seconds=peak_seconds, shapes=square, with_numpy=False)
+        try:
+            out.update(ort_gemm_peak(threads or cores(), int8=False, seconds=peak_seconds, shapes=square))
+        except ImportError:
+            pass
+        return out
+
+    peak = measure_peak()
+    t0 = time.perf_counter()
     torch_enc = get_encoder(model, threads=threads)
+    torch_load = time.perf_counter() - t0
     shape = model_shape(torch_enc)
     runs: dict[str, tuple[TimedRun, TimedRun, float]] = {}
     skipped = []
@@ -126,11 +134,14 @@ def backend_study(queries: Space, gallery: Space, query_texts: Mapping[str, str]
         except RepspaceError as e:  # a missing runtime, or an export refused by its check against torch
             skipped.append({"backend": b, "reason": str(e).splitlines()[0]})
             continue
-        load_s = time.perf_counter() - t0
+        load_s = torch_load if b == "torch" else time.perf_counter() - t0
         runs[b] = (encode_timed(enc, titles, batch_size, reps, count), encode_timed(enc, bodies, batch_size, reps, count),
                    load_s)
         del enc
 
+    # the peak is the best seen before and after the backends ran (other load on a shared machine lowers either)
+    peak = {k: max(v, peak.get(k, 0.0)) for k, v in measure_peak().items()}
+    peak_gflops = max(peak.values())
     params, layers, hidden = shape
     ref_s, ref_l, _ = runs["torch"]
     old_q = queries.select(short_ids)
@@ -143,7 +154,7 @@ def backend_study(queries: Space, gallery: Space, query_texts: Mapping[str, str]
         for label, run in (("titles", s), ("bodies", lg)):
             gf = flops_of(run.batches, params, layers, hidden) / run.seconds / 1e9
             row[f"GFLOP/s ({label})"] = gf
-            row[f"of fp32 peak ({label})"] = f"{gf / peak_gflops:.1%}"
+            row[f"of fp32 peak ({label})"] = f"{gf / peak_gflops:.0%}"
         row["export + load s"] = round(load_s, 1)
         speed_rows.append(row)
 
