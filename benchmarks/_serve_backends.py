@@ -114,20 +114,28 @@ def main_backends(args, Server, load, direct, model_dir) -> None:
             if note:
                 notes.append(f"infinity optimum engines not run: {note}")
         for e in engines:
-            model_id = {"torch": mdir, "optimum": fp32, "optimum-int8": int8}.get(e)
+            model_id = {"torch": mdir, "torch-1t": mdir, "optimum": fp32, "optimum-int8": int8}.get(e)
             if model_id is None:
                 continue
             p = free_port()
-            servers[f"infinity {e}"] = lambda p=p, e=e, m=str(model_id): Server(
-                f"infinity-{e}", [inf_py, "-c", "from infinity_emb.cli import cli; cli()", "v2", "--model-id", m,
+            env = {"INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1"}
+            if e == "torch-1t":  # one OpenMP thread: two spin at barriers on a busy 2-core machine
+                env["OMP_NUM_THREADS"] = "1"
+            # infinity 0.0.78 passes optimum 2.x the ONNX file's path with the model directory in it, which optimum
+            # refuses: run it inside the model directory with model id "." (the file name alone)
+            servers[f"infinity {e}"] = lambda p=p, e=e, m=str(model_id), env=env: Server(
+                f"infinity-{e}", [inf_py, "-c", "import os, sys; os.chdir(sys.argv.pop(1)); "
+                                  "from infinity_emb.cli import cli; cli()", m, "v2", "--model-id", ".",
                                   "--served-model-name", "minilm-l6", "--engine", e.split("-")[0], "--device", "cpu",
                                   "--host", "127.0.0.1", "--port", str(p), "--no-model-warmup"],
-                f"http://127.0.0.1:{p}/embeddings", f"http://127.0.0.1:{p}/health", "minilm-l6",
-                env={"INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1"})
+                f"http://127.0.0.1:{p}/embeddings", f"http://127.0.0.1:{p}/health", "minilm-l6", env=env)
     else:
         notes.append(f"infinity-emb not run: {args.infinity} not found")
     for x in notes:
         print(x)
+    if args.systems:
+        keep = args.systems.split(",")
+        servers = {k: v for k, v in servers.items() if any(w in k for w in keep)}
 
     thread_counts = sorted({1, n})
     res: dict[str, list[dict]] = {}
