@@ -11,11 +11,22 @@ import numpy as np
 
 from repspace import get_encoder, load_dataset
 from repspace.encoders.backends import BACKENDS, cores, cpu_info
+from repspace.studies.backends import SIMD_PREFIXES, encode_timed as _encode_timed, pair_ndcg10 as ndcg10
+
+
+@dataclass
+class Run:
+    backend: str
+    seconds: float
+    vectors: np.ndarray
+    batches: list[tuple[int, int]] = field(default_factory=list)  # (texts, padded length) per batch
+    tokens: int = 0  # real (unpadded) tokens
+    load_s: float = 0.0
 
 
 def machine_header() -> str:
     model, flags = cpu_info()
-    simd = sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "f16c", "sse4", "asimd", "sve")))
+    simd = sorted(f for f in flags if f.startswith(SIMD_PREFIXES))
     load = os.getloadavg()
     import onnxruntime
     import torch
@@ -41,38 +52,10 @@ def articles(n: int) -> tuple[list[str], list[str]]:
     return [titles.data[i] for i in pick], [bodies.data[i] for i in pick]
 
 
-@dataclass
-class Run:
-    backend: str
-    seconds: float
-    vectors: np.ndarray
-    batches: list[tuple[int, int]] = field(default_factory=list)  # (texts, padded length) per batch
-    tokens: int = 0  # real (unpadded) tokens
-    load_s: float = 0.0
-
-
 def encode_timed(enc, texts: list[str], batch_size: int, reps: int, count) -> Run:
-    """Length-sorted batches (as encode_items does); the best of `reps` timed passes after one warm-up batch."""
-    order = np.argsort([-len(t) for t in texts], kind="stable")
-    batches = [[texts[i] for i in order[s:s + batch_size]] for s in range(0, len(texts), batch_size)]
-    enc.encode_batch(batches[-1][:8])
-    best, out = float("inf"), None
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        parts = [enc.encode_batch(b) for b in batches]
-        best = min(best, time.perf_counter() - t0)
-        out = parts
-    vectors = np.empty((len(texts), out[0].shape[1]), np.float32)
-    vectors[order] = np.concatenate(out)
-    lens = [count(b) for b in batches]
-    return Run(enc.backend, best, vectors, [(len(b), max(n)) for b, n in zip(batches, lens)], sum(sum(n) for n in lens))
-
-
-def ndcg10(q: np.ndarray, g: np.ndarray) -> float:
-    """Query i's one relevant item is gallery item i."""
-    s = q @ g.T
-    rank = (s > s[np.arange(len(q)), np.arange(len(q))][:, None]).sum(1)
-    return float(np.mean(np.where(rank < 10, 1.0 / np.log2(rank + 2), 0.0)))
+    """Length-sorted batches, the best of `reps` passes after a warm-up batch (`repspace.studies.backends`)."""
+    r = _encode_timed(enc, texts, batch_size, reps, count)
+    return Run(enc.backend, r.seconds, r.vectors, r.batches, r.tokens)
 
 
 def compat_gain(q_new: np.ndarray, q_old: np.ndarray, g_old: np.ndarray) -> tuple[float, float]:

@@ -12,16 +12,19 @@ from repspace import Space, encode_items, get_encoder, load_dataset
 CACHE = Path(os.environ.get("REPSPACE_BENCH_SPACES", Path.home() / ".cache" / "repspace" / "bench-spaces"))
 
 
-def bench_space(model: str, dataset: str, sample: int | None = None, seed: int = 0) -> Space:
-    """`dataset` spec encoded by `model`; with `sample`, a fixed random subset of that many items."""
-    name = f"{model}--{dataset.replace(':', '-').replace('@', '-')}" + (f"--{sample}" if sample else "")
+def bench_space(model: str, dataset: str, sample: int | None = None, seed: int = 0, backend: str = "torch",
+                progress: bool = True) -> Space:
+    """`dataset` spec encoded by `model` (on encoder `backend`); with `sample`, a fixed random subset of that many
+    items."""
+    name = (f"{model}--{dataset.replace(':', '-').replace('@', '-')}" + (f"--{sample}" if sample else "")
+            + ("" if backend == "torch" else f"--{backend}"))
     out = CACHE / name
     if (out / "manifest.json").is_file():
         return Space.load(out)
     items = load_dataset(dataset)
     if sample is not None and sample < len(items):
         items = items.subset(np.sort(np.random.default_rng(seed).choice(len(items), sample, replace=False)))
-    return encode_items(get_encoder(model), items, out=out, batch_size=32)
+    return encode_items(get_encoder(model, backend=backend), items, out=out, batch_size=32, progress=progress)
 
 
 def bbc_held_out(model: str) -> tuple[np.ndarray, np.ndarray, Space, Space]:

@@ -19,89 +19,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-import time
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _backends import machine_header, quality_rows, quality_table, run_all, speed_table  # noqa: E402
 
+from repspace.encoders import get_encoder  # noqa: E402
 from repspace.encoders.backends import BACKENDS, cores  # noqa: E402
-
-
-def best_rate(fn, flops: float, seconds: float = 1.5) -> float:
-    """GFLOP/s of fn(): best of repeated calls for about `seconds` after a warm-up call."""
-    fn()
-    best, t_end = float("inf"), time.perf_counter() + seconds
-    while time.perf_counter() < t_end:
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return flops / best / 1e9
-
-
-def fp32_peak(threads: int) -> dict[str, float]:
-    import torch
-
-    torch.set_num_threads(threads)
-    out = {}
-    for m, k, n in ((2048, 2048, 2048), (4096, 384, 1536), (4096, 768, 3072)):
-        a, b = torch.randn(m, k), torch.randn(k, n)
-        out[f"torch {m}x{k}x{n}"] = best_rate(lambda: torch.mm(a, b), 2.0 * m * k * n)
-        an, bn = a.numpy(), b.numpy()
-        out[f"numpy {m}x{k}x{n}"] = best_rate(lambda: an @ bn, 2.0 * m * k * n)
-    return out
-
-
-def ort_gemm(threads: int, int8: bool) -> dict[str, float]:
-    """onnxruntime's own GEMM rate: a one-node graph, MatMulInteger (u8 x s8 -> s32) or MatMul (fp32)."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
-
-    out = {}
-    rng = np.random.default_rng(0)
-    for m, k, n in ((2048, 2048, 2048), (4096, 384, 1536), (4096, 768, 3072)):
-        if int8:
-            w = rng.integers(-127, 128, size=(k, n), dtype=np.int8)
-            a = rng.integers(0, 256, size=(m, k), dtype=np.uint8)
-            op, tin, tout = "MatMulInteger", TensorProto.UINT8, TensorProto.INT32
-        else:
-            w, a = rng.standard_normal((k, n), dtype=np.float32), rng.standard_normal((m, k), dtype=np.float32)
-            op, tin, tout = "MatMul", TensorProto.FLOAT, TensorProto.FLOAT
-        graph = helper.make_graph([helper.make_node(op, ["a", "w"], ["y"])], "gemm",
-                                  [helper.make_tensor_value_info("a", tin, [m, k])],
-                                  [helper.make_tensor_value_info("y", tout, [m, n])], [numpy_helper.from_array(w, "w")])
-        path = Path(tempfile.mkdtemp()) / "gemm.onnx"
-        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        out[f"ort {op} {m}x{k}x{n}"] = best_rate(lambda: sess.run(None, {"a": a}), 2.0 * m * k * n)
-    return out
+from repspace.encoders.backends.limit import flops_of, fp32_peak, model_shape, ort_gemm_peak  # noqa: E402
 
 
 def peaks(threads: int) -> tuple[dict[str, float], dict[str, float]]:
-    return {**fp32_peak(threads), **ort_gemm(threads, int8=False)}, ort_gemm(threads, int8=True)
-
-
-def model_shape(model: str) -> tuple[int, int, int]:
-    """(parameters in the encoder's matrix multiplies, layers, hidden size) of a sentence-transformers model."""
-    import torch
-
-    from repspace.encoders import get_encoder
-
-    st = get_encoder(model).model
-    hf = st[0].auto_model
-    params = sum(m.weight.numel() for m in hf.encoder.modules() if isinstance(m, torch.nn.Linear))
-    return int(params), int(hf.config.num_hidden_layers), int(hf.config.hidden_size)
-
-
-def flops_of(batches: list[tuple[int, int]], params: int, layers: int, hidden: int) -> float:
-    """FLOPs of the padded batches (b texts of padded length L): 2 P b L + layers x 4 b L^2 d."""
-    return float(sum(2.0 * params * b * L + layers * 4.0 * b * L * L * hidden for b, L in batches))
+    return {**fp32_peak(threads), **ort_gemm_peak(threads, int8=False)}, ort_gemm_peak(threads, int8=True)
 
 
 def main() -> None:
@@ -122,7 +51,7 @@ def main() -> None:
     print(f"fp32 GEMM ({threads} threads): " + ", ".join(f"{k} {v:.1f}" for k, v in f32.items()) + " GFLOP/s")
     print(f"int8 GEMM ({threads} threads): " + ", ".join(f"{k} {v:.1f}" for k, v in i8.items()) + " GOP/s")
 
-    params, layers, hidden = model_shape(args.model)
+    params, layers, hidden = model_shape(get_encoder(args.model))
     print(f"model {args.model}: {params / 1e6:.2f} M parameters in matrix multiplies, {layers} layers, d={hidden}: "
           f"{2 * params / 1e6:.1f} MFLOP/token + attention 4·L·d per layer (L=128: "
           f"{layers * 4 * 128 * hidden / 1e6:.1f} MFLOP/token)")
@@ -133,7 +62,7 @@ def main() -> None:
     print(f"fp32 GEMM again after the backends: best {max(f32b.values()):.1f} GFLOP/s; int8 {max(i8b.values()):.1f} GOP/s")
     peak32, peak8 = max(*f32.values(), *f32b.values()), max(*i8.values(), *i8b.values())
     print(f"peaks (best of both): fp32 {peak32:.1f} GFLOP/s, int8 {peak8:.1f} GOP/s ({peak8 / peak32:.2f}x fp32)")
-    print("\n".join(speed_table(res)))
+    print("\n" + "\n".join(speed_table(res)) + "\n")
     lines = ["| backend | length | padded tokens/s | GFLOP/s | of fp32 peak | of int8 peak |", "|---|---|---|---|---|---|"]
     for b, r in res.items():
         for kind in ("short", "long"):
@@ -142,7 +71,7 @@ def main() -> None:
             padded = sum(n * L for n, L in run.batches) / run.seconds
             of8 = f"{gf / peak8:.1%}" if BACKENDS[b].int8 else "-"
             lines.append(f"| {b} | {kind} | {padded:,.0f} | {gf:.1f} | {gf / peak32:.1%} | {of8} |")
-    print("\n".join(lines))
+    print("\n".join(lines) + "\n")
     n_pairs = min(args.n_short, args.n_long)
     print("\n".join(quality_table(quality_rows(res, n_pairs), n_pairs)))
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

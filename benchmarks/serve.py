@@ -21,6 +21,14 @@ repspace/infinity.
 
 Usage: python benchmarks/serve.py [--texts 1024] [--per-request 1,8] [--rounds 2] [--threads 1]
                                   [--infinity /tmp/infinity-venv/bin/infinity_emb] [--naive-server PORT]
+
+Per encoder backend (issue 27): `--backends torch,onnx,onnx-int8,openvino,openvino-int8` runs one `repspace serve
+--backend B` per backend at the service's default workers x threads (unless --threads / --workers), 1 text per
+request, 16 clients, beside the direct torch encode in this process (measured with 1 thread and with every core;
+the anchor is the faster) and infinity-emb's CPU engines (`--infinity-engines torch,optimum,optimum-int8`; the
+optimum engines need optimum + onnxruntime in infinity's environment, `--infinity-python`, and an ONNX copy of the
+model made offline into `--infinity-onnx-dir` by optimum's exporter, plus its dynamic int8 quantisation for
+optimum-int8). Targets: torch backend >= 1.0x direct, fastest backend >= 2x direct and >= 1.5x infinity's best.
 """
 
 from __future__ import annotations
@@ -140,10 +148,14 @@ async def load(url: str, model: str, texts: list[str], per_request: int, clients
             "requests": len(batches)}
 
 
-def direct(texts: list[str], batch_size: int = 32) -> dict:
+def direct(texts: list[str], batch_size: int = 32, threads: int | None = None) -> dict:
     from sentence_transformers import SentenceTransformer
 
     global _ST
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     if "_ST" not in globals():
         _ST = SentenceTransformer(model_dir(), device="cpu", local_files_only=True)
         _ST.encode(texts[:64], batch_size=batch_size)
@@ -161,13 +173,26 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--infinity", default="/tmp/infinity-venv/bin/infinity_emb")
     ap.add_argument("--only", default="direct,repspace,repspace-w2,repspace-wait5,naive,infinity")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads for every system (OMP_NUM_THREADS); 1 on a shared 2-core machine")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for every system (OMP_NUM_THREADS; default 1 on a shared 2-core machine); with "
+                         "--backends: threads per encoding worker (default: the service's)")
     ap.add_argument("--naive-server", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--backends", default=None, help="comma-separated encoder backends: one repspace server each")
+    ap.add_argument("--workers", type=int, default=None, help="--backends: encoding workers per server (default: the service's)")
+    ap.add_argument("--infinity-engines", default="torch,torch-1t,optimum,optimum-int8")
+    ap.add_argument("--systems", default=None, help="--backends: only the servers whose name contains one of these")
+    ap.add_argument("--infinity-python", default=None, help="python of infinity's environment (default: beside --infinity)")
+    ap.add_argument("--infinity-onnx-dir", default="/tmp/repspace-bench-infinity-onnx")
     args = ap.parse_args()
     if args.naive_server:
         naive_server(args.naive_server)
         return
+    if args.backends:
+        from _serve_backends import main_backends
+
+        main_backends(args, Server, load, direct, model_dir)
+        return
+    args.threads = args.threads or 1
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by every server process
     from repspace.datasets import load_dataset

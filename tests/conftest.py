@@ -36,6 +36,13 @@ def repspace_home(tmp_path_factory):
         os.environ["REPSPACE_HOME"] = old
 
 
+@pytest.fixture(scope="session")
+def exports_home(tmp_path_factory):
+    """One REPSPACE_HOME for exported encoder backends, shared by every test that needs one (tests/encoders/backends,
+    the backends study), so each export is paid once per session."""
+    return str(tmp_path_factory.mktemp("exports-home"))
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

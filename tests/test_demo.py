@@ -5,12 +5,14 @@ import pytest
 pytestmark = pytest.mark.real
 
 
-def test_demo_writes_report_with_every_section(tmp_path):
+def test_demo_writes_report_with_every_section(tmp_path, exports_home, monkeypatch):
     from repspace.demo import run_demo
+
+    monkeypatch.setenv("REPSPACE_HOME", exports_home)  # the backends section reuses the session's exported backends
 
     path = run_demo(tmp_path / "demo", limit=300, progress=False)
     html = path.read_text()
-    for title in ("Spaces", "Retrieval: title -&gt; body", "How small can it be: retrieval vs dimension",
+    for title in ("Spaces", "Encoder backends", "Retrieval: title -&gt; body", "How small can it be: retrieval vs dimension",
                   "Classification, label retrieval, clustering", "Similarity between spaces", "Compatibility",
                   "How small can it be</h2>", "Alignment between models (title view)", "Alignment between models (body view)",
                   "Upgrade: compatible training and query-side adapters", "Upgrade a live collection without losing", "Learning without labels"):

@@ -1,7 +1,7 @@
 """`repspace demo`: the main job on the built-in defaults, written as one HTML report.
 
 Encodes bbc-news titles and bodies with two real models, then each capability adds its
-section to the same report: retrieval and dimension curves, compression and index specs,
+section to the same report: the encoder backends side by side, retrieval and dimension curves, compression and index specs,
 classification, similarity, compatibility, alignment, and upgrading the model
 (compatible training on digits, query-side adapters).
 """
@@ -21,6 +21,7 @@ from repspace.spaces import Space
 
 DEMO_MODELS = ("minilm-l6", "minilm-l3-onnx")
 DEMO_VIEWS = ("title", "body")
+BACKENDS_MODEL = "minilm-l6"  # the model whose encoder backends the demo compares (its torch spaces are the gallery)
 
 
 def encode_demo_spaces(out: Path, models=DEMO_MODELS, views=DEMO_VIEWS, limit: int | None = None,
@@ -99,6 +100,16 @@ def retrieval_section(report: Report, spaces: dict[tuple[str, str], Space], mode
     )
 
 
+def backends_demo(report: Report, titles: Space, bodies: Space, n_short: int = 256, n_long: int = 64) -> None:
+    """Every encoder backend of the titles' model side by side (a missing runtime is a note, not a failure)."""
+    from repspace.report.backends import backends_section
+    from repspace.studies.backends import backend_study
+
+    t, b = load_dataset("bbc-news:title"), load_dataset("bbc-news:body")
+    backends_section(report, backend_study(titles, bodies, dict(zip(t.ids, t.data)), dict(zip(b.ids, b.data)),
+                                           n_short=n_short, n_long=n_long))
+
+
 def run_demo(out: str | Path = "demo-out", models=DEMO_MODELS, limit: int | None = None, progress: bool = True) -> Path:
     """Encode the default spaces and write out/report.html; returns the report path."""
     from repspace.report.alignment import alignment_section
@@ -121,6 +132,8 @@ def run_demo(out: str | Path = "demo-out", models=DEMO_MODELS, limit: int | None
     models = list(models)
     report = Report("repspace demo — bbc-news")
     spaces_section(report, spaces, rows)
+    if BACKENDS_MODEL in models:
+        backends_demo(report, spaces[(BACKENDS_MODEL, "title")], spaces[(BACKENDS_MODEL, "body")])
     retrieval_section(report, spaces, models)
     sweep_section(report, retrieval_sweep([(spaces[(m, "title")], spaces[(m, "body")]) for m in models]))
     compact_section(report, compact_study(spaces[(models[0], "title")], spaces[(models[0], "body")]))

@@ -4,4 +4,6 @@ returning plain rows that `repspace.report` renders. They sit above compress/, i
 
 - `repspace.studies.compact.compact_study`: prefix curves of truncation / PCA / Matryoshka, and index specs.
 - `repspace.studies.upgrade.compatible_training`, `adapter_recovery`: compatible CNNs, query-side adapters.
+- `repspace.studies.backends.backend_study`: every encoder backend of a model side by side (speed against the fp32
+  GEMM peak, quality and compatibility against the torch gallery).
 """

@@ -17,13 +17,15 @@ def curve(old_corpus, new_corpus, texts: dict[str, str], q_old: np.ndarray, q_ne
           fractions: Sequence[float] = FRACTIONS, method: str = "procrustes", seed: int = 0,
           sample_ids: Sequence[str] | None = None,
           fit_queries: Sequence[tuple[str, str]] | None = None, collection: Any = None,
-          before_step: Callable[[float], None] | None = None) -> dict[str, Any]:
+          before_step: Callable[[float], None] | None = None, backend: str = "torch") -> dict[str, Any]:
     """A LanceDB collection under `work` gets the corpus (`old_corpus` vectors + `texts`) — or `collection` is one that
     holds it already (an application's attached table) —; the upgrade is started from a sample of `sample` items
     (their `new_corpus` vectors fit the adapter and the fusion, and are not kept), then backfilled in `order` to each
     fraction with the precomputed new vectors (`new_corpus` must cover every item, those written meanwhile too), and
     every strategy is scored on the queries (`q_old`/`q_new`: the same queries in both models; `relevant[j]`: id(s)
-    relevant to query j). `before_step(fraction)` runs before each step (e.g. the application writing rows)."""
+    relevant to query j). `before_step(fraction)` runs before each step (e.g. the application writing rows).
+    `backend`: the encoder backend both slots record (and encode pseudo-queries with): the one the vectors were
+    encoded with."""
     from repspace.collections import Collection
     from repspace.collections import upgrade as up
 
@@ -35,7 +37,7 @@ def curve(old_corpus, new_corpus, texts: dict[str, str], q_old: np.ndarray, q_ne
 
     c = collection
     if c is None:
-        c = Collection.create(Path(work), model=old_corpus.model)  # a repspace model: pseudo-queries are encoded
+        c = Collection.create(Path(work), model=old_corpus.model, backend=backend)  # pseudo-queries are encoded
         step = 4096
         ov = np.asarray(old_corpus.vectors)
         for s in range(0, old_corpus.count, step):
@@ -46,7 +48,7 @@ def curve(old_corpus, new_corpus, texts: dict[str, str], q_old: np.ndarray, q_ne
         sample_ids = [old_corpus.ids[r] for r in rng.permutation(old_corpus.count)[:sample]]
     t0 = time.perf_counter()
     up.start_from(c, c.reload(), new_corpus.model, list(sample_ids), new_vectors, method=method, seed=seed,
-                  keep=False, fit_queries=fit_queries, evaluate_gate=False)
+                  keep=False, fit_queries=fit_queries, evaluate_gate=False, backend=backend)
     start_s = time.perf_counter() - t0
     rows = []
     for f in fractions:

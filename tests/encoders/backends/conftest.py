@@ -1,13 +1,9 @@
-"""One session-wide REPSPACE_HOME for the exported backends, so each export (a few seconds of MiniLM-L6) is paid once."""
+"""REPSPACE_HOME for the backend tests: the session-wide exports home (`exports_home`, tests/conftest.py), so each
+export (a few seconds of MiniLM-L6) is paid once, or a fresh one for tests that damage exports."""
 
 import os
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def exports_home(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("exports-home"))
 
 
 @pytest.fixture
