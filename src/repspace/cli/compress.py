@@ -14,7 +14,7 @@ from repspace.compress import METHODS
 compress_app = typer.Typer(help="Make spaces small: PCA and post-hoc Matryoshka adaptors.", no_args_is_help=True)
 
 FLAGS = {"method": "--method", "pairs": "--pairs", "dims": "--dims", "k": "--k", "kind": "--kind", "hidden": "--hidden",
-         "dim": "--dim"}
+         "dim": "--dim", "layers": "--layers"}
 
 
 @compress_app.command("fit")
@@ -65,6 +65,11 @@ def compress_finetune(
     queries: str = typer.Option("bbc-news:title@train", "--queries", help="Dataset spec of the queries."),
     documents: str = typer.Option("bbc-news:body@train", "--documents", help="Dataset spec of their documents (same ids)."),
     dims: str = typer.Option("32,64,128,256", "--dims", help="Prefix dimensions MatryoshkaLoss trains (the full one is added)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="2D Matryoshka: also train the first L transformer "
+                                         "layers for each L, e.g. 1,2,3,6 (the last is added); then `repspace encode "
+                                         "--model OUT --layers L --dim d` runs only L layers."),
+    kl_weight: float = typer.Option(1.0, "--kl-weight", help="With --layers: weight of the term pulling each shallow "
+                                    "layer's in-batch similarities towards the last layer's."),
     epochs: int = typer.Option(1, "--epochs"),
     batch_size: int = typer.Option(32, "--batch-size"),
     lr: float = typer.Option(2e-5, "--lr"),
@@ -89,7 +94,9 @@ def compress_finetune(
     with flag_hints(**FLAGS):
         res = finetune_matryoshka(model, [q.data[a] for a, _ in shared], [d.data[b] for _, b in shared], out,
                                   dims=parse_int_list(dims, "--dims"), epochs=epochs, batch_size=batch_size, lr=lr,
-                                  max_seq_length=max_seq_length, threads=threads, device=device, progress=not quiet)
+                                  max_seq_length=max_seq_length, threads=threads, device=device, progress=not quiet,
+                                  layers=parse_int_list(layers, "--layers"), kl_weight=kl_weight)
     last = res["history"][-1]
-    Console(stderr=True).print(f"wrote {out}: {model} fine-tuned on {res['pairs']} pairs for dims {res['dims']}; "
+    depth = f" and layers {res['layers']}" if res["layers"] else ""
+    Console(stderr=True).print(f"wrote {out}: {model} fine-tuned on {res['pairs']} pairs for dims {res['dims']}{depth}; "
                                f"last epoch loss {last['loss']:.4f} in {last['seconds']:.0f} s")
