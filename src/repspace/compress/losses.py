@@ -78,6 +78,24 @@ class SimilarityPreservationLoss(nn.Module):
         return loss
 
 
+class RankDistillationLoss(nn.Module):
+    """Listwise distillation of the original space's neighbourhoods: for each item of the batch, the KL divergence
+    from the softmax of the original cosine similarities to the other items (temperature t) to the adapted one's.
+    A low t concentrates the target on each item's nearest neighbours, which is what top-k retrieval keeps."""
+
+    def __init__(self, temperature: float = 0.05) -> None:
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, adapted: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+        a = F.normalize(adapted, dim=-1)
+        o = F.normalize(original, dim=-1)
+        eye = torch.eye(len(a), dtype=torch.bool, device=a.device)
+        target = F.log_softmax((o @ o.T / self.temperature).masked_fill(eye, -1e9), dim=1)
+        student = F.log_softmax((a @ a.T / self.temperature).masked_fill(eye, -1e9), dim=1)
+        return F.kl_div(student, target, log_target=True, reduction="batchmean")
+
+
 class MatryoshkaLoss(nn.Module):
     """Sum over m in `dims` of weight_m * base_loss(first m coordinates of each embedding argument).
 
