@@ -26,7 +26,7 @@ from _common import machine  # noqa: E402
 from _spaces import CACHE  # noqa: E402
 
 from repspace.compress.finetune import finetune_matryoshka  # noqa: E402
-from repspace.datasets import hash_split, load_dataset  # noqa: E402
+from repspace.datasets import load_dataset  # noqa: E402
 from repspace.encoders import get_encoder  # noqa: E402
 from repspace.encoders.job import encode_items  # noqa: E402
 from repspace.evaluation import query_retrieval  # noqa: E402
