@@ -8,7 +8,8 @@ layers (`get_encoder(model, layers=L)`, as `repspace encode --layers L`) and sco
 prefix dimension. texts/s: the first test bodies (the corpus side, up to 256 tokens) encoded by the L-layer model
 (speed depends on the depth only), the depths interleaved over rounds, best round each, same run. Trained models are kept in the benchmark cache (resumable).
 
-Usage: python benchmarks/matryoshka2d.py [--epochs 1] [--threads 2] [--layers 1,2,3,6] [--speed-texts 256]
+Usage: python benchmarks/matryoshka2d.py [--epochs 1] [--lr 2e-5] [--kinds 1d,2d] [--threads 2] [--layers 1,2,3,6]
+       [--speed-texts 256]
        [--speed-rounds 3]
 """
 
@@ -34,13 +35,13 @@ from repspace.evaluation import query_retrieval  # noqa: E402
 DIMS = (32, 64, 128, 256, 384)
 
 
-def train(kind: str, layers: list[int], epochs: int, threads: int | None) -> tuple[str, float | None]:
-    out = CACHE / f"minilm-l6-{kind}-e{epochs}"
+def train(kind: str, layers: list[int], epochs: int, threads: int | None, lr: float) -> tuple[str, float | None]:
+    out = CACHE / f"minilm-l6-{kind}-e{epochs}" if lr == 2e-5 else CACHE / f"minilm-l6-{kind}-e{epochs}-lr{lr:g}"
     if (out / "modules.json").is_file():
         return str(out), None
     titles, bodies = load_dataset("bbc-news:title@train"), load_dataset("bbc-news:body@train")
     t0 = time.perf_counter()
-    finetune_matryoshka("minilm-l6", titles.data, bodies.data, out, dims=DIMS[:-1], epochs=epochs, threads=threads,
+    finetune_matryoshka("minilm-l6", titles.data, bodies.data, out, dims=DIMS[:-1], epochs=epochs, threads=threads, lr=lr,
                         layers=layers if kind == "2d" else None, progress=False)
     return str(out), time.perf_counter() - t0
 
@@ -50,14 +51,16 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--layers", default="1,2,3,6")
+    ap.add_argument("--lr", type=float, default=2e-5)
+    ap.add_argument("--kinds", default="1d,2d")
     ap.add_argument("--speed-texts", type=int, default=256)
     ap.add_argument("--speed-rounds", type=int, default=3)
     args = ap.parse_args()
     layers = [int(x) for x in args.layers.split(",")]
     print(f"machine: {machine()}")
     models = {"untouched": ("minilm-l6", None)}
-    for kind in ("1d", "2d"):
-        path, secs = train(kind, layers, args.epochs, args.threads)
+    for kind in args.kinds.split(","):
+        path, secs = train(kind, layers, args.epochs, args.threads, args.lr)
         models[kind] = (path, secs)
         print(f"{kind} fine-tune: {'cached' if secs is None else f'{secs:.0f} s'} -> {path}", flush=True)
     qi, ci = load_dataset("bbc-news:title@test"), load_dataset("bbc-news:body@test")
