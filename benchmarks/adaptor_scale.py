@@ -4,7 +4,8 @@ the dimensions against the number of unlabelled training items.
 Protocol (as benchmarks/adaptor.py): bbc-news title -> body retrieval, the adaptor fitted on the train half of the
 articles (bodies; the supervised variant also on their titles as pairs) plus N unlabelled items encoded by the same
 model, scored on the held-out test half. Unlabelled corpus: a fixed random sample of the GNU dictionary's
-definitions (dataset `gcide`), optionally also bbc-news body sentences of the *train* articles (`bbc-sentences@train`);
+definitions (dataset `gcide`), or (`--corpus sentences`) a random sample of `--pool` body sentences of the *train*
+articles (`bbc-sentences@train`: in domain, never the held-out articles), or both (`gcide,sentences`, interleaved);
 the first N of a fixed permutation, so the sets are nested. The target is the teacher's own similarities
 (SimilarityPreservationLoss + RankDistillationLoss over the batch, MatryoshkaLoss over d/16, d/8, d/4, d/2, d), at a
 fixed budget of `--steps` steps of `--batch` items for every N (equal compute). Baselines side by side: PCA fitted
@@ -34,7 +35,7 @@ from repspace.evaluation import query_retrieval  # noqa: E402
 def corpus(model: str, names: list[str], pool: int) -> np.ndarray:
     parts = []
     for name in names:
-        space = bench_space(model, "gcide", sample=pool) if name == "gcide" else bench_space(model, "bbc-sentences@train")
+        space = bench_space(model, "gcide" if name == "gcide" else "bbc-sentences@train", sample=pool)
         v = np.asarray(space.vectors, np.float64)
         parts.append(v[np.random.default_rng(0).permutation(len(v))])
     if len(parts) == 1:
