@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-DEBS   := dataset-fashion-mnist
+DEBS   := dataset-fashion-mnist dict-gcide
 
 .PHONY: install test demo serve bench clean debs
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml requirements-models.txt
 	@$(MAKE) --no-print-directory debs
 	@touch $(STAMP)
 
-# Debian packages with data sets (Fashion-MNIST). Installed when missing; a
+# Debian packages with data sets (Fashion-MNIST; dict-gcide: the GNU dictionary, dataset gcide). Installed when missing; a
 # machine that cannot install them still gets every other feature.
 debs:
 	@for p in $(DEBS); do \
@@ -27,7 +27,7 @@ debs:
 	    echo "installing Debian package $$p"; \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	    ($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$p) >/dev/null 2>&1 \
-	      || echo "warning: could not install Debian package $$p (needs apt and root); the fashion-mnist dataset will be unavailable"; \
+	      || echo "warning: could not install Debian package $$p (needs apt and root); the dataset it holds will be unavailable"; \
 	  fi; \
 	done
 

@@ -216,3 +216,48 @@ def test_sweep_uses_a_saved_compressor_as_fitted_and_reducers_round_trip(tmp_pat
     pca = PCAReducer().fit(x)
     pca.save(tmp_path / "r")
     np.testing.assert_array_equal(get_reducer(str(tmp_path / "r")).transform(x, 5), pca.transform(x, 5))
+
+
+def test_rank_distillation_is_zero_on_the_original_and_positive_otherwise():
+    from repspace.compress.losses import RankDistillationLoss
+
+    torch.manual_seed(0)
+    x = torch.randn(16, 8, dtype=torch.float64)
+    loss = RankDistillationLoss(0.05)
+    assert float(loss(x * 3.0, x)) == pytest.approx(0.0, abs=1e-9)  # scale-free: cosine similarities
+    assert float(loss(x[:, :2], x)) > 0.01
+
+
+def test_unlabelled_items_join_the_unsupervised_fit(tmp_path, rng, cli):
+    from repspace.compress import CSRCompressor, fit_compressor
+
+    q, d = _nuisance_case(rng, 300)
+    extra = _nuisance_case(np.random.default_rng(1), 500)[1]
+    pca = PCACompressor(dims=[4]).fit(d, unlabelled=extra)  # a method without pairs fits on both together
+    np.testing.assert_allclose(pca.transform(d, 4), PCACompressor(dims=[4]).fit(np.vstack([d, extra])).transform(d, 4))
+    ada = MatryoshkaAdaptor(dims=[4], epochs=50, batch_size=64, max_steps=7, rank_weight=1.0).fit(
+        d, pairs=q, unlabelled=extra)
+    assert ada.steps_ == 7 and len(ada.history_) == 1  # 800 items / 64 = 13 steps an epoch, capped at 7
+    np.testing.assert_allclose(ada.mean_, np.vstack([d, extra]).mean(0))
+    with pytest.raises(InvalidInputError) as e:
+        CSRCompressor(k=4, hidden=16, epochs=1).fit(d, pairs=q, unlabelled=extra)
+    assert e.value.param == "unlabelled"
+    with pytest.raises(InvalidInputError) as e:
+        MatryoshkaAdaptor(dims=[4], max_steps=0).fit(d)
+    assert e.value.param == "max_steps"
+    ids = [f"i{k}" for k in range(300)]
+    docs = Space(d.astype(np.float32), ids, model="m")
+    with pytest.raises(InvalidInputError) as e:
+        fit_compressor(docs, "pca", unlabelled=Space(extra.astype(np.float32), [f"u{k}" for k in range(500)],
+                                                     model="other"))
+    assert e.value.param == "unlabelled"
+    docs.save(tmp_path / "docs")
+    Space(extra.astype(np.float32), [f"u{k}" for k in range(500)], model="m").save(tmp_path / "extra")
+    code, _, err = cli("compress", "fit", tmp_path / "docs", "--dims", "4,8", "--unlabelled", tmp_path / "extra",
+                       "--unlabelled", tmp_path / "extra", "--max-steps", "3", "--rank-weight", "0.5",
+                       "--out", tmp_path / "ad")
+    assert code == 0, err
+    assert Compressor.load(tmp_path / "ad").dims_ == [4, 8, 16]
+    Space(extra[:, :8].astype(np.float32), [f"u{k}" for k in range(500)], model="m").save(tmp_path / "narrow")
+    code, _, err = cli("compress", "fit", tmp_path / "docs", "--unlabelled", tmp_path / "narrow", "--out", tmp_path / "x")
+    assert code == 2 and "--unlabelled" in err

@@ -80,3 +80,14 @@ def test_cli_bad_input_is_one_error_line(cli, args, flag):
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and flag in lines[0] and "Traceback" not in err
+
+
+def test_bisect_search_agrees_with_the_linear_walk_on_small_cases():
+    lin = critical_n(2, 2, patience=300, tries=1)
+    bis = critical_n(2, 2, patience=300, tries=1, search="bisect", start=3)
+    assert lin.critical_n == bis.critical_n == 3 and bis.search == "bisect" and not bis.capped
+    capped = critical_n(8, 2, patience=300, tries=1, search="bisect", max_n=6)
+    assert capped.critical_n == 6 and capped.capped and capped.stopped_by == "max_n"
+    with pytest.raises(InvalidInputError) as e:
+        critical_n(2, 2, search="binary")
+    assert e.value.param == "search"

@@ -14,7 +14,8 @@ from repspace.compress import METHODS
 compress_app = typer.Typer(help="Make spaces small: PCA and post-hoc Matryoshka adaptors.", no_args_is_help=True)
 
 FLAGS = {"method": "--method", "pairs": "--pairs", "dims": "--dims", "k": "--k", "kind": "--kind", "hidden": "--hidden",
-         "dim": "--dim"}
+         "dim": "--dim", "layers": "--layers", "unlabelled": "--unlabelled", "max_steps": "--max-steps",
+         "rank_weight": "--rank-weight"}
 
 
 @compress_app.command("fit")
@@ -25,6 +26,13 @@ def compress_fit(
     dims: Annotated[str, typer.Option("--dims", help="Prefix dimensions to train for.")] = "32,64,128,256",
     epochs: Annotated[int, typer.Option("--epochs")] = 40,
     pairs: Annotated[Optional[Path], typer.Option("--pairs", help="Space of paired queries (same ids), for supervised training.")] = None,
+    unlabelled: Annotated[Optional[list[Path]], typer.Option("--unlabelled", help="Space of more items of the same "
+                          "model (all of them; repeatable), e.g. `repspace encode --dataset gcide`: the unsupervised "
+                          "objectives (matryoshka's teacher similarities, pca, csr) train on them too.")] = None,
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="matryoshka: stop after this many steps "
+                         "(with a large --unlabelled corpus, instead of full epochs).")] = None,
+    rank_weight: Annotated[Optional[float], typer.Option("--rank-weight", help="matryoshka: weight of the listwise "
+                           "distillation of each item's nearest neighbours (teacher softmax, default 0).")] = None,
     kind: Annotated[str, typer.Option("--kind", help="linear | mlp (matryoshka)")] = "linear",
     k: Annotated[int, typer.Option("--k", help="csr: active latents per vector.")] = 32,
     hidden: Annotated[Optional[int], typer.Option("--hidden", help="csr: number of latents (default 4 x dim); "
@@ -37,7 +45,9 @@ def compress_fit(
     base = Space.load(space)
     with flag_hints(**FLAGS):
         comp = fit_compressor(base, method, pairs=Space.load(pairs) if pairs is not None else None,
-                              dims=parse_int_list(dims, "--dims"), epochs=epochs, kind=kind, k=k, hidden=hidden)
+                              unlabelled=[Space.load(u) for u in unlabelled or []] or None,
+                              dims=parse_int_list(dims, "--dims"), epochs=epochs, kind=kind, k=k, hidden=hidden,
+                              max_steps=max_steps, rank_weight=rank_weight)
     comp.save(out)
     Console(stderr=True).print(f"wrote {out}: {comp.name}, {base.dim}-d -> dims {comp.dims_[:8]}{'...' if len(comp.dims_) > 8 else ''}")
 
@@ -65,6 +75,11 @@ def compress_finetune(
     queries: str = typer.Option("bbc-news:title@train", "--queries", help="Dataset spec of the queries."),
     documents: str = typer.Option("bbc-news:body@train", "--documents", help="Dataset spec of their documents (same ids)."),
     dims: str = typer.Option("32,64,128,256", "--dims", help="Prefix dimensions MatryoshkaLoss trains (the full one is added)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="2D Matryoshka: also train the first L transformer "
+                                         "layers for each L, e.g. 1,2,3,6 (the last is added); then `repspace encode "
+                                         "--model OUT --layers L --dim d` runs only L layers."),
+    kl_weight: float = typer.Option(1.0, "--kl-weight", help="With --layers: weight of the term pulling each shallow "
+                                    "layer's in-batch similarities towards the last layer's."),
     epochs: int = typer.Option(1, "--epochs"),
     batch_size: int = typer.Option(32, "--batch-size"),
     lr: float = typer.Option(2e-5, "--lr"),
@@ -89,7 +104,9 @@ def compress_finetune(
     with flag_hints(**FLAGS):
         res = finetune_matryoshka(model, [q.data[a] for a, _ in shared], [d.data[b] for _, b in shared], out,
                                   dims=parse_int_list(dims, "--dims"), epochs=epochs, batch_size=batch_size, lr=lr,
-                                  max_seq_length=max_seq_length, threads=threads, device=device, progress=not quiet)
+                                  max_seq_length=max_seq_length, threads=threads, device=device, progress=not quiet,
+                                  layers=parse_int_list(layers, "--layers"), kl_weight=kl_weight)
     last = res["history"][-1]
-    Console(stderr=True).print(f"wrote {out}: {model} fine-tuned on {res['pairs']} pairs for dims {res['dims']}; "
+    depth = f" and layers {res['layers']}" if res["layers"] else ""
+    Console(stderr=True).print(f"wrote {out}: {model} fine-tuned on {res['pairs']} pairs for dims {res['dims']}{depth}; "
                                f"last epoch loss {last['loss']:.4f} in {last['seconds']:.0f} s")

@@ -47,7 +47,7 @@ def compose(root: typer.Typer) -> typer.Typer:
     root.add_typer(collection.collection_app, name="collection")
     root.command("import")(collection.import_vectors)
     root.command("serve")(serve.serve)
-    root.command("limit")(limit.limit)
+    root.add_typer(limit.limit_app, name="limit")
     return root
 
 

@@ -21,7 +21,10 @@ def encode(
     input: Optional[Path] = typer.Option(None, "--input", help=".txt, .jsonl, .csv, .parquet or an image folder."),
     batch_size: int = typer.Option(32, "--batch-size", help="Texts encoded together (per request for openai:NAME@URL)."),
     dim: Optional[int] = typer.Option(None, "--dim", help="Dimensions to ask an openai:NAME@URL endpoint for (e.g. 256 "
-                                      "for text-embedding-3-*); other models must make exactly this many."),
+                                      "for text-embedding-3-*); a sentence-transformers model keeps its first --dim "
+                                      "coordinates (Matryoshka); other models must make exactly this many."),
+    layers: Optional[int] = typer.Option(None, "--layers", help="Run only the first L transformer layers of a "
+                                         "sentence-transformers model (2D Matryoshka, `compress finetune --layers`)."),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", help="Requests in flight at once, for "
                                               "openai:NAME@URL (default 4)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Encode only the first N items."),
@@ -41,10 +44,11 @@ def encode(
     """Encode a dataset or input file into a space directory (resumable after a kill)."""
     from repspace.encoders import get_encoder
     from repspace.encoders.job import encode_items
+    from repspace.errors import InvalidInputError
     from repspace.encoders.registry import scheme_of
     from repspace.scale.cluster import check_engine
 
-    with flag_hints(overwrite="--overwrite", batch_size="--batch-size"):
+    with flag_hints(overwrite="--overwrite", batch_size="--batch-size", layers="--layers", dim="--dim"):
         check_engine(engine)
         items = read_items(dataset, input, text_column, id_column, label_column).limit(limit)
         remote = scheme_of(model) is not None
@@ -55,15 +59,18 @@ def encode(
             if backend != "torch":
                 raise InvalidInputError("the ray engine encodes with the torch backend; use --engine local for "
                                         f"--backend {backend}")
+            if not remote and (layers is not None or dim is not None):
+                raise InvalidInputError("--layers and --dim (truncation of a local model) run on the local engine "
+                                        "only; drop --engine ray")
 
-            encoder = get_encoder(model, device="cpu", dim=dim)  # the driver's copy: length order and version only
+            encoder = get_encoder(model, device="cpu", dim=dim, layers=layers)  # the driver's copy: length order and version only
             space = encode_space(encoder.name if remote else model, items, out=out, batch_size=batch_size, chunk_items=chunk_items, overwrite=overwrite,
                                  progress=not quiet, workers=workers, address=ray_address, device=device, encoder=encoder)
         else:
             # a calibrated backend (openvino-int8) calibrates on a sample of these items
             calibration = list(items.data) if items.modality == "text" and not remote else None
             encoder = get_encoder(model, device=device, backend=backend, threads=threads, calibration=calibration,
-                                  dim=dim, concurrency=concurrency, batch_size=batch_size if remote else None)
+                                  dim=dim, layers=layers, concurrency=concurrency, batch_size=batch_size if remote else None)
             space = encode_items(encoder, items, out=out, batch_size=batch_size, chunk_items=chunk_items,
                                  overwrite=overwrite, progress=not quiet)
     Console(stderr=True).print(f"wrote {out}: {space.count} x {space.dim} ({space.model}, backend {encoder.backend})")

@@ -40,10 +40,21 @@ def make_compressor(method: str, **options: Any) -> Compressor:
     return cls(**{k: v for k, v in options.items() if v is not None and k in takes})  # type: ignore[return-value]
 
 
-def fit_compressor(space: Space, method: str = "matryoshka", pairs: Space | None = None, **options: Any) -> Compressor:
+def fit_compressor(space: Space, method: str = "matryoshka", pairs: Space | None = None,
+                   unlabelled: Sequence[Space] | Space | None = None, **options: Any) -> Compressor:
     """Fit `method` on the train half of `space`'s ids (those `pairs` shares, when given; its vectors are
-    then the paired queries for supervised training). options: see `make_compressor`."""
+    then the paired queries for supervised training). `unlabelled`: spaces of the same model (all of their
+    items, e.g. `repspace encode --dataset gcide`) that the unsupervised objectives train on too.
+    options: see `make_compressor`."""
     comp = make_compressor(method, **options)
+    extra = None
+    if unlabelled is not None:
+        spaces = [unlabelled] if isinstance(unlabelled, Space) else list(unlabelled)
+        for u in spaces:
+            if u.model != space.model or u.dim != space.dim:
+                raise InvalidInputError(f"unlabelled spaces must be of the space's model ({space.model}, {space.dim}-d);"
+                                        f" got {u.model} ({u.dim}-d)", param="unlabelled")
+        extra = np.vstack([np.asarray(u.vectors) for u in spaces]) if spaces else None
     train, _ = split_ids(space.ids)
     P = None
     if pairs is not None:
@@ -55,4 +66,4 @@ def fit_compressor(space: Space, method: str = "matryoshka", pairs: Space | None
         if not train:
             raise InvalidInputError("the pairs space shares no training ids with the space", param="pairs")
         P = np.asarray(pairs.select(train).vectors)
-    return comp.fit(np.asarray(space.select(train).vectors), source=space, pairs=P)
+    return comp.fit(np.asarray(space.select(train).vectors), source=space, pairs=P, unlabelled=extra)

@@ -30,16 +30,31 @@ class Compressor(Estimator):
     registry: ClassVar[dict[str, type[Estimator]]] = {}
     _meta_fields = {"source_model": "source_model_", "source_dim": "source_dim_", "dims": "dims_"}
 
+    takes_unlabelled: ClassVar[bool] = False  # _fit(X, pairs, unlabelled=U) trains on U beside X itself
+
     def fit(self, X: np.ndarray, y: np.ndarray | None = None, source: Space | None = None,
-            pairs: np.ndarray | None = None) -> "Compressor":
+            pairs: np.ndarray | None = None, unlabelled: np.ndarray | None = None) -> "Compressor":
         """X: (n, d) items. pairs: (n, d) paired queries of the same model, row i with item i (supervised
-        training, for the methods that use them). y is ignored (scikit-learn signature)."""
+        training, for the methods that use them). unlabelled: (m, d) more items of the same model (e.g. a large
+        unlabelled corpus) that unsupervised objectives train on beside X; a method without pairs simply fits on
+        X and them together. y is ignored (scikit-learn signature)."""
         X = as_matrix(X, "vectors")
         if pairs is not None:
             pairs = as_matrix(pairs, "paired vectors")
             if pairs.shape != X.shape:
                 raise InvalidInputError(f"pairs must be {X.shape} like the items; got {pairs.shape}", param="pairs")
-        self._fit(X, pairs)
+        if unlabelled is not None:
+            unlabelled = as_matrix(unlabelled, "unlabelled vectors")
+            check_width(unlabelled, X.shape[1], "unlabelled items must have the items' dimension")
+        if unlabelled is not None and self.takes_unlabelled:
+            self._fit(X, pairs, unlabelled=unlabelled)
+        elif unlabelled is not None and pairs is None:
+            self._fit(np.vstack([X, unlabelled]), None)
+        elif unlabelled is not None:
+            raise InvalidInputError(f"compressor {self.name!r} cannot train on pairs and unlabelled items together",
+                                    param="unlabelled")
+        else:
+            self._fit(X, pairs)
         self.dims_ = [int(d) for d in self.dims_]
         self.source_model_ = source.model if source is not None else None
         self.source_dim_ = X.shape[1]

