@@ -3,9 +3,9 @@ tree is composed in one place (`repspace.cli.main.compose`) with every command n
 
 import pytest
 
-GROUPS = ["align", "index", "compress", "muvera", "upgrade", "collection"]
+GROUPS = ["align", "index", "compress", "muvera", "upgrade", "collection", "limit"]
 COMMANDS = ["encode", "info", "models", "datasets", "demo", "eval", "compare", "compat", "report", "search", "train",
-            "import", "serve", "limit"]
+            "import", "serve"]
 
 
 def _usage_error(code, err):
