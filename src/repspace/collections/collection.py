@@ -6,11 +6,10 @@
     c.upsert(["a", "b"], texts=["first text", "second"], payloads=[{"label": "x"}, {}])
     c.search(texts=["a query"], k=10, filter={"label": "x"})              # [[{"id", "score", "payload"}, ...]]
 
-An item is an id, its text (or image path) when known — kept so the collection can be re-encoded
-by a new model later — a JSON payload, and one vector per *slot*. A slot is one model's vectors
-(model name + version + dimension); one slot is *active* for search. A model upgrade adds a slot
-for the new model, fills it, and switches the active slot (see `repspace.collections.upgrade`).
-Slots of models repspace does not know hold bring-your-own vectors (`upsert(vectors=...)`).
+An item is an id, its text (or image path) when known — kept so the collection can be re-encoded by a new model
+later — a JSON payload, and one vector per *slot*. A slot is one model's vectors (model name + version + dimension);
+one slot is *active* for search. A model upgrade adds a slot for the new model, fills it, and switches the active slot
+(`repspace.collections.upgrade`). Slots of models repspace does not know hold bring-your-own vectors.
 """
 
 from __future__ import annotations
@@ -117,9 +116,11 @@ class Collection:
         self.store.drop()
         self.close()
 
-    def optimize(self) -> None:
-        """Housekeeping after many small writes (LanceDB: merge small files). Readers are not disturbed."""
-        self.store.optimize()
+    def optimize(self) -> dict[str, str]:
+        """Housekeeping after bulk writes, readers undisturbed (LanceDB: merge small files, build or update the spec's
+        vector indexes on disk); what each slot has now, by slot name."""
+        done = self.store.optimize() or {}
+        return {s.name: done[s.column] for s in self.reload().slots if s.column in done}
 
     def __enter__(self) -> "Collection":
         return self
@@ -490,8 +491,7 @@ class Collection:
 
     # -------------------------------------------------------------- info
     def info(self) -> dict[str, Any]:
-        self.reload()
-        m = self.meta
+        m = self.reload()
         slots = [s.summary(self.count(s.name)) for s in m.slots]
         return {"name": self.name, "uri": str(self.uri), "backend": self.backend, "count": self.count(),
                 "spec": m.spec, "active": self.active, "slots": slots,

@@ -30,6 +30,18 @@ META = "collection.json"
 META_LOCK = ".collection.lock"
 WRITE_LOCK = ".write.lock"
 TABLE = "items"
+#: index kind -> (LanceDB's own vector index for it, its `create_index` config)
+LANCE_INDEX = {
+    "ivfpq": lambda spec: ("IVF_PQ", _lance_index().IvfPq(distance_type="cosine", num_partitions=spec.nlist,
+                                                          num_sub_vectors=spec.pq_m)),
+    "ivfhnswsq": lambda spec: ("IVF_HNSW_SQ", _lance_index().IvfHnswSq(distance_type="cosine", num_partitions=spec.nlist)),
+}
+
+
+def _lance_index():
+    from lancedb import index
+
+    return index
 
 
 class LanceStore(Store):
@@ -222,18 +234,19 @@ class LanceStore(Store):
             (self.path / META).unlink()
             shutil.rmtree(self.path, ignore_errors=True)
 
-    def optimize(self) -> None:
+    def optimize(self) -> dict[str, str]:
         t = self.table()
-        if len(t.to_lance().get_fragments()) > 16:  # every write adds a fragment: merge them (readers unaffected)
-            t.optimize()  # also adds the rows written since to LanceDB's vector indexes
+        if len(t.to_lance().get_fragments()) > 16 or self._unindexed():
+            t.optimize()  # merges the fragments every write adds, and adds the rows written since to the vector indexes
         from repspace.index.spec import parse_spec
 
         spec = parse_spec(self.read_meta().get("spec") or "Flat")
-        if spec.kind == "ivfpq":  # an index for each slot that has grown large enough to train one
-            for column in self.columns():
-                self.prepare_spec(column, t.schema.field(column).type.list_size, spec)
+        if spec.kind not in LANCE_INDEX:
+            return {}
+        # an index for each slot that has grown large enough to train one
+        return {c: self.prepare_spec(c, t.schema.field(c).type.list_size, spec) for c in self.columns()}
 
-    # ------------------------------------------------------------ LanceDB's own vector index (`IVFn,PQm`)
+    # ------------------------------------------------------------ LanceDB's own vector indexes (`IVFn,...`)
     def _indexed(self) -> set[str]:
         """The vector columns LanceDB has an index on (read again only when the table's version moved)."""
         t = self.table()
@@ -242,32 +255,50 @@ class LanceStore(Store):
             self._indexed_at = (version, {c for i in t.list_indices() for c in getattr(i, "columns", [])})
         return self._indexed_at[1]
 
-    def prepare_spec(self, column: str, dim: int, spec: Any) -> None:
-        """`IVFn,PQm[+refine:F]`: LanceDB's on-disk IVF_PQ index on the column, once it holds enough vectors to train
-        it (until then, and for rows written since, LanceDB searches exactly)."""
-        if spec.kind != "ivfpq" or column in self._indexed():
-            return
+    def _unindexed(self) -> int:
+        """Rows written since the vector indexes were built (LanceDB searches them exactly until `optimize`)."""
+        t = self.table()
+        return max([i.num_unindexed_rows for i in t.list_indices() if set(i.columns) & set(self.columns())] or [0])
+
+    def prepare_spec(self, column: str, dim: int, spec: Any) -> str:
+        """`IVFn,PQm` / `IVFn,HNSW_SQ`: LanceDB's on-disk index of that kind on the column, once it holds enough vectors
+        to train it (until then, and for rows written since, LanceDB searches exactly). Says what the column has."""
+        if spec.kind not in LANCE_INDEX:
+            return "searched by repspace"
+        kind, config = LANCE_INDEX[spec.kind](spec)
+        if column in self._indexed():
+            return f"{kind} index (rows written since the last optimize: {self._unindexed():,}, searched exactly)"
         spec.check_dim(dim)
-        if spec.trainable(self.count(column)):
-            self.table().create_index(metric="cosine", num_partitions=spec.nlist, num_sub_vectors=spec.pq_m,
-                                      vector_column_name=column, index_type="IVF_PQ", replace=True)
+        n = self.count(column)
+        if not spec.trainable(n):
+            return (f"no index yet, searched exactly: {spec} trains on at least {spec.min_train:,} vectors, the slot "
+                    f"holds {n:,}; it is built by the first optimize after that (or use fewer lists: "
+                    f"IVF{max(1, n // 39)} trains now)" if n >= 256 else
+                    f"no index yet, searched exactly: {spec} trains on at least {spec.min_train:,} vectors, the slot "
+                    f"holds {n:,} (exact search is fast at this size)")
+        self.table().create_index(column, replace=True, config=config)
+        return f"{kind} index built over {n:,} vectors"
 
     def native_fused(self, spec: Any) -> bool:
-        return self.live or (spec.kind == "flat" and self.search_in_store) or (
-            spec.kind == "ivfpq" and bool(self._indexed()))
+        return self.live or (spec.kind == "flat" and self.search_in_store) or spec.kind in LANCE_INDEX
 
     def native_search(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
                       spec: Any) -> list[list[tuple[str, float, dict]]] | None:
-        """A slot with LanceDB's own index is searched by LanceDB (memory: the index's, not the slot's), and so is a
-        Flat slot in a one-off process (`search_in_store`: LanceDB's exact scan streams the column); payload filters
-        and the rest go through repspace's layer."""
-        exact = spec.kind == "flat" and self.search_in_store
-        if filter or not (exact or (spec.kind == "ivfpq" and column in self._indexed())):
+        """A slot of an IVF spec is searched by LanceDB (memory: the index's, not the slot's) — with its index once
+        built, exactly before that — and so is a Flat slot in a one-off process (`search_in_store`: LanceDB's exact
+        scan streams the column); payload filters and the rest go through repspace's layer."""
+        ivf = spec.kind in LANCE_INDEX
+        exact = (spec.kind == "flat" and self.search_in_store) or (ivf and column not in self._indexed())
+        if filter or not (exact or ivf):
             return None
         t, out = self.table(), []
         for q in np.asarray(queries, np.float32):
             qb = t.search(q, vector_column_name=column).distance_type("cosine")
-            qb = qb.bypass_vector_index() if exact else qb.nprobes(spec.nprobe).refine_factor(spec.refine)
+            if exact:
+                qb = qb.bypass_vector_index()
+            else:
+                qb = qb.nprobes(spec.nprobe).refine_factor(spec.refine)
+                qb = qb.ef(max(spec.ef, k * spec.refine)) if hasattr(spec, "ef") else qb
             # rows without this slot's vector: a post-filter on the k·F candidates (a pre-filter would read the
             # whole vector column for every query)
             hits = (qb.where(f"{column} IS NOT NULL", prefilter=False).limit(k)
