@@ -93,15 +93,19 @@ class LanceStore(Store):
         self._table = db.create_table(TABLE, schema=pa.schema(fields), mode="overwrite")
         write_json(self.path / META, {**meta, "revision": 1})  # last: a collection exists once its metadata does
 
-    def read_meta(self) -> dict[str, Any]:
+    def read_meta(self, fresh: bool = False) -> dict[str, Any]:
         if not self.exists():
             raise CollectionNotFoundError(f"no collection at {self.path} (create it with `repspace collection create`)")
         try:
-            meta = json.loads((self.path / META).read_text())
+            st = (self.path / META).stat()
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)  # a write replaces the file (a new inode): read it again
+            if fresh or getattr(self, "_meta_at", (None,))[0] != key:
+                meta = json.loads((self.path / META).read_text())
+                meta["revision"] = int(meta.get("revision") or 0)
+                self._meta_at = (key, json.dumps(meta))
+            return json.loads(self._meta_at[1])  # a fresh copy each time: callers may change theirs
         except (OSError, ValueError) as e:
             raise SpaceFormatError(f"{self.path}/{META} is unreadable or corrupt: {e}") from None
-        meta["revision"] = int(meta.get("revision") or 0)
-        return meta
 
     @contextmanager
     def _meta_lock(self) -> Iterator[None]:
@@ -117,7 +121,7 @@ class LanceStore(Store):
 
     def write_meta(self, meta: dict[str, Any], expected: int) -> dict[str, Any]:
         with self._meta_lock():
-            now = self.read_meta()["revision"]
+            now = self.read_meta(fresh=True)["revision"]  # never a cached copy under the lock
             if now != expected:
                 raise ConcurrentChangeError(f"the metadata of collection {meta.get('name')!r} changed since it was "
                                             f"read (revision {expected}, now {now}); nothing was written: re-read "
@@ -282,11 +286,9 @@ class LanceStore(Store):
     def native_fused(self, spec: Any) -> bool:
         return self.live or (spec.kind == "flat" and self.search_in_store) or spec.kind in LANCE_INDEX
 
-    def native_search(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
-                      spec: Any) -> list[list[tuple[str, float, dict]]] | None:
-        """A slot of an IVF spec is searched by LanceDB (memory: the index's, not the slot's) — with its index once
-        built, exactly before that — and so is a Flat slot in a one-off process (`search_in_store`: LanceDB's exact
-        scan streams the column); payload filters and the rest go through repspace's layer."""
+    def _ann(self, column: str, queries: np.ndarray, k: int, filter: dict[str, str], spec: Any,
+             select: list[str]) -> list[pa.Table] | None:
+        """LanceDB's own search of the column, one hits table per query (None: repspace's layer answers)."""
         ivf = spec.kind in LANCE_INDEX
         exact = (spec.kind == "flat" and self.search_in_store) or (ivf and column not in self._indexed())
         if filter or not (exact or ivf):
@@ -301,11 +303,23 @@ class LanceStore(Store):
                 qb = qb.ef(max(spec.ef, k * spec.refine)) if hasattr(spec, "ef") else qb
             # rows without this slot's vector: a post-filter on the k·F candidates (a pre-filter would read the
             # whole vector column for every query)
-            hits = (qb.where(f"{column} IS NOT NULL", prefilter=False).limit(k)
-                    .select(["id", "payload", "_distance"]).to_arrow())
-            out.append([(i, 1.0 - float(d), json.loads(p or "{}")) for i, p, d in zip(
-                hits.column("id").to_pylist(), hits.column("payload").to_pylist(), hits.column("_distance").to_pylist())])
+            out.append(qb.where(f"{column} IS NOT NULL", prefilter=False).limit(k).select(select).to_arrow())
         return out
+
+    def native_search(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
+                      spec: Any) -> list[list[tuple[str, float, dict]]] | None:
+        """A slot of an IVF spec is searched by LanceDB (memory: the index's, not the slot's) — with its index once
+        built, exactly before that — and so is a Flat slot in a one-off process (`search_in_store`: LanceDB's exact
+        scan streams the column); payload filters and the rest go through repspace's layer."""
+        got = self._ann(column, queries, k, filter, spec, ["id", "payload", "_distance"])
+        return None if got is None else [
+            [(i, 1.0 - float(d), json.loads(p or "{}")) for i, p, d in zip(
+                h.column("id").to_pylist(), h.column("payload").to_pylist(), h.column("_distance").to_pylist())]
+            for h in got]
+
+    def candidates(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str], spec: Any,
+                   columns: Sequence[str]) -> list[pa.Table] | None:
+        return self._ann(column, queries, k, filter, spec, ["id", "payload", *dict.fromkeys(columns)])
 
     def put_blob(self, name: str, data: bytes) -> None:
         from repspace._io import atomic_file

@@ -167,6 +167,12 @@ class Store(ABC):
     def close(self) -> None:  # noqa: B027 - optional
         pass
 
+    # optional: a native search's hits with the vectors of `columns` (one table per query: id, payload, the
+    # columns), so a caller scoring them exactly (the fused upgrade search) needs no second read; None = cannot
+    def candidates(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str], spec: Any,
+                   columns: Sequence[str]) -> list[pa.Table] | None:
+        return None
+
     # optional: native search (pgvector); None = use repspace's faiss layer
     def native_search(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
                       spec: Any) -> list[list[tuple[str, float, dict]]] | None:

@@ -60,14 +60,14 @@ def start_with_vectors(coll, model: str, path: str | Path, *, dim: int, ids_file
     return {**out, "from_file": len(ids), "fraction": fraction(coll)}
 
 
-def _write(coll, slot: str, ids: list[str], vecs: np.ndarray, rows: list[int], batch_size: int = 1024) -> None:
+def _write(coll, slot: str, ids: list[str], vecs: np.ndarray, rows: list[int], batch_size: int = 8192) -> None:
     for s in range(0, len(rows), batch_size):
         part = rows[s : s + batch_size]
         coll.update_vectors(slot, [ids[r] for r in part], vecs[part])
 
 
 def backfill_from_file(coll, path: str | Path, *, ids_file: str | Path | None = None,
-                       batch_size: int = 1024) -> dict[str, Any]:
+                       batch_size: int = 8192) -> dict[str, Any]:
     """Fill the open upgrade's new slot from a file of the new model's vectors: items that have none yet (resumable:
     re-running with the same or a later file writes only what is still missing)."""
     up = serving_upgrade(coll)
