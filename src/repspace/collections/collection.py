@@ -251,7 +251,7 @@ class Collection:
         if v.shape[1] != slot.dim:
             raise DimensionMismatchError(f"vectors are {v.shape[1]}-d but slot {slot.name!r} ({slot.model}) "
                                          f"holds {slot.dim}-d vectors", param="vectors")
-        v = v.astype(np.float32)
+        v = v.astype(np.float32, copy=False)
         check_finite(v)
         return v
 

@@ -38,6 +38,20 @@ LANCE_INDEX = {
 }
 
 
+@contextmanager
+def _disk_errors(path: Path, what: str) -> Iterator[None]:
+    """A full disk (ENOSPC from Lance's writer or our own files) as one clear error: Lance commits a version only
+    once every file of it is written, so nothing of the failed write is visible and every earlier one is intact."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        if getattr(e, "errno", None) == 28 or "No space left on device" in str(e) or "os error 28" in str(e):
+            raise StoreUnavailableError(f"no space left on the device holding {path} while {what}: nothing of this "
+                                        "write was committed, everything written before is intact; free space and "
+                                        "retry") from None
+        raise
+
+
 def _lance_index():
     from lancedb import index
 
@@ -127,7 +141,8 @@ class LanceStore(Store):
                                             f"read (revision {expected}, now {now}); nothing was written: re-read "
                                             "and retry")
             doc = {**meta, "revision": expected + 1}
-            write_json(self.path / META, doc)  # atomic: a temporary file renamed over the old one
+            with _disk_errors(self.path, "writing the collection's metadata"):
+                write_json(self.path / META, doc)  # atomic: a temporary file renamed over the old one
         return doc
 
     def add_vector_column(self, column: str, dim: int) -> None:
@@ -174,14 +189,22 @@ class LanceStore(Store):
         full = self._full_rows(rows)
         nulls = any(full.column(f.name).null_count for f in full.schema if pa.types.is_fixed_size_list(f.type))
         bad = "null" if nulls else "error"  # LanceDB's own default where every row has every vector (its fast path)
-        with self._write_lock():
+        with self._write_lock(), _disk_errors(self.path, "writing items"):
             t.checkout_latest()
-            new = t.count_rows() == 0 or t.to_lance().to_table(
-                columns=["id"], filter=pc.field("id").isin(rows.column("id")), limit=1).num_rows == 0
+            new = not self._any_exists(rows.column("id"))
             if new:  # bulk path: every id is new, append (LanceDB's own `add`)
                 t.add(full, on_bad_vectors=bad)
             else:
                 t.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(full, on_bad_vectors=bad)
+
+    def _any_exists(self, ids: pa.ChunkedArray | pa.Array) -> bool:
+        """Whether any of `ids` is in the table: its id column streamed through Arrow's hash lookup (a filter with
+        an IN list of a whole batch's ids is evaluated row by row: seconds per 100k-id write at 100k rows)."""
+        value_set = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        for batch in self.table().to_lance().to_batches(columns=["id"], batch_size=1 << 20):
+            if pc.any(pc.is_in(batch.column(0), value_set=value_set)).as_py():
+                return True
+        return False
 
     def update_vectors(self, column: str, ids: Sequence[str], vectors: np.ndarray,
                        texts: Sequence[str] | None = None) -> None:
@@ -190,11 +213,13 @@ class LanceStore(Store):
         dim = self.table().schema.field(column).type.list_size
         cols = {"id": pa.array(list(ids), pa.string()), column: vector_array(vectors, dim, len(ids))}
         if texts is None:
-            self.table().merge_insert("id").when_matched_update_all().execute(pa.table(cols), on_bad_vectors="null")
+            with _disk_errors(self.path, "writing vectors"):
+                self.table().merge_insert("id").when_matched_update_all().execute(pa.table(cols), on_bad_vectors="null")
             return
         cols["text"] = pa.array(list(texts), pa.string())
-        (self.table().merge_insert("id").when_matched_update_all(where="target.text = source.text")
-         .execute(pa.table(cols), on_bad_vectors="null"))
+        with _disk_errors(self.path, "writing vectors"):
+            (self.table().merge_insert("id").when_matched_update_all(where="target.text = source.text")
+             .execute(pa.table(cols), on_bad_vectors="null"))
 
     def delete(self, ids: Sequence[str]) -> int:
         if len(ids) == 0:
