@@ -1,9 +1,8 @@
 """PostgreSQL + pgvector backend: one table per collection, metadata in ``repspace_collections``.
 
-Every statement is parameterised (values travel as bind parameters or binary ``COPY``; every table and
-column name, the fixed tables' included, is composed with ``psycopg.sql.Identifier``). Each write is
-one transaction that also bumps the collection's version counter, so readers see whole commits and
-caches know when to refresh.
+Every statement is parameterised (values travel as bind parameters or binary ``COPY``; every table and column name,
+the fixed tables' included, is composed with ``psycopg.sql.Identifier``). Each write is one transaction that also
+bumps the collection's version counter, so readers see whole commits and caches know when to refresh.
 
 Many callers: a store serves its callers through a bounded connection pool (`pg_pool.py`). Catalog facts
 (the vector columns, their dimensions, the indexes) are read once per collection version, not on every
@@ -23,6 +22,7 @@ of K, re-ranked by each longer prefix and finally the whole vector. ``Flat`` is 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
@@ -71,7 +71,8 @@ _SQL = {
         "AND t.typname = 'vector'"),
     "indexes": sql.SQL("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
                        "WHERE i.indrelid = quote_ident(%s)::regclass"),
-    "maintenance_mem": sql.SQL("SET LOCAL maintenance_work_mem = '512MB'"),
+    "maintenance_mem": sql.SQL("SET LOCAL maintenance_work_mem = '512MB'; SET LOCAL max_parallel_maintenance_workers = {}"
+                               ).format(sql.Literal(max(1, min(7, (os.cpu_count() or 2) - 1)))),
     "iterative_scan": sql.SQL("SET LOCAL hnsw.iterative_scan = relaxed_order"),
     "no_indexscan": sql.SQL("SET LOCAL enable_indexscan = off"),
 }
