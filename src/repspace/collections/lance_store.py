@@ -30,6 +30,7 @@ META = "collection.json"
 META_LOCK = ".collection.lock"
 WRITE_LOCK = ".write.lock"
 TABLE = "items"
+FETCH_BY_FILTER = 1000  # more ids than this are looked up by hash over the id column, not by an IN-list filter
 #: index kind -> (LanceDB's own vector index for it, its `create_index` config)
 LANCE_INDEX = {
     "ivfpq": lambda spec: ("IVF_PQ", _lance_index().IvfPq(distance_type="cosine", num_partitions=spec.nlist,
@@ -234,9 +235,16 @@ class LanceStore(Store):
     # ---------------------------------------------------------------- reads
     def fetch(self, ids: Sequence[str], columns: Sequence[str]) -> pa.Table:
         t = self.table()
+        ds, value_set = t.to_lance(), pa.array(list(ids), pa.string())
         if len(ids) == 0:
-            return t.to_lance().to_table(columns=list(columns), limit=0)
-        return t.to_lance().to_table(columns=list(columns), filter=pc.field("id").isin(pa.array(list(ids), pa.string())))
+            return ds.to_table(columns=list(columns), limit=0)
+        if len(ids) <= FETCH_BY_FILTER:
+            return ds.to_table(columns=list(columns), filter=pc.field("id").isin(value_set))
+        # many ids: an IN list is evaluated row by row (seconds for 100k ids); stream the id column through Arrow's
+        # hash lookup instead and take the matching rows by row id
+        rows = [pc.filter(b.column("_rowid"), pc.is_in(b.column("id"), value_set=value_set)).to_numpy()
+                for b in ds.to_batches(columns=["id"], with_row_id=True, batch_size=1 << 20)]
+        return ds._take_rows(np.concatenate(rows).tolist(), columns=list(columns))
 
     def count(self, column: str | None = None) -> int:
         t = self.table()
