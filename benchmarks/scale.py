@@ -51,32 +51,44 @@ def make_data(path: Path, n: int, dim: int, seed: int = 0) -> None:
     out.flush()
 
 
-LOAD_REPSPACE = """
+ANON = """
+def anon_mib():  # resident anonymous memory (the file-backed pages of the memory-mapped input are not counted)
+    for line in open("/proc/self/status"):
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+"""
+
+LOAD_REPSPACE = ANON + """
 import sys, time, resource, json, numpy as np
+import lancedb  # imported before the clock starts, as on the other side (it takes seconds)
 from repspace.collections import Collection
-path, uri, dim, spec = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+path, uri, dim, spec, index_too = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
 v = np.load(path, mmap_mode="r")
 t0 = time.perf_counter()
 c = Collection.create(uri, model="synthetic", dim=dim, spec=spec)
+anon = 0.0
 for s in range(0, len(v), %(chunk)d):
     part = np.asarray(v[s : s + %(chunk)d])
     c.upsert([f"i{j}" for j in range(s, s + len(part))], vectors=part)
+    anon = max(anon, anon_mib())
 load = time.perf_counter() - t0
 t0 = time.perf_counter()
-c.optimize()
+c.optimize() if index_too else None
 index = time.perf_counter() - t0
-print(json.dumps({"load_s": load, "index_s": index, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"load_s": load, "index_s": index, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "anon_mib": anon}))
 """ % {"chunk": CHUNK}
 
-LOAD_LANCE = """
+LOAD_LANCE = ANON + """
 import sys, time, resource, json, numpy as np, pyarrow as pa, lancedb
 from repspace.collections.lance_store import LANCE_INDEX
 from repspace.index.spec import parse_spec
-path, root, spec = sys.argv[1], sys.argv[2], parse_spec(sys.argv[4])
+path, root, spec, index_too = sys.argv[1], sys.argv[2], parse_spec(sys.argv[4]), sys.argv[5] == "1"
 v = np.load(path, mmap_mode="r")
 dim = v.shape[1]
 t0 = time.perf_counter()
-db, t = lancedb.connect(root), None
+db, t, anon = lancedb.connect(root), None, 0.0
 for s in range(0, len(v), %(chunk)d):
     part = np.asarray(v[s : s + %(chunk)d])
     data = pa.table({"id": [f"i{j}" for j in range(s, s + len(part))],
@@ -85,11 +97,13 @@ for s in range(0, len(v), %(chunk)d):
         t = db.create_table("items", data=data)
     else:
         t.add(data)
+    anon = max(anon, anon_mib())
 load = time.perf_counter() - t0
 t0 = time.perf_counter()
-t.create_index("vector", config=LANCE_INDEX[spec.kind](spec)[1])
+t.create_index("vector", config=LANCE_INDEX[spec.kind](spec)[1]) if index_too else None
 index = time.perf_counter() - t0
-print(json.dumps({"load_s": load, "index_s": index, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+print(json.dumps({"load_s": load, "index_s": index, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "anon_mib": anon}))
 """ % {"chunk": CHUNK}
 
 
@@ -176,6 +190,7 @@ def main() -> None:
     ap.add_argument("--skip-load", action="store_true", help="reuse the collection and table of an earlier run (--work)")
     ap.add_argument("--sweep", default="", help="LanceDB's own query at these nprobes too, e.g. 16,32,64")
     ap.add_argument("--no-fused", action="store_true", help="skip step 5 (the fused upgrade search)")
+    ap.add_argument("--load-only", action="store_true", help="step 1 only (into fresh directories under --work)")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args()
     from repspace.collections import Collection
@@ -199,12 +214,16 @@ def main() -> None:
     truth = exact_top(v, q, 10)
 
     if not args.skip_load:
-        ours = child(LOAD_REPSPACE, str(data), str(work / "coll"), str(args.dim), str(spec))
-        theirs = child(LOAD_LANCE, str(data), str(work / "lance"), str(args.dim), str(spec))
+        index_too = "0" if args.load_only else "1"
+        ours = child(LOAD_REPSPACE, str(data), str(work / "coll"), str(args.dim), str(spec), index_too)
+        theirs = child(LOAD_LANCE, str(data), str(work / "lance"), str(args.dim), str(spec), index_too)
         res["load"] = {"repspace": ours, "lancedb": theirs}
-        print(f"1. bulk load {args.n:,}: repspace {ours['load_s']:.1f} s (peak RSS {ours['rss_mib']:.0f} MiB), lancedb's "
-              f"own {theirs['load_s']:.1f} s ({theirs['rss_mib']:.0f} MiB): {theirs['load_s'] / ours['load_s']:.2f}x of "
-              "LanceDB's speed", flush=True)
+        print(f"1. bulk load {args.n:,}: repspace {ours['load_s']:.1f} s (peak RSS {ours['rss_mib']:.0f} MiB, anonymous "
+              f"{ours['anon_mib']:.0f} MiB), lancedb's own {theirs['load_s']:.1f} s ({theirs['rss_mib']:.0f} MiB, "
+              f"{theirs['anon_mib']:.0f} MiB): {theirs['load_s'] / ours['load_s']:.2f}x of LanceDB's speed", flush=True)
+        if args.load_only:
+            Path(args.json).write_text(json.dumps(res, indent=1) + "\n") if args.json else None
+            return
         print(f"2. index: repspace optimize {ours['index_s']:.1f} s, lancedb create_index {theirs['index_s']:.1f} s",
               flush=True)
 
