@@ -120,7 +120,8 @@ def report(res: dict) -> list[str]:
                f"{last['old']['recall@10_se']:.4f} / {last['old']['ndcg@10_se']:.4f}")
     f = res["fusion"]
     out.append(f"Fusion weights (oo, ao[, nn], bias): A {[round(x, 2) for x in f['A']]}, B {[round(x, 2) for x in f['B']]} "
-               f"from {f['queries']} {f.get('from', 'pseudo-queries')}")
+               f"from {f['queries']} {f.get('from', 'pseudo-queries')}"
+               + (f", {f['calibration']} (N / n = {f['density']:.2f})" if f.get("calibration") else ""))
     c = res["cost"]
     out.append(f"Cost beyond a plain search (queries encoded): batch {c['batch']['added_us']:.1f} µs/query "
                f"(plain {c['batch']['plain_us']:.1f}, fused {c['batch']['fused_us']:.1f}); one at a time "

@@ -102,6 +102,7 @@ def test_full_upgrade_cycle(new_uri, items):
     c = _collection(new_uri(), items)
     st = up.start(c, NEW, sample=50)
     assert st["new"] == NEW and st["old"] == OLD and st["state"] == "open"
+    assert c.meta.upgrade.fusion["calibration"] == "class balance"  # pseudo-queries
     assert {"fraction", "gate", "metrics"} <= set(st)
     assert 0 < st["fraction"] < 1 and c.count(NEW) == 40  # the golden fifth is held out
     _assert_metrics(st["metrics"], METRICS_AT_START)
@@ -272,6 +273,8 @@ def test_fused_search_equals_its_formula_and_fit_queries_are_used(new_uri, items
     st = up.start(c, NEW, sample=60, fit_queries=fit)
     f = c.meta.upgrade.fusion
     assert f["from"] == "fit queries" and f["queries"] >= MIN_FIT_QUERIES and len(f["A"]) == 3 and len(f["B"]) == 4
+    # calibrated to the collection's density: 160 items, 48 in the fit's sample (60 less the 12 golden held out)
+    assert f["calibration"] == "collection density" and f["density"] == pytest.approx(160 / 48)
     assert st["state"] == "open"
     up.backfill(c, limit=30)
     texts = ["oil prices and the economy", "football match result", "mobile phone market"]

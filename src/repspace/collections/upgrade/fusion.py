@@ -2,12 +2,14 @@
 (`NonNegLogistic`, twice: model A for items not yet backfilled, model B for backfilled ones) and which items the
 adapter explains worst (`ResidualRidge`, which orders an `uncertainty` backfill).
 
-Both are `repspace.estimator.Estimator`s of the family "scorer" (`fit(X, y)` returns self, learned state in
+Both are `repspace.estimator.Estimator`s of the family "scorer" (`fit(X, y, sample_weight=None)` returns self, learned state in
 `coef_` / `intercept_`, `decision_function(X)`, save/load, one conformance test over every registered one).
 In a collection's metadata they are kept as JSON (`to_list`/`from_list`; the fusion as {"A": [w…, b],
 "B": [w…, b]}, the uncertainty as {"w": […], "b": b} — the layout collections have always had).
 
-`fusion_pairs` builds the training pairs of the fusion from queries over the re-embedded sample.
+`fusion_pairs` builds the training pairs of the fusion from queries over the re-embedded sample, with the weights
+that calibrate the fit to the collection's density (each non-relevant sample item stands for N / n items of the
+collection); `fit_fusion` fits A and B on them (weighted, or class-balanced without weights).
 """
 
 from __future__ import annotations
@@ -34,12 +36,21 @@ class Scorer(Estimator):
     _state_keys = ("coef_", "intercept_")
     _fitted_attr = "n_features_"
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "Scorer":
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> "Scorer":
+        """Learn from features `X` (n, d) and targets `y` (n,); `sample_weight` (n,), non-negative: how many rows of
+        the population each row stands for (None: one each)."""
         X = as_matrix(X, "features")
         y = np.asarray(y, np.float64).reshape(-1)
         if len(y) != len(X):
             raise InvalidInputError(f"{len(y)} targets for {len(X)} rows", param="y")
-        coef, intercept = self._fit(X, y)
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight, np.float64).reshape(-1)
+            if len(sample_weight) != len(X):
+                raise InvalidInputError(f"{len(sample_weight)} weights for {len(X)} rows", param="sample_weight")
+            if not np.isfinite(sample_weight).all() or (sample_weight < 0).any() or (len(X) and not sample_weight.sum() > 0):
+                raise InvalidInputError("sample weights must be finite, non-negative and not all zero",
+                                        param="sample_weight")
+        coef, intercept = self._fit(X, y, sample_weight)
         self.coef_ = np.asarray(coef, np.float64)
         self.intercept_ = np.asarray([intercept], np.float64)
         self.n_features_ = X.shape[1]
@@ -54,7 +65,7 @@ class Scorer(Estimator):
     def _set_extra_state(self, extra: dict[str, Any]) -> None:
         self.n_features_ = int(len(self.coef_))
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None) -> tuple[np.ndarray, float]:
         raise NotImplementedError
 
     # metadata form: [coef…, intercept]
@@ -71,36 +82,54 @@ class Scorer(Estimator):
         return obj
 
 
+def logistic_objective(theta: np.ndarray, X: np.ndarray, y: np.ndarray, w: np.ndarray,
+                       l2: float) -> tuple[float, np.ndarray]:
+    """The weighted logistic loss and its gradient in theta = [coef…, bias]:
+
+        L(θ) = Σ_i w_i (log(1 + e^{z_i}) − y_i z_i) / Σ_i w_i + l2 ‖coef‖²,   z_i = x_i · coef + bias
+
+    (a row of weight m counts as m copies of it; the bias is not penalised)."""
+    from scipy.special import expit
+
+    coef, b = theta[:-1], theta[-1]
+    z = X @ coef + b
+    p = expit(z)
+    total = w.sum()
+    val = float(w @ (np.logaddexp(0.0, z) - y * z)) / total + l2 * float(coef @ coef)
+    g = w * (p - y) / total
+    return val, np.concatenate([X.T @ g + 2 * l2 * coef, [g.sum()]])
+
+
+L2 = 1e-4  # the fusion's default penalty
+
+
 class NonNegLogistic(Scorer):
-    """Logistic regression with non-negative weights and a free bias, positives re-weighted to balance the
-    negatives: a higher similarity under any model never counts against an item, which keeps the fit from
-    exploiting quirks of pseudo-queries. `decision_function` is the log-odds of relevance."""
+    """Logistic regression with non-negative weights and a free bias: a higher similarity under any model never
+    counts against an item, which keeps the fit from exploiting quirks of pseudo-queries. `decision_function` is the
+    log-odds of relevance. It minimises `logistic_objective` with the rows' `sample_weight` (default 1 each);
+    `balance` then scales the positives' weights so that they weigh as much as the negatives together (a class
+    balance that forgets the population's prevalence: leave it off where the weights carry that prevalence)."""
 
     name = "nonneg-logistic"
 
-    def __init__(self, l2: float = 1e-4, balance: bool = True) -> None:
+    def __init__(self, l2: float = L2, balance: bool = True) -> None:
         self.l2 = l2
         self.balance = balance
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None) -> tuple[np.ndarray, float]:
         from scipy.optimize import minimize
 
-        pos = max(1.0, y.sum())
-        sw = np.where(y > 0, (len(y) - pos) / pos, 1.0) if self.balance else np.ones(len(y))
-        sw = sw / sw.mean()
-        l2 = self.l2
-
-        def loss(theta):
-            w, b = theta[:-1], theta[-1]
-            z = X @ w + b
-            p = 1.0 / (1.0 + np.exp(-z))
-            val = np.mean(sw * (np.logaddexp(0.0, z) - y * z)) + l2 * (w @ w)
-            g = sw * (p - y) / len(y)
-            return val, np.concatenate([X.T @ g + 2 * l2 * w, [g.sum()]])
-
+        w = np.ones(len(y)) if sample_weight is None else sample_weight.copy()
+        if self.balance:
+            pos, neg = w[y > 0].sum(), w[y <= 0].sum()
+            if pos > 0 and neg > 0:
+                w[y > 0] *= neg / pos
         theta0 = np.concatenate([np.ones(X.shape[1]), [0.0]])
+        if not len(y):
+            return theta0[:-1], 0.0
         bounds = [(0.0, None)] * X.shape[1] + [(None, None)]
-        res = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds)
+        res = minimize(logistic_objective, theta0, args=(X, y, w, self.l2), jac=True, method="L-BFGS-B",
+                       bounds=bounds)
         return res.x[:-1], float(res.x[-1])
 
 
@@ -113,23 +142,52 @@ class ResidualRidge(Scorer):
     def __init__(self, alpha: float = 1e-3) -> None:
         self.alpha = alpha
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    def _fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None) -> tuple[np.ndarray, float]:
         from repspace.alignment.linear import ridge_fit
+
+        if sample_weight is not None:
+            raise InvalidInputError("the ridge scorer takes no sample weights", param="sample_weight")
 
         W, b = ridge_fit(X, y[:, None], self.alpha)
         return W[:, 0], float(b[0])
 
 
-def fit_fusion(features: np.ndarray, labels: np.ndarray) -> dict[str, list[float]]:
-    """The fusion's two models on the same pairs: A from (q_old·old, A(q_new)·old), B from all three terms."""
-    return {name: NonNegLogistic().fit(features[:, cols], labels).to_list()
+def fit_fusion(features: np.ndarray, labels: np.ndarray,
+               sample_weight: np.ndarray | None = None) -> dict[str, list[float]]:
+    """The fusion's two models on the same pairs: A from (q_old·old, A(q_new)·old), B from all three terms.
+
+    Without weights, each model is the class-balanced `NonNegLogistic` (the fit before density calibration). With
+    `sample_weight` (`fusion_pairs`' third output), each pair counts as that many pairs of the collection and the
+    classes are not re-balanced, so both models estimate the log-odds of relevance at the collection's density;
+    the penalty l2 is scaled by the relevant pairs' share of the weight, so it weighs against them as the balanced
+    fit's does (there they are half of it)."""
+    def model(w):
+        if w is None:
+            return NonNegLogistic()
+        share = float(w[labels > 0].sum() / w.sum()) if w.sum() > 0 else 0.5
+        return NonNegLogistic(l2=2 * L2 * share, balance=False)
+
+    w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+    return {name: model(w).fit(features[:, cols], labels, sample_weight=w).to_list()
             for name, cols in (("A", [0, 1]), ("B", [0, 1, 2]))}
 
 
+def density_of(collection: int, sample: int) -> float:
+    """How many items of the collection each item of the fit's sample stands for: N / n (at least 1)."""
+    return max(1.0, collection / max(1, sample))
+
+
 def fusion_pairs(q_old: np.ndarray, q_ad: np.ndarray, q_new: np.ndarray, g_old: np.ndarray, g_new: np.ndarray,
-                 relevant: Sequence[Sequence[int]], top: int = 50) -> tuple[np.ndarray, np.ndarray]:
+                 relevant: Sequence[Sequence[int]], top: int = 50,
+                 density: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training pairs of the fusion: for each query (unit vectors in the old model, adapted, new), its top `top`
-    sample items under each term plus its relevant ones, as (features: the three cosines, label: relevant)."""
+    sample items under each term plus its relevant ones, as (features: the three cosines, label: relevant, weight).
+
+    The weight calibrates the fit to the collection's density (`density` = N / n, `density_of`): a query's relevant
+    item is the one it was made for (weight 1), while each other sample item stands for `density` items of the
+    collection, so Σ_pairs w · loss estimates the loss over the whole collection's competitors (Horvitz–Thompson;
+    the sample items outside each term's top `top` are left out, as their loss is near zero). Density 1: every pair
+    counts once."""
     s_oo, s_ao, s_nn = q_old @ g_old.T, q_ad @ g_old.T, q_new @ g_new.T
     feats, labels = [], []
     k = min(top, g_old.shape[0])
@@ -142,4 +200,6 @@ def fusion_pairs(q_old: np.ndarray, q_ad: np.ndarray, q_new: np.ndarray, g_old: 
         c = np.fromiter(cand, np.int64)
         feats.append(np.stack([s_oo[j, c], s_ao[j, c], s_nn[j, c]], 1))
         labels.append(np.isin(c, rel).astype(np.int64))
-    return np.concatenate(feats), np.concatenate(labels)
+    y = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+    F = np.concatenate(feats) if feats else np.zeros((0, 3))
+    return F, y, np.where(y > 0, 1.0, float(density))

@@ -27,7 +27,7 @@ from repspace.collections.choices import ADAPTER_METHODS, DEFAULT_STRATEGY, STRA
 from repspace.collections.upgrade.adapter import save_adapter
 from repspace.collections.upgrade.backfill import (backfill_order, fraction, item_hash, progress, scan_texts,
                                                    serving_upgrade, texts_of)
-from repspace.collections.upgrade.fusion import ResidualRidge, fit_fusion, fusion_pairs
+from repspace.collections.upgrade.fusion import ResidualRidge, density_of, fit_fusion, fusion_pairs
 from repspace.collections.upgrade.search import search_encoded
 from repspace.errors import CollectionError, InvalidInputError, UnknownNameError
 from repspace.ops.search import normalize_rows
@@ -162,9 +162,15 @@ def _fit(coll, up, order: list[str], vec_new: np.ndarray, texts: dict[str, str],
     qs = [queries[r] for r in rows]
     q_old, q_new = coll.encode(qs, up.old), coll.encode(qs, up.new)
     q_ad = adapter.transform(q_new)
-    F, y = fusion_pairs(normalize_rows(q_old), normalize_rows(q_ad), normalize_rows(q_new), normalize_rows(Y),
-                        normalize_rows(X), [relevant[r] for r in rows])
-    fusion = {"queries": int(len(rows)), "pairs": int(len(y)), "from": source, **fit_fusion(F, y)}
+    # real queries: calibrated to the collection (each sample item stands for N / n items of the old slot:
+    # fusion.fusion_pairs); pseudo-queries: class-balanced, as measured better for them (RESULTS.md, issue 26 item 4)
+    density = density_of(coll.count(up.old), len(gallery))
+    F, y, w = fusion_pairs(normalize_rows(q_old), normalize_rows(q_ad), normalize_rows(q_new), normalize_rows(Y),
+                           normalize_rows(X), [relevant[r] for r in rows], density=density)
+    calibrated = source == "fit queries"
+    fusion = {"queries": int(len(rows)), "pairs": int(len(y)), "from": source,
+              "calibration": "collection density" if calibrated else "class balance", "density": density,
+              **fit_fusion(F, y, sample_weight=w if calibrated else None)}
     return {"uncertainty": {"w": ridge[:-1], "b": ridge[-1]}, "fusion": fusion}
 
 

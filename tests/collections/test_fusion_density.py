@@ -1,0 +1,98 @@
+"""The fusion calibrated to the collection's density (`collections/upgrade/fusion.py`): the weighted logistic
+objective against a direct computation, a weight of m on a row against m copies of it, the pairs' weights
+(relevant 1, every other sample item N / n), and what `fit_fusion` fits with them."""
+
+import math
+
+import numpy as np
+import pytest
+
+from repspace.collections.upgrade.fusion import (L2, NonNegLogistic, density_of, fit_fusion, fusion_pairs,
+                                                 logistic_objective)
+from repspace.errors import InvalidInputError
+
+X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+Y = np.array([1.0, 0.0, 0.0])
+
+
+def test_weighted_objective_is_the_direct_computation():
+    # theta = (coef 0.5, 0.25; bias -0.5); weights 1 (relevant), 3, 3 (negatives standing for 3 items each)
+    theta, w, l2 = np.array([0.5, 0.25, -0.5]), np.array([1.0, 3.0, 3.0]), 0.1
+    z = [0.5 - 0.5, 0.25 - 0.5, 0.75 - 0.5]  # 0, -0.25, 0.25
+    want = (1 * (math.log(2) - 0) + 3 * math.log(1 + math.exp(-0.25)) + 3 * math.log(1 + math.exp(0.25))) / 7
+    want += l2 * (0.5**2 + 0.25**2)
+    val, grad = logistic_objective(theta, X, Y, w, l2)
+    assert val == pytest.approx(want, abs=1e-12)
+    sig = lambda t: 1 / (1 + math.exp(-t))  # noqa: E731
+    r = [w[i] * (sig(z[i]) - Y[i]) / 7 for i in range(3)]
+    want_grad = [r[0] + r[2] + 2 * l2 * 0.5, r[1] + r[2] + 2 * l2 * 0.25, sum(r)]
+    np.testing.assert_allclose(grad, want_grad, atol=1e-12)
+    # and the gradient is the objective's: central differences
+    eps = 1e-6
+    num = [(logistic_objective(theta + eps * e, X, Y, w, l2)[0] - logistic_objective(theta - eps * e, X, Y, w, l2)[0])
+           / (2 * eps) for e in np.eye(3)]
+    np.testing.assert_allclose(grad, num, atol=1e-8)
+
+
+def test_a_weight_of_m_is_m_copies():
+    rng = np.random.default_rng(0)
+    F = rng.uniform(-0.2, 1.0, (40, 3))
+    y = (F @ [2.0, 1.0, 3.0] + rng.normal(0, 0.8, 40) > 2.5).astype(float)
+    m = 7  # N / n: each negative stands for 7 items
+    w = np.where(y > 0, 1.0, m)
+    dup = np.concatenate([np.flatnonzero(y > 0)] + [np.flatnonzero(y <= 0)] * m)
+    theta = np.array([0.3, 1.2, 0.7, -1.0])
+    # the same objective (value and gradient) at any theta ...
+    a, ga = logistic_objective(theta, F, y, w, 1e-3)
+    b, gb = logistic_objective(theta, F[dup], y[dup], np.ones(len(dup)), 1e-3)
+    assert a == pytest.approx(b, abs=1e-12)
+    np.testing.assert_allclose(ga, gb, atol=1e-12)
+    # ... so the same fit
+    weighted = NonNegLogistic(balance=False).fit(F, y, sample_weight=w)
+    copies = NonNegLogistic(balance=False).fit(F[dup], y[dup])
+    np.testing.assert_allclose(weighted.to_list(), copies.to_list(), rtol=1e-5, atol=1e-5)
+    assert (weighted.coef_ >= 0).all()
+    # the balanced fit scales the relevant rows to weigh as much as all the negatives together
+    bal = NonNegLogistic().fit(F, y, sample_weight=w)
+    scaled = np.where(y > 0, w[y <= 0].sum() / w[y > 0].sum(), w)
+    np.testing.assert_allclose(bal.to_list(), NonNegLogistic(balance=False).fit(F, y, sample_weight=scaled).to_list(),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_denser_negatives_lower_the_bias_by_about_log_m():
+    """With features that carry no signal, the fitted bias is the log-odds of the prevalence: log(pos / (m · neg))."""
+    F = np.zeros((10, 2))
+    y = np.array([1.0] * 5 + [0.0] * 5)
+    for m in (1.0, 10.0):
+        fit = NonNegLogistic(l2=0.0, balance=False).fit(F, y, sample_weight=np.where(y > 0, 1.0, m))
+        assert fit.intercept_[0] == pytest.approx(math.log(1 / m), abs=1e-4)
+
+
+def test_pairs_carry_the_density_weights():
+    rng = np.random.default_rng(1)
+    unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    g_old, g_new, q = unit(rng.normal(size=(30, 4))), unit(rng.normal(size=(30, 5))), unit(rng.normal(size=(6, 4)))
+    qn = unit(rng.normal(size=(6, 5)))
+    rel = [[j] for j in range(6)]
+    F, y, w = fusion_pairs(q, q, qn, g_old, g_new, rel, top=5, density=12.5)
+    assert F.shape == (len(y), 3) and y.sum() == 6
+    np.testing.assert_array_equal(w, np.where(y > 0, 1.0, 12.5))
+    # the features are the three cosines
+    for j in range(6):
+        assert any(np.allclose(row, [q[j] @ g_old[j], q[j] @ g_old[j], qn[j] @ g_new[j]]) for row in F[y > 0])
+    assert density_of(38169, 1000) == pytest.approx(38.169) and density_of(10, 20) == 1.0 and density_of(5, 0) == 5.0
+    # fit_fusion with weights: unbalanced fits with the penalty scaled by the relevant pairs' share
+    got = fit_fusion(F, y, sample_weight=w)
+    share = w[y > 0].sum() / w.sum()
+    for name, cols in (("A", [0, 1]), ("B", [0, 1, 2])):
+        want = NonNegLogistic(l2=2 * L2 * share, balance=False).fit(F[:, cols], y, sample_weight=w).to_list()
+        assert got[name] == pytest.approx(want)
+    # without weights: the class-balanced fit of before
+    assert fit_fusion(F, y)["B"] == pytest.approx(NonNegLogistic().fit(F, y).to_list())
+
+
+@pytest.mark.parametrize("w", [[1.0, -1.0, 1.0], [1.0, np.nan, 1.0], [0.0, 0.0, 0.0], [1.0, 1.0]])
+def test_bad_weights(w):
+    with pytest.raises(InvalidInputError) as e:
+        NonNegLogistic().fit(X, Y, sample_weight=np.asarray(w))
+    assert e.value.param == "sample_weight"
