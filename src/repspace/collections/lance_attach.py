@@ -354,6 +354,9 @@ class AttachedLanceStore(LanceStore):
         shutil.rmtree(self.path, ignore_errors=True)
 
     # ------------------------------------------------------------ search
+    def candidates(self, *args: Any, **kw: Any) -> None:
+        return None  # the app's table and the side table are searched apart: the union's vectors are fetched
+
     def native_search(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
                       spec: Any) -> list[list[tuple[str, float, dict]]]:
         a = self.attached
