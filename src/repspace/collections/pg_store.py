@@ -31,7 +31,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from repspace.collections.pg_codec import (esc, jsonb, payload_of, payloads_out, strings_in, strings_out, unesc,
+from repspace.collections.pg_codec import (jsonb, payload_of, payloads_out, strings_in, strings_out, unesc,
                                            vectors_in, vectors_out)
 from repspace.collections.pg_pool import Connections
 from repspace.collections.store import BASE_COLUMNS, Store, vectors_of
@@ -441,13 +441,12 @@ class PgStore(Store):
                       spec: Any) -> list[list[tuple[str, float, dict]]] | None:
         if spec.kind not in ("flat", "hnsw", "binary", "funnel"):
             return None
+        from repspace.collections.pg_filter import filter_where, hnsw_filtered
+
         col = sql.Identifier(column)
-        conds = [sql.SQL("{} IS NOT NULL").format(col)]
-        names: dict[str, Any] = {}
-        for i, (key, value) in enumerate(filter.items()):
-            conds.append(sql.SQL("payload->>{} = {}").format(sql.Placeholder(f"fk{i}"), sql.Placeholder(f"fv{i}")))
-            names[f"fk{i}"], names[f"fv{i}"] = esc(key), esc(value)
-        where = sql.SQL(" AND ").join(conds)
+        where, names = filter_where(col, filter)
+        if filter and spec.kind == "hnsw":  # few matches: exact over them; many: HNSW with iterative scan
+            return hnsw_filtered(self, col, queries, k, where, names)
         full = sql.SQL("{} <=> %(q)s").format(col)
         if spec.kind in ("flat", "hnsw"):
             stmt = sql.SQL("SELECT {}, {}, 1 - ({}) AS s FROM {} WHERE {} ORDER BY {} LIMIT %(k)s").format(

@@ -1,0 +1,106 @@
+"""LanceDB: payload indexes (declared keys materialised as ``p_<key>`` columns) and filtered search.
+
+The payload is one JSON string column, which no scalar index can serve: each declared key gets a string column
+``p_<key>`` holding its value's text form (null where the item has none), filled for the rows already there by
+Lance's ``add_columns`` (a new column file per fragment: nothing rewritten) and by every later upsert
+(`LanceStore._full_rows`), with a BITMAP scalar index (BTREE where the key has many distinct values). Filters
+travel as pyarrow expressions (``pc.field('p_key') == value``): no value is spliced into SQL text.
+
+A filtered search in the store (a slot with LanceDB's own IVF_PQ index, or a Flat slot in a one-off process):
+count the matches with the scalar index; at most `EXACT_ROWS` → read just the matching rows' vectors and rank
+them exactly (recall 1.0); more → LanceDB's nearest-neighbour search with the filter as a pre-filter (the scalar
+index makes the mask; with `IVFn,PQm` the index's nprobes and refine apply). A filter on a key that is not declared
+returns None here: repspace's in-memory layer then filters exactly (`cache.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+from functools import reduce
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from repspace.collections.payload_index import column_of, exact_plan, values_of
+
+BITMAP_MAX_VALUES = 1000  # more distinct values than this: a BTREE index
+
+
+def index_payload(store: Any, keys: Sequence[str]) -> None:
+    """Materialise each key into its column (rows there now; upserts write it from then on) and (re)build its scalar
+    index."""
+    import lance
+    from lancedb.index import BTree, Bitmap
+
+    t = store.table()
+    with store._write_lock():  # no upsert between reading the schema and adding the columns
+        t.checkout_latest()
+        new = [k for k in keys if column_of(k) not in t.schema.names]
+        if new:
+            schema = pa.schema([pa.field(column_of(k), pa.string()) for k in new])
+
+            @lance.batch_udf(output_schema=schema)
+            def materialise(batch: pa.RecordBatch) -> pa.RecordBatch:
+                payloads = batch.column("payload").to_pylist()
+                return pa.record_batch([pa.array(values_of(payloads, k), pa.string()) for k in new], schema=schema)
+
+            t.to_lance().add_columns(materialise, read_columns=["payload"])
+            t.checkout_latest()
+    if not t.count_rows():
+        return  # nothing to index yet: the first `optimize()` after a load builds the indexes
+    have = {tuple(i.columns): i for i in t.list_indices()}
+    for k in keys:
+        col = column_of(k)
+        idx = have.get((col,))
+        if idx is None:
+            distinct = pc.count_distinct(t.to_lance().to_table(columns=[col]).column(col)).as_py()
+            t.create_index(col, config=Bitmap() if distinct <= BITMAP_MAX_VALUES else BTree(), replace=True)
+        elif idx.num_unindexed_rows:  # rows written since: merged into the index (the rest is kept)
+            t.to_lance().optimize.optimize_indices(index_names=[idx.name])
+    t.checkout_latest()
+
+
+def expression(filter: dict[str, str]) -> pc.Expression:
+    return reduce(operator.and_, [pc.field(column_of(k)) == pa.scalar(v, pa.string()) for k, v in filter.items()])
+
+
+def exact(ds: Any, column: str, dim: int, queries: np.ndarray, k: int, expr: pc.Expression) -> list[list[tuple]]:
+    """The matching rows read once (the scalar index finds them) and ranked exactly for every query."""
+    from repspace.collections.store import vectors_of
+    from repspace.ops.search import normalize_rows, topk_rows
+
+    t = ds.to_table(columns=["id", "payload", column], filter=expr)
+    valid, v = vectors_of(t.column(column), dim)
+    if not len(v):
+        return [[] for _ in queries]
+    ids = np.asarray(t.column("id").to_pylist(), dtype=object)[valid]
+    payloads = np.asarray(t.column("payload").to_pylist(), dtype=object)[valid]
+    scores, top = topk_rows(normalize_rows(np.asarray(queries, np.float32)) @ normalize_rows(v).T, min(k, len(v)))
+    return [[(ids[r], float(s), json.loads(payloads[r] or "{}")) for r, s in zip(tr, ts)] for tr, ts in zip(top, scores)]
+
+
+def filtered_search(store: Any, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
+                    spec: Any) -> list[list[tuple[str, float, dict]]] | None:
+    """The store's filtered search (see the module's docstring), or None for repspace's in-memory layer."""
+    t = store.table()
+    ann = spec.kind == "ivfpq" and column in store._indexed()
+    if not (ann or (spec.kind == "flat" and store.search_in_store)):
+        return None  # the in-memory layer serves this slot, filters included
+    if any(column_of(key) not in t.schema.names for key in filter):
+        return None  # a key with no payload index: filtered in memory
+    ds, expr = t.to_lance(), expression(filter)
+    if exact_plan(ds.count_rows(filter=expr)):
+        return exact(ds, column, dim, queries, k, expr)
+    out = []
+    for q in np.asarray(queries, np.float32):
+        near = {"column": column, "q": q, "k": k, "metric": "cosine", "use_index": ann}
+        if ann:
+            near.update(nprobes=spec.nprobe, refine_factor=spec.refine)
+        hits = ds.to_table(columns=["id", "payload"], nearest=near, filter=expr, prefilter=True)
+        out.append([(i, 1.0 - float(d), json.loads(p or "{}")) for i, p, d in zip(
+            hits.column("id").to_pylist(), hits.column("payload").to_pylist(), hits.column("_distance").to_pylist())
+            if d is not None])
+    return out
