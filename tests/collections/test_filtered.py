@@ -184,9 +184,11 @@ def test_pg_expression_index_used_and_both_plans(pg_dsn, monkeypatch):
     with store._conn() as conn:
         from pgvector import Vector
 
+        from repspace.collections.pg_codec import esc  # repspace's stored form of a backslash (reversible escape)
+
         conn.execute("SET LOCAL enable_indexscan = off")
         own = [r[0] for r in conn.execute(sql.SQL("SELECT id FROM {} WHERE payload->>'cat' = %s ORDER BY v_0 <=> %s "
-                                                  "LIMIT 5").format(store._t()), (AWKWARD, Vector(q[0]))).fetchall()]
+                                                  "LIMIT 5").format(store._t()), (esc(AWKWARD), Vector(q[0]))).fetchall()]
     assert own == _exact(v, payloads, q[0], 5, {"cat": AWKWARD})
     c.drop()
 
