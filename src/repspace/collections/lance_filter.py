@@ -7,9 +7,11 @@ Lance's ``add_columns`` (a new column file per fragment: nothing rewritten) and 
 travel as pyarrow expressions (``pc.field('p_key') == value``): no value is spliced into SQL text.
 
 A filtered search in the store (a slot with LanceDB's own IVF_PQ index, or a Flat slot in a one-off process):
-count the matches with the scalar index; at most `EXACT_ROWS` → read just the matching rows' vectors and rank
-them exactly (recall 1.0); more → LanceDB's nearest-neighbour search with the filter as a pre-filter (the scalar
-index makes the mask; with `IVFn,PQm` the index's nprobes and refine apply). A filter on a key that is not declared
+the filter is always a pre-filter (the scalar index makes the mask of matching rows before any vector is read:
+a post-filter on the k nearest finds almost nothing at 1 %). A Flat slot: LanceDB's exact kNN over the matching
+rows. An `IVFn,PQm` slot: count the matches with the scalar index; at most `EXACT_ROWS` → the same exact kNN over
+just those rows (recall 1.0, cost proportional to the matches); more → the IVF_PQ index searched with the mask
+(its nprobes and refine), where matches are common enough for the probed lists to hold k of them. A filter on a key that is not declared
 returns None here: repspace's in-memory layer then filters exactly (`cache.py`).
 """
 
@@ -67,21 +69,6 @@ def expression(filter: dict[str, str]) -> pc.Expression:
     return reduce(operator.and_, [pc.field(column_of(k)) == pa.scalar(v, pa.string()) for k, v in filter.items()])
 
 
-def exact(ds: Any, column: str, dim: int, queries: np.ndarray, k: int, expr: pc.Expression) -> list[list[tuple]]:
-    """The matching rows read once (the scalar index finds them) and ranked exactly for every query."""
-    from repspace.collections.store import vectors_of
-    from repspace.ops.search import normalize_rows, topk_rows
-
-    t = ds.to_table(columns=["id", "payload", column], filter=expr)
-    valid, v = vectors_of(t.column(column), dim)
-    if not len(v):
-        return [[] for _ in queries]
-    ids = np.asarray(t.column("id").to_pylist(), dtype=object)[valid]
-    payloads = np.asarray(t.column("payload").to_pylist(), dtype=object)[valid]
-    scores, top = topk_rows(normalize_rows(np.asarray(queries, np.float32)) @ normalize_rows(v).T, min(k, len(v)))
-    return [[(ids[r], float(s), json.loads(payloads[r] or "{}")) for r, s in zip(tr, ts)] for tr, ts in zip(top, scores)]
-
-
 def filtered_search(store: Any, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
                     spec: Any) -> list[list[tuple[str, float, dict]]] | None:
     """The store's filtered search (see the module's docstring), or None for repspace's in-memory layer."""
@@ -92,12 +79,11 @@ def filtered_search(store: Any, column: str, dim: int, queries: np.ndarray, k: i
     if any(column_of(key) not in t.schema.names for key in filter):
         return None  # a key with no payload index: filtered in memory
     ds, expr = t.to_lance(), expression(filter)
-    if exact_plan(ds.count_rows(filter=expr)):
-        return exact(ds, column, dim, queries, k, expr)
+    use_index = ann and not exact_plan(ds.count_rows(filter=expr))  # few matches: exact kNN over just those rows
     out = []
     for q in np.asarray(queries, np.float32):
-        near = {"column": column, "q": q, "k": k, "metric": "cosine", "use_index": ann}
-        if ann:
+        near = {"column": column, "q": q, "k": k, "metric": "cosine", "use_index": use_index}
+        if use_index:
             near.update(nprobes=spec.nprobe, refine_factor=spec.refine)
         hits = ds.to_table(columns=["id", "payload"], nearest=near, filter=expr, prefilter=True)
         out.append([(i, 1.0 - float(d), json.loads(p or "{}")) for i, p, d in zip(
