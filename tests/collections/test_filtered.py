@@ -213,3 +213,20 @@ def test_cache_value_index_matches_scan():
     assert [ids[r] for r in rows] == [f"i{j}" for j in range(100, N, 50)]
     assert len(c.matching({"cat": "half", "n": "0"})) == len([1 for j, p in enumerate(payloads) if j not in (0, 50)
                                                              and p.get("cat") == "half" and p.get("n") == 0])
+
+
+def test_cli_payload_index(cli, new_uri, tmp_path):
+    uri = new_uri()
+    code, out, err = cli("collection", "create", uri, "--model", "ext", "--dim", 8, "--payload-index", "label,lang",
+                         "--json")
+    assert code == 0, err and json.loads(out)["payload_index"] == ["label", "lang"]
+    rows = [{"id": f"q{k}", "vector": np.eye(8)[k % 8].tolist(), "label": f"l{k % 3}"} for k in range(30)]
+    (tmp_path / "v.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert cli("collection", "upsert", uri, "--input", tmp_path / "v.jsonl", "--quiet")[0] == 0
+    code, out, err = cli("collection", "index-payload", uri, "kind", "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"payload_index": ["label", "lang", "kind"]}
+    code, out, err = cli("collection", "index-payload", uri, "bad key")
+    assert code == 2 and "payload index key" in err and "--" not in err.split("payload index key")[0][-5:]
+    code, out, err = cli("collection", "create", new_uri(), "--model", "ext", "--dim", 8, "--payload-index", "a b")
+    assert code == 2 and "--payload-index" in err

@@ -495,5 +495,6 @@ class Collection:
         return {"name": self.name, "uri": str(self.uri), "backend": self.backend, "count": self.count(),
                 "spec": m.spec, "active": self.active, "slots": slots,
                 "upgrade": m.upgrade.to_dict() if m.upgrade else None, "created": m.created,
-                **({"attached": m.attached} if m.attached else {})}
+                **({"attached": m.attached} if m.attached else {}),
+                **({"payload_index": list(m.payload_index)} if m.payload_index else {})}
 

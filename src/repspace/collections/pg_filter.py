@@ -1,10 +1,10 @@
 """PostgreSQL: payload indexes and filtered search through an HNSW slot (`payload_index.py` has the plan).
 
 A declared key gets a btree expression index on ``(payload->>'key')``; the filter compares the same expression, so
-the planner uses the index (a bitmap scan over the matching rows) wherever the value is selective. The JSON key in
-the expression is composed by psycopg as a quoted literal (`sql.Literal`: it is part of the expression the index
-is matched on, which a bind parameter would hide from the planner); the compared values always travel as bind
-parameters, table and column names as `sql.Identifier`.
+the planner uses the index (a bitmap scan over the matching rows) wherever the value is selective. An indexable
+key (letters, digits, '_', '-': `payload_index.KEY`) is composed by psycopg as a quoted literal (`sql.Literal`: it
+is part of the expression the index is matched on, which a bind parameter would hide from the planner); any other
+key, and every compared value, travels as a bind parameter; table and column names as `sql.Identifier`.
 
 An HNSW slot with a filter: the matching rows are counted first (with the index, stopping at `EXACT_ROWS` + 1);
 few → an exact scan over just those rows (recall 1.0); many → the HNSW index with pgvector's iterative scan
@@ -19,21 +19,27 @@ from typing import Any, Sequence
 import numpy as np
 from psycopg import sql
 
-from repspace.collections.payload_index import EXACT_ROWS, exact_plan
+from repspace.collections.payload_index import EXACT_ROWS, KEY, exact_plan
 from repspace.collections.pg_codec import esc, payload_of, unesc
 
 
 def payload_expr(key: str) -> sql.Composable:
-    """``(payload->>'key')``: the expression an index is built on and a filter compares."""
-    return sql.SQL("(payload->>{})").format(sql.Literal(esc(key)))
+    """``(payload->>'key')`` for a key an index can have (`payload_index.KEY`: letters, digits, '_', '-'): the
+    expression the index is built on and a filter compares."""
+    assert KEY.fullmatch(key), key
+    return sql.SQL("(payload->>{})").format(sql.Literal(key))
 
 
 def filter_where(col: sql.Composable, filter: dict[str, str]) -> tuple[sql.Composable, dict[str, Any]]:
-    """``col IS NOT NULL AND (payload->>'k') = %(fv0)s AND …`` and its parameters."""
+    """``col IS NOT NULL AND (payload->>'k') = %(fv0)s AND …`` and its parameters (any other key, which no index
+    can have, travels as a parameter too)."""
     conds: list[sql.Composable] = [sql.SQL("{} IS NOT NULL").format(col)]
     names: dict[str, Any] = {}
     for i, (key, value) in enumerate(filter.items()):
-        conds.append(sql.SQL("{} = {}").format(payload_expr(key), sql.Placeholder(f"fv{i}")))
+        expr = payload_expr(key) if KEY.fullmatch(key) else sql.SQL("(payload->>{})").format(sql.Placeholder(f"fk{i}"))
+        if not KEY.fullmatch(key):
+            names[f"fk{i}"] = esc(key)
+        conds.append(sql.SQL("{} = {}").format(expr, sql.Placeholder(f"fv{i}")))
         names[f"fv{i}"] = esc(value)
     return sql.SQL(" AND ").join(conds), names
 
