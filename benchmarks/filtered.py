@@ -110,28 +110,16 @@ def run_lance(args, v, lab, q, want) -> dict:
 
     uri = Path(args.work) / "lance-coll"
     out: dict = {"backend": "lancedb", "spec": args.lance_spec}
+    if args.child == "lancedb-memory":  # its own process: the peak memory of the in-memory layer alone
+        out["rows"] = lance_searches(args, uri, "in-memory", q, want)
+        return out
     if not args.skip_load:
         c = Collection.create(uri, model="synthetic", dim=v.shape[1], spec=args.lance_spec, payload_index=["sel"])
         out["load_s"], out["optimize_s"] = load(c, v, lab)
         c.close()
     t = lancedb.connect(uri).open_table("items")
     out["indexes"] = [f"{i.name} ({i.index_type}, {i.num_unindexed_rows} unindexed)" for i in t.list_indices()]
-    rows = []
-    for mode in ("one-off", "in-memory"):
-        c = Collection.open(uri)
-        if mode == "one-off":
-            c.one_off()
-        nq = len(q) if (mode == "in-memory" or args.lance_spec != "Flat") else min(len(q), args.slow_queries)
-        t0 = time.perf_counter()
-        c.search(vectors=q[0], k=K)  # the in-memory layer loads here (timed once)
-        first = time.perf_counter() - t0
-        ms, got = timed(lambda x: [h["id"] for h in c.search(vectors=x, k=K)[0]], q[:nq])
-        rows.append({"mode": mode, "filter": "none", "side": "repspace", "ms": ms, "recall": recall(got, want["None"]),
-                     "first_s": first})
-        for value in SELECTIVITY:
-            ms, got = timed(lambda x: [h["id"] for h in c.search(vectors=x, k=K, filter={"sel": value})[0]], q)
-            rows.append({"mode": mode, "filter": value, "side": "repspace", "ms": ms, "recall": recall(got, want[value])})
-        c.close()
+    rows = lance_searches(args, uri, "one-off", q, want)
     for prefilter in (True, False):
         for value in SELECTIVITY:
             def own(x, value=value, prefilter=prefilter):
@@ -149,6 +137,27 @@ def run_lance(args, v, lab, q, want) -> dict:
                          "recall": recall(got, want[value][:nq])})
     out["rows"] = rows
     return out
+
+
+def lance_searches(args, uri: Path, mode: str, q, want) -> list[dict]:
+    from repspace.collections import Collection
+
+    rows = []
+    c = Collection.open(uri)
+    if mode == "one-off":
+        c.one_off()
+    nq = len(q) if (mode == "in-memory" or args.lance_spec != "Flat") else min(len(q), args.slow_queries)
+    t0 = time.perf_counter()
+    c.search(vectors=q[0], k=K)  # the in-memory layer loads here (timed once)
+    first = time.perf_counter() - t0
+    ms, got = timed(lambda x: [h["id"] for h in c.search(vectors=x, k=K)[0]], q[:nq])
+    rows.append({"mode": mode, "filter": "none", "side": "repspace", "ms": ms, "recall": recall(got, want["None"][:nq]),
+                 "first_s": first})
+    for value in SELECTIVITY:
+        ms, got = timed(lambda x: [h["id"] for h in c.search(vectors=x, k=K, filter={"sel": value})[0]], q)
+        rows.append({"mode": mode, "filter": value, "side": "repspace", "ms": ms, "recall": recall(got, want[value])})
+    c.close()
+    return rows
 
 
 def run_pg(args, v, lab, q, want) -> dict:
@@ -171,9 +180,10 @@ def run_pg(args, v, lab, q, want) -> dict:
         c.close()
     c = Collection.open(uri)
     rows = []
-    nq_slow = min(len(q), args.slow_queries)
+    nq_slow = min(len(q), args.slow_queries) if args.pg_spec == "Flat" else len(q)
     ms, got = timed(lambda x: [h["id"] for h in c.search(vectors=x, k=K)[0]], q[:nq_slow])
-    rows.append({"mode": "repspace", "filter": "none", "side": "repspace", "ms": ms, "recall": recall(got, want["None"])})
+    rows.append({"mode": "repspace", "filter": "none", "side": "repspace", "ms": ms,
+                 "recall": recall(got, want["None"][:nq_slow])})
     for value in SELECTIVITY:
         nq = len(q) if value == "p1" else nq_slow
         ms, got = timed(lambda x: [h["id"] for h in c.search(vectors=x, k=K, filter={"sel": value})[0]], q[:nq])
@@ -204,7 +214,7 @@ def child(args) -> None:
     t = np.load(Path(args.work) / "truth.npz")
     want = {k: t[k] for k in t.files}
     q = queries(args.queries, v.shape[1])
-    out = (run_lance if args.child == "lancedb" else run_pg)(args, v, lab, q, want)
+    out = (run_pg if args.child == "pgvector" else run_lance)(args, v, lab, q, want)
     out["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(out))
 
@@ -259,10 +269,12 @@ def main() -> None:
     v = np.load(data, mmap_mode="r")
     if not (work / "truth.npz").is_file():
         np.savez(work / "truth.npz", **truth(v, labels(len(v)), queries(args.queries, args.dim)))
-    for backend in args.backends.split(","):
+    children = [b for x in args.backends.split(",") for b in
+                ([x, "lancedb-memory"] if x == "lancedb" and args.lance_spec == "Flat" else [x])]
+    for backend in children:
         cmd = [sys.executable, __file__, "--child", backend, "--work", str(work), "--queries", str(args.queries),
                "--slow-queries", str(args.slow_queries), "--lance-spec", args.lance_spec, "--pg-spec", args.pg_spec,
-               *(["--skip-load"] if args.skip_load else [])]
+               *(["--skip-load"] if args.skip_load or backend == "lancedb-memory" else [])]
         t0 = time.perf_counter()
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode:

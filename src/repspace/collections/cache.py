@@ -63,6 +63,7 @@ class SlotCache:
             payloads += [bp[j] or "{}" for j in keep]
             blocks.append(vecs)
         vectors = np.concatenate(blocks) if blocks else np.zeros((0, self.dim), np.float32)
+        del blocks  # peak memory: the vectors twice (read, normalised), not three times
         self._set_base(ids, vectors, payloads)
         self.version = version
 

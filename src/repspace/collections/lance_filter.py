@@ -85,7 +85,7 @@ def filtered_search(store: Any, column: str, dim: int, queries: np.ndarray, k: i
         near = {"column": column, "q": q, "k": k, "metric": "cosine", "use_index": use_index}
         if use_index:
             near.update(nprobes=spec.nprobe, refine_factor=spec.refine)
-        hits = ds.to_table(columns=["id", "payload"], nearest=near, filter=expr, prefilter=True)
+        hits = ds.to_table(columns=["id", "payload", "_distance"], nearest=near, filter=expr, prefilter=True)
         out.append([(i, 1.0 - float(d), json.loads(p or "{}")) for i, p, d in zip(
             hits.column("id").to_pylist(), hits.column("payload").to_pylist(), hits.column("_distance").to_pylist())
             if d is not None])
