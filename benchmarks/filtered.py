@@ -222,8 +222,8 @@ def child(args) -> None:
 def report(r: dict, n: int) -> None:
     print(f"\n## {r['backend']} (spec {r['spec']}), peak RSS {r['rss_mib']:.0f} MiB", flush=True)
     if "load_s" in r:
-        print(f"load {n:,}: {r['load_s']:.1f} s ({r['load_s'] / n * 1e6:.1f} µs/item); optimize (payload index) "
-              f"{r['optimize_s']:.1f} s", flush=True)
+        print(f"load {n:,}: {r['load_s']:.1f} s ({r['load_s'] / n * 1e6:.1f} µs/item); optimize (payload index, and "
+              f"the vector index where the spec has one) {r['optimize_s']:.1f} s", flush=True)
     for key in ("indexes", "plans"):
         if key in r:
             print(f"{key}: {r[key]}")

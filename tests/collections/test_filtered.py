@@ -143,16 +143,16 @@ def test_lance_plans(tmp_path, monkeypatch):
     q = _queries(3)
     plans = []
     real = lance_filter.exact_plan
-    monkeypatch.setattr(lance_filter, "exact_plan", lambda n: plans.append(real(n)) or plans[-1])
+    monkeypatch.setattr(lance_filter, "exact_plan", lambda n, lim: plans.append(real(n, lim)) or plans[-1])
     for flt in ({"cat": "rare"}, {"cat": "half"}):
         got = [[h["id"] for h in r] for r in c.search(vectors=q, k=10, filter=flt)]
         assert got == [_exact(v, payloads, x, 10, flt) for x in q]
     assert plans == [True, True]
-    monkeypatch.setattr(pi, "EXACT_ROWS", 10)
-    monkeypatch.setattr(lance_filter, "exact_plan", pi.exact_plan)
+    monkeypatch.setattr(lance_filter, "EXACT_ROWS", 10)
+    monkeypatch.setattr(lance_filter, "exact_plan", lambda n, lim: plans.append(real(n, lim)) or plans[-1])
     got = [[h["id"] for h in r] for r in c.search(vectors=q, k=10, filter={"cat": "half"})]
     want = [_exact(v, payloads, x, 10, {"cat": "half"}) for x in q]
-    assert all(len(r) == 10 for r in got) and not c._caches
+    assert plans[-1] is False and all(len(r) == 10 for r in got) and not c._caches
     assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, want)]) >= 0.7
     c.close()
 
