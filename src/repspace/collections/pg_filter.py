@@ -80,6 +80,9 @@ def hnsw_filtered(store: Any, col: sql.Composable, queries: np.ndarray, k: int, 
     dist = sql.SQL("{} <=> %(q)s").format(col)
     out = []
     with store._conn() as conn:
+        # never a generic plan (psycopg prepares a statement run 5 times, PostgreSQL then may plan it for any value):
+        # the value decides between the payload index and a scan
+        conn.execute(sql.SQL("SET LOCAL plan_cache_mode = force_custom_plan"))
         exact = exact_plan(matching(conn, store, where, names, EXACT_ROWS + 1))
         if exact:  # a materialised set of the matching rows: the HNSW index cannot serve its ORDER BY
             stmt = sql.SQL("WITH m AS MATERIALIZED (SELECT {} AS rs_id, payload, {} FROM {} WHERE {}) "

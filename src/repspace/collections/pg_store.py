@@ -13,11 +13,10 @@ The metadata carries a ``revision`` (in its JSON; 0 for collections made before 
 ``write_meta(meta, expected)`` is a compare-and-set that writes only while the stored revision is still
 ``expected`` and raises ``ConcurrentChangeError`` otherwise.
 
-Index specs are pushed down where pgvector can: ``HNSWm`` = an HNSW index (cosine), ``binary+rescore:R``
-= an HNSW index on ``binary_quantize(v)::bit(d)`` (Hamming) with an exact re-rank of the top R,
-``funnel:a/…/d[:K]`` = an HNSW index on the normalised prefix ``subvector(v, 1, a)`` for the shortlist
-of K, re-ranked by each longer prefix and finally the whole vector. ``Flat`` is an exact scan.
-``int8`` has no pgvector type and goes through repspace's faiss layer.
+Index specs are pushed down where pgvector can: ``HNSWm`` = an HNSW index (cosine), ``binary+rescore:R`` = an HNSW
+index on ``binary_quantize(v)::bit(d)`` (Hamming) with an exact re-rank of the top R, ``funnel:a/…/d[:K]`` = an HNSW
+index on the normalised prefix ``subvector(v, 1, a)`` for the shortlist of K, re-ranked by each longer prefix and
+finally the whole vector. ``Flat`` is an exact scan. ``int8`` has no pgvector type and goes through repspace's faiss layer.
 """
 
 from __future__ import annotations
@@ -74,6 +73,7 @@ _SQL = {
     "maintenance_mem": sql.SQL("SET LOCAL maintenance_work_mem = '512MB'"),
     "iterative_scan": sql.SQL("SET LOCAL hnsw.iterative_scan = relaxed_order"),
     "no_indexscan": sql.SQL("SET LOCAL enable_indexscan = off"),
+    "custom_plan": sql.SQL("SET LOCAL plan_cache_mode = force_custom_plan"),  # a filter's value picks the plan
 }
 
 
@@ -484,6 +484,8 @@ class PgStore(Store):
                     conn.execute(_SQL["iterative_scan"])
             else:
                 conn.execute(_SQL["no_indexscan"])
+            if filter:  # never a generic plan (psycopg prepares repeated statements): 1 % and 50 % need different plans
+                conn.execute(_SQL["custom_plan"])
             cur = conn.cursor()
             # payloads come back as jsonb's text (selecting payload::text would convert every row before the sort)
             cur.adapters.register_loader("jsonb", TextLoader)
