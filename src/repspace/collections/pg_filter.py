@@ -7,7 +7,8 @@ is part of the expression the index is matched on, which a bind parameter would 
 key, and every compared value, travels as a bind parameter; table and column names as `sql.Identifier`.
 
 An HNSW slot with a filter: the matching rows are counted first (with the index, stopping at `EXACT_ROWS` + 1);
-few → an exact scan over just those rows (recall 1.0); many → the HNSW index with pgvector's iterative scan
+few → an exact scan over just those rows (recall 1.0: index scans off, so the payload index is read by a bitmap
+scan and the HNSW index cannot take the ORDER BY); many → the HNSW index with pgvector's iterative scan
 (``hnsw.iterative_scan = strict_order``): it keeps walking the graph until k rows pass the filter.
 """
 
@@ -84,15 +85,13 @@ def hnsw_filtered(store: Any, col: sql.Composable, queries: np.ndarray, k: int, 
         # the value decides between the payload index and a scan
         conn.execute(sql.SQL("SET LOCAL plan_cache_mode = force_custom_plan"))
         exact = exact_plan(matching(conn, store, where, names, EXACT_ROWS + 1))
-        if exact:  # a materialised set of the matching rows: the HNSW index cannot serve its ORDER BY
-            stmt = sql.SQL("WITH m AS MATERIALIZED (SELECT {} AS rs_id, payload, {} FROM {} WHERE {}) "
-                           "SELECT rs_id, payload, 1 - ({}) AS s FROM m ORDER BY {} LIMIT %(k)s").format(
-                store._hit_id, col, store._t(), where, dist, dist)
+        if exact:  # no index scans: the HNSW index cannot take the ORDER BY; the payload index is a bitmap scan
+            conn.execute(sql.SQL("SET LOCAL enable_indexscan = off"))
         else:
             conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(max(128, 2 * k), 1000))))
             conn.execute(sql.SQL("SET LOCAL hnsw.iterative_scan = strict_order"))
-            stmt = sql.SQL("SELECT {}, payload, 1 - ({}) AS s FROM {} WHERE {} ORDER BY {} LIMIT %(k)s").format(
-                store._hit_id, dist, store._t(), where, dist)
+        stmt = sql.SQL("SELECT {}, payload, 1 - ({}) AS s FROM {} WHERE {} ORDER BY {} LIMIT %(k)s").format(
+            store._hit_id, dist, store._t(), where, dist)
         cur = conn.cursor()
         cur.adapters.register_loader("jsonb", TextLoader)
         for q in np.asarray(queries, np.float32):
