@@ -227,5 +227,5 @@ def test_create_with_payload_index(server):
     name = f"pi{os.getpid()}{int(time.time() * 1000) % 100000}"
     info = _p(server, "/v1/collections", {"name": name, "model": "ext", "dim": D, "payload_index": ["label"]}, 201)
     assert info["payload_index"] == ["label"]
-    err = _p(server, "/v1/collections", {"name": name + "x", "model": "ext", "dim": D, "payload_index": ["a b"]}, 400)
+    err = _p(server, "/v1/collections", {"name": name + "x", "model": "ext", "dim": D, "payload_index": ["a b"]}, 422)
     assert "payload_index" in json.dumps(err)
