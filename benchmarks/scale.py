@@ -1,17 +1,24 @@
 """A LanceDB collection at scale, side by side with LanceDB's own API (one run; issue 26).
 
-    .venv/bin/python benchmarks/scale.py [--n 1000000] [--dim 384] [--spec IVF1024,PQ48+refine:4] [--queries 100]
+    .venv/bin/python benchmarks/scale.py [--n 1000000] [--dim 384] [--spec IVF256,HNSW_SQ+nprobe:128+refine:4]
+        [--queries 100] [--work DIR [--skip-load]] [--sweep 16,32,64] [--no-fused] [--json OUT]
 
 Data: n synthetic unit vectors with a decaying (Matryoshka-like) spectrum, written once to a memory-mapped .npy (the
-bring-your-own path); queries from the same distribution; ground truth by exact inner product (faiss, in blocks).
+bring-your-own path); queries from the same distribution; ground truth by exact inner product (in blocks).
 1. Bulk load from the memory-mapped file, in 100k-row writes, each side in its own process (time, peak RSS):
    repspace `Collection.upsert(vectors=…)` against lancedb's `create_table` + `add`.
-2. The vector index: repspace `optimize()` (LanceDB's IVF_PQ, the spec's parameters) against `create_index` with
-   the same parameters.
-3. Search, one query at a time: repspace `Collection.search` against `table.search(q).nprobes(P).refine_factor(F)`,
-   queries/s and recall@10 against exact.
+2. The vector index: repspace `optimize()` (LanceDB's index of the spec's kind and parameters) against
+   `create_index` with the same configuration.
+3. Search, one query at a time: repspace `Collection.search` against `table.search(q).nprobes(P).refine_factor(F)`
+   (`.ef(E)` for HNSW_SQ) at the spec's settings, queries/s and recall@10 against exact; `--sweep` adds LanceDB's own
+   query at other nprobes (the recall/speed curve of the index on this data).
 4. A cold `repspace collection search` process (10 queries from a .npy): wall time and peak RSS, beside the index's
    size on disk.
+5. The fused upgrade search (unless --no-fused): a second "model" (the vectors rotated and perturbed) brought as a
+   file for the first half of the items (`upgrade.start_with_vectors`: 50 % backfilled), its slot indexed by
+   `optimize()`; latency of the fused search (both slots' ANN candidates, the union scored exactly) against a plain
+   ANN search of one slot at equal k, and recall@10 of the fused ranking against the exact fused ranking (every item
+   scored by the same formula in numpy).
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ print(json.dumps({"load_s": load, "index_s": index, "rss_mib": resource.getrusag
 
 LOAD_LANCE = """
 import sys, time, resource, json, numpy as np, pyarrow as pa, lancedb
+from repspace.collections.lance_store import LANCE_INDEX
 from repspace.index.spec import parse_spec
 path, root, spec = sys.argv[1], sys.argv[2], parse_spec(sys.argv[4])
 v = np.load(path, mmap_mode="r")
@@ -79,8 +87,7 @@ for s in range(0, len(v), %(chunk)d):
         t.add(data)
 load = time.perf_counter() - t0
 t0 = time.perf_counter()
-t.create_index(metric="cosine", num_partitions=spec.nlist, num_sub_vectors=spec.pq_m, vector_column_name="vector",
-               index_type="IVF_PQ")
+t.create_index("vector", config=LANCE_INDEX[spec.kind](spec)[1])
 index = time.perf_counter() - t0
 print(json.dumps({"load_s": load, "index_s": index, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """ % {"chunk": CHUNK}
@@ -110,14 +117,66 @@ def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def lance_query(t, spec, q, k: int, nprobe: int | None = None):
+    """LanceDB's own ANN query at the spec's settings (or another nprobes)."""
+    qb = t.search(q).distance_type("cosine").nprobes(nprobe or spec.nprobe).refine_factor(spec.refine)
+    if hasattr(spec, "ef"):
+        qb = qb.ef(max(spec.ef, k * spec.refine))
+    return qb.limit(k).select(["id", "_distance"]).to_arrow().column("id").to_pylist()
+
+
+def new_model_vectors(v: np.ndarray, path: Path, rows: int, seed: int = 3) -> None:
+    """A second "model": the first `rows` vectors rotated and perturbed (so an adapter explains most of it)."""
+    rng = np.random.default_rng(seed)
+    rot, _ = np.linalg.qr(rng.standard_normal((v.shape[1], v.shape[1])))
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, v.shape[1]))
+    for s in range(0, rows, CHUNK):
+        x = np.asarray(v[s : min(rows, s + CHUNK)]) @ rot.astype(np.float32)
+        x += 0.5 * rng.standard_normal(x.shape).astype(np.float32) / np.sqrt(v.shape[1])
+        out[s : s + len(x)] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    out.flush()
+
+
+def exact_fused(coll, v, v_new, q_old, q_new, k: int) -> list[list[str]]:
+    """The fused ranking over every item by the formula the collection serves (`scorer.formula`), in numpy."""
+    from repspace.collections.upgrade.adapter import load_adapter
+    from repspace.collections.upgrade.fusion import NEUTRAL
+    from repspace.collections.upgrade.scorer import combined_queries, formula
+    from repspace.ops.search import normalize_rows
+
+    up = coll.reload().open_upgrade()
+    weights = up.fusion or NEUTRAL
+    q_ad = normalize_rows(load_adapter(coll, up).transform(q_new))
+    qA, qB = combined_queries(normalize_rows(q_old), q_ad, weights)
+    qn = normalize_rows(q_new)
+    best_s = np.full((len(q_old), k), -np.inf, np.float32)
+    best_i = np.zeros((len(q_old), k), np.int64)
+    for s in range(0, len(v), CHUNK):
+        vo = np.asarray(v[s : s + CHUNK])
+        has_n = np.arange(s, s + len(vo)) < len(v_new)
+        vn = np.zeros_like(vo)
+        vn[has_n] = np.asarray(v_new[s : s + int(has_n.sum())])
+        sc = formula(qA @ vo.T, qB @ vo.T, qn @ vn.T, np.ones(len(vo), bool)[None], has_n[None],
+                     weights["A"], weights["B"])
+        i = np.argpartition(-sc, k - 1, axis=1)[:, :k]
+        cs = np.concatenate([best_s, np.take_along_axis(sc, i, 1)], 1)
+        ci = np.concatenate([best_i, i + s], 1)
+        o = np.argsort(-cs, axis=1)[:, :k]
+        best_s, best_i = np.take_along_axis(cs, o, 1), np.take_along_axis(ci, o, 1)
+    return [[f"i{j}" for j in row] for row in best_i]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=384)
-    ap.add_argument("--spec", default="IVF1024,PQ48+refine:4")
+    ap.add_argument("--spec", default="IVF256,HNSW_SQ+nprobe:128+refine:4")
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--work", default=None)
     ap.add_argument("--skip-load", action="store_true", help="reuse the collection and table of an earlier run (--work)")
+    ap.add_argument("--sweep", default="", help="LanceDB's own query at these nprobes too, e.g. 16,32,64")
+    ap.add_argument("--no-fused", action="store_true", help="skip step 5 (the fused upgrade search)")
+    ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args()
     from repspace.collections import Collection
     from repspace.index.spec import parse_spec
@@ -125,6 +184,7 @@ def main() -> None:
     spec = parse_spec(args.spec)
     work = Path(args.work or tempfile.mkdtemp(prefix="scale-"))
     work.mkdir(parents=True, exist_ok=True)
+    res: dict = {"machine": machine(), "load_before": os.getloadavg(), "n": args.n, "dim": args.dim, "spec": str(spec)}
     print(f"machine: {machine()}; load average {os.getloadavg()}; n={args.n:,} dim={args.dim} spec={spec}", flush=True)
     data = work / "vectors.npy"
     if not data.is_file():
@@ -138,16 +198,14 @@ def main() -> None:
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     truth = exact_top(v, q, 10)
 
-    if args.skip_load:
-        ours = theirs = None
-    else:
+    if not args.skip_load:
         ours = child(LOAD_REPSPACE, str(data), str(work / "coll"), str(args.dim), str(spec))
         theirs = child(LOAD_LANCE, str(data), str(work / "lance"), str(args.dim), str(spec))
-    if ours:
+        res["load"] = {"repspace": ours, "lancedb": theirs}
         print(f"1. bulk load {args.n:,}: repspace {ours['load_s']:.1f} s (peak RSS {ours['rss_mib']:.0f} MiB), lancedb's "
               f"own {theirs['load_s']:.1f} s ({theirs['rss_mib']:.0f} MiB): {theirs['load_s'] / ours['load_s']:.2f}x of "
               "LanceDB's speed", flush=True)
-        print(f"2. IVF_PQ index: repspace optimize {ours['index_s']:.1f} s, lancedb create_index {theirs['index_s']:.1f} s",
+        print(f"2. index: repspace optimize {ours['index_s']:.1f} s, lancedb create_index {theirs['index_s']:.1f} s",
               flush=True)
 
     import lancedb
@@ -155,22 +213,28 @@ def main() -> None:
     c = Collection.open(work / "coll")
     t = lancedb.connect(work / "lance").open_table("items")
 
-    def recall(rows) -> float:
-        return float(np.mean([len(set(r) & {f"i{j}" for j in truth[x]}) / 10 for x, r in enumerate(rows)]))
+    def recall(rows, want=None) -> float:
+        want = want if want is not None else [[f"i{j}" for j in row] for row in truth]
+        return float(np.mean([len(set(r) & set(w)) / 10 for r, w in zip(rows, want)]))
 
-    def timed(fn):
-        fn(q[0])
+    def timed(fn, queries=q):
+        fn(queries[0])
         t0 = time.perf_counter()
-        rows = [fn(x) for x in q]
-        return len(q) / (time.perf_counter() - t0), rows
+        rows = [fn(x) for x in queries]
+        return len(queries) / (time.perf_counter() - t0), rows
 
     qps_ours, rows_ours = timed(lambda x: [h["id"] for h in c.search(vectors=x, k=10)[0]])
-    qps_lance, rows_lance = timed(lambda x: t.search(x).distance_type("cosine").nprobes(spec.nprobe)
-                                  .refine_factor(spec.refine).limit(10).select(["id", "_distance"]).to_arrow()
-                                  .column("id").to_pylist())
+    qps_lance, rows_lance = timed(lambda x: lance_query(t, spec, x, 10))
     assert not c._caches, "the search must be LanceDB's"
+    res["search"] = {"repspace_qps": qps_ours, "repspace_recall": recall(rows_ours), "lancedb_qps": qps_lance,
+                     "lancedb_recall": recall(rows_lance)}
     print(f"3. search: repspace {qps_ours:.1f} q/s recall@10 {recall(rows_ours):.3f}; lancedb's own {qps_lance:.1f} q/s "
           f"recall@10 {recall(rows_lance):.3f} ({qps_ours / qps_lance:.2f}x)", flush=True)
+    res["sweep"] = []
+    for p in [int(x) for x in args.sweep.split(",") if x]:
+        qps, rows = timed(lambda x: lance_query(t, spec, x, 10, nprobe=p))
+        res["sweep"].append({"nprobes": p, "qps": qps, "recall": recall(rows)})
+        print(f"   lancedb's own at nprobes {p}: {qps:.1f} q/s recall@10 {recall(rows):.3f}", flush=True)
     np.save(work / "q10.npy", q[:10])
     t0 = time.perf_counter()
     r = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "repspace.cli.main", "collection", "search",
@@ -178,9 +242,48 @@ def main() -> None:
                        capture_output=True, text=True)
     wall = time.perf_counter() - t0
     rss = int(r.stderr.strip().splitlines()[-1]) / 1024
-    idx = dir_bytes(work / "coll" / "items.lance" / "_indices") if (work / "coll" / "items.lance" / "_indices").is_dir() else 0
+    idx_dir = work / "coll" / "items.lance" / "_indices"
+    idx = dir_bytes(idx_dir) if idx_dir.is_dir() else 0
+    res["cold_cli"] = {"wall_s": wall, "rss_mib": rss, "index_mib": idx / 2**20}
     print(f"4. cold `repspace collection search` (10 queries): {wall:.1f} s wall, peak RSS {rss:.0f} MiB; the index on "
           f"disk {idx / 2**20:.0f} MiB, the vectors {args.n * args.dim * 4 / 2**20:.0f} MiB", flush=True)
+
+    if not args.no_fused:
+        from repspace.collections.upgrade.vectors import start_with_vectors
+
+        half = args.n // 2
+        new_path = work / "new.npy"
+        if c.reload().upgrade is None:
+            new_model_vectors(v, new_path, half)
+            (work / "new_ids.txt").write_text("\n".join(f"i{j}" for j in range(half)) + "\n")
+            t0 = time.perf_counter()
+            start_with_vectors(c, "synthetic-v2", new_path, dim=args.dim, ids_file=work / "new_ids.txt")
+            t_start = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            report = c.optimize()
+            res["fused_setup"] = {"start_s": t_start, "optimize_s": time.perf_counter() - t0, "slots": report}
+            print(f"5. upgrade started from {half:,} new vectors in {t_start:.0f} s; optimize {report} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        v_new = np.load(new_path, mmap_mode="r")
+        rng2 = np.random.default_rng(3)
+        rot, _ = np.linalg.qr(rng2.standard_normal((args.dim, args.dim)))
+        q_new = (q @ rot.astype(np.float32))
+        q_new /= np.linalg.norm(q_new, axis=1, keepdims=True)
+        want = exact_fused(c, v, v_new, q, q_new, 10)
+        old_slot = c.reload().upgrade.old
+        qps_plain, _ = timed(lambda x: c.search(vectors=x, k=10, slot=old_slot))
+        pairs = list(zip(q, q_new))
+        qps_fused, rows_fused = timed(lambda x: [h["id"] for h in c.search(vectors=x[0], vectors_new=x[1], k=10)[0]],
+                                      queries=pairs)
+        assert not c._caches, "the fused search must take its candidates from LanceDB"
+        res["fused"] = {"plain_ms": 1000 / qps_plain, "fused_ms": 1000 / qps_fused, "ratio": qps_plain / qps_fused,
+                        "recall_vs_exact_fused": recall(rows_fused, want)}
+        print(f"5. fused upgrade search (50 % backfilled): {1000 / qps_fused:.1f} ms/query vs a plain ANN search of one "
+              f"slot {1000 / qps_plain:.1f} ms ({qps_plain / qps_fused:.2f}x); recall@10 of the fused ranking against "
+              f"the exact fused ranking {recall(rows_fused, want):.3f}", flush=True)
+    res["load_after"] = os.getloadavg()
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1, default=str) + "\n")
 
 
 if __name__ == "__main__":

@@ -289,3 +289,25 @@ def test_store_path_of_a_pgvector_index(pg_dsn, items, queries, monkeypatch):
         assert_ranking(mixed, t["ids"], mixed_scores(t), 10)
     finally:
         c.drop()
+
+
+def test_store_path_of_a_lancedb_ivf_index(tmp_path, items, queries, monkeypatch):
+    """A LanceDB collection with an IVF spec: each slot's candidates from LanceDB's search, which returns both slots'
+    vectors with the hits (`Store.candidates`: nothing fetched afterwards), scored by the same formula."""
+    c = _build(tmp_path / "ivf", "IVF2,HNSW_SQ+nprobe:2", items)  # 120 items: too few to train, LanceDB scans exactly
+    try:
+        store, exact = spy(monkeypatch, "store_top_k"), spy(monkeypatch, "all_rows")
+        t = terms(c, *queries)
+        want = fused_scores(c, t)
+        fetched = []
+        monkeypatch.setattr(type(c.store), "fetch", lambda self, *a: fetched.append(a))
+        hits = up.search_encoded(c, *queries, 15, {}, "fused", candidates=N_ITEMS)
+        assert store and not exact and not c._caches and not fetched
+        assert_ranking(hits, t["ids"], want, 15)
+        mixed = up.search_encoded(c, *queries, 10, {}, "mixed", candidates=N_ITEMS)
+        assert_ranking(mixed, t["ids"], mixed_scores(t), 10)
+        for j, got in enumerate(c.search(texts=TEXTS, k=10)):  # default K: 40 candidates per slot
+            best = {t["ids"][r] for r in np.argsort(-want[j])[:10]}
+            assert len(best & {h["id"] for h in got}) >= 9
+    finally:
+        c.close()

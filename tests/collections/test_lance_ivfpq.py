@@ -45,6 +45,38 @@ def test_lancedb_ivfpq_index(tmp_path):
     c.close()
 
 
+def test_lancedb_ivf_hnsw_sq_index_is_kept_up_to_date_by_optimize(tmp_path):
+    """`IVFn,HNSW_SQ`: LanceDB's IVF_HNSW_SQ with the spec's nprobes/ef/refine; `optimize` says why a slot has no index
+    yet, builds it once it can be trained and adds the rows written since; every answer is exact on what is committed."""
+    from repspace.cli.main import app
+    from typer.testing import CliRunner
+
+    v, q = _data(N), _data(30, seed=1)
+    ids = [f"i{j}" for j in range(N)]
+    c = Collection.create(tmp_path / "c", model="ext", dim=D, spec="IVF8,HNSW_SQ+nprobe:4+refine:4")
+    c.upsert(ids[:200], vectors=v[:200])
+    report = c.optimize()
+    assert "no index yet, searched exactly" in report["ext"] and "312" in report["ext"], report
+    c.upsert(ids[200:2500], vectors=v[200:2500])
+    assert c.optimize() == {"ext": "IVF_HNSW_SQ index built over 2,500 vectors"}
+    assert c.store._indexed() == {"v_0"}
+    c.upsert(ids[2500:], vectors=v[2500:])
+    assert c.store._unindexed() == 500  # written since: LanceDB searches them exactly until the next optimize
+    hits = c.search(vectors=q, k=10)
+    assert not c._caches
+    want = _exact(v, q, 10)
+    recall = np.mean([len({h["id"] for h in row} & {ids[j] for j in want[r]}) / 10 for r, row in enumerate(hits)])
+    assert recall >= 0.9, recall
+    c.close()
+    res = CliRunner().invoke(app, ["collection", "optimize", str(tmp_path / "c"), "--json"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    out = json.loads(res.stdout)
+    assert out["spec"] == "IVF8,HNSW_SQ+nprobe:4+refine:4" and out["slots"]["ext"].startswith("IVF_HNSW_SQ index")
+    assert Collection.open(tmp_path / "c").store._unindexed() == 0
+
+
 def test_a_one_off_search_loads_nothing(tmp_path):
     """`Collection.one_off()` (a CLI search): a Flat LanceDB slot is searched by LanceDB's exact scan, with the same
     answer as repspace's in-memory layer, and nothing of the slot is loaded; an upgrade's fused search too."""
@@ -62,3 +94,48 @@ def test_a_one_off_search_loads_nothing(tmp_path):
     np.testing.assert_allclose([[h["score"] for h in row] for row in got], [[h["score"] for h in row] for row in want],
                                atol=1e-5)
     d.close()
+
+
+OPTIMIZE_CHILD = """
+import sys
+from repspace.collections import Collection
+c = Collection.open(sys.argv[1])
+print("building", flush=True)
+c.optimize()
+print("built", flush=True)
+"""
+
+
+def test_an_optimize_killed_midway_leaves_the_collection_readable_and_the_next_one_finishes(tmp_path):
+    """kill -9 during the index build: the collection opens and searches exactly what is committed; the next optimize
+    builds the index. A search while another process builds answers from what is committed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    n = 8000
+    r = np.random.default_rng(5)
+    v = r.normal(size=(n, 32)).astype(np.float32)
+    ids = [f"i{j}" for j in range(n)]
+    c = Collection.create(tmp_path / "c", model="ext", dim=32, spec="IVF32,PQ8+nprobe:32+refine:10")
+    c.upsert(ids, vectors=v)
+    q = v[:5] + 0.01
+    want = [[h["id"] for h in row] for row in c.one_off().search(vectors=q, k=5)]
+    c.close()
+    proc = subprocess.Popen([sys.executable, "-c", OPTIMIZE_CHILD, str(tmp_path / "c")], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "building"
+    during = Collection.open(tmp_path / "c").one_off()
+    got = [[h["id"] for h in row] for row in during.search(vectors=q, k=5)]  # while it builds: exact, committed rows
+    assert got == want
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    finished = "built" in proc.communicate(timeout=60)[0]
+    after = Collection.open(tmp_path / "c").one_off()
+    assert after.count() == n
+    if not finished:  # killed midway: nothing of the index committed, the answers are still exact
+        assert not after.store._indexed()
+        assert [[h["id"] for h in row] for row in after.search(vectors=q, k=5)] == want
+    assert after.optimize()["ext"].startswith("IVF_PQ index")  # built now (or kept, if the kill came too late)
+    assert after.store._indexed() == {"v_0"}
+    assert [row[0]["id"] for row in after.search(vectors=q, k=5)] == [w[0] for w in want]

@@ -19,15 +19,15 @@ from repspace.index.kinds.base import IndexSpec as BaseSpec
 from repspace.ops.search import topk
 
 # the help string the pre-refactor spec.py spelled out by hand (cli/collection.py edits it by replace()), plus the
-# kind added since (ivfpq, issue 26)
+# kinds added since (ivfpq, ivfhnswsq: issue 26)
 OLD_SPEC_HELP = ("Flat, HNSW32, int8, int8+rescore:100, binary+rescore:200, funnel:64/256/768[:200], "
-                 "IVF256,PQ48+refine:4, sparse (with a csr adaptor)")
+                 "IVF256,PQ48+refine:4, IVF64,HNSW_SQ+nprobe:32+refine:4, sparse (with a csr adaptor)")
 
 
 def test_help_texts_come_from_the_registry():
     assert SPEC_HELP == OLD_SPEC_HELP
     assert SPEC_USAGE.split(" | ") == [k.usage for k in KINDS.values()]
-    assert list(KINDS) == ["flat", "hnsw", "int8", "binary", "funnel", "ivfpq", "sparse"]
+    assert list(KINDS) == ["flat", "hnsw", "int8", "binary", "funnel", "ivfpq", "ivfhnswsq", "sparse"]
 
 
 @pytest.mark.parametrize("name", list(KINDS))
@@ -207,3 +207,40 @@ def test_ivfpq_trains_once_the_data_allows_and_recalls_the_exact_neighbours(tmp_
     assert small._state is None  # too few to train: searched exactly
     with pytest.raises(Exception, match="multiple of 8"):
         Index.build(Space(x[:, :30], [f"i{j}" for j in range(len(x))], model="m"), "IVF16,PQ8")
+
+
+@pytest.mark.parametrize("text,want,nprobe,refine", [
+    ("IVF256,PQ48", "IVF256,PQ48", 32, 1),
+    ("ivf1024,pq48+refine:4+nprobe:64", "IVF1024,PQ48+nprobe:64+refine:4", 64, 4),
+    ("IVF16,PQ8+nprobe:100", "IVF16,PQ8+nprobe:100", 16, 1),  # never more lists than there are
+    ("IVF64,HNSW_SQ+nprobe:32+refine:4", "IVF64,HNSW_SQ+nprobe:32+refine:4", 32, 4),
+    ("ivf64,hnswsq8+ef:200", "IVF64,HNSW_SQ+ef:200", 8, 1),
+])
+def test_ivf_search_options_round_trip(text, want, nprobe, refine):
+    spec = parse_spec(text)
+    assert str(spec) == want and parse_spec(str(spec)) == spec
+    assert (spec.nprobe, spec.refine) == (nprobe, refine)
+
+
+@pytest.mark.parametrize("bad,why", [("IVF64,PQ8+ef:100", "not one of this kind's"),
+                                     ("IVF64,PQ8+refine:2+refine:3", "given twice"),
+                                     ("IVF64,HNSW_SQ+nprobe:0", "nprobe must be >= 1")])
+def test_ivf_bad_options_name_the_spec(bad, why):
+    with pytest.raises(InvalidInputError, match=why) as e:
+        parse_spec(bad)
+    assert e.value.param == "spec"
+
+
+def test_ivf_hnsw_sq_in_faiss_recalls_the_exact_neighbours():
+    from repspace import Space
+
+    r = np.random.default_rng(4)
+    scale = np.exp(-np.arange(32) / 10)
+    x = (r.normal(size=(3000, 32)) * scale).astype(np.float32)
+    q = (r.normal(size=(40, 32)) * scale).astype(np.float32)
+    space = Space(x, [f"i{j}" for j in range(len(x))], model="m")
+    ix = Index.build(space, "IVF16,HNSW_SQ+nprobe:8+refine:4")
+    assert ix._state is not None and ix._state.nlist == 16
+    _, want = Index.build(space, "Flat").search(q, 10)
+    _, got = ix.search(q, 10)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(want.tolist(), got.tolist())]) >= 0.95

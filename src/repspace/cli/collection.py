@@ -295,6 +295,22 @@ def index_payload(
         _err().print(f"payload keys indexed: {', '.join(declared)}")
 
 
+@collection_app.command("optimize")
+def optimize(uri: URI, json_out: JSON = False) -> None:
+    """Housekeeping after bulk writes: merge small files, build the spec's on-disk vector index of each slot (LanceDB
+    IVF kinds) once it can be trained, add rows written since to it. Says what each slot has."""
+    from repspace.collections import Collection
+
+    with Collection.open(uri) as c:
+        result = {"uri": str(c.uri), "spec": str(c.spec), "slots": c.optimize()}
+    if json_out:
+        emit_json(result)
+        return
+    for slot, what in result["slots"].items():
+        _err().print(f"{slot}: {what}")
+    _err().print(f"optimized {result['uri']}")
+
+
 @collection_app.command("export")
 def export(
     uri: URI,

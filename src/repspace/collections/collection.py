@@ -6,11 +6,10 @@
     c.upsert(["a", "b"], texts=["first text", "second"], payloads=[{"label": "x"}, {}])
     c.search(texts=["a query"], k=10, filter={"label": "x"})              # [[{"id", "score", "payload"}, ...]]
 
-An item is an id, its text (or image path) when known — kept so the collection can be re-encoded
-by a new model later — a JSON payload, and one vector per *slot*. A slot is one model's vectors
-(model name + version + dimension); one slot is *active* for search. A model upgrade adds a slot
-for the new model, fills it, and switches the active slot (see `repspace.collections.upgrade`).
-Slots of models repspace does not know hold bring-your-own vectors (`upsert(vectors=...)`).
+An item is an id, its text (or image path) when known — kept so the collection can be re-encoded by a new model
+later — a JSON payload, and one vector per *slot*. A slot is one model's vectors (model name + version + dimension);
+one slot is *active* for search. A model upgrade adds a slot for the new model, fills it, and switches the active slot
+(`repspace.collections.upgrade`). Slots of models repspace does not know hold bring-your-own vectors.
 """
 
 from __future__ import annotations
@@ -119,12 +118,14 @@ class Collection:
         self.store.drop()
         self.close()
 
-    def optimize(self) -> None:
-        """Housekeeping after many small writes (LanceDB: merge small files; the payload indexes take the rows written
-        since). Readers are not disturbed."""
-        self.store.optimize()
-        if self.reload().payload_index and self.meta.attached is None:
-            self.store.index_payload(list(self.meta.payload_index))
+    def optimize(self) -> dict[str, str]:
+        """Housekeeping after bulk writes, readers undisturbed (LanceDB: merge small files, build or update the spec's
+        vector indexes on disk; the payload indexes take the rows written since); what each slot has now, by slot name."""
+        done = self.store.optimize() or {}
+        meta = self.reload()
+        if meta.payload_index and meta.attached is None:
+            self.store.index_payload(list(meta.payload_index))
+        return {s.name: done[s.column] for s in meta.slots if s.column in done}
 
     def index_payload(self, keys: Sequence[str] | str) -> list[str]:
         """Declare payload keys to index (kept in the metadata) and build the store's indexes on every declared key
@@ -262,7 +263,7 @@ class Collection:
         if v.shape[1] != slot.dim:
             raise DimensionMismatchError(f"vectors are {v.shape[1]}-d but slot {slot.name!r} ({slot.model}) "
                                          f"holds {slot.dim}-d vectors", param="vectors")
-        v = v.astype(np.float32)
+        v = v.astype(np.float32, copy=False)
         check_finite(v)
         return v
 
@@ -489,8 +490,7 @@ class Collection:
 
     # -------------------------------------------------------------- info
     def info(self) -> dict[str, Any]:
-        self.reload()
-        m = self.meta
+        m = self.reload()
         slots = [s.summary(self.count(s.name)) for s in m.slots]
         return {"name": self.name, "uri": str(self.uri), "backend": self.backend, "count": self.count(),
                 "spec": m.spec, "active": self.active, "slots": slots,

@@ -339,8 +339,8 @@ class AttachedLanceStore(LanceStore):
     def version(self) -> Any:
         return None  # the application writes without telling: never cache (`live`)
 
-    def optimize(self) -> None:
-        pass  # never compacts the application's table
+    def optimize(self) -> dict[str, str]:
+        return {}  # never compacts the application's table
 
     def drop(self) -> None:
         """Forget the attachment: repspace's directory and the columns it added (except the active slot's)."""

@@ -9,9 +9,9 @@ travel as pyarrow expressions (``pc.field('p_key') == value``): no value is spli
 A filtered search in the store (a slot with LanceDB's own IVF_PQ index, or a Flat slot in a one-off process):
 the filter is always a pre-filter (the scalar index makes the mask of matching rows before any vector is read:
 a post-filter on the k nearest finds almost nothing at 1 %). A Flat slot: LanceDB's exact kNN over the matching
-rows. An `IVFn,PQm` slot: count the matches with the scalar index; at most `EXACT_ROWS` (2,000: LanceDB reads a
+rows. An `IVFn,PQm` / `IVFn,HNSW_SQ` slot with its index built: count the matches with the scalar index; at most `EXACT_ROWS` (2,000: LanceDB reads a
 matching row's vector at ~10 µs, so more would cost many times the index search) → the same exact kNN over just
-those rows (recall 1.0); more → the IVF_PQ index searched with the mask (its nprobes and refine): LanceDB's
+those rows (recall 1.0); more → the IVF index searched with the mask (its nprobes, refine, ef): LanceDB's
 pre-filter keeps the index's own recall at any selectivity (measured), at the index's latency. A filter on a key that is not declared
 returns None here: repspace's in-memory layer then filters exactly (`cache.py`).
 """
@@ -76,9 +76,11 @@ def expression(filter: dict[str, str]) -> pc.Expression:
 def filtered_search(store: Any, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
                     spec: Any) -> list[list[tuple[str, float, dict]]] | None:
     """The store's filtered search (see the module's docstring), or None for repspace's in-memory layer."""
+    from repspace.collections.lance_store import LANCE_INDEX
+
     t = store.table()
-    ann = spec.kind == "ivfpq" and column in store._indexed()
-    if not (ann or (spec.kind == "flat" and store.search_in_store)):
+    ann = spec.kind in LANCE_INDEX and column in store._indexed()
+    if not (spec.kind in LANCE_INDEX or (spec.kind == "flat" and store.search_in_store)):
         return None  # the in-memory layer serves this slot, filters included
     if any(column_of(key) not in t.schema.names for key in filter):
         return None  # a key with no payload index: filtered in memory
@@ -89,6 +91,8 @@ def filtered_search(store: Any, column: str, dim: int, queries: np.ndarray, k: i
         near = {"column": column, "q": q, "k": k, "metric": "cosine", "use_index": use_index}
         if use_index:
             near.update(nprobes=spec.nprobe, refine_factor=spec.refine)
+            if hasattr(spec, "ef"):  # IVFn,HNSW_SQ
+                near["ef"] = max(spec.ef, k * spec.refine)
         hits = ds.to_table(columns=["id", "payload", "_distance"], nearest=near, filter=expr, prefilter=True)
         out.append([(i, 1.0 - float(d), json.loads(p or "{}")) for i, p, d in zip(
             hits.column("id").to_pylist(), hits.column("payload").to_pylist(), hits.column("_distance").to_pylist())

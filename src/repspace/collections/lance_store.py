@@ -31,6 +31,33 @@ META = "collection.json"
 META_LOCK = ".collection.lock"
 WRITE_LOCK = ".write.lock"
 TABLE = "items"
+FETCH_BY_FILTER = 1000  # more ids than this are looked up by hash over the id column, not by an IN-list filter
+#: index kind -> (LanceDB's own vector index for it, its `create_index` config)
+LANCE_INDEX = {
+    "ivfpq": lambda spec: ("IVF_PQ", _lance_index().IvfPq(distance_type="cosine", num_partitions=spec.nlist,
+                                                          num_sub_vectors=spec.pq_m)),
+    "ivfhnswsq": lambda spec: ("IVF_HNSW_SQ", _lance_index().IvfHnswSq(distance_type="cosine", num_partitions=spec.nlist)),
+}
+
+
+@contextmanager
+def _disk_errors(path: Path, what: str) -> Iterator[None]:
+    """A full disk (ENOSPC from Lance's writer or our own files) as one clear error: Lance commits a version only
+    once every file of it is written, so nothing of the failed write is visible and every earlier one is intact."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:
+        if getattr(e, "errno", None) == 28 or "No space left on device" in str(e) or "os error 28" in str(e):
+            raise StoreUnavailableError(f"no space left on the device holding {path} while {what}: nothing of this "
+                                        "write was committed, everything written before is intact; free space and "
+                                        "retry") from None
+        raise
+
+
+def _lance_index():
+    from lancedb import index
+
+    return index
 
 
 class LanceStore(Store):
@@ -82,15 +109,19 @@ class LanceStore(Store):
         self._table = db.create_table(TABLE, schema=pa.schema(fields), mode="overwrite")
         write_json(self.path / META, {**meta, "revision": 1})  # last: a collection exists once its metadata does
 
-    def read_meta(self) -> dict[str, Any]:
+    def read_meta(self, fresh: bool = False) -> dict[str, Any]:
         if not self.exists():
             raise CollectionNotFoundError(f"no collection at {self.path} (create it with `repspace collection create`)")
         try:
-            meta = json.loads((self.path / META).read_text())
+            st = (self.path / META).stat()
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)  # a write replaces the file (a new inode): read it again
+            if fresh or getattr(self, "_meta_at", (None,))[0] != key:
+                meta = json.loads((self.path / META).read_text())
+                meta["revision"] = int(meta.get("revision") or 0)
+                self._meta_at = (key, json.dumps(meta))
+            return json.loads(self._meta_at[1])  # a fresh copy each time: callers may change theirs
         except (OSError, ValueError) as e:
             raise SpaceFormatError(f"{self.path}/{META} is unreadable or corrupt: {e}") from None
-        meta["revision"] = int(meta.get("revision") or 0)
-        return meta
 
     @contextmanager
     def _meta_lock(self) -> Iterator[None]:
@@ -106,13 +137,14 @@ class LanceStore(Store):
 
     def write_meta(self, meta: dict[str, Any], expected: int) -> dict[str, Any]:
         with self._meta_lock():
-            now = self.read_meta()["revision"]
+            now = self.read_meta(fresh=True)["revision"]  # never a cached copy under the lock
             if now != expected:
                 raise ConcurrentChangeError(f"the metadata of collection {meta.get('name')!r} changed since it was "
                                             f"read (revision {expected}, now {now}); nothing was written: re-read "
                                             "and retry")
             doc = {**meta, "revision": expected + 1}
-            write_json(self.path / META, doc)  # atomic: a temporary file renamed over the old one
+            with _disk_errors(self.path, "writing the collection's metadata"):
+                write_json(self.path / META, doc)  # atomic: a temporary file renamed over the old one
         return doc
 
     def add_vector_column(self, column: str, dim: int) -> None:
@@ -158,17 +190,25 @@ class LanceStore(Store):
         # vectors were validated (finite, one dimension) before; a slot without a vector is null on purpose, which
         # lancedb's own check would call a "bad vector"
         t = self.table()
-        with self._write_lock():
+        with self._write_lock(), _disk_errors(self.path, "writing items"):
             t.checkout_latest()
             full = self._full_rows(rows)  # in the lock: a payload column added meanwhile is written too
             nulls = any(full.column(f.name).null_count for f in full.schema if pa.types.is_fixed_size_list(f.type))
             bad = "null" if nulls else "error"  # LanceDB's own default where every row has every vector (its fast path)
-            new = t.count_rows() == 0 or t.to_lance().to_table(
-                columns=["id"], filter=pc.field("id").isin(rows.column("id")), limit=1).num_rows == 0
+            new = not self._any_exists(rows.column("id"))
             if new:  # bulk path: every id is new, append (LanceDB's own `add`)
                 t.add(full, on_bad_vectors=bad)
             else:
                 t.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(full, on_bad_vectors=bad)
+
+    def _any_exists(self, ids: pa.ChunkedArray | pa.Array) -> bool:
+        """Whether any of `ids` is in the table: its id column streamed through Arrow's hash lookup (a filter with
+        an IN list of a whole batch's ids is evaluated row by row: seconds per 100k-id write at 100k rows)."""
+        value_set = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        for batch in self.table().to_lance().to_batches(columns=["id"], batch_size=1 << 20):
+            if pc.any(pc.is_in(batch.column(0), value_set=value_set)).as_py():
+                return True
+        return False
 
     def update_vectors(self, column: str, ids: Sequence[str], vectors: np.ndarray,
                        texts: Sequence[str] | None = None) -> None:
@@ -177,11 +217,13 @@ class LanceStore(Store):
         dim = self.table().schema.field(column).type.list_size
         cols = {"id": pa.array(list(ids), pa.string()), column: vector_array(vectors, dim, len(ids))}
         if texts is None:
-            self.table().merge_insert("id").when_matched_update_all().execute(pa.table(cols), on_bad_vectors="null")
+            with _disk_errors(self.path, "writing vectors"):
+                self.table().merge_insert("id").when_matched_update_all().execute(pa.table(cols), on_bad_vectors="null")
             return
         cols["text"] = pa.array(list(texts), pa.string())
-        (self.table().merge_insert("id").when_matched_update_all(where="target.text = source.text")
-         .execute(pa.table(cols), on_bad_vectors="null"))
+        with _disk_errors(self.path, "writing vectors"):
+            (self.table().merge_insert("id").when_matched_update_all(where="target.text = source.text")
+             .execute(pa.table(cols), on_bad_vectors="null"))
 
     def delete(self, ids: Sequence[str]) -> int:
         if len(ids) == 0:
@@ -196,9 +238,16 @@ class LanceStore(Store):
     # ---------------------------------------------------------------- reads
     def fetch(self, ids: Sequence[str], columns: Sequence[str]) -> pa.Table:
         t = self.table()
+        ds, value_set = t.to_lance(), pa.array(list(ids), pa.string())
         if len(ids) == 0:
-            return t.to_lance().to_table(columns=list(columns), limit=0)
-        return t.to_lance().to_table(columns=list(columns), filter=pc.field("id").isin(pa.array(list(ids), pa.string())))
+            return ds.to_table(columns=list(columns), limit=0)
+        if len(ids) <= FETCH_BY_FILTER:
+            return ds.to_table(columns=list(columns), filter=pc.field("id").isin(value_set))
+        # many ids: an IN list is evaluated row by row (seconds for 100k ids); stream the id column through Arrow's
+        # hash lookup instead and take the matching rows by row id
+        rows = [pc.filter(b.column("_rowid"), pc.is_in(b.column("id"), value_set=value_set)).to_numpy()
+                for b in ds.to_batches(columns=["id"], with_row_id=True, batch_size=1 << 20)]
+        return ds._take_rows(np.concatenate(rows).tolist(), columns=list(columns))
 
     def count(self, column: str | None = None) -> int:
         t = self.table()
@@ -225,18 +274,19 @@ class LanceStore(Store):
             (self.path / META).unlink()
             shutil.rmtree(self.path, ignore_errors=True)
 
-    def optimize(self) -> None:
+    def optimize(self) -> dict[str, str]:
         t = self.table()
-        if len(t.to_lance().get_fragments()) > 16:  # every write adds a fragment: merge them (readers unaffected)
-            t.optimize()  # also adds the rows written since to LanceDB's vector indexes
+        if len(t.to_lance().get_fragments()) > 16 or self._unindexed():
+            t.optimize()  # merges the fragments every write adds, and adds the rows written since to the vector indexes
         from repspace.index.spec import parse_spec
 
         spec = parse_spec(self.read_meta().get("spec") or "Flat")
-        if spec.kind == "ivfpq":  # an index for each slot that has grown large enough to train one
-            for column in self.columns():
-                self.prepare_spec(column, t.schema.field(column).type.list_size, spec)
+        if spec.kind not in LANCE_INDEX:
+            return {}
+        # an index for each slot that has grown large enough to train one
+        return {c: self.prepare_spec(c, t.schema.field(c).type.list_size, spec) for c in self.columns()}
 
-    # ------------------------------------------------------------ LanceDB's own vector index (`IVFn,PQm`)
+    # ------------------------------------------------------------ LanceDB's own vector indexes (`IVFn,...`)
     def _indexed(self) -> set[str]:
         """The vector columns LanceDB has an index on (read again only when the table's version moved)."""
         t = self.table()
@@ -246,43 +296,71 @@ class LanceStore(Store):
                                           if not is_payload_column(c)})  # vector indexes only
         return self._indexed_at[1]
 
-    def prepare_spec(self, column: str, dim: int, spec: Any) -> None:
-        """`IVFn,PQm[+refine:F]`: LanceDB's on-disk IVF_PQ index on the column, once it holds enough vectors to train
-        it (until then, and for rows written since, LanceDB searches exactly)."""
-        if spec.kind != "ivfpq" or column in self._indexed():
-            return
+    def _unindexed(self) -> int:
+        """Rows written since the vector indexes were built (LanceDB searches them exactly until `optimize`)."""
+        t = self.table()
+        return max([i.num_unindexed_rows for i in t.list_indices() if set(i.columns) & set(self.columns())] or [0])
+
+    def prepare_spec(self, column: str, dim: int, spec: Any) -> str:
+        """`IVFn,PQm` / `IVFn,HNSW_SQ`: LanceDB's on-disk index of that kind on the column, once it holds enough vectors
+        to train it (until then, and for rows written since, LanceDB searches exactly). Says what the column has."""
+        if spec.kind not in LANCE_INDEX:
+            return "searched by repspace"
+        kind, config = LANCE_INDEX[spec.kind](spec)
+        if column in self._indexed():
+            return f"{kind} index (rows written since the last optimize: {self._unindexed():,}, searched exactly)"
         spec.check_dim(dim)
-        if spec.trainable(self.count(column)):
-            self.table().create_index(metric="cosine", num_partitions=spec.nlist, num_sub_vectors=spec.pq_m,
-                                      vector_column_name=column, index_type="IVF_PQ", replace=True)
+        n = self.count(column)
+        if not spec.trainable(n):
+            return (f"no index yet, searched exactly: {spec} trains on at least {spec.min_train:,} vectors, the slot "
+                    f"holds {n:,}; it is built by the first optimize after that (or use fewer lists: "
+                    f"IVF{max(1, n // 39)} trains now)" if n >= 256 else
+                    f"no index yet, searched exactly: {spec} trains on at least {spec.min_train:,} vectors, the slot "
+                    f"holds {n:,} (exact search is fast at this size)")
+        self.table().create_index(column, replace=True, config=config)
+        return f"{kind} index built over {n:,} vectors"
 
     def native_fused(self, spec: Any) -> bool:
-        return self.live or (spec.kind == "flat" and self.search_in_store) or (
-            spec.kind == "ivfpq" and bool(self._indexed()))
+        return self.live or (spec.kind == "flat" and self.search_in_store) or spec.kind in LANCE_INDEX
 
-    def native_search(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
-                      spec: Any) -> list[list[tuple[str, float, dict]]] | None:
-        """A slot with LanceDB's own index is searched by LanceDB (memory: the index's, not the slot's), and so is a
-        Flat slot in a one-off process (`search_in_store`: LanceDB's exact scan streams the column); payload filters
-        go through `lance_filter.py`; the rest through repspace's layer."""
-        if filter:  # payload indexes, pre- or post-filtering by the number of matches: `lance_filter.py`
-            from repspace.collections.lance_filter import filtered_search
-
-            return filtered_search(self, column, dim, queries, k, filter, spec)
-        exact = spec.kind == "flat" and self.search_in_store
-        if not (exact or (spec.kind == "ivfpq" and column in self._indexed())):
+    def _ann(self, column: str, queries: np.ndarray, k: int, filter: dict[str, str], spec: Any,
+             select: list[str]) -> list[pa.Table] | None:
+        """LanceDB's own search of the column, one hits table per query (None: repspace's layer answers)."""
+        ivf = spec.kind in LANCE_INDEX
+        exact = (spec.kind == "flat" and self.search_in_store) or (ivf and column not in self._indexed())
+        if filter or not (exact or ivf):
             return None
         t, out = self.table(), []
         for q in np.asarray(queries, np.float32):
             qb = t.search(q, vector_column_name=column).distance_type("cosine")
-            qb = qb.bypass_vector_index() if exact else qb.nprobes(spec.nprobe).refine_factor(spec.refine)
+            if exact:
+                qb = qb.bypass_vector_index()
+            else:
+                qb = qb.nprobes(spec.nprobe).refine_factor(spec.refine)
+                qb = qb.ef(max(spec.ef, k * spec.refine)) if hasattr(spec, "ef") else qb
             # rows without this slot's vector: a post-filter on the k·F candidates (a pre-filter would read the
             # whole vector column for every query)
-            hits = (qb.where(f"{column} IS NOT NULL", prefilter=False).limit(k)
-                    .select(["id", "payload", "_distance"]).to_arrow())
-            out.append([(i, 1.0 - float(d), json.loads(p or "{}")) for i, p, d in zip(
-                hits.column("id").to_pylist(), hits.column("payload").to_pylist(), hits.column("_distance").to_pylist())])
+            out.append(qb.where(f"{column} IS NOT NULL", prefilter=False).limit(k).select(select).to_arrow())
         return out
+
+    def native_search(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
+                      spec: Any) -> list[list[tuple[str, float, dict]]] | None:
+        """A slot of an IVF spec is searched by LanceDB (memory: the index's, not the slot's) — with its index once
+        built, exactly before that — and so is a Flat slot in a one-off process (`search_in_store`: LanceDB's exact
+        scan streams the column); payload filters go through `lance_filter.py`; the rest through repspace's layer."""
+        if filter:  # payload indexes, an exact or an index plan by the number of matches: `lance_filter.py`
+            from repspace.collections.lance_filter import filtered_search
+
+            return filtered_search(self, column, dim, queries, k, filter, spec)
+        got = self._ann(column, queries, k, filter, spec, ["id", "payload", "_distance"])
+        return None if got is None else [
+            [(i, 1.0 - float(d), json.loads(p or "{}")) for i, p, d in zip(
+                h.column("id").to_pylist(), h.column("payload").to_pylist(), h.column("_distance").to_pylist())]
+            for h in got]
+
+    def candidates(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str], spec: Any,
+                   columns: Sequence[str]) -> list[pa.Table] | None:
+        return self._ann(column, queries, k, filter, spec, ["id", "payload", *dict.fromkeys(columns)])
 
     def put_blob(self, name: str, data: bytes) -> None:
         from repspace._io import atomic_file

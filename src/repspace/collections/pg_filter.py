@@ -24,6 +24,11 @@ from repspace.collections.payload_index import EXACT_ROWS, KEY, exact_plan
 from repspace.collections.pg_codec import esc, payload_of, unesc
 
 
+# never a generic plan for a filtered statement (psycopg prepares a statement run 5 times, PostgreSQL may then plan
+# it for any value): the value decides between the payload index and a scan (1 % and 50 % need different plans)
+CUSTOM_PLAN = sql.SQL("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
 def payload_expr(key: str) -> sql.Composable:
     """``(payload->>'key')`` for a key an index can have (`payload_index.KEY`: letters, digits, '_', '-'): the
     expression the index is built on and a filter compares."""
@@ -81,9 +86,7 @@ def hnsw_filtered(store: Any, col: sql.Composable, queries: np.ndarray, k: int, 
     dist = sql.SQL("{} <=> %(q)s").format(col)
     out = []
     with store._conn() as conn:
-        # never a generic plan (psycopg prepares a statement run 5 times, PostgreSQL then may plan it for any value):
-        # the value decides between the payload index and a scan
-        conn.execute(sql.SQL("SET LOCAL plan_cache_mode = force_custom_plan"))
+        conn.execute(CUSTOM_PLAN)
         exact = exact_plan(matching(conn, store, where, names, EXACT_ROWS + 1))
         if exact:  # no index scans: the HNSW index cannot take the ORDER BY; the payload index is a bitmap scan
             conn.execute(sql.SQL("SET LOCAL enable_indexscan = off"))

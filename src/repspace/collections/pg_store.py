@@ -1,9 +1,8 @@
 """PostgreSQL + pgvector backend: one table per collection, metadata in ``repspace_collections``.
 
-Every statement is parameterised (values travel as bind parameters or binary ``COPY``; every table and
-column name, the fixed tables' included, is composed with ``psycopg.sql.Identifier``). Each write is
-one transaction that also bumps the collection's version counter, so readers see whole commits and
-caches know when to refresh.
+Every statement is parameterised (values travel as bind parameters or binary ``COPY``; every table and column name,
+the fixed tables' included, is composed with ``psycopg.sql.Identifier``). Each write is one transaction that also
+bumps the collection's version counter, so readers see whole commits and caches know when to refresh.
 
 Many callers: a store serves its callers through a bounded connection pool (`pg_pool.py`). Catalog facts
 (the vector columns, their dimensions, the indexes) are read once per collection version, not on every
@@ -22,6 +21,7 @@ finally the whole vector. ``Flat`` is an exact scan. ``int8`` has no pgvector ty
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
@@ -70,10 +70,10 @@ _SQL = {
         "AND t.typname = 'vector'"),
     "indexes": sql.SQL("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
                        "WHERE i.indrelid = quote_ident(%s)::regclass"),
-    "maintenance_mem": sql.SQL("SET LOCAL maintenance_work_mem = '512MB'"),
+    "maintenance_mem": sql.SQL("SET LOCAL maintenance_work_mem = '512MB'; SET LOCAL max_parallel_maintenance_workers = {}"
+                               ).format(sql.Literal(max(1, min(7, (os.cpu_count() or 2) - 1)))),
     "iterative_scan": sql.SQL("SET LOCAL hnsw.iterative_scan = relaxed_order"),
     "no_indexscan": sql.SQL("SET LOCAL enable_indexscan = off"),
-    "custom_plan": sql.SQL("SET LOCAL plan_cache_mode = force_custom_plan"),  # a filter's value picks the plan
 }
 
 
@@ -441,7 +441,7 @@ class PgStore(Store):
                       spec: Any) -> list[list[tuple[str, float, dict]]] | None:
         if spec.kind not in ("flat", "hnsw", "binary", "funnel"):
             return None
-        from repspace.collections.pg_filter import filter_where, hnsw_filtered
+        from repspace.collections.pg_filter import CUSTOM_PLAN, filter_where, hnsw_filtered
 
         col = sql.Identifier(column)
         where, names = filter_where(col, filter)
@@ -485,7 +485,7 @@ class PgStore(Store):
             else:
                 conn.execute(_SQL["no_indexscan"])
             if filter:  # never a generic plan (psycopg prepares repeated statements): 1 % and 50 % need different plans
-                conn.execute(_SQL["custom_plan"])
+                conn.execute(CUSTOM_PLAN)
             cur = conn.cursor()
             # payloads come back as jsonb's text (selecting payload::text would convert every row before the sort)
             cur.adapters.register_loader("jsonb", TextLoader)

@@ -159,11 +159,19 @@ class Store(ABC):
     def check_drop_old(self) -> None:  # noqa: B027 - optional
         """Refuse dropping an attached table's own vector column where the application still needs it."""
 
-    def optimize(self) -> None:  # noqa: B027 - optional
-        """Housekeeping after bulk writes (LanceDB: compact small files, prune versions older than a week)."""
+    def optimize(self) -> dict[str, str]:  # noqa: B027 - optional
+        """Housekeeping after bulk writes (LanceDB: compact small files, build the spec's vector indexes); what each
+        vector column has now, by column (empty: nothing to say)."""
+        return {}
 
     def close(self) -> None:  # noqa: B027 - optional
         pass
+
+    # optional: a native search's hits with the vectors of `columns` (one table per query: id, payload, the
+    # columns), so a caller scoring them exactly (the fused upgrade search) needs no second read; None = cannot
+    def candidates(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str], spec: Any,
+                   columns: Sequence[str]) -> list[pa.Table] | None:
+        return None
 
     # optional: native search (pgvector); None = use repspace's faiss layer
     def native_search(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],

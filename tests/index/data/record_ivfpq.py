@@ -1,5 +1,6 @@
-"""Record the `ivfpq` case (added after the refactor, with the code that introduced it) into data/v1, in
-record_v1.py's format: 120 rows are too few to train the quantiser, so the pinned answer is the exact one."""
+"""Record a case added after the refactor (with the code that introduced it) into data/v1, in record_v1.py's format:
+`python record_ivfpq.py data/v1 [NAME SPEC]` (default: the `ivfpq` case; `ivfhnswsq "IVF4,HNSW_SQ+refine:2"` is the
+other). 120 rows are too few to train the quantiser, so the pinned answer is the exact one."""
 import json
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ out = Path(sys.argv[1])
 space = Index.load(out / "flat").space
 q = np.load(out / "queries.npy")
 golden = json.loads((out / "golden.json").read_text())
-name, spec = "ivfpq", "IVF4,PQ4+refine:2"
+name, spec = (sys.argv[2], sys.argv[3]) if len(sys.argv) > 3 else ("ivfpq", "IVF4,PQ4+refine:2")
 ix = Index.build(space, spec)
 ix.save(out / name)
 back = Index.load(out / name)

@@ -84,6 +84,9 @@ def backfill_order(coll, order: str = "random") -> tuple[list[str], int]:
     return todo, without_text
 
 
+REINDEX_ROWS = 100_000  # a long backfill runs `optimize` after every this many rows written
+
+
 def backfill(coll, *, order: str = "random", batch_size: int = 64, limit: int | None = None,
              progress: bool = False, new_vectors: Callable[[list[str]], np.ndarray] | None = None,
              engine: str = "local", workers: int | None = None, address: str | None = None) -> dict[str, Any]:
@@ -144,6 +147,8 @@ def backfill(coll, *, order: str = "random", batch_size: int = 64, limit: int | 
             if part:
                 coll.update_vectors(new.name, part, vecs, texts=[texts[i] for i in part])
             done += len(part)
+            if done // REINDEX_ROWS != (done - len(part)) // REINDEX_ROWS:
+                coll.optimize()  # a store's ANN indexes take the rewritten rows back in (LanceDB: else searched exactly)
             bar.update(task, advance=batch_size, rate=f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} items/s")
     coll.optimize()
     return result(done)

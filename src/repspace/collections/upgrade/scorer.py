@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
+import pyarrow as pa
 
 from repspace.collections.payload import matches
 from repspace.ops.search import inner_products_by_idx
@@ -186,6 +187,15 @@ def store_top_k(coll: Any, meta: Any, q_old: np.ndarray | None, q_ad: np.ndarray
     old, new = meta.slot(up.old), meta.slot(up.new)
     wa, wb = weights["A"], weights["B"]
     qA, qB = combined_queries(q_old, q_ad, weights)
+    cols = [old.column, new.column]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:  # the two slots' searches at once (the store's own threads do the work)
+        got_a, got_n = pool.map(lambda a: coll.store.candidates(a[0].column, a[0].dim, a[1], K, flt, coll.spec, cols),
+                                [(old, qA), (new, q_new)])
+    if got_a is not None and got_n is not None:  # the hits came with both slots' vectors: nothing more to read
+        return [_score_hits(pa.concat_tables([a, b]), old, new, qA[j], qB[j], q_new[j], k, wa, wb)
+                for j, (a, b) in enumerate(zip(got_a, got_n))]
     hits_a = coll.search_slot(old, qA, K, flt)
     hits_n = coll.search_slot(new, q_new, K, flt)
     union = sorted({h["id"] for row in hits_a + hits_n for h in row})
@@ -205,3 +215,31 @@ def store_top_k(coll: Any, meta: Any, q_old: np.ndarray | None, q_ad: np.ndarray
         out.append([{"id": union[cand[t]], "score": float(sc[t]), "payload": dict(payloads[union[cand[t]]])}
                     for t in top])
     return out
+
+
+def _score_hits(hits: pa.Table, old: Any, new: Any, qa: np.ndarray, qb: np.ndarray, qn: np.ndarray, k: int,
+                wa: Sequence[float], wb: Sequence[float]) -> list[dict[str, Any]]:
+    """One query's candidates (a table of id, payload and both slots' vectors; an id may come twice) ranked by the
+    formula, ties to the lower id."""
+    import json
+
+    from repspace.collections.store import vectors_of
+    from repspace.ops.search import normalize_rows
+
+    ids = np.asarray(hits.column("id").to_pylist(), dtype=str)
+    ids, first = np.unique(ids, return_index=True)
+    if not len(ids):
+        return []
+    hits = hits.take(pa.array(first))
+    vecs = []
+    for slot in (old, new):
+        has, v = vectors_of(hits.column(slot.column), slot.dim)
+        full = np.zeros((len(ids), slot.dim), np.float32)
+        full[has] = normalize_rows(v) if len(v) else v
+        vecs.append((has, full))
+    (has_o, vo), (has_n, vn) = vecs
+    sc = formula(vo @ qa, vo @ qb, vn @ qn, has_o, has_n, wa, wb)
+    payloads = hits.column("payload").to_pylist()
+    return [{"id": str(ids[t]), "score": float(sc[t]),
+             "payload": json.loads(payloads[t] or "{}") if isinstance(payloads[t], str) or payloads[t] is None
+             else dict(payloads[t])} for t in np.lexsort((ids, -sc))[:k]]

@@ -25,6 +25,9 @@ from repspace.errors import InvalidInputError
 from repspace.ops.search import normalize_rows
 
 
+STORE_CANDIDATES = 40  # candidates per slot a store's ANN index gives the fused search at least (benchmarks/scale.py)
+
+
 def check_strategy(strategy: str | None) -> str:
     strategy = strategy or DEFAULT_STRATEGY
     if strategy not in STRATEGIES:
@@ -96,7 +99,7 @@ def _store_search(coll, meta, up, q_old, q_new, k: int, flt: dict[str, str], str
         return coll.search_slot(old, q_ad, k, flt)
     weights = MIXED if strategy == "mixed" else (up.fusion or NEUTRAL)
     return scorer.store_top_k(coll, meta, normalize_rows(q_old) if q_old is not None else None, normalize_rows(q_ad),
-                       normalize_rows(q_new), k, weights, flt, candidates or max(100, 4 * k))
+                       normalize_rows(q_new), k, weights, flt, candidates or max(STORE_CANDIDATES, 4 * k))
 
 
 class _Context:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from repspace.collections.upgrade.backfill import fraction, item_hash, scan_texts, serving_upgrade
+from repspace.collections.upgrade.backfill import REINDEX_ROWS, fraction, item_hash, scan_texts, serving_upgrade
 from repspace.errors import DimensionMismatchError, InvalidInputError
 
 MIN_SAMPLE = 20
@@ -60,14 +60,16 @@ def start_with_vectors(coll, model: str, path: str | Path, *, dim: int, ids_file
     return {**out, "from_file": len(ids), "fraction": fraction(coll)}
 
 
-def _write(coll, slot: str, ids: list[str], vecs: np.ndarray, rows: list[int], batch_size: int = 1024) -> None:
+def _write(coll, slot: str, ids: list[str], vecs: np.ndarray, rows: list[int], batch_size: int = 8192) -> None:
     for s in range(0, len(rows), batch_size):
         part = rows[s : s + batch_size]
         coll.update_vectors(slot, [ids[r] for r in part], vecs[part])
+        if (s + len(part)) // REINDEX_ROWS != s // REINDEX_ROWS:
+            coll.optimize()  # a store's ANN indexes take the rewritten rows back in (LanceDB: else searched exactly)
 
 
 def backfill_from_file(coll, path: str | Path, *, ids_file: str | Path | None = None,
-                       batch_size: int = 1024) -> dict[str, Any]:
+                       batch_size: int = 8192) -> dict[str, Any]:
     """Fill the open upgrade's new slot from a file of the new model's vectors: items that have none yet (resumable:
     re-running with the same or a later file writes only what is still missing)."""
     up = serving_upgrade(coll)

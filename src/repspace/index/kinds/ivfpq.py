@@ -1,18 +1,20 @@
-"""`IVFn,PQm[+refine:F]`: an inverted file of n lists over product-quantised codes of m sub-vectors (faiss
-`IVFn,PQm`, inner product), the nearest k·F re-ranked with the float vectors — and, in a LanceDB collection, LanceDB's
-own on-disk `IVF_PQ` index with `refine_factor` F (`collections/lance_store.py`).
+"""`IVFn,PQm[+nprobe:P][+refine:F]`: an inverted file of n lists over product-quantised codes of m sub-vectors (faiss
+`IVFn,PQm`, inner product), P lists probed per query, the nearest k·F re-ranked with the float vectors — and, in a
+LanceDB collection, LanceDB's own on-disk `IVF_PQ` index searched with `nprobes` P and `refine_factor` F
+(`collections/lance_store.py`).
 
-`nprobe` lists are searched per query (n/8, at least 8): recall against exact depends on it and on F. Training a
-quantiser needs data: below `MIN_TRAIN_PER_LIST` points per list (and 256 in all, one per PQ centroid) the structure is
-not built and the vectors are searched exactly; the spec still names what will be built once the collection is large
-enough.
+`IVF` is the base of the inverted-file kinds (`ivfhnswsq.py` is the other): the list count, the search options and
+their grammar, training thresholds, search and storage. Recall against exact depends on P and F (and on the data:
+`benchmarks/scale.py` measures it); P defaults to n/8 (at least 8). Training a quantiser needs data: below
+`MIN_TRAIN_PER_LIST` points per list (and 256 in all, one per PQ centroid) the structure is not built and the vectors
+are searched exactly; the spec still names what will be built once the collection is large enough.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -21,41 +23,51 @@ from repspace.index.kinds.base import FaissFactoryKind, rescore
 from repspace.ops.search import topk_rows
 
 MIN_TRAIN_PER_LIST = 39  # faiss's own warning threshold for k-means
+OPTIONS = r"((?:\+(?:nprobe|refine|ef):\d+)*)"  # the search options an IVF spec may end with, in any order
+FIELD = {"nprobe": "probe"}  # an option's dataclass field where the names differ
 
 
 @dataclass(frozen=True)
-class IVFPQ(FaissFactoryKind, name="ivfpq", pattern=r"ivf(\d+),pq(\d+)(?:\+refine:(\d+))?",
-            usage="IVFn,PQm[+refine:F]", examples="IVF256,PQ48+refine:4"):
-    """`IVF1024,PQ48+refine:4`: compact and disk-friendly; refine F re-ranks k·F candidates exactly."""
+class IVF(FaissFactoryKind):
+    """The inverted-file kinds: `nlist` lists, `probe` of them searched per query (0: n/8, at least 8), the best k·`refine`
+    candidates re-ranked exactly."""
 
     nlist: int = 256
-    pq_m: int = 48
+    probe: int = 0
     refine: int = 1
+    options: ClassVar[tuple[str, ...]] = ("nprobe", "refine")
 
     @classmethod
-    def from_match(cls, m: re.Match[str], text: str) -> IVFPQ:
-        nlist, pq_m, refine = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
-        if nlist < 1 or pq_m < 1 or refine < 1:
-            raise InvalidInputError(f"IVFn,PQm needs n, m (and refine) >= 1, got {text!r}", param="spec")
-        return cls(nlist=nlist, pq_m=pq_m, refine=refine)
+    def parse_options(cls, text: str, spec: str) -> dict[str, int]:
+        """`+nprobe:64+refine:4` -> {"probe": 64, "refine": 4}; an option twice, unknown to the kind, or < 1 is refused."""
+        out: dict[str, int] = {}
+        for key, value in re.findall(r"\+(\w+):(\d+)", text):
+            key, field = key.lower(), FIELD.get(key.lower(), key.lower())
+            if key not in cls.options or field in out:
+                raise InvalidInputError(f"{spec!r}: option {key!r} " + ("given twice" if field in out else
+                                        f"is not one of this kind's ({', '.join(cls.options)})"), param="spec")
+            if int(value) < 1:
+                raise InvalidInputError(f"{spec!r}: {key} must be >= 1", param="spec")
+            out[field] = int(value)
+        return out
 
-    def __str__(self) -> str:
-        return f"IVF{self.nlist},PQ{self.pq_m}" + (f"+refine:{self.refine}" if self.refine > 1 else "")
+    def _options_str(self) -> str:
+        """The options that differ from their defaults, in the kind's order (`+nprobe:64+refine:4`)."""
+        fields = type(self).__dataclass_fields__
+        return "".join(f"+{key}:{getattr(self, FIELD.get(key, key))}" for key in self.options
+                       if getattr(self, FIELD.get(key, key)) != fields[FIELD.get(key, key)].default)
 
     @property
     def nprobe(self) -> int:
-        return min(self.nlist, max(8, self.nlist // 8))
+        return min(self.nlist, self.probe or max(8, self.nlist // 8))
 
-    def check_dim(self, dim: int) -> None:
-        if dim % self.pq_m:
-            raise DimensionMismatchError(f"{self} splits vectors into {self.pq_m} sub-vectors: the dimension {dim} "
-                                         f"is not a multiple of {self.pq_m}", param="spec")
-
-    def factory(self) -> str:
-        return f"IVF{self.nlist},PQ{self.pq_m}"
+    @property
+    def min_train(self) -> int:
+        """The fewest vectors the lists are trained on (fewer: searched exactly)."""
+        return max(256, self.nlist * MIN_TRAIN_PER_LIST)
 
     def trainable(self, n: int) -> bool:
-        return n >= max(256, self.nlist * MIN_TRAIN_PER_LIST)
+        return n >= self.min_train
 
     def build(self, base: np.ndarray) -> Any:
         self.check_dim(base.shape[1])
@@ -77,6 +89,32 @@ class IVFPQ(FaissFactoryKind, name="ivfpq", pattern=r"ivf(\d+),pq(\d+)(?:\+refin
         if not (path / "faiss.index.npy").is_file():
             return encode(), None
         return super().load(path, n, dim, encode)
+
+
+@dataclass(frozen=True)
+class IVFPQ(IVF, name="ivfpq", pattern=r"ivf(\d+),pq(\d+)" + OPTIONS,
+            usage="IVFn,PQm[+nprobe:P][+refine:F]", examples="IVF256,PQ48+refine:4"):
+    """`IVF1024,PQ48+nprobe:64+refine:4`: compact and disk-friendly; refine F re-ranks k·F candidates exactly."""
+
+    pq_m: int = 48
+
+    @classmethod
+    def from_match(cls, m: re.Match[str], text: str) -> IVFPQ:
+        nlist, pq_m = int(m.group(1)), int(m.group(2))
+        if nlist < 1 or pq_m < 1:
+            raise InvalidInputError(f"IVFn,PQm needs n, m >= 1, got {text!r}", param="spec")
+        return cls(nlist=nlist, pq_m=pq_m, **cls.parse_options(m.group(3), text))
+
+    def __str__(self) -> str:
+        return f"IVF{self.nlist},PQ{self.pq_m}" + self._options_str()
+
+    def check_dim(self, dim: int) -> None:
+        if dim % self.pq_m:
+            raise DimensionMismatchError(f"{self} splits vectors into {self.pq_m} sub-vectors: the dimension {dim} "
+                                         f"is not a multiple of {self.pq_m}", param="spec")
+
+    def factory(self) -> str:
+        return f"IVF{self.nlist},PQ{self.pq_m}"
 
     def first_stage_bytes(self, n: int, dim: int) -> int:
         return n * self.pq_m + self.nlist * dim * 4 + n * 8  # codes, coarse centroids, ids
