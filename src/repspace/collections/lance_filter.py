@@ -76,12 +76,10 @@ def expression(filter: dict[str, str]) -> pc.Expression:
 def filtered_search(store: Any, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
                     spec: Any) -> list[list[tuple[str, float, dict]]] | None:
     """The store's filtered search (see the module's docstring), or None for repspace's in-memory layer."""
-    from repspace.collections.lance_store import LANCE_INDEX
-
-    t = store.table()
-    ann = spec.kind in LANCE_INDEX and column in store._indexed()
-    if not (spec.kind in LANCE_INDEX or (spec.kind == "flat" and store.search_in_store)):
+    if not store.native_fused(spec):  # the slot is not searched by LanceDB (an IVF kind, or Flat in a one-off process)
         return None  # the in-memory layer serves this slot, filters included
+    t = store.table()
+    ann = column in store._indexed()  # LanceDB's vector index on the slot (scalar indexes are not listed there)
     if any(column_of(key) not in t.schema.names for key in filter):
         return None  # a key with no payload index: filtered in memory
     ds, expr = t.to_lance(), expression(filter)
