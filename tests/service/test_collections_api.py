@@ -221,3 +221,11 @@ def test_upgrade_start_takes_golden_and_fit_queries(tmp_path):
         _p(base, "/v1/collections/news/upgrade/start", {"model": "minilm-l3-onnx", "queries": [{"text": ""}]}, 422)
     with Collection.open(root / "news") as c:
         assert c.meta.upgrade.fusion["from"] == "fit queries"
+
+
+def test_create_with_payload_index(server):
+    name = f"pi{os.getpid()}{int(time.time() * 1000) % 100000}"
+    info = _p(server, "/v1/collections", {"name": name, "model": "ext", "dim": D, "payload_index": ["label"]}, 201)
+    assert info["payload_index"] == ["label"]
+    err = _p(server, "/v1/collections", {"name": name + "x", "model": "ext", "dim": D, "payload_index": ["a b"]}, 422)
+    assert "payload_index" in json.dumps(err)

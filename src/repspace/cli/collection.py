@@ -34,12 +34,17 @@ def create(
     model_version: Annotated[Optional[str], typer.Option("--model-version", help="Version of an external model.")] = None,
     backend: Annotated[str, typer.Option("--backend", help=backend_help() + " Recorded in the slot.")] = "torch",
     threads: Annotated[Optional[int], typer.Option("--threads", help="Intra-op threads of the encoder.")] = None,
+    payload_index: Annotated[Optional[List[str]], typer.Option(
+        "--payload-index", help="A payload key to index for filtered search (repeat it or use commas: "
+        "--payload-index category,lang).")] = None,
     json_out: JSON = False,
 ) -> None:
     """Create a collection with one (active) slot for MODEL."""
     from repspace.collections import Collection
 
-    with Collection.create(uri, model, spec, dim=dim, model_version=model_version, backend=backend, threads=threads) as c:
+    keys = [k.strip() for spec_ in payload_index or () for k in spec_.split(",") if k.strip()]
+    with Collection.create(uri, model, spec, dim=dim, model_version=model_version, backend=backend, threads=threads,
+                           payload_index=keys) as c:
         info = c.info()
     if json_out:
         emit_json(info)
@@ -270,6 +275,24 @@ def info(uri: URI, json_out: JSON = False) -> None:
     for s in result["slots"]:
         mark = "*" if s["name"] == result["active"] else " "
         con.print(f" {mark} {s['name']}: {s['model']} {s['dim']}-d, {s['count']} vectors")
+
+
+@collection_app.command("index-payload")
+def index_payload(
+    uri: URI,
+    keys: Annotated[List[str], typer.Argument(help="Payload keys to index (letters, digits, '_' or '-').")],
+    json_out: JSON = False,
+) -> None:
+    """Declare payload keys to index for filtered search and build the indexes (PostgreSQL: an expression index per
+    key; LanceDB: a column per key with a scalar index). Keys declared before are kept."""
+    from repspace.collections import Collection
+
+    with Collection.open(uri) as c:
+        declared = c.index_payload(keys)
+    if json_out:
+        emit_json({"payload_index": declared})
+    else:
+        _err().print(f"payload keys indexed: {', '.join(declared)}")
 
 
 @collection_app.command("optimize")

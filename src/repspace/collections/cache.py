@@ -47,6 +47,7 @@ class SlotCache:
         self.fresh: dict[str, tuple[np.ndarray, str]] = {}
         self._index = None
         self._parsed: list[dict] | None = None
+        self._values: dict[str, dict[str, np.ndarray]] = {}  # payload key -> its text values -> base rows
 
     def load(self, store: Store) -> None:
         version = store.version()
@@ -62,6 +63,7 @@ class SlotCache:
             payloads += [bp[j] or "{}" for j in keep]
             blocks.append(vecs)
         vectors = np.concatenate(blocks) if blocks else np.zeros((0, self.dim), np.float32)
+        del blocks  # peak memory: the vectors twice (read, normalised), not three times
         self._set_base(ids, vectors, payloads)
         self.version = version
 
@@ -141,6 +143,24 @@ class SlotCache:
                                             normalized=True), self.spec)
         return self._index
 
+    def matching(self, filter: dict[str, str]) -> np.ndarray:
+        """Live base rows whose payload matches `filter` (sorted), through a value -> rows map per key (built on its
+        first filter, kept until the next load or compaction)."""
+        rows = None
+        for key, value in filter.items():
+            if key not in self._values:
+                from repspace.collections.payload_index import values_of
+
+                by: dict[str, list[int]] = {}
+                for r, v in enumerate(values_of(self.payloads, key)):
+                    if v is not None:
+                        by.setdefault(v, []).append(r)
+                self._values[key] = {v: np.asarray(r, np.int64) for v, r in by.items()}
+            got = self._values[key].get(value, np.zeros(0, np.int64))
+            rows = got if rows is None else np.intersect1d(rows, got, assume_unique=True)
+        rows = np.zeros(0, np.int64) if rows is None else rows
+        return rows[self.alive[rows]] if self.dead else rows
+
     def parsed(self) -> list[dict]:
         if self._parsed is None:
             self._parsed = [json.loads(p) for p in self.payloads]
@@ -191,10 +211,15 @@ class SlotCache:
         # base part
         base_rows = base_scores = None
         if n_base:
-            if filter:
-                mask = self.alive & np.fromiter((matches(p, filter) for p in self.parsed()), bool, n_base)
-                rows = np.flatnonzero(mask)
-                if len(rows):
+            if filter:  # exact over the matching rows: gathered when few, masked in a full scan when many
+                rows = self.matching(filter)
+                if 3 * len(rows) > n_base:
+                    s = q @ self.vectors.T
+                    keep = np.zeros(n_base, bool)
+                    keep[rows] = True
+                    s[:, ~keep] = -np.inf
+                    base_scores, base_rows = topk_rows(s, min(k, len(rows)))
+                elif len(rows):
                     base_scores, top = topk_rows(q @ self.vectors[rows].T, min(k, len(rows)))
                     base_rows = rows[top]
             elif self.alive.any() and self.spec.kind == "flat" and len(q) <= SMALL_BATCH:

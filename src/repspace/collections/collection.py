@@ -14,7 +14,6 @@ one slot is *active* for search. A model upgrade adds a slot for the new model, 
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -26,7 +25,7 @@ from repspace.collections.cache import SlotCache, hits_of, keep_in_step
 from repspace.collections.meta import CollectionMeta, Slot
 from repspace.collections.payload import MAX_ID_CHARS, check_filter, check_payload, check_utf8, dumps, query_texts
 from repspace.collections.slots import check_spec_fits, collection_spec, describe_model, fit_spec, slot_encoder
-from repspace.collections.store import Store, open_store, vector_array, vectors_of
+from repspace.collections.store import Store, open_store, vector_array
 from repspace.collections.uri import CollectionURI, parse_uri
 from repspace.errors import ConcurrentChangeError, DimensionMismatchError, InvalidInputError, InvalidVectorsError
 from repspace.index.spec import IndexSpec, parse_spec
@@ -49,21 +48,24 @@ class Collection:
     @classmethod
     def create(cls, uri: str | Path, model: str, spec: str = "Flat", *, dim: int | None = None,
                model_version: str | None = None, device: str = "cpu", backend: str = "torch",
-               threads: int | None = None) -> "Collection":
-        """Create a collection whose first (active) slot holds `model`'s vectors, searched with `spec`."""
-        from repspace.collections.meta import slot_name_for
+               threads: int | None = None, payload_index: Sequence[str] = ()) -> "Collection":
+        """Create a collection whose first (active) slot holds `model`'s vectors, searched with `spec`;
+        `payload_index`: payload keys to index for filtered search (`index_payload`)."""
+        from repspace.collections.meta import now, slot_name_for
+        from repspace.collections.payload_index import check_keys
 
         parsed = parse_uri(uri)
         ispec = collection_spec(spec)
         info = describe_model(model, dim, model_version, device, backend, threads)
         check_spec_fits(ispec, info["dim"])
-        from repspace.collections.meta import now
-
+        keys = check_keys(payload_index)
         first = Slot(name=slot_name_for(info["model"], info["model_version"], ()), column="v_0", created=now(), **info)
         meta = CollectionMeta.new(parsed.name, str(ispec), first)
         store = open_store(parsed)
-        store.create(meta.to_dict(), {"v_0": info["dim"]})
+        store.create({**meta.to_dict(), **({"payload_index": list(keys)} if keys else {})}, {"v_0": info["dim"]})
         store.prepare_spec("v_0", info["dim"], ispec)
+        if keys:
+            store.index_payload(list(keys))
         return cls(store, parsed, device, threads=threads)
 
     @classmethod
@@ -118,9 +120,19 @@ class Collection:
 
     def optimize(self) -> dict[str, str]:
         """Housekeeping after bulk writes, readers undisturbed (LanceDB: merge small files, build or update the spec's
-        vector indexes on disk); what each slot has now, by slot name."""
+        vector indexes on disk; the payload indexes take the rows written since); what each slot has now, by slot name."""
         done = self.store.optimize() or {}
-        return {s.name: done[s.column] for s in self.reload().slots if s.column in done}
+        meta = self.reload()
+        if meta.payload_index and meta.attached is None:
+            self.store.index_payload(list(meta.payload_index))
+        return {s.name: done[s.column] for s in meta.slots if s.column in done}
+
+    def index_payload(self, keys: Sequence[str] | str) -> list[str]:
+        """Declare payload keys to index (kept in the metadata) and build the store's indexes on every declared key
+        (PostgreSQL: expression indexes; LanceDB: a column per key + a scalar index); returns the declared keys."""
+        from repspace.collections.payload_index import index_payload
+
+        return index_payload(self, keys)
 
     def __enter__(self) -> "Collection":
         return self
@@ -380,23 +392,10 @@ class Collection:
 
     def get(self, ids: Sequence[str], *, vectors: bool = False, slot: str | None = None) -> list[dict[str, Any]]:
         """Items in the order asked (missing ids are left out): {id, text, payload[, vector]}."""
+        from repspace.collections.ingest import get_items
+
         self.reload()
-        ids = [str(i) for i in ids]
-        s = self.slot(slot) if vectors else None
-        cols = ["id", "text", "payload"] + ([s.column] if s else [])
-        t = self.store.fetch(list(dict.fromkeys(ids)), cols)
-        rows = {}
-        vec_valid = vec_rows = None
-        if s:
-            vec_valid, vec_rows = vectors_of(t.column(s.column), s.dim)
-            pos = np.cumsum(vec_valid) - 1
-        for j, (i, text, p) in enumerate(zip(t.column("id").to_pylist(), t.column("text").to_pylist(),
-                                             t.column("payload").to_pylist())):
-            row = {"id": i, "text": text, "payload": json.loads(p) if p else {}}
-            if s:
-                row["vector"] = vec_rows[pos[j]].tolist() if vec_valid[j] else None
-            rows[i] = row
-        return [rows[i] for i in dict.fromkeys(ids) if i in rows]
+        return get_items(self.store, [str(i) for i in ids], self.slot(slot) if vectors else None)
 
     def cache(self, slot: str | Slot | None = None, version: Any = None) -> SlotCache:
         """The in-memory search layer of a slot (a name, or the `Slot` of a metadata snapshot), in step with the store
@@ -496,5 +495,6 @@ class Collection:
         return {"name": self.name, "uri": str(self.uri), "backend": self.backend, "count": self.count(),
                 "spec": m.spec, "active": self.active, "slots": slots,
                 "upgrade": m.upgrade.to_dict() if m.upgrade else None, "created": m.created,
-                **({"attached": m.attached} if m.attached else {})}
+                **({"attached": m.attached} if m.attached else {}),
+                **({"payload_index": list(m.payload_index)} if m.payload_index else {})}
 

@@ -226,3 +226,21 @@ def ids_of(store, flt: dict[str, str]) -> list[str]:
             ids = [i for i, p in zip(ids, pl) if matches(json.loads(p or "{}"), flt)]
         out += ids
     return out
+
+
+def get_items(store, ids: list[str], s: "Slot | None") -> list[dict[str, Any]]:
+    """`Collection.get`: items in the order asked (missing ids are left out): {id, text, payload[, vector of slot s]}."""
+    cols = ["id", "text", "payload"] + ([s.column] if s else [])
+    t = store.fetch(list(dict.fromkeys(ids)), cols)
+    rows = {}
+    vec_valid = vec_rows = None
+    if s:
+        vec_valid, vec_rows = vectors_of(t.column(s.column), s.dim)
+        pos = np.cumsum(vec_valid) - 1
+    for j, (i, text, p) in enumerate(zip(t.column("id").to_pylist(), t.column("text").to_pylist(),
+                                         t.column("payload").to_pylist())):
+        row = {"id": i, "text": text, "payload": json.loads(p) if p else {}}
+        if s:
+            row["vector"] = vec_rows[pos[j]].tolist() if vec_valid[j] else None
+        rows[i] = row
+    return [rows[i] for i in dict.fromkeys(ids) if i in rows]

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from repspace._io import write_json
+from repspace.collections.payload_index import is_payload_column, key_of, values_of
 from repspace.collections.store import BASE_COLUMNS, Store, vector_array, vector_type
 from repspace.errors import CollectionNotFoundError, ConcurrentChangeError, OutputExistsError, SpaceFormatError, StoreUnavailableError
 
@@ -163,6 +164,8 @@ class LanceStore(Store):
         for f in schema:
             if f.name in rows.column_names:
                 cols.append(rows.column(f.name).cast(f.type))
+            elif is_payload_column(f.name):  # a declared payload key's column (`lance_filter.py`)
+                cols.append(pa.array(values_of(rows.column("payload").to_pylist(), key_of(f.name)), pa.string()))
             else:
                 cols.append(vector_array(None, f.type.list_size, rows.num_rows) if pa.types.is_fixed_size_list(f.type)
                             else pa.nulls(rows.num_rows, f.type))
@@ -187,11 +190,11 @@ class LanceStore(Store):
         # vectors were validated (finite, one dimension) before; a slot without a vector is null on purpose, which
         # lancedb's own check would call a "bad vector"
         t = self.table()
-        full = self._full_rows(rows)
-        nulls = any(full.column(f.name).null_count for f in full.schema if pa.types.is_fixed_size_list(f.type))
-        bad = "null" if nulls else "error"  # LanceDB's own default where every row has every vector (its fast path)
         with self._write_lock(), _disk_errors(self.path, "writing items"):
             t.checkout_latest()
+            full = self._full_rows(rows)  # in the lock: a payload column added meanwhile is written too
+            nulls = any(full.column(f.name).null_count for f in full.schema if pa.types.is_fixed_size_list(f.type))
+            bad = "null" if nulls else "error"  # LanceDB's own default where every row has every vector (its fast path)
             new = not self._any_exists(rows.column("id"))
             if new:  # bulk path: every id is new, append (LanceDB's own `add`)
                 t.add(full, on_bad_vectors=bad)
@@ -289,7 +292,8 @@ class LanceStore(Store):
         t = self.table()
         version = t.version
         if getattr(self, "_indexed_at", (None,))[0] != version:
-            self._indexed_at = (version, {c for i in t.list_indices() for c in getattr(i, "columns", [])})
+            self._indexed_at = (version, {c for i in t.list_indices() for c in getattr(i, "columns", [])
+                                          if not is_payload_column(c)})  # vector indexes only
         return self._indexed_at[1]
 
     def _unindexed(self) -> int:
@@ -343,7 +347,11 @@ class LanceStore(Store):
                       spec: Any) -> list[list[tuple[str, float, dict]]] | None:
         """A slot of an IVF spec is searched by LanceDB (memory: the index's, not the slot's) — with its index once
         built, exactly before that — and so is a Flat slot in a one-off process (`search_in_store`: LanceDB's exact
-        scan streams the column); payload filters and the rest go through repspace's layer."""
+        scan streams the column); payload filters go through `lance_filter.py`; the rest through repspace's layer."""
+        if filter:  # payload indexes, an exact or an index plan by the number of matches: `lance_filter.py`
+            from repspace.collections.lance_filter import filtered_search
+
+            return filtered_search(self, column, dim, queries, k, filter, spec)
         got = self._ann(column, queries, k, filter, spec, ["id", "payload", "_distance"])
         return None if got is None else [
             [(i, 1.0 - float(d), json.loads(p or "{}")) for i, p, d in zip(
@@ -365,4 +373,4 @@ class LanceStore(Store):
         return p.read_bytes() if p.is_file() else None
 
     def columns(self) -> list[str]:
-        return [c for c in self.table().schema.names if c not in BASE_COLUMNS]
+        return [c for c in self.table().schema.names if c not in BASE_COLUMNS and not is_payload_column(c)]

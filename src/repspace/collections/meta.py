@@ -128,6 +128,7 @@ class CollectionMeta(_Record):
     next_column: int
     upgrade: UpgradeState | None = None
     created: str = ""
+    payload_index: tuple[str, ...] = ()  # payload keys the store indexes (`collections/payload_index.py`)
     revision: int = 0  # bumped by every compare-and-set write
     format: str = FORMAT
     format_version: int = 1
@@ -146,11 +147,13 @@ class CollectionMeta(_Record):
     def _decode(cls, own: dict[str, Any]) -> dict[str, Any]:
         return {**own, "slots": tuple(Slot.from_dict(s) for s in own.get("slots") or ()),
                 "upgrade": UpgradeState.from_dict(own["upgrade"]) if own.get("upgrade") else None,
+                "payload_index": tuple(str(k) for k in own.get("payload_index") or ()),
                 "revision": int(own.get("revision") or 0)}
 
     @staticmethod
     def _encode(d: dict[str, Any]) -> dict[str, Any]:
-        return {**d, "slots": [s.to_dict() for s in d["slots"]],
+        keys = d.pop("payload_index")  # written only once declared: documents of collections without stay as they were
+        return {**d, "slots": [s.to_dict() for s in d["slots"]], **({"payload_index": list(keys)} if keys else {}),
                 "upgrade": d["upgrade"].to_dict() if d["upgrade"] else None}
 
     @classmethod
@@ -200,6 +203,10 @@ class CollectionMeta(_Record):
         if name == self.active:
             raise CollectionError(f"slot {name!r} is active; switch to another slot before dropping it")
         return replace(self, slots=tuple(s for s in self.slots if s.name != name))
+
+    def with_payload_index(self, keys: Iterable[str]) -> "CollectionMeta":
+        """More payload keys declared for indexing (those declared before are kept)."""
+        return replace(self, payload_index=tuple(dict.fromkeys((*self.payload_index, *keys))))
 
     def with_active(self, name: str) -> "CollectionMeta":
         self.slot(name)

@@ -12,11 +12,10 @@ The metadata carries a ``revision`` (in its JSON; 0 for collections made before 
 ``write_meta(meta, expected)`` is a compare-and-set that writes only while the stored revision is still
 ``expected`` and raises ``ConcurrentChangeError`` otherwise.
 
-Index specs are pushed down where pgvector can: ``HNSWm`` = an HNSW index (cosine), ``binary+rescore:R``
-= an HNSW index on ``binary_quantize(v)::bit(d)`` (Hamming) with an exact re-rank of the top R,
-``funnel:a/…/d[:K]`` = an HNSW index on the normalised prefix ``subvector(v, 1, a)`` for the shortlist
-of K, re-ranked by each longer prefix and finally the whole vector. ``Flat`` is an exact scan.
-``int8`` has no pgvector type and goes through repspace's faiss layer.
+Index specs are pushed down where pgvector can: ``HNSWm`` = an HNSW index (cosine), ``binary+rescore:R`` = an HNSW
+index on ``binary_quantize(v)::bit(d)`` (Hamming) with an exact re-rank of the top R, ``funnel:a/…/d[:K]`` = an HNSW
+index on the normalised prefix ``subvector(v, 1, a)`` for the shortlist of K, re-ranked by each longer prefix and
+finally the whole vector. ``Flat`` is an exact scan. ``int8`` has no pgvector type and goes through repspace's faiss layer.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from repspace.collections.pg_codec import (esc, jsonb, payload_of, payloads_out, strings_in, strings_out, unesc,
+from repspace.collections.pg_codec import (jsonb, payload_of, payloads_out, strings_in, strings_out, unesc,
                                            vectors_in, vectors_out)
 from repspace.collections.pg_pool import Connections
 from repspace.collections.store import BASE_COLUMNS, Store, vectors_of
@@ -442,13 +441,12 @@ class PgStore(Store):
                       spec: Any) -> list[list[tuple[str, float, dict]]] | None:
         if spec.kind not in ("flat", "hnsw", "binary", "funnel"):
             return None
+        from repspace.collections.pg_filter import CUSTOM_PLAN, filter_where, hnsw_filtered
+
         col = sql.Identifier(column)
-        conds = [sql.SQL("{} IS NOT NULL").format(col)]
-        names: dict[str, Any] = {}
-        for i, (key, value) in enumerate(filter.items()):
-            conds.append(sql.SQL("payload->>{} = {}").format(sql.Placeholder(f"fk{i}"), sql.Placeholder(f"fv{i}")))
-            names[f"fk{i}"], names[f"fv{i}"] = esc(key), esc(value)
-        where = sql.SQL(" AND ").join(conds)
+        where, names = filter_where(col, filter)
+        if filter and spec.kind == "hnsw":  # few matches: exact over them; many: HNSW with iterative scan
+            return hnsw_filtered(self, col, queries, k, where, names)
         full = sql.SQL("{} <=> %(q)s").format(col)
         if spec.kind in ("flat", "hnsw"):
             stmt = sql.SQL("SELECT {}, {}, 1 - ({}) AS s FROM {} WHERE {} ORDER BY {} LIMIT %(k)s").format(
@@ -486,6 +484,8 @@ class PgStore(Store):
                     conn.execute(_SQL["iterative_scan"])
             else:
                 conn.execute(_SQL["no_indexscan"])
+            if filter:  # never a generic plan (psycopg prepares repeated statements): 1 % and 50 % need different plans
+                conn.execute(CUSTOM_PLAN)
             cur = conn.cursor()
             # payloads come back as jsonb's text (selecting payload::text would convert every row before the sort)
             cur.adapters.register_loader("jsonb", TextLoader)

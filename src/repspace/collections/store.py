@@ -186,6 +186,13 @@ class Store(ABC):
     def prepare_spec(self, column: str, dim: int, spec: Any) -> None:  # noqa: B027 - optional
         """Create the backend's own index structures for `spec` on `column` (if it has any)."""
 
+    def index_payload(self, keys: Sequence[str]) -> None:
+        """Build the backend's indexes on the declared payload keys (`PAYLOAD_INDEXES`; `collections/payload_index.py`)."""
+        import importlib
+
+        module, name = PAYLOAD_INDEXES[self.backend]
+        getattr(importlib.import_module(module), name)(self, keys)
+
 
 # backend name (`choices.BACKENDS`, what `parse_uri` says) -> the module and class of its store, loaded on first use
 STORES = {"lancedb": ("repspace.collections.lance_store", "LanceStore"),
@@ -193,7 +200,10 @@ STORES = {"lancedb": ("repspace.collections.lance_store", "LanceStore"),
 # ... and of its store over an application's attached table (`collections.attach`; `cls.over(store, record)`)
 ATTACHED = {"lancedb": ("repspace.collections.lance_attach", "AttachedLanceStore"),
             "pgvector": ("repspace.collections.pg_attach", "AttachedPgStore")}
-assert tuple(STORES) == BACKENDS == tuple(ATTACHED)
+# ... and the function building its payload indexes, `(store, keys)` (`collections/payload_index.py`)
+PAYLOAD_INDEXES = {"lancedb": ("repspace.collections.lance_filter", "index_payload"),
+                   "pgvector": ("repspace.collections.pg_filter", "index_payload")}
+assert tuple(STORES) == BACKENDS == tuple(ATTACHED) == tuple(PAYLOAD_INDEXES)
 
 
 def open_store(uri: Any) -> Store:

@@ -39,6 +39,8 @@ class CreateBody(_Body):
     model: str = Field(min_length=1, description="a repspace model, or any name for vectors you bring (give dim)")
     spec: str = "Flat"
     dim: int | None = Field(default=None, ge=1, le=65536)
+    payload_index: list[str] = Field(default_factory=list, max_length=64,
+                                     description="payload keys to index for filtered search")
 
 
 class AttachBody(_Body):
@@ -209,7 +211,7 @@ def create_collection(body: CreateBody, state: ServiceState = Depends(get_state)
 
     _check_model(state, body.model)
     uri = _uri(state, body.name)
-    with Collection.create(uri, body.model, body.spec, dim=body.dim) as c:
+    with Collection.create(uri, body.model, body.spec, dim=body.dim, payload_index=body.payload_index) as c:
         return c.info()
 
 
