@@ -31,6 +31,7 @@ META = "collection.json"
 META_LOCK = ".collection.lock"
 WRITE_LOCK = ".write.lock"
 TABLE = "items"
+COMPACT_ROWS = 65536  # `optimize` merges fragments smaller than this (when more than 16 of them)
 FETCH_BY_FILTER = 1000  # more ids than this are looked up by hash over the id column, not by an IN-list filter
 #: index kind -> (LanceDB's own vector index for it, its `create_index` config)
 LANCE_INDEX = {
@@ -276,8 +277,14 @@ class LanceStore(Store):
 
     def optimize(self) -> dict[str, str]:
         t = self.table()
-        if len(t.to_lance().get_fragments()) > 16 or self._unindexed():
-            t.optimize()  # merges the fragments every write adds, and adds the rows written since to the vector indexes
+        ds = t.to_lance()
+        if sum(f.physical_rows < COMPACT_ROWS for f in ds.get_fragments()) > 16:
+            # merge the small fragments many small writes leave (large ones stay: a whole-table rewrite at 1M rows
+            # took longer than the index); LanceDB remaps the indexes' row addresses
+            ds.optimize.compact_files(target_rows_per_fragment=COMPACT_ROWS)
+        if self._unindexed():
+            t.checkout_latest()
+            t.to_lance().optimize.optimize_indices()  # the rows written since join the indexes (a delta, no retrain)
         from repspace.index.spec import parse_spec
 
         spec = parse_spec(self.read_meta().get("spec") or "Flat")
