@@ -283,11 +283,17 @@ def main() -> None:
             res["fused_setup"] = {"start_s": t_start, "optimize_s": time.perf_counter() - t0, "slots": report}
             print(f"5. upgrade started from {half:,} new vectors in {t_start:.0f} s; optimize {report} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
-        else:  # an earlier run's upgrade (--skip-load): fold in what that run's code may have left unindexed
+        else:  # an earlier run's upgrade (--skip-load): finish its backfill (resumable), fold rows into the indexes
+            from repspace.collections.upgrade.vectors import backfill_from_file
+
             t0 = time.perf_counter()
-            res["fused_setup"] = {"optimize_s": None, "slots": c.optimize()}
-            res["fused_setup"]["optimize_s"] = time.perf_counter() - t0
-            print(f"5. optimize {res['fused_setup']}", flush=True)
+            done = backfill_from_file(c, new_path, ids_file=work / "new_ids.txt")
+            t_fill = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            res["fused_setup"] = {"backfill": done, "backfill_s": t_fill, "slots": c.optimize(),
+                                  "optimize_s": time.perf_counter() - t0}
+            print(f"5. resumed {res['fused_setup']}", flush=True)
+        assert c.count(c.reload().upgrade.new) == half, "the exact fused ranking assumes the first half backfilled"
         v_new = np.load(new_path, mmap_mode="r")
         rng2 = np.random.default_rng(3)
         rot, _ = np.linalg.qr(rng2.standard_normal((args.dim, args.dim)))
