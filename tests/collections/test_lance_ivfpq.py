@@ -75,6 +75,12 @@ def test_lancedb_ivf_hnsw_sq_index_is_kept_up_to_date_by_optimize(tmp_path):
     out = json.loads(res.stdout)
     assert out["spec"] == "IVF8,HNSW_SQ+nprobe:4+refine:4" and out["slots"]["ext"].startswith("IVF_HNSW_SQ index")
     assert Collection.open(tmp_path / "c").store._unindexed() == 0
+    # a large share of new rows (here all of a second write as big as the index) retrains rather than adds a delta
+    d = Collection.open(tmp_path / "c")
+    d.upsert([f"n{j}" for j in range(N)], vectors=_data(N, seed=9))
+    assert d.optimize() == {"ext": "IVF_HNSW_SQ index built over 6,000 vectors"}
+    assert d.optimize(rebuild=True) == {"ext": "IVF_HNSW_SQ index built over 6,000 vectors"}
+    assert d.store._unindexed() == 0
 
 
 def test_a_one_off_search_loads_nothing(tmp_path):

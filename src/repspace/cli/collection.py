@@ -296,13 +296,14 @@ def index_payload(
 
 
 @collection_app.command("optimize")
-def optimize(uri: URI, json_out: JSON = False) -> None:
+def optimize(uri: URI, json_out: JSON = False,
+             rebuild: Annotated[bool, typer.Option("--rebuild", help="Retrain the vector indexes on the current data.")] = False) -> None:
     """Housekeeping after bulk writes: merge small files, build the spec's on-disk vector index of each slot (LanceDB
     IVF kinds) once it can be trained, add rows written since to it. Says what each slot has."""
     from repspace.collections import Collection
 
     with Collection.open(uri) as c:
-        result = {"uri": str(c.uri), "spec": str(c.spec), "slots": c.optimize()}
+        result = {"uri": str(c.uri), "spec": str(c.spec), "slots": c.optimize(rebuild=rebuild)}
     if json_out:
         emit_json(result)
         return

@@ -118,10 +118,10 @@ class Collection:
         self.store.drop()
         self.close()
 
-    def optimize(self) -> dict[str, str]:
-        """Housekeeping after bulk writes, readers undisturbed (LanceDB: merge small files, build or update the spec's
-        vector indexes on disk; the payload indexes take the rows written since); what each slot has now, by slot name."""
-        done = self.store.optimize() or {}
+    def optimize(self, rebuild: bool = False) -> dict[str, str]:
+        """Housekeeping after bulk writes, readers undisturbed (LanceDB: merge small files, build, update or, `rebuild`,
+        retrain the spec's vector indexes; payload indexes take the rows written since); what each slot has, by name."""
+        done = self.store.optimize(rebuild) or {}
         meta = self.reload()
         if meta.payload_index and meta.attached is None:
             self.store.index_payload(list(meta.payload_index))

@@ -31,6 +31,7 @@ META = "collection.json"
 META_LOCK = ".collection.lock"
 WRITE_LOCK = ".write.lock"
 TABLE = "items"
+REBUILD_SHARE = 0.25  # `optimize` retrains an index rather than adding a delta when this share of its rows is new
 COMPACT_ROWS = 65536  # `optimize` merges fragments smaller than this (when more than 16 of them)
 FETCH_BY_FILTER = 1000  # more ids than this are looked up by hash over the id column, not by an IN-list filter
 #: index kind -> (LanceDB's own vector index for it, its `create_index` config)
@@ -275,23 +276,27 @@ class LanceStore(Store):
             (self.path / META).unlink()
             shutil.rmtree(self.path, ignore_errors=True)
 
-    def optimize(self) -> dict[str, str]:
+    def optimize(self, rebuild: bool = False) -> dict[str, str]:
         t = self.table()
         ds = t.to_lance()
         if sum(f.physical_rows < COMPACT_ROWS for f in ds.get_fragments()) > 16:
             # merge the small fragments many small writes leave (large ones stay: a whole-table rewrite at 1M rows
             # took longer than the index); LanceDB remaps the indexes' row addresses
             ds.optimize.compact_files(target_rows_per_fragment=COMPACT_ROWS)
-        if self._unindexed():
-            t.checkout_latest()
+        t.checkout_latest()
+        stale = {c for i in t.list_indices() for c in i.columns
+                 if rebuild or i.num_unindexed_rows > REBUILD_SHARE * max(1, i.num_indexed_rows)}
+        if self._unindexed() > 0 and len(stale) < len(t.list_indices()):
             t.to_lance().optimize.optimize_indices()  # the rows written since join the indexes (a delta, no retrain)
         from repspace.index.spec import parse_spec
 
         spec = parse_spec(self.read_meta().get("spec") or "Flat")
         if spec.kind not in LANCE_INDEX:
             return {}
-        # an index for each slot that has grown large enough to train one
-        return {c: self.prepare_spec(c, t.schema.field(c).type.list_size, spec) for c in self.columns()}
+        # an index for each slot that has grown large enough to train one (again, where a large share of its rows
+        # came after it: partitions trained on the current data, not a delta over half the table)
+        return {c: self.prepare_spec(c, t.schema.field(c).type.list_size, spec, rebuild=c in stale)
+                for c in self.columns()}
 
     # ------------------------------------------------------------ LanceDB's own vector indexes (`IVFn,...`)
     def _indexed(self) -> set[str]:
@@ -308,13 +313,13 @@ class LanceStore(Store):
         t = self.table()
         return max([i.num_unindexed_rows for i in t.list_indices() if set(i.columns) & set(self.columns())] or [0])
 
-    def prepare_spec(self, column: str, dim: int, spec: Any) -> str:
+    def prepare_spec(self, column: str, dim: int, spec: Any, rebuild: bool = False) -> str:
         """`IVFn,PQm` / `IVFn,HNSW_SQ`: LanceDB's on-disk index of that kind on the column, once it holds enough vectors
         to train it (until then, and for rows written since, LanceDB searches exactly). Says what the column has."""
         if spec.kind not in LANCE_INDEX:
             return "searched by repspace"
         kind, config = LANCE_INDEX[spec.kind](spec)
-        if column in self._indexed():
+        if column in self._indexed() and not rebuild:
             return f"{kind} index (rows written since the last optimize: {self._unindexed():,}, searched exactly)"
         spec.check_dim(dim)
         n = self.count(column)

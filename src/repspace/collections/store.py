@@ -159,9 +159,9 @@ class Store(ABC):
     def check_drop_old(self) -> None:  # noqa: B027 - optional
         """Refuse dropping an attached table's own vector column where the application still needs it."""
 
-    def optimize(self) -> dict[str, str]:  # noqa: B027 - optional
+    def optimize(self, rebuild: bool = False) -> dict[str, str]:  # noqa: B027 - optional
         """Housekeeping after bulk writes (LanceDB: compact small files, build the spec's vector indexes); what each
-        vector column has now, by column (empty: nothing to say)."""
+        vector column has now, by column (empty: nothing to say). `rebuild`: retrain the vector indexes."""
         return {}
 
     def close(self) -> None:  # noqa: B027 - optional
