@@ -31,6 +31,7 @@ META = "collection.json"
 META_LOCK = ".collection.lock"
 WRITE_LOCK = ".write.lock"
 TABLE = "items"
+MAX_SEGMENTS = 8  # `optimize` retrains an index that has grown more delta segments than this
 REBUILD_SHARE = 0.25  # `optimize` retrains an index rather than adding a delta when this share of its rows is new
 COMPACT_ROWS = 65536  # `optimize` merges fragments smaller than this (when more than 16 of them)
 FETCH_BY_FILTER = 1000  # more ids than this are looked up by hash over the id column, not by an IN-list filter
@@ -284,10 +285,12 @@ class LanceStore(Store):
             # took longer than the index); LanceDB remaps the indexes' row addresses
             ds.optimize.compact_files(target_rows_per_fragment=COMPACT_ROWS)
         t.checkout_latest()
-        stale = {c for i in t.list_indices() for c in i.columns
-                 if rebuild or i.num_unindexed_rows > REBUILD_SHARE * max(1, i.num_indexed_rows)}
+        stale = {c for i in t.list_indices() for c in i.columns if rebuild or i.num_segments > MAX_SEGMENTS
+                 or i.num_unindexed_rows > REBUILD_SHARE * max(1, i.num_indexed_rows)}
         if self._unindexed() > 0 and len(stale) < len(t.list_indices()):
-            t.to_lance().optimize.optimize_indices()  # the rows written since join the indexes (a delta, no retrain)
+            # the rows written since become a new delta segment of each index: no retrain, and no merge (merging a
+            # 100k-row delta into a 1M-row IVF_HNSW_SQ index took ~30 min here; a search reads every segment)
+            t.to_lance().optimize.optimize_indices(num_indices_to_merge=0)
         from repspace.index.spec import parse_spec
 
         spec = parse_spec(self.read_meta().get("spec") or "Flat")
