@@ -31,3 +31,17 @@ def test_bulk_upsert_appends_new_ids_and_merges_known_ones(tmp_path):
     assert c.store._any_exists(lance_store.pa.array(["b", "z"])) and not c.store._any_exists(lance_store.pa.array(["z"]))
     c.upsert(["b", "c"], vectors=np.eye(4)[2:])  # "b" known: a merge, not a second "b"
     assert c.count() == 3 and c.get(["b"], vectors=True)[0]["vector"] == [0.0, 0.0, 1.0, 0.0]
+
+
+def test_backfills_optimize_each_time_their_rows_cross_a_multiple_of_reindex_rows():
+    from repspace.collections.upgrade import backfill
+
+    calls = []
+
+    class Coll:
+        def optimize(self):
+            calls.append(1)
+
+    for before, after in [(0, 99_999), (99_999, 100_000), (100_000, 150_000), (150_000, 350_000)]:
+        backfill.reindex_after(Coll(), before, after)
+    assert len(calls) == 2  # crossed 100k, then 200k..300k in one write: once

@@ -204,14 +204,17 @@ class LanceStore(Store):
             else:
                 t.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(full, on_bad_vectors=bad)
 
-    def _any_exists(self, ids: pa.ChunkedArray | pa.Array) -> bool:
-        """Whether any of `ids` is in the table: its id column streamed through Arrow's hash lookup (a filter with
-        an IN list of a whole batch's ids is evaluated row by row: seconds per 100k-id write at 100k rows)."""
+    @staticmethod
+    def _id_matches(ds: Any, ids: pa.ChunkedArray | pa.Array, row_ids: bool = False) -> Iterator[tuple[Any, Any]]:
+        """(batch, mask of its rows whose id is in `ids`) over the dataset's id column, streamed through Arrow's hash
+        lookup: a filter with an IN list of many ids is evaluated row by row (seconds for 100k ids at 100k rows)."""
         value_set = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
-        for batch in self.table().to_lance().to_batches(columns=["id"], batch_size=1 << 20):
-            if pc.any(pc.is_in(batch.column(0), value_set=value_set)).as_py():
-                return True
-        return False
+        for b in ds.to_batches(columns=["id"], with_row_id=row_ids, batch_size=1 << 20):
+            yield b, pc.is_in(b.column("id"), value_set=value_set)
+
+    def _any_exists(self, ids: pa.ChunkedArray | pa.Array) -> bool:
+        """Whether any of `ids` is in the table."""
+        return any(pc.any(m).as_py() for _, m in self._id_matches(self.table().to_lance(), ids))
 
     def update_vectors(self, column: str, ids: Sequence[str], vectors: np.ndarray,
                        texts: Sequence[str] | None = None) -> None:
@@ -246,10 +249,8 @@ class LanceStore(Store):
             return ds.to_table(columns=list(columns), limit=0)
         if len(ids) <= FETCH_BY_FILTER:
             return ds.to_table(columns=list(columns), filter=pc.field("id").isin(value_set))
-        # many ids: an IN list is evaluated row by row (seconds for 100k ids); stream the id column through Arrow's
-        # hash lookup instead and take the matching rows by row id
-        rows = [pc.filter(b.column("_rowid"), pc.is_in(b.column("id"), value_set=value_set)).to_numpy()
-                for b in ds.to_batches(columns=["id"], with_row_id=True, batch_size=1 << 20)]
+        # many ids: matched by hash over the id column, the rows taken by row id
+        rows = [pc.filter(b.column("_rowid"), m).to_numpy() for b, m in self._id_matches(ds, value_set, row_ids=True)]
         return ds._take_rows(np.concatenate(rows).tolist(), columns=list(columns))
 
     def count(self, column: str | None = None) -> int:

@@ -87,6 +87,13 @@ def backfill_order(coll, order: str = "random") -> tuple[list[str], int]:
 REINDEX_ROWS = 100_000  # a long backfill runs `optimize` after every this many rows written
 
 
+def reindex_after(coll, before: int, after: int) -> None:
+    """`optimize` when a backfill's count of written rows crosses a multiple of REINDEX_ROWS: a store's ANN indexes
+    take the rewritten rows back in (LanceDB: else searched exactly until the end)."""
+    if after // REINDEX_ROWS != before // REINDEX_ROWS:
+        coll.optimize()
+
+
 def backfill(coll, *, order: str = "random", batch_size: int = 64, limit: int | None = None,
              progress: bool = False, new_vectors: Callable[[list[str]], np.ndarray] | None = None,
              engine: str = "local", workers: int | None = None, address: str | None = None) -> dict[str, Any]:
@@ -147,8 +154,7 @@ def backfill(coll, *, order: str = "random", batch_size: int = 64, limit: int | 
             if part:
                 coll.update_vectors(new.name, part, vecs, texts=[texts[i] for i in part])
             done += len(part)
-            if done // REINDEX_ROWS != (done - len(part)) // REINDEX_ROWS:
-                coll.optimize()  # a store's ANN indexes take the rewritten rows back in (LanceDB: else searched exactly)
+            reindex_after(coll, done - len(part), done)
             bar.update(task, advance=batch_size, rate=f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} items/s")
     coll.optimize()
     return result(done)

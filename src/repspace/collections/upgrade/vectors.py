@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from repspace.collections.upgrade.backfill import REINDEX_ROWS, fraction, item_hash, scan_texts, serving_upgrade
+from repspace.collections.upgrade.backfill import fraction, item_hash, reindex_after, scan_texts, serving_upgrade
 from repspace.errors import DimensionMismatchError, InvalidInputError
 
 MIN_SAMPLE = 20
@@ -64,8 +64,7 @@ def _write(coll, slot: str, ids: list[str], vecs: np.ndarray, rows: list[int], b
     for s in range(0, len(rows), batch_size):
         part = rows[s : s + batch_size]
         coll.update_vectors(slot, [ids[r] for r in part], vecs[part])
-        if (s + len(part)) // REINDEX_ROWS != s // REINDEX_ROWS:
-            coll.optimize()  # a store's ANN indexes take the rewritten rows back in (LanceDB: else searched exactly)
+        reindex_after(coll, s, s + len(part))
 
 
 def backfill_from_file(coll, path: str | Path, *, ids_file: str | Path | None = None,
