@@ -34,7 +34,7 @@ def test_bulk_upsert_appends_new_ids_and_merges_known_ones(tmp_path):
 
 
 def test_backfills_optimize_each_time_their_rows_cross_a_multiple_of_reindex_rows():
-    from repspace.collections.upgrade import backfill
+    from repspace.collections.upgrade.backfill import reindex_after
 
     calls = []
 
@@ -43,5 +43,5 @@ def test_backfills_optimize_each_time_their_rows_cross_a_multiple_of_reindex_row
             calls.append(1)
 
     for before, after in [(0, 99_999), (99_999, 100_000), (100_000, 150_000), (150_000, 350_000)]:
-        backfill.reindex_after(Coll(), before, after)
+        reindex_after(Coll(), before, after)
     assert len(calls) == 2  # crossed 100k, then 200k..300k in one write: once
