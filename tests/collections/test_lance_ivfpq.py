@@ -145,3 +145,41 @@ def test_an_optimize_killed_midway_leaves_the_collection_readable_and_the_next_o
     assert after.optimize()["ext"].startswith("IVF_PQ index")  # built now (or kept, if the kill came too late)
     assert after.store._indexed() == {"v_0"}
     assert [row[0]["id"] for row in after.search(vectors=q, k=5)] == [w[0] for w in want]
+
+
+ONE_OFF_CHILD = """
+import json, sys
+import numpy as np
+from repspace.collections import Collection
+c = Collection.open(sys.argv[1]).one_off()
+q = np.load(sys.argv[2])
+rows = c.search(vectors=q, k=5) + c.search(vectors=q, k=5, filter={"g": "1"})
+print(json.dumps({"lancedb": "lancedb" in sys.modules, "rows": [[[h["id"], h["score"]] for h in r] for r in rows]}))
+"""
+
+
+def test_a_one_off_search_reads_through_pylance_with_the_same_answers(tmp_path):
+    """A one-off process (the CLI's search) opens the table with pylance, not lancedb (whose import alone is ~2 s):
+    the index search, the exact search of rows written since, and a payload-filtered search answer exactly as the
+    long-lived (lancedb) path does."""
+    import json
+    import subprocess
+    import sys
+
+    v, q = _data(N), _data(4, seed=3)
+    ids = [f"i{j}" for j in range(N)]
+    c = Collection.create(tmp_path / "c", model="ext", dim=D, spec="IVF16,PQ8+refine:8", payload_index=["g"])
+    c.upsert(ids, vectors=v, payloads=[{"g": str(j % 3)} for j in range(N)])
+    c.optimize()
+    c.upsert(["late"], vectors=q[:1], payloads=[{"g": "1"}])  # after the index: searched exactly
+    want = c.search(vectors=q, k=5) + c.search(vectors=q, k=5, filter={"g": "1"})
+    c.close()
+    np.save(tmp_path / "q.npy", q)
+    out = subprocess.run([sys.executable, "-c", ONE_OFF_CHILD, str(tmp_path / "c"), str(tmp_path / "q.npy")],
+                         capture_output=True, text=True, check=True).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    assert not got["lancedb"]
+    assert got["rows"][0][0][0] == "late"
+    assert [[i for i, _ in r] for r in got["rows"]] == [[h["id"] for h in r] for r in want]
+    np.testing.assert_allclose([[s for _, s in r] for r in got["rows"]], [[h["score"] for h in r] for r in want],
+                               atol=1e-6)

@@ -78,21 +78,28 @@ def filtered_search(store: Any, column: str, dim: int, queries: np.ndarray, k: i
     """The store's filtered search (see the module's docstring), or None for repspace's in-memory layer."""
     if not store.native_fused(spec):  # the slot is not searched by LanceDB (an IVF kind, or Flat in a one-off process)
         return None  # the in-memory layer serves this slot, filters included
-    t = store.table()
+    ds = store.dataset()
     ann = column in store._indexed()  # LanceDB's vector index on the slot (scalar indexes are not listed there)
-    if any(column_of(key) not in t.schema.names for key in filter):
+    if any(column_of(key) not in ds.schema.names for key in filter):
         return None  # a key with no payload index: filtered in memory
-    ds, expr = t.to_lance(), expression(filter)
+    expr = expression(filter)
     use_index = ann and not exact_plan(ds.count_rows(filter=expr), EXACT_ROWS)  # few: exact kNN over just those
     out = []
     for q in np.asarray(queries, np.float32):
-        near = {"column": column, "q": q, "k": k, "metric": "cosine", "use_index": use_index}
-        if use_index:
-            near.update(nprobes=spec.nprobe, refine_factor=spec.refine)
-            if hasattr(spec, "ef"):  # IVFn,HNSW_SQ
-                near["ef"] = max(spec.ef, k * spec.refine)
-        hits = ds.to_table(columns=["id", "payload", "_distance"], nearest=near, filter=expr, prefilter=True)
+        hits = ds.to_table(columns=["id", "payload", "_distance"], nearest=nearest(column, q, k, spec, use_index),
+                           filter=expr, prefilter=True)
         out.append([(i, 1.0 - float(d), json.loads(p or "{}")) for i, p, d in zip(
             hits.column("id").to_pylist(), hits.column("payload").to_pylist(), hits.column("_distance").to_pylist())
             if d is not None])
     return out
+
+
+def nearest(column: str, q: np.ndarray, k: int, spec: Any, use_index: bool) -> dict[str, Any]:
+    """Lance's `nearest` argument for one query: the slot's index searched with the spec's nprobes, refine and ef —
+    or, `use_index` False, an exact kNN."""
+    near = {"column": column, "q": q, "k": k, "metric": "cosine", "use_index": use_index}
+    if use_index:
+        near.update(nprobes=spec.nprobe, refine_factor=spec.refine)
+        if hasattr(spec, "ef"):  # IVFn,HNSW_SQ
+            near["ef"] = max(spec.ef, k * spec.refine)
+    return near
