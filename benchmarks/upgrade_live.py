@@ -4,12 +4,17 @@ Protocol (docs/upgrade.md §4). The collection (LanceDB, Flat) holds the corpus 
 and the texts. `upgrade start` fits the adapter new -> old (Procrustes) on a re-embedded sample of 1,000 items of
 the train half (the sample's new vectors are not kept: the backfill starts from 0 %). Golden queries: titles of
 the held-out test half; relevant = that article's body (bbc-news title->body) or its sentences (bbc-sentences).
+gcide (the GNU dictionary, 126,236 entries): items = definitions; a query is a headword (the text of its first entry,
+id = the lower-cased headword) whose id is in the test half (`hash_split`), and relevant = every entry of that
+headword (`word`, `word#2`, ...: one query, all its senses); the split and the adapter sample go by that headword
+id too, so no test headword's entry fits the adapter. `--queries N` takes a fixed random N of the test headwords.
 The backfill then runs in its own order (random / uncertainty) to 10, 25, 50, 75, 100 %, and at each fraction
 every strategy is scored on the same golden queries through the collection's real search path
 (`upgrade.search_encoded`, queries pre-encoded by both models from the bench cache, so the models are not
 re-run per strategy). Never lose: fused >= old - 1 SE at every fraction; end above: fused at 100 % >= new.
 
-Usage: python benchmarks/upgrade_live.py [--pairs minilm-l3-onnx:minilm-l6,...] [--corpora bbc-news,bbc-sentences]
+Usage: python benchmarks/upgrade_live.py [--pairs minilm-l3-onnx:minilm-l6,...] [--corpora bbc-news,bbc-sentences,gcide]
+  [--backend torch] [--items N (a fixed random subset of the corpus)]
 """
 
 from __future__ import annotations
@@ -35,48 +40,57 @@ STRATEGIES = ("old", "adapted", "mixed", "fused", "new")
 PAIRS = "minilm-l3-onnx:minilm-l6,minilm-l6:mpnet-base,glove-50:minilm-l6"
 
 
-def corpus(name: str, model: str):
-    if name == "bbc-news":
-        return bench_space(model, "bbc-news:body"), load_dataset("bbc-news:body")
-    return bench_space(model, "bbc-sentences"), load_dataset("bbc-sentences")
+QUERIES = {"bbc-news": "bbc-news:title", "bbc-sentences": "bbc-news:title", "gcide": "gcide:headword"}
+
+
+def corpus(name: str, model: str, backend: str = "torch", items: int | None = None):
+    spec = {"bbc-news": "bbc-news:body", "bbc-sentences": "bbc-sentences", "gcide": "gcide"}[name]
+    return bench_space(model, spec, sample=items, backend=backend), load_dataset(spec)
+
+
+def group(name: str, item_id: str) -> str:
+    """The query id an item belongs to (its article; a dictionary entry's headword), which also decides its split."""
+    return item_id.split("#")[0] if name == "gcide" else "/".join(item_id.split("/")[:2])
 
 
 def golden(name: str, gallery_ids: list[str], titles_old, titles_new, limit: int | None):
-    test = [i for i in titles_old.ids if hash_split(i) == "test"]
-    if limit:
+    test = [i for i in titles_old.ids if hash_split(i) == "test" and "#" not in i]
+    if limit and name == "gcide":  # index order is alphabetical: a random sample, not the first N
+        test = [test[j] for j in np.sort(np.random.default_rng(0).permutation(len(test))[:limit])]
+    elif limit:
         test = test[:limit]
     if name == "bbc-news":
         rel = test
     else:
         by_article: dict[str, list[str]] = {}
         for i in gallery_ids:
-            by_article.setdefault("/".join(i.split("/")[:2]), []).append(i)
+            by_article.setdefault(group(name, i), []).append(i)
         test = [i for i in test if i in by_article]
         rel = [by_article[i] for i in test]
     return (np.asarray(titles_old.select(test).vectors), np.asarray(titles_new.select(test).vectors), rel)
 
 
 def fit_query_pairs(name: str, gallery_ids: list[str]) -> list[tuple[str, str]]:
-    """Real queries for the fusion fit (`upgrade start --fit-queries`): the train half's titles, each with its
-    relevant item(s) — disjoint from the golden (test-half) queries."""
-    titles = load_dataset("bbc-news:title")
-    text = {i: t for i, t in zip(titles.ids, titles.data) if hash_split(i) == "train"}
+    """Real queries for the fusion fit (`upgrade start --fit-queries`): the train half's titles (headwords), each with
+    its relevant item(s) — disjoint from the golden (test-half) queries."""
+    titles = load_dataset(QUERIES[name])
+    text = {i: t for i, t in zip(titles.ids, titles.data) if hash_split(i) == "train" and "#" not in i}
     if name == "bbc-news":
         return [(text[i], i) for i in gallery_ids if i in text]
-    return [(text[a], i) for i in gallery_ids if (a := "/".join(i.split("/")[:2])) in text]
+    return [(text[a], i) for i in gallery_ids if (a := group(name, i)) in text]
 
 
 def run_pair(old_m: str, new_m: str, name: str, order: str, sample: int, queries: int | None, root: Path,
-             fit_queries: bool = False) -> dict:
-    old_sp, items = corpus(name, old_m)
-    new_sp, _ = corpus(name, new_m)
-    t_old, t_new = bench_space(old_m, "bbc-news:title"), bench_space(new_m, "bbc-news:title")
+             fit_queries: bool = False, backend: str = "torch", items_n: int | None = None) -> dict:
+    old_sp, items = corpus(name, old_m, backend, items_n)
+    new_sp, _ = corpus(name, new_m, backend, items_n)
+    t_old, t_new = (bench_space(m, QUERIES[name], backend=backend) for m in (old_m, new_m))
     q_old, q_new, rel = golden(name, old_sp.ids, t_old, t_new, queries)
-    train_items = [i for i in old_sp.ids if hash_split("/".join(i.split("/")[:2])) == "train"]
+    train_items = [i for i in old_sp.ids if hash_split(group(name, i)) == "train"]
     sample_ids = [train_items[j] for j in np.random.default_rng(0).permutation(len(train_items))[:sample]]
     res = curve(old_sp, new_sp, dict(zip(items.ids, items.data)), q_old, q_new, rel,
                    work=root / f"{name}-{old_m}-{new_m}-{order}", order=order, sample_ids=sample_ids,
-                   fit_queries=fit_query_pairs(name, old_sp.ids) if fit_queries else None)
+                   fit_queries=fit_query_pairs(name, old_sp.ids) if fit_queries else None, backend=backend)
     c = res.pop("collection")
     # cost of the fused path beyond a plain search (queries already encoded), batch and one at a time
     cost = {}
@@ -103,7 +117,7 @@ def run_pair(old_m: str, new_m: str, name: str, order: str, sample: int, queries
 
 def report(res: dict) -> list[str]:
     out = [f"\n### {res['corpus']}: {res['old']} -> {res['new']}, order {res['order']}"
-           f"{', fusion fitted on real train-half titles' if res.get('fit_queries') else ''} "
+           f"{', fusion fitted on real train-half queries' if res.get('fit_queries') else ''} "
            f"({res['items']} items, {res['queries']} golden queries, adapter from {res['sample']} items)"]
     out.append("| fraction | " + " | ".join(f"{s} R@10 / nDCG@10" for s in STRATEGIES) + " | fused ≥ old−SE | flips fused |")
     out.append("|---" * (len(STRATEGIES) + 3) + "|")
@@ -138,6 +152,8 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=None, help="at most N golden queries")
     ap.add_argument("--fit-queries", action="store_true",
                     help="fit the fusion on the train half's real titles (upgrade start --fit-queries)")
+    ap.add_argument("--backend", default="torch", help="encoder backend of both models' vectors (and of the slots)")
+    ap.add_argument("--items", type=int, default=None, help="a fixed random subset of N corpus items (bench_space sample)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     print(f"machine: {machine()}")
@@ -147,7 +163,8 @@ def main() -> None:
             for pair in args.pairs.split(","):
                 old_m, new_m = pair.split(":")
                 for order in args.orders.split(","):
-                    res = run_pair(old_m, new_m, name, order, args.sample, args.queries, Path(tmp), args.fit_queries)
+                    res = run_pair(old_m, new_m, name, order, args.sample, args.queries, Path(tmp), args.fit_queries,
+                                   args.backend, args.items)
                     results.append(res)
                     print("\n".join(report(res)), flush=True)
     if args.json:
