@@ -168,8 +168,11 @@ def fit_fusion(features: np.ndarray, labels: np.ndarray,
         return NonNegLogistic(l2=2 * L2 * share, balance=False)
 
     w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
-    return {name: model(w).fit(features[:, cols], labels, sample_weight=w).to_list()
-            for name, cols in (("A", [0, 1]), ("B", [0, 1, 2]))}
+    fitted = {name: model(w).fit(features[:, cols], labels, sample_weight=w).to_list()
+              for name, cols in (("A", [0, 1]), ("B", [0, 1, 2]))}
+    # a fit that learned nothing (every weight ~0: pairs without signal) would score every item alike: the neutral
+    # fusion instead (benchmarks: gcide's one-token pseudo-queries gave recall 0 before this)
+    return {name: coef if max(coef[:-1]) > 1e-6 else list(NEUTRAL[name]) for name, coef in fitted.items()}
 
 
 def density_of(collection: int, sample: int) -> float:

@@ -36,12 +36,18 @@ MIN_FIT_QUERIES = 20
 MIN_SAMPLE = 20
 
 
+MIN_WORDS = 4  # a pseudo-query's first sentence is at least this long (else joined with the next)
+
+
 def pseudo_query(text: str, words: int = 24) -> str:
     """An inverse-cloze query for an item: its first sentence (at most `words` words); for an item that is a single
-    short sentence, the first half of its words, so the query is never the item itself."""
-    parts = re.split(r"(?<=[.!?])\s+", text.strip(), maxsplit=1)
-    toks = parts[0].split()
-    if len(parts) == 1 and len(toks) <= 2 * words:
+    short sentence, the first half of its words, so the query is never the item itself. Leading sentences shorter than
+    `MIN_WORDS` words (a dictionary's "n.", a heading) are joined with the next."""
+    parts = re.split(r"(?<=[.!?])\s+", text.strip())
+    toks, used = parts[0].split(), 1
+    while len(toks) < MIN_WORDS and used < len(parts):
+        toks, used = toks + parts[used].split(), used + 1
+    if used == len(parts) and len(toks) <= 2 * words:
         toks = toks[: max(1, (len(toks) + 1) // 2)]
     return " ".join(toks[:words])
 
