@@ -88,8 +88,7 @@ class LanceStore(Store):
 
     def table(self):
         if self._table is None:
-            if not self.exists():
-                raise CollectionNotFoundError(f"no collection at {self.path} (create it with `repspace collection create`)")
+            self._require_exists()
             try:
                 self._table = self._connect().open_table(TABLE)
             except Exception as e:  # noqa: BLE001
@@ -100,10 +99,9 @@ class LanceStore(Store):
         """The table as a pylance dataset at its latest version. A one-off process (`search_in_store`) that has not
         opened the table through LanceDB opens the dataset directly, once: `import lance` instead of `import lancedb`
         (~2 s of its generated clients), the one-off search's reads need nothing more."""
-        if self._table is None and self.search_in_store:
+        if self._reads_pylance:
             if getattr(self, "_ds", None) is None:
-                if not self.exists():
-                    raise CollectionNotFoundError(f"no collection at {self.path} (create it with `repspace collection create`)")
+                self._require_exists()
                 import lance
 
                 try:
@@ -115,6 +113,16 @@ class LanceStore(Store):
 
     def exists(self) -> bool:
         return (self.path / META).is_file()
+
+    def _require_exists(self) -> None:
+        if not self.exists():
+            raise CollectionNotFoundError(f"no collection at {self.path} (create it with `repspace collection create`)")
+
+    @property
+    def _reads_pylance(self) -> bool:
+        """A one-off process (`search_in_store`) that has not opened the table through LanceDB (for a write) reads
+        through pylance (`dataset()`)."""
+        return self._table is None and self.search_in_store
 
     # ------------------------------------------------------------ metadata
     def create(self, meta: dict[str, Any], columns: dict[str, int]) -> None:
@@ -130,8 +138,7 @@ class LanceStore(Store):
         write_json(self.path / META, {**meta, "revision": 1})  # last: a collection exists once its metadata does
 
     def read_meta(self, fresh: bool = False) -> dict[str, Any]:
-        if not self.exists():
-            raise CollectionNotFoundError(f"no collection at {self.path} (create it with `repspace collection create`)")
+        self._require_exists()
         try:
             st = (self.path / META).stat()
             key = (st.st_ino, st.st_mtime_ns, st.st_size)  # a write replaces the file (a new inode): read it again
@@ -322,7 +329,7 @@ class LanceStore(Store):
     # ------------------------------------------------------------ LanceDB's own vector indexes (`IVFn,...`)
     def _indexed(self) -> set[str]:
         """The vector columns LanceDB has an index on (read again only when the table's version moved)."""
-        if self._table is None and self.search_in_store:  # a one-off process: read through pylance
+        if self._reads_pylance:
             ds = self.dataset()
             version, listed = ds.version, lambda: [c for i in ds.list_indices() for c in i["fields"]]
         else:
@@ -366,7 +373,7 @@ class LanceStore(Store):
         exact = (spec.kind == "flat" and self.search_in_store) or (ivf and column not in self._indexed())
         if filter or not (exact or ivf):
             return None
-        if self._table is None and self.search_in_store:  # a one-off process: pylance, the same query
+        if self._reads_pylance:  # the same query, through pylance
             from repspace.collections.lance_filter import nearest
 
             ds = self.dataset()

@@ -34,8 +34,6 @@ from repspace.ops.search import normalize_rows
 
 MIN_FIT_QUERIES = 20
 MIN_SAMPLE = 20
-
-
 MIN_WORDS = 4  # a pseudo-query's first sentence is at least this long (else joined with the next)
 
 
