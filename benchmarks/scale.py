@@ -1,7 +1,7 @@
 """A LanceDB collection at scale, side by side with LanceDB's own API (one run; issue 26).
 
     .venv/bin/python benchmarks/scale.py [--n 1000000] [--dim 384] [--spec IVF256,HNSW_SQ+nprobe:128+refine:4]
-        [--queries 100] [--work DIR [--skip-load]] [--sweep 16,32,64] [--no-fused] [--json OUT]
+        [--queries 100] [--work DIR [--skip-load]] [--sweep 16,32,64] [--no-fused] [--no-anchor] [--json OUT]
 
 Data: n synthetic unit vectors with a decaying (Matryoshka-like) spectrum, written once to a memory-mapped .npy (the
 bring-your-own path); queries from the same distribution; ground truth by exact inner product (in blocks).
@@ -190,6 +190,8 @@ def main() -> None:
     ap.add_argument("--skip-load", action="store_true", help="reuse the collection and table of an earlier run (--work)")
     ap.add_argument("--sweep", default="", help="LanceDB's own query at these nprobes too, e.g. 16,32,64")
     ap.add_argument("--no-fused", action="store_true", help="skip step 5 (the fused upgrade search)")
+    ap.add_argument("--no-anchor", action="store_true",
+                    help="repspace's side only (no LanceDB table, index or query): for steps 4-5 once 1-3 are recorded")
     ap.add_argument("--load-only", action="store_true", help="step 1 only (into fresh directories under --work)")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args()
@@ -216,21 +218,21 @@ def main() -> None:
     if not args.skip_load:
         index_too = "0" if args.load_only else "1"
         ours = child(LOAD_REPSPACE, str(data), str(work / "coll"), str(args.dim), str(spec), index_too)
-        theirs = child(LOAD_LANCE, str(data), str(work / "lance"), str(args.dim), str(spec), index_too)
-        res["load"] = {"repspace": ours, "lancedb": theirs}
+        res["load"] = {"repspace": ours}
         print(f"1. bulk load {args.n:,}: repspace {ours['load_s']:.1f} s (peak RSS {ours['rss_mib']:.0f} MiB, anonymous "
-              f"{ours['anon_mib']:.0f} MiB), lancedb's own {theirs['load_s']:.1f} s ({theirs['rss_mib']:.0f} MiB, "
-              f"{theirs['anon_mib']:.0f} MiB): {theirs['load_s'] / ours['load_s']:.2f}x of LanceDB's speed", flush=True)
+              f"{ours['anon_mib']:.0f} MiB)", flush=True)
+        if not args.no_anchor:
+            theirs = res["load"]["lancedb"] = child(LOAD_LANCE, str(data), str(work / "lance"), str(args.dim),
+                                                    str(spec), index_too)
+            print(f"   lancedb's own {theirs['load_s']:.1f} s ({theirs['rss_mib']:.0f} MiB, {theirs['anon_mib']:.0f} "
+                  f"MiB): {theirs['load_s'] / ours['load_s']:.2f}x of LanceDB's speed", flush=True)
         if args.load_only:
             Path(args.json).write_text(json.dumps(res, indent=1) + "\n") if args.json else None
             return
-        print(f"2. index: repspace optimize {ours['index_s']:.1f} s, lancedb create_index {theirs['index_s']:.1f} s",
-              flush=True)
-
-    import lancedb
+        print(f"2. index: repspace optimize {ours['index_s']:.1f} s" + ("" if args.no_anchor else
+              f", lancedb create_index {theirs['index_s']:.1f} s"), flush=True)
 
     c = Collection.open(work / "coll")
-    t = lancedb.connect(work / "lance").open_table("items")
 
     def recall(rows, want=None) -> float:
         want = want if want is not None else [[f"i{j}" for j in row] for row in truth]
@@ -243,14 +245,19 @@ def main() -> None:
         return len(queries) / (time.perf_counter() - t0), rows
 
     qps_ours, rows_ours = timed(lambda x: [h["id"] for h in c.search(vectors=x, k=10)[0]])
-    qps_lance, rows_lance = timed(lambda x: lance_query(t, spec, x, 10))
     assert not c._caches, "the search must be LanceDB's"
-    res["search"] = {"repspace_qps": qps_ours, "repspace_recall": recall(rows_ours), "lancedb_qps": qps_lance,
-                     "lancedb_recall": recall(rows_lance)}
-    print(f"3. search: repspace {qps_ours:.1f} q/s recall@10 {recall(rows_ours):.3f}; lancedb's own {qps_lance:.1f} q/s "
-          f"recall@10 {recall(rows_lance):.3f} ({qps_ours / qps_lance:.2f}x)", flush=True)
+    res["search"] = {"repspace_qps": qps_ours, "repspace_recall": recall(rows_ours)}
+    print(f"3. search: repspace {qps_ours:.1f} q/s recall@10 {recall(rows_ours):.3f}", flush=True)
+    if not args.no_anchor:
+        import lancedb
+
+        t = lancedb.connect(work / "lance").open_table("items")
+        qps_lance, rows_lance = timed(lambda x: lance_query(t, spec, x, 10))
+        res["search"].update(lancedb_qps=qps_lance, lancedb_recall=recall(rows_lance))
+        print(f"   lancedb's own {qps_lance:.1f} q/s recall@10 {recall(rows_lance):.3f} ({qps_ours / qps_lance:.2f}x)",
+              flush=True)
     res["sweep"] = []
-    for p in [int(x) for x in args.sweep.split(",") if x]:
+    for p in [int(x) for x in args.sweep.split(",") if x and not args.no_anchor]:
         qps, rows = timed(lambda x: lance_query(t, spec, x, 10, nprobe=p))
         res["sweep"].append({"nprobes": p, "qps": qps, "recall": recall(rows)})
         print(f"   lancedb's own at nprobes {p}: {qps:.1f} q/s recall@10 {recall(rows):.3f}", flush=True)

@@ -41,6 +41,16 @@ def test_infeasible_cases_fail(dim, n):
     assert not fit.solved and fit.accuracy < 1.0
 
 
+def test_float32_on_two_threads_gives_the_same_answers():
+    """The fast setting for large d: the same solved / failed cases and, on the small cases, the same critical n."""
+    for n, dim, want in ((5, 5, True), (4, 2, False)):
+        fit = fit_free_embeddings(n=n, k=2, dim=dim, seed=0, patience=300, precision="float32", threads=2)
+        assert fit.solved is want
+    assert critical_n(2, 2, patience=300, tries=1, precision="float32", threads=2).critical_n == 3
+    assert critical_n(4, 2, seed=0, precision="float32", threads=2, **FAST).critical_n == \
+        critical_n(4, 2, seed=0, **FAST).critical_n
+
+
 def test_critical_n_small_and_never_decreasing_in_dim():
     found = {d: critical_n(d, 2, seed=0, **FAST) for d in (2, 3, 4)}
     assert found[2].critical_n == 3 and found[2].stopped_by == "failed" and not found[2].capped
@@ -58,7 +68,9 @@ def test_deterministic_and_capped_at_max_n():
 
 
 @pytest.mark.parametrize("kwargs,param", [({"dim": 0}, "dim"), ({"dim": 2, "k": 0}, "k"),
-                                          ({"dim": 2, "max_n": 2}, "max_n"), ({"dim": 2, "lr": -1.0}, "lr")])
+                                          ({"dim": 2, "max_n": 2}, "max_n"), ({"dim": 2, "lr": -1.0}, "lr"),
+                                          ({"dim": 2, "precision": "float16"}, "precision"),
+                                          ({"dim": 2, "threads": 0}, "threads")])
 def test_bad_input_names_the_parameter(kwargs, param):
     with pytest.raises(InvalidInputError) as e:
         critical_n(**kwargs)

@@ -19,7 +19,7 @@ def items():
     return load_dataset("bbc-news:title@test").limit(120)
 
 
-def test_upsert_and_backfill_on_ray_equal_local(ray_cluster, items, tmp_path):
+def test_upsert_and_backfill_on_ray_equal_local(ray_cluster, items, tmp_path, monkeypatch):
     local, remote = Collection.create(tmp_path / "local", model="glove-50"), Collection.create(tmp_path / "ray", model="glove-50")
     upsert_items(local, items, batch_size=40, encode_batch=8)
     res = upsert_items(remote, items, batch_size=40, encode_batch=8, engine="ray", address=ray_cluster, workers=1)
@@ -30,9 +30,18 @@ def test_upsert_and_backfill_on_ray_equal_local(ray_cluster, items, tmp_path):
     assert upsert_items(remote, items, batch_size=40, encode_batch=8, engine="ray", address=ray_cluster)["skipped"] == 120
     for c in (local, remote):
         up.start(c, "minilm-l3-onnx", sample=30, evaluate_gate=False)
-    up.backfill(local, batch_size=16)
+    filled = up.backfill(local, batch_size=16)["backfilled"]
+    # shards of two batches; an optimize after every 50 rows written (as after every 100k at scale) and at the end
+    import importlib
+
+    bf = importlib.import_module("repspace.collections.upgrade.backfill")
+    monkeypatch.setattr(bf, "RAY_SHARD_ITEMS", 32)
+    monkeypatch.setattr(bf, "REINDEX_ROWS", 50)
+    optimized, optimize = [], remote.optimize
+    monkeypatch.setattr(remote, "optimize", lambda *a, **kw: optimized.append(remote.count()) or optimize(*a, **kw))
     res = up.backfill(remote, batch_size=16, engine="ray", address=ray_cluster, workers=1)
-    assert res["fraction"] == 1.0
+    assert res["fraction"] == 1.0 and res["backfilled"] == filled > 50
+    assert len(optimized) == filled // 50 + 1  # past each 50 rows written, and at the end
     a, b = local.export(slot="minilm-l3-onnx"), remote.export(slot="minilm-l3-onnx")
     assert a.ids == b.ids and a.count == 120
     np.testing.assert_array_equal(np.asarray(a.vectors), np.asarray(b.vectors))

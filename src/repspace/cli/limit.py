@@ -13,7 +13,8 @@ from repspace.cli.app import emit_json, flag_hints, parse_int_list
 
 FLAGS = {"dim": "--dim", "k": "--k", "max_n": "--max-n", "tries": "--tries", "max_queries": "--max-queries",
          "max_seconds": "--max-seconds", "steps": "--steps", "lr": "--lr", "temperature": "--temperature",
-         "patience": "--patience", "seed": "--seed", "search": "--search", "start": "--start", "docs": "--docs", "queries": "--queries", "dims": "--dims",
+         "patience": "--patience", "seed": "--seed", "search": "--search", "start": "--start",
+         "precision": "--precision", "threads": "--threads", "docs": "--docs", "queries": "--queries", "dims": "--dims",
          "ks": "--k", "attributes": "--attributes", "model": "MODEL"}
 
 limit_app = typer.Typer(help="The LIMIT capacity test: free embeddings' critical n (`--dim d --k 2`), or `eval MODEL` "
@@ -39,6 +40,9 @@ def limit(
     search: str = typer.Option("linear", "--search", help="linear (n + 1 each fit, the paper's) or bisect (grow by "
                                "half, then bisect: ~2 log2(n) fits, for larger --dim)."),
     start: Optional[int] = typer.Option(None, "--start", help="First n to fit (default k + 1)."),
+    precision: str = typer.Option("float64", "--precision", help="float64 (the reference) or float32 (3-5x faster "
+                                  "for d >= 16)."),
+    threads: int = typer.Option(1, "--threads", help="Torch threads per fit."),
     trials: bool = typer.Option(False, "--trials", help="With --json: include every fit."),
     quiet: bool = typer.Option(False, "--quiet"),
     json_out: bool = typer.Option(False, "--json"),
@@ -61,7 +65,8 @@ def limit(
     with flag_hints(**FLAGS):
         result = critical_n(dim, k, max_n=max_n, tries=tries, max_queries=max_queries, max_seconds=max_seconds,
                             steps=steps, lr=lr, temperature=temperature, patience=patience, seed=seed,
-                            on_trial=report, search=search, start=start)
+                            on_trial=report, search=search, start=start,
+                            precision=precision, threads=threads)
     out = result.to_dict()
     if not trials:
         out.pop("trials")

@@ -53,9 +53,11 @@ def critical_n(dim: int, k: int = 2, *, max_n: int = SEARCH_DEFAULTS["max_n"], t
                max_queries: int = SEARCH_DEFAULTS["max_queries"], max_seconds: float | None = SEARCH_DEFAULTS["max_seconds"],
                steps: int = DEFAULTS["steps"], lr: float = DEFAULTS["lr"], temperature: float = DEFAULTS["temperature"],
                patience: int = DEFAULTS["patience"], seed: int = 0, on_trial=None, search: str = "linear",
-               start: int | None = None) -> Capacity:
+               start: int | None = None, precision: str = DEFAULTS["precision"],
+               threads: int = DEFAULTS["threads"]) -> Capacity:
     """The largest n whose every k-subset free embeddings of dimension `dim` can make some query's exact top-k
-    (deterministic in `seed`); see the module docstring for `search` and `start`.
+    (deterministic in `seed`); see the module docstring for `search` and `start`; `precision` and `threads` go to
+    each fit (`fit_free_embeddings`).
 
     `on_trial(fit)` (optional) is called after every fit (progress reporting)."""
     dim, k = check_shape(dim, k)
@@ -83,7 +85,7 @@ def critical_n(dim: int, k: int = 2, *, max_n: int = SEARCH_DEFAULTS["max_n"], t
     def solves(n: int) -> bool:
         for attempt in range(tries):
             fit = fit_free_embeddings(n, k, dim, steps=steps, lr=lr, temperature=temperature, patience=patience,
-                                      seed=_trial_seed(seed, n, attempt))
+                                      seed=_trial_seed(seed, n, attempt), precision=precision, threads=threads)
             trials.append(fit)
             if on_trial is not None:
                 on_trial(fit)

@@ -85,6 +85,7 @@ def backfill_order(coll, order: str = "random") -> tuple[list[str], int]:
 
 
 REINDEX_ROWS = 100_000  # a long backfill runs `optimize` after every this many rows written
+RAY_SHARD_ITEMS = 1024  # items per Ray shard (whole batches): a shard costs the driver ~ms, and is one write
 
 
 def reindex_after(coll, before: int, after: int) -> None:
@@ -125,12 +126,17 @@ def backfill(coll, *, order: str = "random", batch_size: int = 64, limit: int | 
         items = Items(list(todo), [texts[i] for i in todo], "text")
 
         def write(_s: int, ids: list[str], vectors: np.ndarray) -> None:
+            nonlocal done
             coll.update_vectors(new.name, ids, vectors, texts=[texts[i] for i in ids])
+            done += len(ids)
+            reindex_after(coll, done - len(ids), done)
 
-        ray_encode(new.model, items, batch_size=batch_size, workers=workers, shard_items=batch_size,
-                   encoder=coll.encoder(new.name), address=address, progress=progress,
-                   order=np.arange(len(todo)), on_shard=write)
-        return result(len(todo))
+        # shards of whole batches (the same batches as the local engine, so the same vectors), one write each
+        ray_encode(new.model, items, batch_size=batch_size, workers=workers,
+                   shard_items=max(batch_size, RAY_SHARD_ITEMS), encoder=coll.encoder(new.name), address=address,
+                   progress=progress, order=np.arange(len(todo)), on_shard=write)
+        coll.optimize()
+        return result(done)
     from concurrent.futures import ThreadPoolExecutor
 
     def encode(s: int) -> tuple[list[str], dict[str, str], np.ndarray | None]:
