@@ -75,6 +75,8 @@ def test_collection_cli_errors_are_one_line(cli, new_uri, tmp_path):
         assert code == 2, (args, out, err)
         assert err.startswith("error: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1, (args, err)
     assert json.loads(cli("collection", "info", uri, "--json")[1])["count"] == 0
+    code, _, err = cli("collection", "upsert", uri, "--dataset", "bbc-news:title", "--limit", 3, "--encode-batch", 0)
+    assert code == 2 and "encode_batch" in err and err.rstrip().endswith("[--encode-batch]"), err
 
 
 def test_import_external_vectors(cli, tmp_path):

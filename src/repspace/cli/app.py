@@ -76,7 +76,8 @@ def read_items(dataset: str | None, input: Any, text_column: str = "text", id_co
 # A command whose flag for a parameter differs (or that has more) passes its own to `flag_hints`, which win.
 FLAGS: dict[str, str] = {
     "adaptors": "--adaptor", "address": "--ray-address", "api_key_file": "--api-key-file", "api_keys": "--api-key-file",
-    "batch_size": "--batch-size", "concurrency": "--concurrency", "device": "--device", "dimensions": "--dim", "engine": "--engine", "force": "--force",
+    "batch_size": "--batch-size", "concurrency": "--concurrency", "device": "--device", "dimensions": "--dim",
+    "encode_batch": "--encode-batch", "engine": "--engine", "force": "--force",
     "id_column": "--id-column", "ids_file": "--ids", "items": "--dataset or --input", "limit": "--limit",
     "max_inputs": "--max-inputs", "model": "--model", "models": "--models", "no_auth": "--no-auth", "out": "--out",
     "overwrite": "--overwrite", "port": "--port", "qrels": "--qrels", "spec": "--spec", "text_column": "--text-column",

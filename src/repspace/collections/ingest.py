@@ -94,9 +94,13 @@ def upsert_items(coll: Collection, items, *, batch_size: int = 256, encode_batch
     batches of `encode_batch`), so both engines form the same batches: `engine="ray"` encodes the active slot's
     shards on a Ray actor pool (`repspace.scale.ray_encode`) and upserts each in the driver, with vectors identical
     to the local engine's. Other slots that encode (during an upgrade) are encoded in the driver."""
+    from repspace.errors import InvalidInputError
     from repspace.scale import check_engine, plan_shards
 
     check_engine(engine)
+    for name, value in (("encode_batch", encode_batch), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError(f"{name} must be a positive integer; got {value!r}", param=name)
     slot = coll.slot()
     enc = coll.encoder()
     stores_text = items.modality == "text" or not isinstance(items.data, np.ndarray)
