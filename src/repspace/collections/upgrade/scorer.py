@@ -177,6 +177,19 @@ def _rank(view: JoinedSlots, keys: np.ndarray, sc: np.ndarray, k: int) -> list[l
     return out
 
 
+_POOL: list = []
+
+
+def _pool():
+    """The process's threads for fused searches' slot searches (made once, not a pool per query; threads start as
+    concurrent searches need them, two per search, so a service's concurrent requests do not queue behind each other)."""
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.append(ThreadPoolExecutor(32, thread_name_prefix="repspace-fused"))
+    return _POOL[0]
+
+
 def store_top_k(coll: Any, meta: Any, q_old: np.ndarray | None, q_ad: np.ndarray, q_new: np.ndarray, k: int,
                 weights: dict[str, Sequence[float]], flt: dict[str, str], K: int) -> list[list[dict[str, Any]]]:
     """Candidates from each slot's search in the store (old: qA, new: q_new), every term computed exactly for their
@@ -188,11 +201,9 @@ def store_top_k(coll: Any, meta: Any, q_old: np.ndarray | None, q_ad: np.ndarray
     wa, wb = weights["A"], weights["B"]
     qA, qB = combined_queries(q_old, q_ad, weights)
     cols = [old.column, new.column]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(2) as pool:  # the two slots' searches at once (the store's own threads do the work)
-        got_a, got_n = pool.map(lambda a: coll.store.candidates(a[0].column, a[0].dim, a[1], K, flt, coll.spec, cols),
-                                [(old, qA), (new, q_new)])
+    # the two slots' searches at once (the store's own threads do the work; one pool for the process)
+    got_a, got_n = _pool().map(lambda a: coll.store.candidates(a[0].column, a[0].dim, a[1], K, flt, coll.spec, cols),
+                               [(old, qA), (new, q_new)])
     if got_a is not None and got_n is not None:  # the hits came with both slots' vectors: nothing more to read
         return [_score_hits(pa.concat_tables([a, b]), old, new, qA[j], qB[j], q_new[j], k, wa, wb)
                 for j, (a, b) in enumerate(zip(got_a, got_n))]
