@@ -81,6 +81,15 @@ def test_lancedb_ivf_hnsw_sq_index_is_kept_up_to_date_by_optimize(tmp_path):
     assert d.optimize() == {"ext": "IVF_HNSW_SQ index built over 6,000 vectors"}
     assert d.optimize(rebuild=True) == {"ext": "IVF_HNSW_SQ index built over 6,000 vectors"}
     assert d.store._unindexed() == 0
+    # each optimize after a small write adds a delta segment (no retrain); past `max_segments` (a backfill's last
+    # optimize: `upgrade.backfill.settle`) the index is retrained into one segment
+    segments = lambda: next(i.num_segments for i in d.store.table().list_indices() if "v_0" in i.columns)  # noqa: E731
+    for r in range(3):
+        d.upsert([f"s{r}-{j}" for j in range(100)], vectors=_data(100, seed=20 + r))
+        d.optimize()
+    assert segments() == 4 and d.store._unindexed() == 0
+    assert d.optimize(max_segments=2) == {"ext": "IVF_HNSW_SQ index built over 6,300 vectors"}
+    assert segments() == 1
 
 
 def test_a_one_off_search_loads_nothing(tmp_path):

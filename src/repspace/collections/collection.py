@@ -118,10 +118,10 @@ class Collection:
         self.store.drop()
         self.close()
 
-    def optimize(self, rebuild: bool = False) -> dict[str, str]:
-        """Housekeeping after bulk writes, readers undisturbed (LanceDB: merge small files, build, update or, `rebuild`,
-        retrain the spec's vector indexes; payload indexes take the rows written since); what each slot has, by name."""
-        done = self.store.optimize(rebuild) or {}
+    def optimize(self, rebuild: bool = False, max_segments: int | None = None) -> dict[str, str]:
+        """Housekeeping after bulk writes, readers undisturbed (LanceDB: merge small files, build, update or retrain —
+        `rebuild`, or past `max_segments` delta segments — the vector indexes; payload indexes too); what each slot has."""
+        done = self.store.optimize(rebuild, max_segments) or {}
         meta = self.reload()
         if meta.payload_index and meta.attached is None:
             self.store.index_payload(list(meta.payload_index))

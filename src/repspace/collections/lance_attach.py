@@ -339,7 +339,7 @@ class AttachedLanceStore(LanceStore):
     def version(self) -> Any:
         return None  # the application writes without telling: never cache (`live`)
 
-    def optimize(self, rebuild: bool = False) -> dict[str, str]:
+    def optimize(self, rebuild: bool = False, max_segments: int | None = None) -> dict[str, str]:
         return {}  # never compacts the application's table
 
     def drop(self) -> None:

@@ -302,7 +302,8 @@ class LanceStore(Store):
             (self.path / META).unlink()
             shutil.rmtree(self.path, ignore_errors=True)
 
-    def optimize(self, rebuild: bool = False) -> dict[str, str]:
+    def optimize(self, rebuild: bool = False, max_segments: int | None = None) -> dict[str, str]:
+        most = MAX_SEGMENTS if max_segments is None else max_segments
         t = self.table()
         ds = t.to_lance()
         if sum(f.physical_rows < COMPACT_ROWS for f in ds.get_fragments()) > 16:
@@ -310,7 +311,7 @@ class LanceStore(Store):
             # took longer than the index); LanceDB remaps the indexes' row addresses
             ds.optimize.compact_files(target_rows_per_fragment=COMPACT_ROWS)
         t.checkout_latest()
-        stale = {c for i in t.list_indices() for c in i.columns if rebuild or i.num_segments > MAX_SEGMENTS
+        stale = {c for i in t.list_indices() for c in i.columns if rebuild or i.num_segments > most
                  or i.num_unindexed_rows > REBUILD_SHARE * max(1, i.num_indexed_rows)}
         if self._unindexed() > 0 and len(stale) < len(t.list_indices()):
             # the rows written since become a new delta segment of each index: no retrain, and no merge (merging a

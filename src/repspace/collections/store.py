@@ -159,9 +159,10 @@ class Store(ABC):
     def check_drop_old(self) -> None:  # noqa: B027 - optional
         """Refuse dropping an attached table's own vector column where the application still needs it."""
 
-    def optimize(self, rebuild: bool = False) -> dict[str, str]:  # noqa: B027 - optional
+    def optimize(self, rebuild: bool = False, max_segments: int | None = None) -> dict[str, str]:  # noqa: B027
         """Housekeeping after bulk writes (LanceDB: compact small files, build the spec's vector indexes); what each
-        vector column has now, by column (empty: nothing to say). `rebuild`: retrain the vector indexes."""
+        vector column has now, by column (empty: nothing to say). `rebuild`: retrain the vector indexes;
+        `max_segments`: retrain an index that has more delta segments than this (default: the store's own limit)."""
         return {}
 
     def close(self) -> None:  # noqa: B027 - optional

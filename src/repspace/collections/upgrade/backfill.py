@@ -88,6 +88,15 @@ REINDEX_ROWS = 100_000  # a long backfill runs `optimize` after every this many 
 RAY_SHARD_ITEMS = 1024  # items per Ray shard (whole batches): a shard costs the driver ~ms, and is one write
 
 
+SETTLED_SEGMENTS = 2  # a long backfill's last optimize retrains an index left with more segments than this
+
+
+def settle(coll) -> None:
+    """A backfill's last `optimize`: indexes take the last rows in, and an index that the periodic optimizes left in
+    many delta segments is retrained (at 1M rows, 6 segments made each search 3.5x slower; a retrain took ~6 min)."""
+    coll.optimize(max_segments=SETTLED_SEGMENTS)
+
+
 def reindex_after(coll, before: int, after: int) -> None:
     """`optimize` when a backfill's count of written rows crosses a multiple of REINDEX_ROWS: a store's ANN indexes
     take the rewritten rows back in (LanceDB: else searched exactly until the end)."""
@@ -135,7 +144,7 @@ def backfill(coll, *, order: str = "random", batch_size: int = 64, limit: int | 
         ray_encode(new.model, items, batch_size=batch_size, workers=workers,
                    shard_items=max(batch_size, RAY_SHARD_ITEMS), encoder=coll.encoder(new.name), address=address,
                    progress=progress, order=np.arange(len(todo)), on_shard=write)
-        coll.optimize()
+        settle(coll)
         return result(done)
     from concurrent.futures import ThreadPoolExecutor
 
@@ -162,7 +171,7 @@ def backfill(coll, *, order: str = "random", batch_size: int = 64, limit: int | 
             done += len(part)
             reindex_after(coll, done - len(part), done)
             bar.update(task, advance=batch_size, rate=f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} items/s")
-    coll.optimize()
+    settle(coll)
     return result(done)
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from repspace.collections.upgrade.backfill import fraction, item_hash, reindex_after, scan_texts, serving_upgrade
+from repspace.collections.upgrade.backfill import (REINDEX_ROWS, fraction, item_hash, reindex_after, scan_texts,
+                                                  serving_upgrade, settle)
 from repspace.errors import DimensionMismatchError, InvalidInputError
 
 MIN_SAMPLE = 20
@@ -65,6 +66,8 @@ def _write(coll, slot: str, ids: list[str], vecs: np.ndarray, rows: list[int], b
         part = rows[s : s + batch_size]
         coll.update_vectors(slot, [ids[r] for r in part], vecs[part])
         reindex_after(coll, s, s + len(part))
+    if len(rows) >= REINDEX_ROWS:
+        settle(coll)
 
 
 def backfill_from_file(coll, path: str | Path, *, ids_file: str | Path | None = None,
