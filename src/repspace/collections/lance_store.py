@@ -23,6 +23,7 @@ from repspace._io import write_json
 from repspace.collections.payload_index import is_payload_column, key_of, values_of
 from repspace.collections.store import BASE_COLUMNS, Store, vector_array, vector_type
 from repspace.errors import CollectionNotFoundError, ConcurrentChangeError, OutputExistsError, SpaceFormatError, StoreUnavailableError
+from repspace.ops.pools import shared_pool
 
 os.environ.setdefault("LANCE_LOG", "error")  # lance logs a WARN line for every new table otherwise
 os.environ.setdefault("LANCEDB_LOG", "error")
@@ -32,6 +33,7 @@ META_LOCK = ".collection.lock"
 WRITE_LOCK = ".write.lock"
 TABLE = "items"
 MAX_SEGMENTS = 8  # `optimize` retrains an index that has grown more delta segments than this
+QUERY_THREADS = 4  # a batch of queries to LanceDB runs this many at once
 REBUILD_SHARE = 0.25  # `optimize` retrains an index rather than adding a delta when this share of its rows is new
 COMPACT_ROWS = 65536  # `optimize` merges fragments smaller than this (when more than 16 of them)
 FETCH_BY_FILTER = 1000  # more ids than this are looked up by hash over the id column, not by an IN-list filter
@@ -378,20 +380,28 @@ class LanceStore(Store):
             from repspace.collections.lance_filter import nearest
 
             ds = self.dataset()
-            return [ds.to_table(columns=select, nearest=nearest(column, q, k, spec, not exact), prefilter=False,
-                                filter=f"{column} IS NOT NULL") for q in np.asarray(queries, np.float32)]
-        t, out = self.table(), []
-        for q in np.asarray(queries, np.float32):
-            qb = t.search(q, vector_column_name=column).distance_type("cosine")
-            if exact:
-                qb = qb.bypass_vector_index()
-            else:
-                qb = qb.nprobes(spec.nprobe).refine_factor(spec.refine)
-                qb = qb.ef(max(spec.ef, k * spec.refine)) if hasattr(spec, "ef") else qb
-            # rows without this slot's vector: a post-filter on the k·F candidates (a pre-filter would read the
-            # whole vector column for every query)
-            out.append(qb.where(f"{column} IS NOT NULL", prefilter=False).limit(k).select(select).to_arrow())
-        return out
+
+            def one(q: np.ndarray) -> pa.Table:
+                return ds.to_table(columns=select, nearest=nearest(column, q, k, spec, not exact), prefilter=False,
+                                   filter=f"{column} IS NOT NULL")
+        else:
+            t = self.table()
+
+            def one(q: np.ndarray) -> pa.Table:
+                qb = t.search(q, vector_column_name=column).distance_type("cosine")
+                if exact:
+                    qb = qb.bypass_vector_index()
+                else:
+                    qb = qb.nprobes(spec.nprobe).refine_factor(spec.refine)
+                    qb = qb.ef(max(spec.ef, k * spec.refine)) if hasattr(spec, "ef") else qb
+                # rows without this slot's vector: a post-filter on the k·F candidates (a pre-filter would read the
+                # whole vector column for every query)
+                return qb.where(f"{column} IS NOT NULL", prefilter=False).limit(k).select(select).to_arrow()
+        queries = np.asarray(queries, np.float32)
+        if len(queries) < 2:
+            return [one(q) for q in queries]
+        # a batch's queries at once: each waits on reading index pages (a cold 1M search: 147 -> 50 ms a query)
+        return list(shared_pool("queries", QUERY_THREADS).map(one, queries))
 
     def native_search(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
                       spec: Any) -> list[list[tuple[str, float, dict]]] | None:
