@@ -182,10 +182,10 @@ def test_backfill_killed_and_resumed_is_exact(new_uri, items):
         c = _collection(uri, items)
         up.start(c, NEW, sample=30)
         c.close()
-    subprocess.run(REPSPACE + ["upgrade", "backfill", twin, "--batch-size", "8", "--quiet"], check=True, env=_env(),
-                   capture_output=True)
-    proc = subprocess.Popen(REPSPACE + ["upgrade", "backfill", killed, "--batch-size", "8", "--quiet"], env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = ["--batch-size", "8", "--chunk-items", "16", "--quiet"]  # 16 items per atomic write: a kill lands midway
+    subprocess.run(REPSPACE + ["upgrade", "backfill", twin, *args], check=True, env=_env(), capture_output=True)
+    proc = subprocess.Popen(REPSPACE + ["upgrade", "backfill", killed, *args], env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     probe = Collection.open(killed)
     deadline = time.time() + 120
     while probe.count(NEW) < 60 and time.time() < deadline and proc.poll() is None:

@@ -35,11 +35,10 @@ def test_upsert_and_backfill_on_ray_equal_local(ray_cluster, items, tmp_path, mo
     import importlib
 
     bf = importlib.import_module("repspace.collections.upgrade.backfill")
-    monkeypatch.setattr(bf, "RAY_SHARD_ITEMS", 32)
     monkeypatch.setattr(bf, "REINDEX_ROWS", 50)
     optimized, optimize = [], remote.optimize
     monkeypatch.setattr(remote, "optimize", lambda *a, **kw: optimized.append(remote.count()) or optimize(*a, **kw))
-    res = up.backfill(remote, batch_size=16, engine="ray", address=ray_cluster, workers=1)
+    res = up.backfill(remote, batch_size=16, engine="ray", address=ray_cluster, workers=1, write_items=32)
     assert res["fraction"] == 1.0 and res["backfilled"] == filled > 50
     assert len(optimized) == filled // 50 + 1  # past each 50 rows written, and at the end
     a, b = local.export(slot="minilm-l3-onnx"), remote.export(slot="minilm-l3-onnx")

@@ -81,7 +81,7 @@ FLAGS: dict[str, str] = {
     "id_column": "--id-column", "ids_file": "--ids", "items": "--dataset or --input", "limit": "--limit",
     "max_inputs": "--max-inputs", "model": "--model", "models": "--models", "no_auth": "--no-auth", "out": "--out",
     "overwrite": "--overwrite", "port": "--port", "qrels": "--qrels", "spec": "--spec", "text_column": "--text-column",
-    "vector_column": "--vector-column", "workers": "--workers", "backend": "--backend", "threads": "--threads",
+    "vector_column": "--vector-column", "workers": "--workers", "write_items": "--chunk-items", "backend": "--backend", "threads": "--threads",
 }
 
 

@@ -236,7 +236,8 @@ def upgrade_backfill(
     id_column: str = typer.Option("id", "--id-column"),
     label_column: str = typer.Option("label", "--label-column"),
     batch_size: int = typer.Option(32, "--batch-size"),
-    chunk_items: int = typer.Option(256, "--chunk-items", help="Items per resumable chunk."),
+    chunk_items: Optional[int] = typer.Option(None, "--chunk-items", help="Items per resumable chunk (index mode, "
+                                              "default 256); collection mode: items per atomic write (default 1024)."),
     device: str = typer.Option("cpu", "--device"),
     backend: Optional[str] = typer.Option(None, "--backend", help=backend_help() + " Collection mode: default the new "
                                           "slot's recorded backend; index mode: default torch."),
@@ -267,7 +268,8 @@ def upgrade_backfill(
                                 progress=False)
             else:
                 res = up.backfill(c, order=order, batch_size=batch_size, limit=limit, progress=not quiet,
-                                  engine=engine, workers=workers, address=ray_address)
+                                  engine=engine, workers=workers, address=ray_address,
+                                  **({"write_items": chunk_items} if chunk_items is not None else {}))
         if json_out:
             emit_json(res)
         else:
@@ -278,7 +280,7 @@ def upgrade_backfill(
     if model is None or out is None:
         raise InvalidInputError("backfilling an index needs --model NEW_MODEL and --out NEW_INDEX")
     items = read_items(dataset, input, text_column, id_column, label_column, required=False)
-    new = backfill(Path(index), model, out, items=items, spec=spec, batch_size=batch_size, chunk_items=chunk_items,
+    new = backfill(Path(index), model, out, items=items, spec=spec, batch_size=batch_size, chunk_items=chunk_items or 256,
                    device=device, progress=not quiet, backend=backend or "torch", threads=threads)
     Console(stderr=True).print(f"wrote {out}: {new.spec} over {new.space.count} x {new.dim} ({new.space.model}); "
                                f"switch with `repspace upgrade switch LIVE {out}`")

@@ -85,7 +85,7 @@ def backfill_order(coll, order: str = "random") -> tuple[list[str], int]:
 
 
 REINDEX_ROWS = 100_000  # a long backfill runs `optimize` after every this many rows written
-RAY_SHARD_ITEMS = 1024  # items per Ray shard (whole batches): a shard costs the driver ~ms, and is one write
+WRITE_ITEMS = 1024  # a backfill writes this many items at once (whole batches; a Ray shard), one atomic write
 
 
 SETTLED_SEGMENTS = 2  # a long backfill's last optimize retrains an index left with more segments than this
@@ -106,16 +106,20 @@ def reindex_after(coll, before: int, after: int) -> None:
 
 def backfill(coll, *, order: str = "random", batch_size: int = 64, limit: int | None = None,
              progress: bool = False, new_vectors: Callable[[list[str]], np.ndarray] | None = None,
-             engine: str = "local", workers: int | None = None, address: str | None = None) -> dict[str, Any]:
+             engine: str = "local", workers: int | None = None, address: str | None = None,
+             write_items: int = WRITE_ITEMS) -> dict[str, Any]:
     """Fill the new slot for every item with a text (see the module docstring). `new_vectors`: precomputed new-model
     vectors for a list of ids instead of encoding. engine="ray": the batches (same order, same composition, so the
-    same vectors) are encoded on a Ray actor pool."""
+    same vectors) are encoded on a Ray actor pool. `write_items`: items per atomic write (whole batches; what a kill
+    can lose)."""
     from repspace.ops.progress import progress_bar
     from repspace.scale import check_engine
 
     check_engine(engine)
     if batch_size < 1:
         raise InvalidInputError("batch_size must be positive", param="batch_size")
+    if isinstance(write_items, bool) or not isinstance(write_items, int) or write_items < 1:
+        raise InvalidInputError(f"write_items must be a positive integer; got {write_items!r}", param="write_items")
     todo, without_text = backfill_order(coll, order)
     new = coll.slot(coll.meta.upgrade.new)
     if limit is not None:
@@ -142,26 +146,31 @@ def backfill(coll, *, order: str = "random", batch_size: int = 64, limit: int | 
 
         # shards of whole batches (the same batches as the local engine, so the same vectors), one write each
         ray_encode(new.model, items, batch_size=batch_size, workers=workers,
-                   shard_items=max(batch_size, RAY_SHARD_ITEMS), encoder=coll.encoder(new.name), address=address,
+                   shard_items=max(batch_size, write_items), encoder=coll.encoder(new.name), address=address,
                    progress=progress, order=np.arange(len(todo)), on_shard=write)
         settle(coll)
         return result(done)
     from concurrent.futures import ThreadPoolExecutor
 
-    def encode(s: int) -> tuple[list[str], dict[str, str], np.ndarray | None]:
-        part = todo[s : s + batch_size]
-        texts = texts_of(coll, part)
-        part = [i for i in part if i in texts]  # deleted meanwhile
-        if not part:
-            return part, texts, None
-        return part, texts, (np.asarray(new_vectors(part), np.float32) if new_vectors is not None
-                             else coll.encode([texts[i] for i in part], new.name, batch_size=batch_size))
+    group = batch_size * max(1, write_items // batch_size)  # whole batches per write, as the Ray engine's shards
 
-    # a pipeline one batch deep: batch b+1 is read and encoded while batch b is written (writes stay in order, one
-    # atomic write per batch: a killed backfill loses at most the batches in flight, which a re-run redoes)
+    def encode(s: int) -> tuple[list[str], dict[str, str], np.ndarray | None]:
+        texts = texts_of(coll, todo[s : s + group])
+        parts = [[i for i in todo[b : b + batch_size] if i in texts]  # deleted meanwhile: left out of their batch
+                 for b in range(s, min(s + group, len(todo)), batch_size)]
+        parts = [p for p in parts if p]
+        if not parts:
+            return [], texts, None
+        vecs = [np.asarray(new_vectors(p), np.float32) if new_vectors is not None
+                else coll.encode([texts[i] for i in p], new.name, batch_size=batch_size) for p in parts]
+        return [i for p in parts for i in p], texts, np.concatenate(vecs)
+
+    # a pipeline one group deep: group g+1 is read and encoded while group g is written (writes stay in order, one
+    # atomic write per group of batches: a killed backfill loses at most the groups in flight, which a re-run redoes;
+    # LanceDB rewrites rows to fill a column, so 64-row writes left a fragment each and ran at half the speed)
     with progress_bar(progress) as bar, ThreadPoolExecutor(1) as pool:
         task = bar.add_task("backfill", total=len(todo), rate="")
-        starts = list(range(0, len(todo), batch_size))
+        starts = list(range(0, len(todo), group))
         ahead = pool.submit(encode, starts[0]) if starts else None
         for j in range(len(starts)):
             part, texts, vecs = ahead.result()
@@ -170,7 +179,8 @@ def backfill(coll, *, order: str = "random", batch_size: int = 64, limit: int | 
                 coll.update_vectors(new.name, part, vecs, texts=[texts[i] for i in part])
             done += len(part)
             reindex_after(coll, done - len(part), done)
-            bar.update(task, advance=batch_size, rate=f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} items/s")
+            bar.update(task, advance=min(group, len(todo) - starts[j]),
+                       rate=f"{done / max(time.perf_counter() - t0, 1e-9):,.0f} items/s")
     settle(coll)
     return result(done)
 
