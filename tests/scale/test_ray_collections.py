@@ -30,7 +30,7 @@ def test_upsert_and_backfill_on_ray_equal_local(ray_cluster, items, tmp_path, mo
     assert upsert_items(remote, items, batch_size=40, encode_batch=8, engine="ray", address=ray_cluster)["skipped"] == 120
     for c in (local, remote):
         up.start(c, "minilm-l3-onnx", sample=30, evaluate_gate=False)
-    filled = up.backfill(local, batch_size=16)["backfilled"]
+    filled = up.backfill(local, batch_size=16, write_items=32)["backfilled"]
     # shards of two batches; an optimize after every 50 rows written (as after every 100k at scale) and at the end
     import importlib
 
