@@ -193,7 +193,7 @@ def test_backfill_killed_and_resumed_is_exact(new_uri, items):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert probe.count(NEW) < 160
-    out = subprocess.run(REPSPACE + ["upgrade", "backfill", killed, "--batch-size", "8", "--quiet", "--json"],
+    out = subprocess.run(REPSPACE + ["upgrade", "backfill", killed, *args, "--json"],
                          capture_output=True, text=True, env=_env())
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["fraction"] == 1.0

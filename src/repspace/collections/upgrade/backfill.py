@@ -1,7 +1,8 @@
-"""The backfill job: fill the open upgrade's new slot for every item with a text, in resumable atomic batches.
+"""The backfill job: fill the open upgrade's new slot for every item with a text, in resumable atomic writes.
 
-A killed backfill re-run does only what is missing, each item once, with identical vectors (batches are fixed by
-the order, which is deterministic). `uncertainty` re-embeds first the items the adapter is predicted to explain
+Each write is `write_items` items of the order (whole batches; the texts of one write encoded longest first, so its
+batches pad little). A killed backfill re-run with the same settings does only what is missing, each item once, with
+identical vectors (writes and batches are fixed by the order, which is deterministic). `uncertainty` re-embeds first the items the adapter is predicted to explain
 worst (the `ResidualRidge` fitted at start on the sample's adapter residuals).
 """
 
