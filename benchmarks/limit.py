@@ -71,7 +71,7 @@ def main() -> None:
     c.add_argument("--tries", type=int, default=2)
     c.add_argument("--budget", type=float, default=1800)
     c.add_argument("--max-queries", type=int, default=200_000)
-    c.add_argument("--precision", default="float64", help="float32 with --threads 2: ~2.5-4x faster at d >= 16")
+    c.add_argument("--precision", default="float64", help="float32 with --threads 2: ~2.5x faster per step at d = 16")
     c.add_argument("--threads", type=int, default=1)
     e = sub.add_parser("eval")
     e.add_argument("--models", default="minilm-l6,mpnet-base")

@@ -40,8 +40,8 @@ def limit(
     search: str = typer.Option("linear", "--search", help="linear (n + 1 each fit, the paper's) or bisect (grow by "
                                "half, then bisect: ~2 log2(n) fits, for larger --dim)."),
     start: Optional[int] = typer.Option(None, "--start", help="First n to fit (default k + 1)."),
-    precision: str = typer.Option("float64", "--precision", help="float64 (the reference) or float32 (3-5x faster "
-                                  "for d >= 16)."),
+    precision: str = typer.Option("float64", "--precision", help="float64 (the reference) or float32 (~2.5x faster "
+                                  "per step at d = 16, with --threads 2)."),
     threads: int = typer.Option(1, "--threads", help="Torch threads per fit."),
     trials: bool = typer.Option(False, "--trials", help="With --json: include every fit."),
     quiet: bool = typer.Option(False, "--quiet"),
