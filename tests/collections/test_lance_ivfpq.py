@@ -192,3 +192,28 @@ def test_a_one_off_search_reads_through_pylance_with_the_same_answers(tmp_path):
     assert [[i for i, _ in r] for r in got["rows"]] == [[h["id"] for h in r] for r in want]
     np.testing.assert_allclose([[s for _, s in r] for r in got["rows"]], [[h["score"] for h in r] for r in want],
                                atol=1e-6)
+
+
+def test_lancedb_ivf_rq_index(tmp_path):
+    """`IVFn,RaBitQ`: LanceDB's IVF_RQ (1-bit codes) with the spec's nprobes and refine; the same answers through a
+    one-off process's pylance path and the long-lived lancedb path; a filtered search stays exact."""
+    v, q = _data(N), _data(30, seed=1)
+    ids = [f"i{j}" for j in range(N)]
+    c = Collection.create(tmp_path / "c", model="ext", dim=D, spec="IVF8,RaBitQ+nprobe:8+refine:20")
+    c.upsert(ids, vectors=v, payloads=[{"n": j % 100} for j in range(N)])
+    assert c.optimize() == {"ext": "IVF_RQ index built over 3,000 vectors"}
+    assert [i.index_type for i in c.store.table().list_indices() if "v_0" in i.columns] == ["IvfRq"]
+    hits = c.search(vectors=q, k=10)
+    assert not c._caches  # LanceDB searched it
+    want = _exact(v, q, 10)
+    recall = np.mean([len({h["id"] for h in row} & {ids[j] for j in want[r]}) / 10 for r, row in enumerate(hits)])
+    assert recall >= 0.9, recall
+    c.close()
+    one = Collection.open(tmp_path / "c").one_off()
+    again = one.search(vectors=q, k=10)
+    assert [[h["id"] for h in row] for row in again] == [[h["id"] for h in row] for row in hits]
+    got = one.search(vectors=q[:3], k=5, filter={"n": "7"})
+    vn = v / np.linalg.norm(v, axis=1, keepdims=True)
+    match = np.array([j for j in range(N) if j % 100 == 7])
+    for row, qq in zip(got, q[:3]):
+        assert [h["id"] for h in row] == [ids[j] for j in match[np.argsort(-(vn[match] @ qq))[:5]]]

@@ -19,15 +19,16 @@ from repspace.index.kinds.base import IndexSpec as BaseSpec
 from repspace.ops.search import topk
 
 # the help string the pre-refactor spec.py spelled out by hand (cli/collection.py edits it by replace()), plus the
-# kinds added since (ivfpq, ivfhnswsq: issue 26)
+# kinds added since (ivfpq, ivfhnswsq, ivfrq: issue 26)
 OLD_SPEC_HELP = ("Flat, HNSW32, int8, int8+rescore:100, binary+rescore:200, funnel:64/256/768[:200], "
-                 "IVF256,PQ48+refine:4, IVF64,HNSW_SQ+nprobe:32+refine:4, sparse (with a csr adaptor)")
+                 "IVF256,PQ48+refine:4, IVF64,HNSW_SQ+nprobe:32+refine:4, IVF256,RaBitQ+nprobe:128+refine:50, "
+                 "sparse (with a csr adaptor)")
 
 
 def test_help_texts_come_from_the_registry():
     assert SPEC_HELP == OLD_SPEC_HELP
     assert SPEC_USAGE.split(" | ") == [k.usage for k in KINDS.values()]
-    assert list(KINDS) == ["flat", "hnsw", "int8", "binary", "funnel", "ivfpq", "ivfhnswsq", "sparse"]
+    assert list(KINDS) == ["flat", "hnsw", "int8", "binary", "funnel", "ivfpq", "ivfhnswsq", "ivfrq", "sparse"]
 
 
 @pytest.mark.parametrize("name", list(KINDS))
@@ -215,6 +216,8 @@ def test_ivfpq_trains_once_the_data_allows_and_recalls_the_exact_neighbours(tmp_
     ("IVF16,PQ8+nprobe:100", "IVF16,PQ8+nprobe:100", 16, 1),  # never more lists than there are
     ("IVF64,HNSW_SQ+nprobe:32+refine:4", "IVF64,HNSW_SQ+nprobe:32+refine:4", 32, 4),
     ("ivf64,hnswsq8+ef:200", "IVF64,HNSW_SQ+ef:200", 8, 1),
+    ("IVF256,RaBitQ+nprobe:128+refine:50", "IVF256,RaBitQ+nprobe:128+refine:50", 128, 50),
+    ("ivf16,rq+refine:20", "IVF16,RaBitQ+refine:20", 8, 20),
 ])
 def test_ivf_search_options_round_trip(text, want, nprobe, refine):
     spec = parse_spec(text)
@@ -224,7 +227,8 @@ def test_ivf_search_options_round_trip(text, want, nprobe, refine):
 
 @pytest.mark.parametrize("bad,why", [("IVF64,PQ8+ef:100", "not one of this kind's"),
                                      ("IVF64,PQ8+refine:2+refine:3", "given twice"),
-                                     ("IVF64,HNSW_SQ+nprobe:0", "nprobe must be >= 1")])
+                                     ("IVF64,HNSW_SQ+nprobe:0", "nprobe must be >= 1"),
+                                     ("IVF64,RaBitQ+ef:100", "not one of this kind's")])
 def test_ivf_bad_options_name_the_spec(bad, why):
     with pytest.raises(InvalidInputError, match=why) as e:
         parse_spec(bad)
@@ -244,3 +248,21 @@ def test_ivf_hnsw_sq_in_faiss_recalls_the_exact_neighbours():
     _, want = Index.build(space, "Flat").search(q, 10)
     _, got = ix.search(q, 10)
     assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(want.tolist(), got.tolist())]) >= 0.95
+
+
+def test_ivf_rabitq_in_faiss_recalls_the_exact_neighbours_after_the_rerank():
+    """`IVFn,RaBitQ`: faiss IndexIVFRaBitQ (1-bit codes) over inner product; the k·F re-rank with the floats does the
+    ranking; the candidate spec of a fused search is the spec itself (the codes alone rank coarsely)."""
+    r = np.random.default_rng(4)
+    scale = np.exp(-np.arange(32) / 10)
+    x = (r.normal(size=(3000, 32)) * scale).astype(np.float32)
+    q = (r.normal(size=(40, 32)) * scale).astype(np.float32)
+    space = Space(x, [f"i{j}" for j in range(len(x))], model="m")
+    ix = Index.build(space, "IVF16,RaBitQ+nprobe:8+refine:20")
+    assert type(ix._state).__name__ == "IndexIVFRaBitQ" and ix._state.nlist == 16
+    _, want = Index.build(space, "Flat").search(q, 10)
+    _, got = ix.search(q, 10)
+    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(want.tolist(), got.tolist())]) >= 0.95
+    spec = parse_spec("IVF16,RaBitQ+refine:20")
+    assert spec.for_candidates() is spec
+    assert parse_spec("IVF16,HNSW_SQ+refine:4").for_candidates() == parse_spec("IVF16,HNSW_SQ")

@@ -28,6 +28,11 @@ app = _App(
 )
 
 
+@app.callback()
+def _root() -> None:  # a group even when one command is registered (`cli/main.py` registers only the invoked one)
+    pass
+
+
 def emit_json(obj: Any) -> None:
     """Print one JSON object on stdout (NaN-free, stable key order)."""
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")

@@ -13,7 +13,7 @@ import sys
 import click
 import typer
 
-from repspace.cli.app import app
+from repspace.cli.app import app as _app
 from repspace.errors import RepspaceError
 
 try:  # typer >= 0.29 vendors click: its usage errors are typer._click's classes, not click's
@@ -26,36 +26,55 @@ _EXITS = tuple({click.exceptions.Exit, getattr(_tclick, "Exit", click.exceptions
 _ABORTS = tuple({click.exceptions.Abort, getattr(_tclick, "Abort", click.exceptions.Abort)})
 
 
-def compose(root: typer.Typer) -> typer.Typer:
-    """Register every command and command group on `root`, in help order (once; later calls return it as is)."""
-    if any(c.name == "encode" for c in root.registered_commands):
-        return root
-    from repspace.cli import (align, collection, compress, demo, evaluate, index, limit, muvera, serve, spaces, train,
-                              upgrade)
+#: every command and command group, in `repspace --help` order: (name, module in `repspace.cli`, attribute, group?)
+COMMANDS: tuple[tuple[str, str, str, bool], ...] = (
+    ("encode", "spaces", "encode", False), ("info", "spaces", "info", False), ("models", "spaces", "models", False),
+    ("datasets", "spaces", "datasets", False), ("demo", "demo", "demo", False), ("eval", "evaluate", "eval_cmd", False),
+    ("compare", "evaluate", "compare", False), ("compat", "evaluate", "compat", False),
+    ("report", "evaluate", "report", False), ("align", "align", "align_app", True), ("index", "index", "index_app", True),
+    ("search", "index", "search", False), ("compress", "compress", "compress_app", True),
+    ("muvera", "muvera", "muvera_app", True), ("upgrade", "upgrade", "upgrade_app", True),
+    ("train", "train", "train", False), ("collection", "collection", "collection_app", True),
+    ("import", "collection", "import_vectors", False), ("serve", "serve", "serve", False),
+    ("limit", "limit", "limit_app", True),
+)
 
-    for name, command in (("encode", spaces.encode), ("info", spaces.info), ("models", spaces.models),
-                          ("datasets", spaces.datasets), ("demo", demo.demo), ("eval", evaluate.eval_cmd),
-                          ("compare", evaluate.compare), ("compat", evaluate.compat), ("report", evaluate.report)):
-        root.command(name)(command)
-    root.add_typer(align.align_app, name="align")
-    root.add_typer(index.index_app, name="index")
-    root.command("search")(index.search)
-    root.add_typer(compress.compress_app, name="compress")
-    root.add_typer(muvera.muvera_app, name="muvera")
-    root.add_typer(upgrade.upgrade_app, name="upgrade")
-    root.command("train")(train.train)
-    root.add_typer(collection.collection_app, name="collection")
-    root.command("import")(collection.import_vectors)
-    root.command("serve")(serve.serve)
-    root.add_typer(limit.limit_app, name="limit")
+
+def compose(root: typer.Typer, only: str | None = None) -> typer.Typer:
+    """Register every command and command group on `root`, in help order (once; later calls return it as is).
+
+    `only`: register just that command (a one-off process that runs one command imports only its module: the
+    others' imports cost a cold `collection search` ~0.3 s); an unknown name registers them all, so the usage error
+    lists every command."""
+    import importlib
+
+    known = {c.name for c in root.registered_commands} | {g.name for g in root.registered_groups}
+    chosen = [c for c in COMMANDS if c[0] == only] or COMMANDS
+    for name, module, attr, group in chosen:
+        if name in known:
+            continue
+        if known and chosen is COMMANDS:  # a partly composed app (after `only`): rebuild in help order
+            root.registered_commands.clear()
+            root.registered_groups.clear()
+            return compose(root)
+        target = getattr(importlib.import_module(f"repspace.cli.{module}"), attr)
+        if group:
+            root.add_typer(target, name=name)
+        else:
+            root.command(name)(target)
     return root
 
 
-compose(app)
+def __getattr__(name: str):  # `from repspace.cli.main import app`: the whole command tree
+    if name == "app":
+        return compose(_app)
+    raise AttributeError(name)
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (user errors: 2, one line on stderr, no traceback)."""
+def run(argv: list[str] | None = None, only: str | None = None) -> int:
+    """Run the CLI and return its exit code (user errors: 2, one line on stderr, no traceback); `only`: see
+    `compose`."""
+    app = compose(_app, only)
     try:
         result = app(args=argv, standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
@@ -79,7 +98,9 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run())
+    """The `repspace` process: only the invoked command's module is imported."""
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+    sys.exit(run(only=command))
 
 
 if __name__ == "__main__":

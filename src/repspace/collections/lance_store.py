@@ -42,6 +42,7 @@ LANCE_INDEX = {
     "ivfpq": lambda spec: ("IVF_PQ", _lance_index().IvfPq(distance_type="cosine", num_partitions=spec.nlist,
                                                           num_sub_vectors=spec.pq_m)),
     "ivfhnswsq": lambda spec: ("IVF_HNSW_SQ", _lance_index().IvfHnswSq(distance_type="cosine", num_partitions=spec.nlist)),
+    "ivfrq": lambda spec: ("IVF_RQ", _lance_index().IvfRq(distance_type="cosine", num_partitions=spec.nlist, num_bits=1)),
 }
 
 

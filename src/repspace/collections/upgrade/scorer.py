@@ -22,7 +22,6 @@ Ties rank the lower key first (`store_top_k`: the lower id).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -190,11 +189,7 @@ def store_top_k(coll: Any, meta: Any, q_old: np.ndarray | None, q_ad: np.ndarray
     wa, wb = weights["A"], weights["B"]
     qA, qB = combined_queries(q_old, q_ad, weights)
     cols = [old.column, new.column]
-    spec = coll.spec
-    if spec.kind == "ivfhnswsq" and spec.refine > 1:
-        # 8-bit vectors rank nearly like the floats, and the union is scored exactly here anyway: the candidates skip
-        # LanceDB's own re-rank (1M, 40 per slot: 1.72x a plain search at recall 0.982, against 2.14-2.52x at 0.985)
-        spec = replace(spec, refine=1)
+    spec = coll.spec.for_candidates()  # e.g. IVF_HNSW_SQ's candidates skip LanceDB's re-rank
     # the two slots' searches at once (the store's own threads do the work; a concurrent service's searches too)
     got_a, got_n = shared_pool("slots", 32).map(
         lambda a: coll.store.candidates(a[0].column, a[0].dim, a[1], K, flt, spec, cols), [(old, qA), (new, q_new)])

@@ -65,6 +65,12 @@ class IndexSpec(metaclass=_ByKind):
         """The spec for a full match of `pattern` on `text` (the parameters checked)."""
         return cls()
 
+    def for_candidates(self) -> IndexSpec:
+        """The spec a fused upgrade search gathers each slot's candidates with (their union is then scored exactly
+        from the stored vectors, `collections/upgrade/scorer.py`): the spec itself unless a kind's own re-rank is
+        wasted there."""
+        return self
+
     # ------------------------------------------------------------ vectors
     def check_adaptor(self, adaptor: Any) -> None:
         """Refuse an adaptor this kind cannot search through (dense kinds: sparse-code adaptors)."""

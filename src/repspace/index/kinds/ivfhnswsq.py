@@ -11,7 +11,7 @@ recall@10 0.85 with every list probed and refine 50), SQ8 keeps 4× less than fl
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from repspace.errors import InvalidInputError
@@ -39,6 +39,11 @@ class IVFHNSWSQ(IVF, name="ivfhnswsq", pattern=r"ivf(\d+),hnsw_?sq8?" + OPTIONS,
 
     def factory(self) -> str:
         return f"IVF{self.nlist},SQ8"
+
+    def for_candidates(self) -> IVFHNSWSQ:
+        # 8-bit vectors rank nearly like the floats, and the union is scored exactly anyway: the candidates skip the
+        # re-rank (1M, 40 per slot: 1.72x a plain search at recall 0.982, against 2.14-2.52x at 0.985 with refine 4)
+        return replace(self, refine=1)
 
     def first_stage_bytes(self, n: int, dim: int) -> int:
         return n * dim + self.nlist * dim * 4 + n * 8  # 8-bit codes, coarse centroids, ids
