@@ -217,3 +217,27 @@ def test_lancedb_ivf_rq_index(tmp_path):
     match = np.array([j for j in range(N) if j % 100 == 7])
     for row, qq in zip(got, q[:3]):
         assert [h["id"] for h in row] == [ids[j] for j in match[np.argsort(-(vn[match] @ qq))[:5]]]
+
+
+def test_optimize_deletes_versions_past_the_retention_window(tmp_path, monkeypatch):
+    """`optimize` deletes table versions older than `KEEP_VERSIONS` and the index files only they used (a retrained
+    index's old files); recent versions stay for readers; the answers do not change."""
+    from datetime import timedelta
+
+    from repspace.collections import lance_store
+
+    v, q = _data(N), _data(5, seed=1)
+    c = Collection.create(tmp_path / "c", model="ext", dim=D, spec="IVF8,RaBitQ+nprobe:8+refine:20")
+    c.upsert([f"i{j}" for j in range(N)], vectors=v)
+    c.optimize()
+    c.optimize(rebuild=True)
+    ds = c.store.table().to_lance()
+    assert len(ds.versions()) > 2 and len(list((tmp_path / "c" / "items.lance" / "_indices").iterdir())) == 2
+    before = c.search(vectors=q, k=5)
+    monkeypatch.setattr(lance_store, "KEEP_VERSIONS", timedelta(0))
+    c.optimize()
+    assert len(c.store.table().to_lance().versions()) == 1
+    assert len(list((tmp_path / "c" / "items.lance" / "_indices").iterdir())) == 1
+    assert c.search(vectors=q, k=5) == before
+    c.close()
+    assert Collection.open(tmp_path / "c").one_off().search(vectors=q, k=5) == before

@@ -1,9 +1,10 @@
 """Entry point: the whole command tree composed in one place, then run; user errors become one line on stderr
 and exit code 2.
 
-Every command of `repspace`, in the order `repspace --help` lists them, is registered in `compose` below: a
+Every command of `repspace`, in the order `repspace --help` lists them, is one line of `COMMANDS` below: a
 command module defines plain typer functions (or a `typer.Typer` sub-app for a group) and imports nothing of
-the root app; adding a command is one line here.
+the root app; adding a command is one line there. A `repspace` process registers (and imports) only the command it
+runs; `run()` in-process and `from repspace.cli.main import app` compose the whole tree.
 """
 
 from __future__ import annotations

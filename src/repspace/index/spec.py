@@ -7,6 +7,9 @@
     binary+rescore:200      1-bit sign codes (faiss "BFlat", Hamming), top 200 rescored in float
     funnel:64/256/768       Matryoshka funnel: shortlist with the 64-d prefix, rerank with 256 then 768
     funnel:64/768:200       ... with an explicit first shortlist size (default 200)
+    IVF256,PQ48+refine:4    inverted file of product-quantised codes (LanceDB: its IVF_PQ index)
+    IVF64,HNSW_SQ+nprobe:32 inverted file of 8-bit vectors, HNSW in each list (LanceDB: IVF_HNSW_SQ)
+    IVF256,RaBitQ+refine:50 inverted file of 1-bit RaBitQ codes, re-ranked in float (LanceDB: IVF_RQ)
     sparse                  sparse codes from a CSR adaptor, sparse dot products
 
 Each kind is a class in `repspace.index.kinds` (one module each), registered by name in `KINDS`.
