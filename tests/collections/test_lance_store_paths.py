@@ -3,6 +3,7 @@ row id, few by an IN-list filter — the same rows either way, deleted rows neve
 check of a bulk upsert."""
 
 import numpy as np
+import pytest
 
 from repspace.collections import Collection, lance_store
 
@@ -33,15 +34,22 @@ def test_bulk_upsert_appends_new_ids_and_merges_known_ones(tmp_path):
     assert c.count() == 3 and c.get(["b"], vectors=True)[0]["vector"] == [0.0, 0.0, 1.0, 0.0]
 
 
-def test_backfills_optimize_each_time_their_rows_cross_a_multiple_of_reindex_rows():
-    from repspace.collections.upgrade.backfill import reindex_after
-
-    calls = []
-
-    class Coll:
-        def optimize(self):
-            calls.append(1)
-
-    for before, after in [(0, 99_999), (99_999, 100_000), (100_000, 150_000), (150_000, 350_000)]:
-        reindex_after(Coll(), before, after)
-    assert len(calls) == 2  # crossed 100k, then 200k..300k in one write: once
+def test_the_writers_id_hashes_follow_the_table_and_never_admit_a_duplicate(tmp_path, monkeypatch):
+    """A writer remembers the hashes of the ids the table holds at the version its last write made (`ops/idset.py`):
+    later writes check new ids against them; another writer's write moves the version, and the next check reads the
+    id column again; hash collisions are checked exactly."""
+    v = np.random.default_rng(0).random((300, 4)).astype(np.float32)
+    c = Collection.create(tmp_path / "c", model="ext", dim=4)
+    c.upsert([f"i{j}" for j in range(100)], vectors=v[:100])
+    c.upsert([f"i{j}" for j in range(100, 200)], vectors=v[100:200])
+    assert c.store._known_ids[0] == c.store.table().version and sum(map(len, c.store._known_ids[1].chunks)) == 200
+    other = Collection.open(tmp_path / "c")  # a second writer (another process, in effect)
+    other.upsert(["x"], vectors=v[:1])
+    c.upsert(["x", "y"], vectors=v[1:3])  # "x" came from the other writer: found after re-reading, merged
+    assert c.count() == 202 and c.get(["x"], vectors=True)[0]["vector"] == pytest.approx(v[1].tolist())
+    # every hash collides: each write's ids are then all checked exactly, and new ones still append
+    monkeypatch.setattr(lance_store, "id_hashes", lambda ids: np.zeros(len(ids), np.uint64))
+    c.upsert(["z1", "z2"], vectors=v[3:5])
+    c.upsert(["z2", "z3"], vectors=v[5:7])
+    ids = c.store.table().to_lance().to_table(columns=["id"]).column("id").to_pylist()
+    assert len(ids) == len(set(ids)) == 205

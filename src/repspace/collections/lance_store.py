@@ -23,6 +23,7 @@ from repspace._io import write_json
 from repspace.collections.payload_index import is_payload_column, key_of, values_of
 from repspace.collections.store import BASE_COLUMNS, Store, vector_array, vector_type
 from repspace.errors import CollectionNotFoundError, ConcurrentChangeError, OutputExistsError, SpaceFormatError, StoreUnavailableError
+from repspace.ops.idset import IdHashSet, id_hashes
 from repspace.ops.pools import shared_pool
 
 os.environ.setdefault("LANCE_LOG", "error")  # lance logs a WARN line for every new table otherwise
@@ -80,6 +81,7 @@ class LanceStore(Store):
         self.path = Path(path)
         self._db = None
         self._table = None
+        self._known_ids: tuple[int, IdHashSet] | None = None  # (table version, hashes of its ids): `_all_new`
 
     # ----------------------------------------------------------- plumbing
     def _connect(self):
@@ -228,11 +230,26 @@ class LanceStore(Store):
             full = self._full_rows(rows)  # in the lock: a payload column added meanwhile is written too
             nulls = any(full.column(f.name).null_count for f in full.schema if pa.types.is_fixed_size_list(f.type))
             bad = "null" if nulls else "error"  # LanceDB's own default where every row has every vector (its fast path)
-            new = not self._any_exists(rows.column("id"))
-            if new:  # bulk path: every id is new, append (LanceDB's own `add`)
+            hashes = id_hashes(rows.column("id"))
+            if self._all_new(t, rows.column("id"), hashes):  # bulk path: append (LanceDB's own `add`)
                 t.add(full, on_bad_vectors=bad)
             else:
                 t.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(full, on_bad_vectors=bad)
+            if self._known_ids is not None:  # the table now holds these ids too, at the version this write made
+                self._known_ids = (t.version, self._known_ids[1])
+                self._known_ids[1].add(hashes)
+
+    def _all_new(self, t: Any, ids: pa.ChunkedArray | pa.Array, hashes: np.ndarray) -> bool:
+        """Whether none of `ids` is in the table (in the write lock, at the latest version): by the hashes of the ids
+        this writer knows the table holds (`ops/idset.py`; rebuilt from one scan of the id column when another
+        writer moved the table), the few hash hits checked exactly."""
+        version = t.version
+        if self._known_ids is None or self._known_ids[0] != version:
+            known = IdHashSet(id_hashes(b.column("id")) for b in t.to_lance().to_batches(columns=["id"],
+                                                                                        batch_size=1 << 20))
+            self._known_ids = (version, known)
+        maybe = self._known_ids[1].maybe_contains(hashes)
+        return not maybe.any() or not self._any_exists(pc.filter(ids, pa.array(maybe)))
 
     @staticmethod
     def _id_matches(ds: Any, ids: pa.ChunkedArray | pa.Array, row_ids: bool = False) -> Iterator[tuple[Any, Any]]:

@@ -1,0 +1,38 @@
+"""`ops/idset.py`: the hashes a LanceDB writer keeps of a table's ids (`collections/lance_store.py`'s bulk upsert)."""
+
+import numpy as np
+import pyarrow as pa
+
+from repspace.ops import idset
+from repspace.ops.idset import IdHashSet, id_hashes
+
+
+def test_id_hashes_are_one_function_of_the_string():
+    words = ["", "a", "b", "ab", "ba", "i1", "i10", "i01", "é", "a" * 300, "a"]
+    h = id_hashes(pa.array(words))
+    assert len(set(h.tolist())) == len(words) - 1 and h[1] == h[-1]  # "a" twice: one hash
+    assert (id_hashes(pa.chunked_array([words[:4], words[4:]])) == h).all()  # chunks, slices, large strings alike
+    assert (id_hashes(pa.array(words).slice(3, 4)) == h[3:7]).all()
+    assert (id_hashes(pa.array(words, pa.large_string())) == h).all()
+    many = id_hashes(pa.array([f"i{j}" for j in range(200_000)]))
+    assert len(np.unique(many)) == len(many)
+    s = IdHashSet()
+    for part in np.array_split(many[:100_000], idset.MERGE_CHUNKS + 3):  # past MERGE_CHUNKS: merged into one
+        s.add(part)
+    assert len(s.chunks) < idset.MERGE_CHUNKS
+    got = s.maybe_contains(np.concatenate([many[150_000:], many[:50]]))
+    assert not got[:50_000].any() and got[50_000:].all()
+
+
+def test_backfills_optimize_each_time_their_rows_cross_a_multiple_of_reindex_rows():
+    from repspace.collections.upgrade.backfill import reindex_after
+
+    calls = []
+
+    class Coll:
+        def optimize(self):
+            calls.append(1)
+
+    for before, after in [(0, 99_999), (99_999, 100_000), (100_000, 150_000), (150_000, 350_000)]:
+        reindex_after(Coll(), before, after)
+    assert len(calls) == 2  # crossed 100k, then 200k..300k in one write: once
