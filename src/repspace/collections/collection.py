@@ -280,7 +280,7 @@ class Collection:
         n = len(ids)
         if n == 0:
             return {"upserted": 0}
-        if any(len(i) > MAX_ID_CHARS for i in ids):
+        if max(map(len, ids)) > MAX_ID_CHARS:
             raise InvalidInputError(f"ids must be at most {MAX_ID_CHARS} characters", param="ids")
         check_utf8(ids, "id")
         if texts is not None:

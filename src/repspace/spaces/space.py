@@ -42,10 +42,11 @@ _MANIFEST_KEYS = ("model", "model_version", "dataset", "view", "split", "created
 
 def check_ids(ids: Sequence[str]) -> list[str]:
     """Return ids as a list of non-empty strings, refusing duplicates (named in the error)."""
-    out = [str(i) for i in ids]
-    if any(i == "" for i in out):
+    out = list(map(str, ids))
+    distinct = set(out)
+    if "" in distinct:
         raise InvalidInputError("ids must be non-empty strings")
-    if len(set(out)) != len(out):
+    if len(distinct) != len(out):
         seen: set[str] = set()
         dups = []
         for i in out:
