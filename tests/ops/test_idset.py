@@ -3,7 +3,6 @@
 import numpy as np
 import pyarrow as pa
 
-from repspace.ops import idset
 from repspace.ops.idset import IdHashSet, id_hashes
 
 
@@ -17,9 +16,10 @@ def test_id_hashes_are_one_function_of_the_string():
     many = id_hashes(pa.array([f"i{j}" for j in range(200_000)]))
     assert len(np.unique(many)) == len(many)
     s = IdHashSet()
-    for part in np.array_split(many[:100_000], idset.MERGE_CHUNKS + 3):  # past MERGE_CHUNKS: merged into one
+    for part in np.split(many[:102_400], 50):  # 50 equal writes, merged like a binary counter: 50 = 0b110010
         s.add(part)
-    assert len(s.chunks) < idset.MERGE_CHUNKS
+    assert [len(c) // 2048 for c in s.chunks] == [32, 16, 2]
+    assert all((c[1:] >= c[:-1]).all() for c in s.chunks)
     got = s.maybe_contains(np.concatenate([many[150_000:], many[:50]]))
     assert not got[:50_000].any() and got[50_000:].all()
 
