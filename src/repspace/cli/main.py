@@ -45,7 +45,7 @@ def compose(root: typer.Typer, only: str | None = None) -> typer.Typer:
     """Register every command and command group on `root`, in help order (once; later calls return it as is).
 
     `only`: register just that command (a one-off process that runs one command imports only its module: the
-    others' imports cost a cold `collection search` ~0.3 s); an unknown name registers them all, so the usage error
+    others' imports cost a cold `collection search` ~0.1 s); an unknown name registers them all, so the usage error
     lists every command."""
     import importlib
 

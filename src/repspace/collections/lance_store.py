@@ -40,6 +40,7 @@ COMPACT_ROWS = 65536  # `optimize` merges fragments smaller than this (when more
 #: `optimize` deletes the table's versions older than this, and the data and index files only they use (an index
 #: retrained at 1M left 2.1 GiB of old index files beside 0.8 GiB live); every reader here reads the latest version
 KEEP_VERSIONS = timedelta(hours=1)
+HASH_IDS_FROM = 10_000  # a write of this many ids makes its writer keep the table's id hashes (`_all_new`)
 FETCH_BY_FILTER = 1000  # more ids than this are looked up by hash over the id column, not by an IN-list filter
 #: index kind -> (LanceDB's own vector index for it, its `create_index` config)
 LANCE_INDEX = {
@@ -241,10 +242,13 @@ class LanceStore(Store):
 
     def _all_new(self, t: Any, ids: pa.ChunkedArray | pa.Array, hashes: np.ndarray) -> bool:
         """Whether none of `ids` is in the table (in the write lock, at the latest version): by the hashes of the ids
-        this writer knows the table holds (`ops/idset.py`; rebuilt from one scan of the id column when another
-        writer moved the table), the few hash hits checked exactly."""
+        this writer knows the table holds (`ops/idset.py`; built from one scan of the id column by a large write when
+        the table moved since, e.g. another writer's write), the few hash hits checked exactly."""
         version = t.version
         if self._known_ids is None or self._known_ids[0] != version:
+            if len(ids) < HASH_IDS_FROM:  # a small write: one streamed check (hashing every id costs more)
+                self._known_ids = None
+                return not self._any_exists(ids)
             known = IdHashSet(id_hashes(b.column("id")) for b in t.to_lance().to_batches(columns=["id"],
                                                                                         batch_size=1 << 20))
             self._known_ids = (version, known)

@@ -4,9 +4,9 @@ kept as its signs, with the two scalars that make the inner-product estimate unb
 LanceDB's own on-disk `IVF_RQ` index, in repspace's in-memory layer faiss `IVFn,RaBitQ`; P lists probed per query, the
 best k·F re-ranked with the float vectors.
 
-The codes are 1/32 of the floats (a 1M × 384 index: 63 MB against IVF_HNSW_SQ's 551 MB), so a one-off process reads
-little before its first answer and the index trains in a fraction of the time (`benchmarks/scale.py`, 1M × 384:
-54 s against 335 s). The estimate is coarse: the re-rank does the ranking, so F is larger than for 8-bit codes
+The codes are 1/32 of the floats (a 1M × 384 index: 62 MiB against IVF_HNSW_SQ's 551 MiB), so a one-off process
+reads little before its first answer and the index trains in a fraction of the time (`benchmarks/scale.py`, 1M × 384:
+39.6 s against 335 s). The estimate is coarse: the re-rank does the ranking, so F is larger than for 8-bit codes
 (recall@10 0.98 at nprobe 128 of 256, refine 50 on the 1M synthetic set).
 """
 
