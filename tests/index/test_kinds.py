@@ -235,34 +235,26 @@ def test_ivf_bad_options_name_the_spec(bad, why):
     assert e.value.param == "spec"
 
 
-def test_ivf_hnsw_sq_in_faiss_recalls_the_exact_neighbours():
-    from repspace import Space
-
+@pytest.mark.parametrize("text,faiss_type", [("IVF16,HNSW_SQ+nprobe:8+refine:4", "IndexIVFScalarQuantizer"),
+                                              ("IVF16,RaBitQ+nprobe:8+refine:20", "IndexIVFRaBitQ")])
+def test_ivf_kinds_in_faiss_recall_the_exact_neighbours(text, faiss_type):
+    """`IVFn,HNSW_SQ` (faiss IVFn,SQ8) and `IVFn,RaBitQ` (faiss IndexIVFRaBitQ, 1-bit codes: the k·F re-rank with the
+    floats does the ranking) over inner product."""
     r = np.random.default_rng(4)
     scale = np.exp(-np.arange(32) / 10)
     x = (r.normal(size=(3000, 32)) * scale).astype(np.float32)
     q = (r.normal(size=(40, 32)) * scale).astype(np.float32)
     space = Space(x, [f"i{j}" for j in range(len(x))], model="m")
-    ix = Index.build(space, "IVF16,HNSW_SQ+nprobe:8+refine:4")
-    assert ix._state is not None and ix._state.nlist == 16
+    ix = Index.build(space, text)
+    assert type(ix._state).__name__ == faiss_type and ix._state.nlist == 16
     _, want = Index.build(space, "Flat").search(q, 10)
     _, got = ix.search(q, 10)
     assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(want.tolist(), got.tolist())]) >= 0.95
 
 
-def test_ivf_rabitq_in_faiss_recalls_the_exact_neighbours_after_the_rerank():
-    """`IVFn,RaBitQ`: faiss IndexIVFRaBitQ (1-bit codes) over inner product; the k·F re-rank with the floats does the
-    ranking; the candidate spec of a fused search is the spec itself (the codes alone rank coarsely)."""
-    r = np.random.default_rng(4)
-    scale = np.exp(-np.arange(32) / 10)
-    x = (r.normal(size=(3000, 32)) * scale).astype(np.float32)
-    q = (r.normal(size=(40, 32)) * scale).astype(np.float32)
-    space = Space(x, [f"i{j}" for j in range(len(x))], model="m")
-    ix = Index.build(space, "IVF16,RaBitQ+nprobe:8+refine:20")
-    assert type(ix._state).__name__ == "IndexIVFRaBitQ" and ix._state.nlist == 16
-    _, want = Index.build(space, "Flat").search(q, 10)
-    _, got = ix.search(q, 10)
-    assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(want.tolist(), got.tolist())]) >= 0.95
+def test_a_fused_search_gathers_candidates_with_the_kinds_own_setting():
+    """IVF_HNSW_SQ's 8-bit vectors rank nearly like the floats: its candidates skip the re-rank (the union is scored
+    exactly); RaBitQ's 1-bit codes do not: the spec itself."""
     spec = parse_spec("IVF16,RaBitQ+refine:20")
-    assert spec.for_candidates() is spec
+    assert spec.for_candidates() is spec and parse_spec("Flat").for_candidates() == parse_spec("Flat")
     assert parse_spec("IVF16,HNSW_SQ+refine:4").for_candidates() == parse_spec("IVF16,HNSW_SQ")
