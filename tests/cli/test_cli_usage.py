@@ -52,3 +52,19 @@ def test_train_help_lists_the_registered_methods(cli):
     text = " ".join(out.split())
     for method in (*METHODS, *SSL_METHODS):
         assert method in text, method
+
+
+def test_a_repspace_process_imports_only_the_command_it_runs():
+    """`main()` (the `repspace` script) registers only the invoked command: its help works, other command modules
+    are not imported; an unknown command still lists every command."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom repspace.cli import main\nsys.argv = ['repspace'] + sys.argv[1:]\n"
+            "try:\n    main.main()\nexcept SystemExit as e:\n    rc = e.code\n"
+            "print('RC', rc, 'collection' in sys.modules.get('repspace.cli', object()).__dict__, "
+            "'repspace.cli.collection' in sys.modules)\n")
+    got = subprocess.run([sys.executable, "-c", code, "limit", "--help"], capture_output=True, text=True)
+    assert "Usage:" in got.stdout and "limit" in got.stdout and got.stdout.strip().endswith("RC 0 False False")
+    bad = subprocess.run([sys.executable, "-c", code, "nosuchcommand"], capture_output=True, text=True)
+    assert "No such command" in bad.stderr and "RC 2" in bad.stdout
