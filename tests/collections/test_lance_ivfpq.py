@@ -3,6 +3,7 @@ vectors to train it, searched by LanceDB (nothing of the slot loaded into repspa
 index searched exactly until the next optimize; recall against exact."""
 
 import numpy as np
+import pytest
 
 from repspace.collections import Collection
 
@@ -159,6 +160,7 @@ def test_an_optimize_killed_midway_leaves_the_collection_readable_and_the_next_o
 ONE_OFF_CHILD = """
 import json, sys
 import numpy as np
+import pytest
 from repspace.collections import Collection
 c = Collection.open(sys.argv[1]).one_off()
 q = np.load(sys.argv[2])
@@ -241,3 +243,40 @@ def test_optimize_deletes_versions_past_the_retention_window(tmp_path, monkeypat
     assert c.search(vectors=q, k=5) == before
     c.close()
     assert Collection.open(tmp_path / "c").one_off().search(vectors=q, k=5) == before
+
+
+def test_search_options_of_the_same_index_per_collection_handle(tmp_path, cli):
+    """`Collection.tuned(nprobe=, refine=, ef=)` and `collection search --nprobe/--refine/--ef`: the same index searched
+    with other options (nothing rebuilt or stored); an option the spec has not is refused, naming the flags."""
+    from repspace.errors import InvalidInputError
+    from repspace.index.spec import parse_spec
+
+    v, q = _data(N), _data(30, seed=1)
+    ids = [f"i{j}" for j in range(N)]
+    c = Collection.create(tmp_path / "c", model="ext", dim=D, spec="IVF8,RaBitQ+nprobe:8+refine:20")
+    c.upsert(ids, vectors=v)
+    c.optimize()
+    want = _exact(v, q, 10)
+
+    def recall(coll):
+        rows = coll.search(vectors=q, k=10)
+        return np.mean([len({h["id"] for h in row} & {ids[j] for j in want[r]}) / 10 for r, row in enumerate(rows)])
+
+    full = recall(c)
+    low = Collection.open(tmp_path / "c").tuned(nprobe=1, refine=1)
+    assert low.spec == parse_spec("IVF8,RaBitQ+nprobe:1+refine:1") and recall(low) < full
+    assert Collection.open(tmp_path / "c").spec == parse_spec("IVF8,RaBitQ+nprobe:8+refine:20")  # nothing stored
+    for bad in ({"ef": 50}, {"nprobe": 0}):
+        with pytest.raises(InvalidInputError) as e:
+            Collection.open(tmp_path / "c").tuned(**bad)
+        assert e.value.param == "options"
+    flat = Collection.create(tmp_path / "f", model="ext", dim=D)
+    with pytest.raises(InvalidInputError, match="no search options"):
+        flat.tuned(nprobe=4)
+    np.save(tmp_path / "q.npy", q[:3])
+    code, out, _ = cli("collection", "search", str(tmp_path / "c"), "--query-vectors", str(tmp_path / "q.npy"),
+                       "--nprobe", "1", "--refine", "1", "--json")
+    assert code == 0, out
+    code, _, err = cli("collection", "search", str(tmp_path / "c"), "--query-vectors", str(tmp_path / "q.npy"),
+                       "--ef", "50")
+    assert code == 2 and "ef" in err and "--nprobe/--refine/--ef" in err

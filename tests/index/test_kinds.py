@@ -258,3 +258,16 @@ def test_a_fused_search_gathers_candidates_with_the_kinds_own_setting():
     spec = parse_spec("IVF16,RaBitQ+refine:20")
     assert spec.for_candidates() is spec and parse_spec("Flat").for_candidates() == parse_spec("Flat")
     assert parse_spec("IVF16,HNSW_SQ+refine:4").for_candidates() == parse_spec("IVF16,HNSW_SQ")
+
+
+def test_search_options_replace_the_specs_own():
+    spec = parse_spec("IVF64,HNSW_SQ+nprobe:32+refine:4")
+    assert spec.with_options({"nprobe": 8, "ef": 300}) == parse_spec("IVF64,HNSW_SQ+nprobe:8+ef:300+refine:4")
+    assert spec.with_options({}) is not None and spec.with_options({}) == spec
+    for bad, why in [({"nprobe": 0}, "nprobe must be >= 1"), ({"rescore": 2}, "not one of this kind's"),
+                     ({"nprobe": 2.5}, "integers")]:
+        with pytest.raises(InvalidInputError, match=why) as e:
+            spec.with_options(bad)
+        assert e.value.param == "options"
+    with pytest.raises(InvalidInputError, match="no search options"):
+        parse_spec("HNSW32").with_options({"nprobe": 4})

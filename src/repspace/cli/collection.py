@@ -210,6 +210,12 @@ def search(
                                                     f"(default {DEFAULT_STRATEGY}; active: the active slot alone).")] = None,
     slot: Annotated[Optional[str], typer.Option("--slot", help="Search one slot directly.")] = None,
     payload: Annotated[bool, typer.Option("--payload", help="Include each hit's payload.")] = False,
+    nprobe: Annotated[Optional[int], typer.Option("--nprobe", help="IVF specs: lists probed per query, instead of the "
+                                                  "spec's (the same index: nothing is rebuilt).")] = None,
+    refine: Annotated[Optional[int], typer.Option("--refine", help="IVF specs: re-rank k·F candidates with the floats, "
+                                                  "instead of the spec's F.")] = None,
+    ef: Annotated[Optional[int], typer.Option("--ef", help="IVFn,HNSW_SQ: the HNSW search breadth, instead of the "
+                                              "spec's.")] = None,
     json_out: JSON = False,
 ) -> None:
     """Nearest items: {"results": [{"query": id, "hits": [{"id", "score"}, …]}, …]}."""
@@ -227,8 +233,10 @@ def search(
         raise InvalidInputError("give exactly one of --text, --input, --queries or --query-vectors "
                                 "[--query-vectors-new]")
     flt = parse_filters(filter)
-    with Collection.open(uri) as c, flag_hints(vectors="--query-vectors", vectors_new="--query-vectors-new"):
+    with Collection.open(uri) as c, flag_hints(vectors="--query-vectors", vectors_new="--query-vectors-new",
+                                               options="--nprobe/--refine/--ef"):
         c.one_off()  # a process that answers once: nothing of a slot is loaded where the store can search it
+        c.tuned(nprobe=nprobe, refine=refine, ef=ef)
         if query_vectors or query_vectors_new:
             qv = [np.load(p, allow_pickle=False) if p else None for p in (query_vectors, query_vectors_new)]
             n = len(next(v for v in qv if v is not None))

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from repspace.collections.cache import SlotCache, hits_of, keep_in_step
 from repspace.collections.meta import CollectionMeta, Slot
-from repspace.collections.payload import MAX_ID_CHARS, check_filter, check_payload, check_utf8, dumps, query_texts
+from repspace.collections.payload import check_filter, check_items, query_texts
 from repspace.collections.slots import check_spec_fits, collection_spec, describe_model, fit_spec, slot_encoder
 from repspace.collections.store import Store, open_store, vector_array
 from repspace.collections.uri import CollectionURI, parse_uri
@@ -42,6 +42,7 @@ class Collection:
         self._encoders: dict[str, Any] = {}
         self._caches: dict[str, SlotCache] = {}
         self._memo: dict[str, tuple[Any, Any]] = {}  # per-version artefacts of the upgrade (adapter, row maps)
+        self._options: dict[str, int] = {}  # search options over the spec's own (`tuned`)
         self.lock = threading.RLock()  # guards the in-memory layer (caches, memo, encoders): searches may run at once
 
     # ------------------------------------------------------------ opening
@@ -174,8 +175,16 @@ class Collection:
         return self.meta.name
 
     @property
-    def spec(self) -> IndexSpec:
-        return parse_spec(self.meta.spec)
+    def spec(self) -> IndexSpec:  # with the search options set by `tuned`, if any
+        return parse_spec(self.meta.spec).with_options(self._options)
+
+    def tuned(self, **options: int | None) -> "Collection":
+        """Search the same index with other options of its spec (`nprobe`, `refine`, `ef`; None: the spec's own):
+        `Collection.open(uri).tuned(nprobe=256, refine=200)`. Nothing is rebuilt or stored."""
+        given = {k: v for k, v in options.items() if v is not None}
+        parse_spec(self.meta.spec).with_options(given)  # an option the spec has not, or < 1: refused here
+        self._options = given
+        return self
 
     @property
     def active(self) -> str:
@@ -277,23 +286,10 @@ class Collection:
         read = self.reload()
         self.store.check_writable()
         ids = check_ids(ids)
-        n = len(ids)
-        if n == 0:
+        if not ids:
             return {"upserted": 0}
-        if max(map(len, ids)) > MAX_ID_CHARS:
-            raise InvalidInputError(f"ids must be at most {MAX_ID_CHARS} characters", param="ids")
-        check_utf8(ids, "id")
-        if texts is not None:
-            texts = list(texts)
-            if len(texts) != n:
-                raise InvalidInputError(f"{len(texts)} texts for {n} ids", param="texts")
-            if any(t is not None and not isinstance(t, str) for t in texts):
-                raise InvalidInputError("texts must be strings (or None)", param="texts")
-            check_utf8([t for t in texts if t is not None], "text")
-        if payloads is not None and len(payloads) != n:
-            raise InvalidInputError(f"{len(payloads)} payloads for {n} ids", param="payloads")
-        pl = (["{}"] * n if payloads is None or all(p is None or p == {} for p in payloads)
-              else [dumps(check_payload(p, i)) for i, p in zip(ids, payloads)])
+        ids, texts, pl = check_items(ids, texts, payloads)
+        n = len(ids)
         target = self.slot(slot)
         vecs: dict[str, np.ndarray] = {}
         if vectors is not None:

@@ -99,3 +99,25 @@ def check_utf8(values: Sequence[str], what: str) -> None:
         except UnicodeEncodeError:
             raise InvalidInputError(f"a {what} holds a lone surrogate ({v[:40]!r}…); it is not valid Unicode text",
                                     param=f"{what}s") from None
+
+
+def check_items(ids: list[str], texts: Sequence[str | None] | None, payloads: Sequence[Mapping[str, Any] | None] | None
+                ) -> tuple[list[str], list[str | None] | None, list[str]]:
+    """An upsert's ids (already unique, non-empty), texts and payloads checked: (ids, texts as a list or None, the
+    payloads as JSON text)."""
+    n = len(ids)
+    if max(map(len, ids), default=0) > MAX_ID_CHARS:
+        raise InvalidInputError(f"ids must be at most {MAX_ID_CHARS} characters", param="ids")
+    check_utf8(ids, "id")
+    if texts is not None:
+        texts = list(texts)
+        if len(texts) != n:
+            raise InvalidInputError(f"{len(texts)} texts for {n} ids", param="texts")
+        if any(t is not None and not isinstance(t, str) for t in texts):
+            raise InvalidInputError("texts must be strings (or None)", param="texts")
+        check_utf8([t for t in texts if t is not None], "text")
+    if payloads is not None and len(payloads) != n:
+        raise InvalidInputError(f"{len(payloads)} payloads for {n} ids", param="payloads")
+    pl = (["{}"] * n if payloads is None or all(p is None or p == {} for p in payloads)
+          else [dumps(check_payload(p, i)) for i, p in zip(ids, payloads)])
+    return ids, texts, pl

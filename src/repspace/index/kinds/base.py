@@ -9,7 +9,7 @@ its structure, and which files of its own it saves beside the index's space (`sa
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -64,6 +64,13 @@ class IndexSpec(metaclass=_ByKind):
     def from_match(cls, m: re.Match[str], text: str) -> IndexSpec:
         """The spec for a full match of `pattern` on `text` (the parameters checked)."""
         return cls()
+
+    def with_options(self, options: Mapping[str, int]) -> IndexSpec:
+        """The same index searched with other search options (`{"nprobe": 256, "refine": 200}`); nothing rebuilt."""
+        if options:
+            raise InvalidInputError(f"spec {self} has no search options to set (got {', '.join(options)})",
+                                    param="options")
+        return self
 
     def for_candidates(self) -> IndexSpec:
         """The spec a fused upgrade search gathers each slot's candidates with (their union is then scored exactly

@@ -13,8 +13,8 @@ are searched exactly; the spec still names what will be built once the collectio
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
@@ -50,6 +50,17 @@ class IVF(FaissFactoryKind):
                 raise InvalidInputError(f"{spec!r}: {key} must be >= 1", param="spec")
             out[field] = int(value)
         return out
+
+    def with_options(self, options: Mapping[str, int]) -> IVF:
+        """`{"nprobe": 256, "refine": 200}` -> this spec searched with them (the index is the same); checked like the
+        options of a spec string."""
+        if any(not isinstance(v, int) or isinstance(v, bool) for v in options.values()):
+            raise InvalidInputError(f"search options must be integers, got {dict(options)}", param="options")
+        text = "".join(f"+{k}:{v}" for k, v in options.items())
+        try:
+            return replace(self, **self.parse_options(text, f"{self}{text}"))
+        except InvalidInputError as e:
+            raise InvalidInputError(str(e), param="options") from None
 
     def _options_str(self) -> str:
         """The options that differ from their defaults, in the kind's order (`+nprobe:64+refine:4`)."""
