@@ -68,3 +68,16 @@ def test_a_repspace_process_imports_only_the_command_it_runs():
     assert "Usage:" in got.stdout and "limit" in got.stdout and got.stdout.strip().endswith("RC 0 False False")
     bad = subprocess.run([sys.executable, "-c", code, "nosuchcommand"], capture_output=True, text=True)
     assert "No such command" in bad.stderr and "RC 2" in bad.stdout
+
+
+def test_composing_after_one_command_gives_the_whole_tree_in_help_order():
+    import typer
+    from typer.main import get_command
+
+    from repspace.cli.main import compose
+
+    one, whole = typer.Typer(), typer.Typer()
+    compose(one, "limit")
+    assert list(get_command(one).commands) == ["limit"]
+    compose(one)
+    assert list(get_command(one).commands) == list(get_command(compose(whole)).commands) == COMMANDS + GROUPS

@@ -51,13 +51,13 @@ def compose(root: typer.Typer, only: str | None = None) -> typer.Typer:
 
     known = {c.name for c in root.registered_commands} | {g.name for g in root.registered_groups}
     chosen = [c for c in COMMANDS if c[0] == only] or COMMANDS
+    if chosen is COMMANDS and 0 < len(known) < len(COMMANDS):  # partly composed (after `only`): again, in help order
+        root.registered_commands.clear()
+        root.registered_groups.clear()
+        known = set()
     for name, module, attr, group in chosen:
         if name in known:
             continue
-        if known and chosen is COMMANDS:  # a partly composed app (after `only`): rebuild in help order
-            root.registered_commands.clear()
-            root.registered_groups.clear()
-            return compose(root)
         target = getattr(importlib.import_module(f"repspace.cli.{module}"), attr)
         if group:
             root.add_typer(target, name=name)

@@ -288,7 +288,7 @@ class Collection:
         ids = check_ids(ids)
         if not ids:
             return {"upserted": 0}
-        ids, texts, pl = check_items(ids, texts, payloads)
+        texts, pl = check_items(ids, texts, payloads)
         n = len(ids)
         target = self.slot(slot)
         vecs: dict[str, np.ndarray] = {}

@@ -102,8 +102,8 @@ def check_utf8(values: Sequence[str], what: str) -> None:
 
 
 def check_items(ids: list[str], texts: Sequence[str | None] | None, payloads: Sequence[Mapping[str, Any] | None] | None
-                ) -> tuple[list[str], list[str | None] | None, list[str]]:
-    """An upsert's ids (already unique, non-empty), texts and payloads checked: (ids, texts as a list or None, the
+                ) -> tuple[list[str | None] | None, list[str]]:
+    """An upsert's ids (already unique, non-empty), texts and payloads checked: (the texts as a list or None, the
     payloads as JSON text)."""
     n = len(ids)
     if max(map(len, ids), default=0) > MAX_ID_CHARS:
@@ -120,4 +120,4 @@ def check_items(ids: list[str], texts: Sequence[str | None] | None, payloads: Se
         raise InvalidInputError(f"{len(payloads)} payloads for {n} ids", param="payloads")
     pl = (["{}"] * n if payloads is None or all(p is None or p == {} for p in payloads)
           else [dumps(check_payload(p, i)) for i, p in zip(ids, payloads)])
-    return ids, texts, pl
+    return texts, pl

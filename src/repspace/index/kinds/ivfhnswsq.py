@@ -10,11 +10,9 @@ recall@10 0.85 with every list probed and refine 50), SQ8 keeps 4× less than fl
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from repspace.errors import InvalidInputError
 from repspace.index.kinds.ivfpq import IVF, OPTIONS
 
 EF = 100  # LanceDB's HNSW `ef` when the spec names none (at least k·refine)
@@ -27,15 +25,7 @@ class IVFHNSWSQ(IVF, name="ivfhnswsq", pattern=r"ivf(\d+),hnsw_?sq8?" + OPTIONS,
 
     ef: int = EF
     options: ClassVar[tuple[str, ...]] = ("nprobe", "ef", "refine")
-
-    @classmethod
-    def from_match(cls, m: re.Match[str], text: str) -> IVFHNSWSQ:
-        if int(m.group(1)) < 1:
-            raise InvalidInputError(f"IVFn,HNSW_SQ needs n >= 1, got {text!r}", param="spec")
-        return cls(nlist=int(m.group(1)), **cls.parse_options(m.group(2), text))
-
-    def __str__(self) -> str:
-        return f"IVF{self.nlist},HNSW_SQ" + self._options_str()
+    label: ClassVar[str] = "HNSW_SQ"
 
     def factory(self) -> str:
         return f"IVF{self.nlist},SQ8"

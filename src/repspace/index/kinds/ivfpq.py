@@ -36,6 +36,17 @@ class IVF(FaissFactoryKind):
     probe: int = 0
     refine: int = 1
     options: ClassVar[tuple[str, ...]] = ("nprobe", "refine")
+    label: ClassVar[str] = ""  # `IVFn,<label>` of a kind whose only structural parameter is n (HNSW_SQ, RaBitQ)
+
+    @classmethod
+    def from_match(cls, m: re.Match[str], text: str) -> IVF:
+        """`IVFn,<label>` + options (a kind with more parameters, like `IVFn,PQm`, parses its own)."""
+        if int(m.group(1)) < 1:
+            raise InvalidInputError(f"IVFn,{cls.label} needs n >= 1, got {text!r}", param="spec")
+        return cls(nlist=int(m.group(1)), **cls.parse_options(m.group(2), text))
+
+    def __str__(self) -> str:
+        return f"IVF{self.nlist},{self.label}" + self._options_str()
 
     @classmethod
     def parse_options(cls, text: str, spec: str) -> dict[str, int]:

@@ -12,10 +12,9 @@ reads little before its first answer and the index trains in a fraction of the t
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from typing import ClassVar
 
-from repspace.errors import InvalidInputError
 from repspace.index.kinds.ivfpq import IVF, OPTIONS
 
 
@@ -24,14 +23,7 @@ class IVFRQ(IVF, name="ivfrq", pattern=r"ivf(\d+),(?:rabitq|rq)" + OPTIONS,
             usage="IVFn,RaBitQ[+nprobe:P][+refine:F]", examples="IVF256,RaBitQ+nprobe:128+refine:50"):
     """`IVF256,RaBitQ+nprobe:128+refine:50`: 1-bit codes in n lists; refine F re-ranks k·F candidates exactly."""
 
-    @classmethod
-    def from_match(cls, m: re.Match[str], text: str) -> IVFRQ:
-        if int(m.group(1)) < 1:
-            raise InvalidInputError(f"IVFn,RaBitQ needs n >= 1, got {text!r}", param="spec")
-        return cls(nlist=int(m.group(1)), **cls.parse_options(m.group(2), text))
-
-    def __str__(self) -> str:
-        return f"IVF{self.nlist},RaBitQ" + self._options_str()
+    label: ClassVar[str] = "RaBitQ"
 
     def factory(self) -> str:
         return f"IVF{self.nlist},RaBitQ"
