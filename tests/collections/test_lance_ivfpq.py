@@ -280,3 +280,23 @@ def test_search_options_of_the_same_index_per_collection_handle(tmp_path, cli):
     code, _, err = cli("collection", "search", str(tmp_path / "c"), "--query-vectors", str(tmp_path / "q.npy"),
                        "--ef", "50")
     assert code == 2 and "ef" in err and "--nprobe/--refine/--ef" in err
+
+
+def test_tuned_after_a_search_retunes_the_in_memory_layer(tmp_path):
+    """An HNSW slot searched in memory (faiss): `tuned(ef=…)` after the first search searches the graph already built
+    with the new breadth (nothing rebuilt), and the answers follow it."""
+    v, q = _data(2000), _data(30, seed=1)
+    ids = [f"i{j}" for j in range(2000)]
+    c = Collection.create(tmp_path / "h", model="ext", dim=D, spec="HNSW4+ef:1")
+    c.upsert(ids, vectors=v)
+    want = _exact(v, q, 10)
+
+    def recall():
+        rows = c.search(vectors=q, k=10)
+        return np.mean([len({h["id"] for h in row} & {ids[j] for j in want[r]}) / 10 for r, row in enumerate(rows)])
+
+    narrow = recall()
+    built = c._caches[c.active]._index
+    wide = c.tuned(ef=400) and recall()
+    assert c._caches[c.active]._index is built and built.spec.ef == 400  # the same graph, the new breadth
+    assert wide > narrow and wide >= 0.95

@@ -258,10 +258,12 @@ def test_catalog_facts_read_once_per_version(pg_uri):
         other.drop_vector_column("v_1")
         s.upsert(_rows(["a", "e"], np.ones((2, 3), np.float32), column="v_1"))
         assert s.count() == 5 and s._catalog[1].columns == {"v_0": D}
-        # index existence is a catalog fact too: preparing a spec twice creates the index once
-        s.prepare_spec("v_0", D, parse_spec("HNSW16"))
+        # index existence is a catalog fact too: building a spec's index twice creates it once
+        from repspace.collections.pg_index import build
+
+        assert build(s, "v_0", D, parse_spec("HNSW16")).startswith("hnsw index built")
+        assert build(s, "v_0", D, parse_spec("HNSW16")) == "hnsw index kept"
         assert any(i.endswith("_hnsw") for i in s._catalog[1].indexes)
-        s.prepare_spec("v_0", D, parse_spec("HNSW16"))
     finally:
         s.close(), other.close(), c.close()
 
@@ -309,3 +311,42 @@ def test_no_fstring_sql():
     src = inspect.getsource(pg_store)
     assert not re.search(r"""execute\(\s*f["']""", src)
     assert not re.search(r"""f["'][^"']*\b(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\b""", src)
+
+
+# ------------------------------------------------------------ the vector index, built after the rows are in
+@pytest.mark.parametrize("spec", ["HNSW16", "binary+rescore:300", "funnel:16/32:300"])
+def test_index_built_by_optimize_answers_as_the_exact_scan_did(pg_uri, spec):
+    """pgvector's advice: load, then index (a parallel in-memory build, not row-by-row inserts). Until optimize()
+    a slot is searched exactly; after it through the index, with the same answers on a small collection."""
+    from repspace.collections.pg_index import index_name
+
+    c = Collection.create(pg_uri, model="ext", dim=32, spec=spec)
+    v = np.random.default_rng(3).normal(size=(300, 32)).astype(np.float32)
+    c.upsert([f"i{j}" for j in range(300)], vectors=v)
+    kind = parse_spec(spec).kind
+    name = index_name(c.store, "v_0", kind)
+
+    def indexes():
+        with c.store._conn(tx=False) as conn:
+            return {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s",
+                                               (c.store.table_name,)).fetchall()}
+
+    assert name not in indexes()
+    before = [[h["id"] for h in hits] for hits in c.one_off().search(vectors=v[:5], k=5)]
+    report = c.optimize()
+    assert report[c.active].startswith(f"{kind} index built") and name in indexes()
+    assert c.optimize()[c.active] == f"{kind} index kept"
+    after = [[h["id"] for h in hits] for hits in Collection.open(pg_uri).one_off().search(vectors=v[:5], k=5)]
+    assert after == before
+    c.upsert(["late"], vectors=v[:1] * 2)  # rows written after go into the index (pgvector inserts them)
+    assert Collection.open(pg_uri).one_off().search(vectors=v[:1], k=1)[0][0]["id"] in ("i0", "late")
+    c.close()
+
+
+def test_maintenance_memory_fits_the_graph():
+    from repspace.collections.pg_index import MAX_MAINTENANCE_MB, MIN_MAINTENANCE_MB, maintenance_mb
+
+    assert maintenance_mb(0, 1536) == MIN_MAINTENANCE_MB
+    # 1M × 384 floats: 1,536 + 256 + 128 bytes an element, a quarter more = 2,289 MiB
+    assert maintenance_mb(1_000_000, 1536) == int(1_000_000 * (1536 + 2 * 16 * 8 + 128) * 1.25 / 2**20) == 2288
+    assert maintenance_mb(10_000_000, 1536) == MAX_MAINTENANCE_MB

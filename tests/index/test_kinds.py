@@ -181,7 +181,7 @@ def test_collections_accept_every_kind_that_is_not_static_only():
     from repspace.index import KINDS
 
     assert [k for k, c in KINDS.items() if c.static_only] == ["sparse"]
-    with pytest.raises(InvalidInputError, match="static indexes; collections take Flat, HNSW32, int8"):
+    with pytest.raises(InvalidInputError, match=re.escape("static indexes; collections take Flat, HNSW32[+ef:E], int8")):
         _collection_spec("sparse")
     assert str(_collection_spec("int8+rescore:50")) == "int8+rescore:50"
 
@@ -270,4 +270,28 @@ def test_search_options_replace_the_specs_own():
             spec.with_options(bad)
         assert e.value.param == "options"
     with pytest.raises(InvalidInputError, match="no search options"):
-        parse_spec("HNSW32").with_options({"nprobe": 4})
+        parse_spec("Flat").with_options({"nprobe": 4})
+
+
+def test_hnsw_ef_is_a_search_option():
+    """`HNSWm+ef:E` (PostgreSQL: `hnsw.ef_search`; faiss: efSearch): parsed, printed back, replaced per search."""
+    spec = parse_spec("HNSW16+ef:400")
+    assert (spec.hnsw_m, spec.ef, str(spec)) == (16, 400, "HNSW16+ef:400")
+    assert str(parse_spec("HNSW16")) == "HNSW16" and parse_spec("HNSW16").ef == 0
+    assert parse_spec("HNSW16").with_options({"ef": 64}) == spec.with_options({"ef": 64}) == parse_spec("HNSW16+ef:64")
+    for bad, why in [({"nprobe": 4}, "only the search option ef"), ({"ef": 0}, ">= 1"), ({"ef": True}, "integer")]:
+        with pytest.raises(InvalidInputError, match=why) as e:
+            parse_spec("HNSW32").with_options(bad)
+        assert e.value.param == "options"
+    with pytest.raises(InvalidInputError, match="ef must be >= 1"):
+        parse_spec("HNSW16+ef:0")
+    # the faiss graph searches with the spec's ef: a wider list finds at least as many true neighbours
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((3000, 24)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    q = base[:50] + 0.3 * rng.standard_normal((50, 24)).astype(np.float32)
+    exact = np.argsort(-(q @ base.T), axis=1)[:, :10]
+    state = spec.build(base)
+    hit = {ef: np.mean([len(set(r) & set(e)) for r, e in zip(
+        parse_spec(f"HNSW16+ef:{ef}").search(state, base, q, 10, 999)[1], exact)]) / 10 for ef in (10, 400)}
+    assert hit[400] >= hit[10] and hit[400] > 0.95

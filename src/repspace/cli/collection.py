@@ -214,7 +214,7 @@ def search(
                                                   "spec's (the same index: nothing is rebuilt).")] = None,
     refine: Annotated[Optional[int], typer.Option("--refine", help="IVF specs: re-rank k·F candidates with the floats, "
                                                   "instead of the spec's F.")] = None,
-    ef: Annotated[Optional[int], typer.Option("--ef", help="IVFn,HNSW_SQ: the HNSW search breadth, instead of the "
+    ef: Annotated[Optional[int], typer.Option("--ef", help="HNSWm and IVFn,HNSW_SQ: the HNSW search breadth, instead of the "
                                               "spec's.")] = None,
     json_out: JSON = False,
 ) -> None:

@@ -134,6 +134,12 @@ class SlotCache:
         self._set_base(ids, np.concatenate(vecs) if vecs else np.zeros((0, self.dim), np.float32), payloads)
         self.version = version
 
+    def retune(self, spec: Any) -> None:
+        """Search with `spec`: the built structure's spec with other search options (nothing rebuilt)."""
+        self.spec = spec
+        if self._index is not None:
+            self._index.spec = spec
+
     def _built(self):
         if self._index is None:
             from repspace.index import Index

@@ -397,9 +397,11 @@ class Collection:
         """The in-memory search layer of a slot (a name, or the `Slot` of a metadata snapshot), in step with the store
         (`version`: a token just read, to check several slots against one read)."""
         s = slot if isinstance(slot, Slot) else self.slot(slot)
-        c = self._caches.get(s.name)
+        c, spec = self._caches.get(s.name), fit_spec(self.spec, s.dim)
         if c is None or c.column != s.column:
-            c = self._caches[s.name] = SlotCache(s.column, s.dim, fit_spec(self.spec, s.dim), s.model)
+            c = self._caches[s.name] = SlotCache(s.column, s.dim, spec, s.model)
+        elif c.spec != spec:  # the same structure searched with other options (`tuned` after the first search)
+            c.retune(spec)
         if version is None:
             c.sync(self.store)
         elif version != c.version:

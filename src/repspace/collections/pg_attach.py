@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 
 from repspace.collections.pg_codec import strings_in, vectors_in
+from repspace.collections.pg_index import index_name
 from repspace.collections.pg_store import _SQL, PgStore
 from repspace.errors import (CollectionError, DimensionMismatchError, InvalidInputError, OutputExistsError,
                              UnknownNameError)
@@ -379,6 +380,9 @@ class AttachedPgStore(PgStore):
     def version(self) -> Any:
         return None  # the application writes without telling: never cache (`live`)
 
+    def optimize(self, rebuild: bool = False, max_segments: int | None = None) -> dict[str, str]:
+        return {}  # the application's table is its own: the added columns' indexes come with them (`prepare_spec`)
+
     def prepare_spec(self, column: str, dim: int, spec: Any) -> None:
         """An index for a column repspace added (built CONCURRENTLY: the app keeps writing); never on the app's own
         column (its own indexes serve it as they are)."""
@@ -390,7 +394,7 @@ class AttachedPgStore(PgStore):
             if col is None:
                 return
             conn.execute(sql.SQL("CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} USING hnsw ({} vector_cosine_ops) "
-                                 "WITH (m = {})").format(sql.Identifier(self._index_name(column, "hnsw")), table,
+                                 "WITH (m = {})").format(sql.Identifier(index_name(self, column, "hnsw")), table,
                                                          sql.Identifier(col), sql.Literal(int(spec.hnsw_m))))
 
     def app_sql(self, column: str) -> str:

@@ -21,7 +21,6 @@ finally the whole vector. ``Flat`` is an exact scan. ``int8`` has no pgvector ty
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
@@ -70,8 +69,6 @@ _SQL = {
         "AND t.typname = 'vector'"),
     "indexes": sql.SQL("SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
                        "WHERE i.indrelid = quote_ident(%s)::regclass"),
-    "maintenance_mem": sql.SQL("SET LOCAL maintenance_work_mem = '512MB'; SET LOCAL max_parallel_maintenance_workers = {}"
-                               ).format(sql.Literal(max(1, min(7, (os.cpu_count() or 2) - 1)))),
     "iterative_scan": sql.SQL("SET LOCAL hnsw.iterative_scan = relaxed_order"),
     "no_indexscan": sql.SQL("SET LOCAL enable_indexscan = off"),
 }
@@ -408,31 +405,16 @@ class PgStore(Store):
         self._forget_catalog()
 
     # --------------------------------------------------------- native search
-    def _index_name(self, column: str, kind: str) -> str:
-        return f"rs_{self.name}_{column}_{kind}"[:63]
+    def optimize(self, rebuild: bool = False, max_segments: int | None = None) -> dict[str, str]:
+        """Build each slot's pgvector index that is missing (`pg_index.py`: after the rows are in, in parallel)."""
+        from repspace.collections.pg_index import build
+        from repspace.collections.slots import fit_spec
+        from repspace.index.spec import parse_spec
 
-    def prepare_spec(self, column: str, dim: int, spec: Any) -> None:
-        col = sql.Identifier(column)
-        if spec.kind == "hnsw":
-            expr = sql.SQL("USING hnsw ({} vector_cosine_ops) WITH (m = {}, ef_construction = 100)").format(
-                col, sql.Literal(int(spec.hnsw_m)))
-        elif spec.kind == "binary":
-            expr = sql.SQL("USING hnsw ((binary_quantize({})::bit({})) bit_hamming_ops)").format(col, sql.Literal(int(dim)))
-        elif spec.kind == "funnel":
-            a = int(spec.stages[0])
-            expr = sql.SQL("USING hnsw ((subvector({}, 1, {})::vector({})) vector_cosine_ops)").format(
-                col, sql.Literal(a), sql.Literal(a))
-        else:
-            return
-        name = self._index_name(column, spec.kind)
-        with self._conn() as conn:
-            if name in self._catalog_at(conn).indexes:  # CREATE INDEX IF NOT EXISTS would still wait for writers
-                return
-            conn.execute(_SQL["maintenance_mem"])
-            conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} {}").format(sql.Identifier(name), self._t(), expr))
-        cached = self._catalog
-        if cached is not None:
-            cached[1].indexes.add(name)
+        spec = parse_spec(self.read_meta().get("spec") or "Flat")
+        with self._conn(tx=False) as conn:
+            columns = dict(self._catalog_at(conn).columns)
+        return {c: build(self, c, d, fit_spec(spec, d)) for c, d in columns.items()}
 
     def native_fused(self, spec: Any) -> bool:
         return self.live or spec.kind in ("hnsw", "binary", "funnel")  # an index of pgvector's serves each slot
@@ -478,7 +460,8 @@ class PgStore(Store):
         out = []
         with self._conn() as conn:
             if spec.kind in ("hnsw", "binary", "funnel"):
-                ef = max(128, k, int(getattr(spec, "rescore", 0) or 0), int(getattr(spec, "shortlist", 0) or 0))
+                ef = max(getattr(spec, "ef", 0) or 128, k, int(getattr(spec, "rescore", 0) or 0),
+                         int(getattr(spec, "shortlist", 0) or 0))
                 conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(ef, 1000))))
                 if filter:
                     conn.execute(_SQL["iterative_scan"])

