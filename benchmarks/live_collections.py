@@ -162,7 +162,7 @@ def stream_side(root: Path, n: int, d: int) -> dict:
             "peak_anon_rss_during_upsert_mib": peak / 1024}
 
 
-def compact_side(dsn: str, n: int, d: int, nq: int) -> dict:
+def compact_side(dsn: str, n: int, d: int, nq: int, specs: list[str] | None = None) -> dict:
     """HNSW over full floats vs compact expression indexes, pgvector, Matryoshka-ordered synthetic vectors."""
     from repspace.collections import Collection, with_collection
 
@@ -178,15 +178,13 @@ def compact_side(dsn: str, n: int, d: int, nq: int) -> dict:
     out = {}
     import psycopg
 
-    for spec in ("HNSW16", "binary+rescore:400", f"funnel:64/{d}:400"):
+    for spec in specs or ("HNSW16", "binary+rescore:400", f"funnel:64/{d}:400"):
         c = Collection.create(with_collection(dsn, f"cmp{len(out)}"), model="bench", dim=d)
         for s in range(0, n, 10000):
             c.upsert(ids[s : s + 10000], vectors=v[s : s + 10000])
-        # build the index on the filled table (as one would in production), then time it
-        from repspace.index.spec import parse_spec
-
-        tb, _ = t(lambda: c.store.prepare_spec("v_0", d, parse_spec(spec)))
+        # the index is built on the filled table by optimize() (as one would in production): time it
         c.transition(lambda m, spec=spec: replace(m, spec=spec))
+        tb, _ = t(c.optimize)
         c.search(vectors=q[:2], k=10)
         ts, hits = t(lambda: c.search(vectors=q, k=10))
         pos = {i: k for k, i in enumerate(ids)}
@@ -211,6 +209,7 @@ def main() -> None:
     ap.add_argument("--compact", action="store_true")
     ap.add_argument("--compact-n", type=int, default=100_000)
     ap.add_argument("--compact-dim", type=int, default=768)
+    ap.add_argument("--compact-specs", default="", help="comma list (default HNSW16, binary+rescore:400, funnel:64/D:400)")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: lance,pg,encode,stream")
     args = ap.parse_args()
     print(f"machine: {machine()}")
@@ -248,7 +247,8 @@ def main() -> None:
                     print(f"  {k}: {val:.1f}")
             if args.compact:
                 print(f"\n## compact specs in pgvector, {args.compact_n} x {args.compact_dim} Matryoshka-ordered")
-                for spec, m in compact_side(dsn, args.compact_n, args.compact_dim, 200).items():
+                for spec, m in compact_side(dsn, args.compact_n, args.compact_dim, 200,
+                                             [x for x in args.compact_specs.split(",") if x]).items():
                     print(f"  {spec}: " + ", ".join(f"{k} {x:.3f}" for k, x in m.items()))
         finally:
             server.cleanup()

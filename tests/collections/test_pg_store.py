@@ -318,13 +318,15 @@ def test_no_fstring_sql():
 def test_index_built_by_optimize_answers_as_the_exact_scan_did(pg_uri, spec):
     """pgvector's advice: load, then index (a parallel in-memory build, not row-by-row inserts). Until optimize()
     a slot is searched exactly; after it through the index, with the same answers on a small collection."""
-    from repspace.collections.pg_index import index_name
+    from pgvector import Vector
+
+    from repspace.collections.pg_index import index_kind, index_name
 
     c = Collection.create(pg_uri, model="ext", dim=32, spec=spec)
     v = np.random.default_rng(3).normal(size=(300, 32)).astype(np.float32)
     c.upsert([f"i{j}" for j in range(300)], vectors=v)
     kind = parse_spec(spec).kind
-    name = index_name(c.store, "v_0", kind)
+    name = index_name(c.store, "v_0", index_kind(parse_spec(spec)))
 
     def indexes():
         with c.store._conn(tx=False) as conn:
@@ -338,6 +340,17 @@ def test_index_built_by_optimize_answers_as_the_exact_scan_did(pg_uri, spec):
     assert c.optimize()[c.active] == f"{kind} index kept"
     after = [[h["id"] for h in hits] for hits in Collection.open(pg_uri).one_off().search(vectors=v[:5], k=5)]
     assert after == before
+    if kind == "funnel":  # the shortlist's ORDER BY is the index's expression: PostgreSQL can walk the index
+        from psycopg import sql
+
+        from repspace.collections.pg_index import funnel_shortlist
+
+        with c.store._conn() as conn:
+            conn.execute("SET LOCAL enable_seqscan = off")
+            plan = " ".join(r[0] for r in conn.execute(sql.SQL("EXPLAIN SELECT id FROM {} ORDER BY {} LIMIT 5").format(
+                sql.Identifier(c.store.table_name), funnel_shortlist(c.store, "v_0", 16)),
+                {"q16": Vector(v[0, :16])}).fetchall())
+        assert name in plan and "Seq Scan" not in plan, plan
     c.upsert(["late"], vectors=v[:1] * 2)  # rows written after go into the index (pgvector inserts them)
     assert Collection.open(pg_uri).one_off().search(vectors=v[:1], k=1)[0][0]["id"] in ("i0", "late")
     c.close()
@@ -350,3 +363,27 @@ def test_maintenance_memory_fits_the_graph():
     # 1M × 384 floats: 1,536 + 256 + 128 bytes an element, a quarter more = 2,289 MiB
     assert maintenance_mb(1_000_000, 1536) == int(1_000_000 * (1536 + 2 * 16 * 8 + 128) * 1.25 / 2**20) == 2288
     assert maintenance_mb(10_000_000, 1536) == MAX_MAINTENANCE_MB
+
+
+def test_a_funnel_index_made_before_half_precision_is_still_walked(pg_uri):
+    """A collection whose funnel index is the float prefix (made before 2026-12-07) keeps being searched through it;
+    the next optimize() adds the half-precision one, which searches then take."""
+    from psycopg import sql
+
+    from repspace.collections.pg_index import funnel_shortlist, index_name
+
+    c = Collection.create(pg_uri, model="ext", dim=32, spec="funnel:16/32:50")
+    v = np.random.default_rng(4).normal(size=(200, 32)).astype(np.float32)
+    c.upsert([f"i{j}" for j in range(200)], vectors=v)
+    old = index_name(c.store, "v_0", "funnel")
+    with c.store._conn() as conn:
+        conn.execute(sql.SQL("CREATE INDEX {} ON {} USING hnsw ((subvector(v_0, 1, 16)::vector(16)) vector_cosine_ops)")
+                     .format(sql.Identifier(old), sql.Identifier(c.store.table_name)))
+        c.store._bump(conn)
+    as_text = lambda: funnel_shortlist(c.store, "v_0", 16).as_string(None)  # noqa: E731
+    assert "::vector(16)" in as_text()
+    want = [[h["id"] for h in r] for r in c.search(vectors=v[:3], k=5)]
+    c.optimize()
+    assert "::halfvec(16)" in as_text()
+    assert [[h["id"] for h in r] for r in Collection.open(pg_uri).search(vectors=v[:3], k=5)] == want
+    c.close()

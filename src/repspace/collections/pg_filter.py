@@ -77,7 +77,7 @@ def matching(conn: Any, store: Any, where: sql.Composable, names: dict[str, Any]
 
 
 def hnsw_filtered(store: Any, col: sql.Composable, queries: np.ndarray, k: int, where: sql.Composable,
-                  names: dict[str, Any]) -> list[list[tuple[str, float, dict]]]:
+                  names: dict[str, Any], ef: int = 0) -> list[list[tuple[str, float, dict]]]:
     """A filtered search of an HNSW slot: exact over the matching rows when few match, else HNSW with iterative
     scan."""
     from pgvector import Vector
@@ -91,7 +91,7 @@ def hnsw_filtered(store: Any, col: sql.Composable, queries: np.ndarray, k: int, 
         if exact:  # no index scans: the HNSW index cannot take the ORDER BY; the payload index is a bitmap scan
             conn.execute(sql.SQL("SET LOCAL enable_indexscan = off"))
         else:
-            conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(max(128, 2 * k), 1000))))
+            conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(max(ef or 128, 2 * k), 1000))))
             conn.execute(sql.SQL("SET LOCAL hnsw.iterative_scan = strict_order"))
         stmt = sql.SQL("SELECT {}, payload, 1 - ({}) AS s FROM {} WHERE {} ORDER BY {} LIMIT %(k)s").format(
             store._hit_id, dist, store._t(), where, dist)

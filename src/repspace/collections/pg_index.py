@@ -8,7 +8,9 @@ then (the same answers, slower). ``maintenance_work_mem`` is sized to the graph 
 less one (at most 7).
 
 Kinds: ``HNSWm`` = HNSW on the vectors (cosine); ``binary`` = HNSW on ``binary_quantize(v)::bit(d)`` (Hamming);
-``funnel:a/…`` = HNSW on the normalised prefix ``subvector(v, 1, a)``. Others have no pgvector index.
+``funnel:a/…`` = HNSW on the prefix ``subvector(v, 1, a)::halfvec(a)`` (half precision: the 64-d prefix index of
+100k × 768 vectors is 41 instead of 54 MiB, and the shortlist is re-ranked by longer prefixes anyway). Others have no
+pgvector index.
 """
 
 from __future__ import annotations
@@ -38,11 +40,28 @@ def index_expr(column: str, dim: int, spec: Any) -> tuple[sql.Composable, int] |
     if spec.kind == "binary":
         return sql.SQL("USING hnsw ((binary_quantize({})::bit({})) bit_hamming_ops)").format(
             col, sql.Literal(int(dim))), dim // 8 + 8
-    if spec.kind == "funnel":
+    if spec.kind == "funnel":  # the prefix in half precision: half the graph's vectors (the shortlist is re-ranked)
         a = int(spec.stages[0])
-        return sql.SQL("USING hnsw ((subvector({}, 1, {})::vector({})) vector_cosine_ops)").format(
-            col, sql.Literal(a), sql.Literal(a)), 4 * a
+        return sql.SQL("USING hnsw ((subvector({}, 1, {})::halfvec({})) halfvec_cosine_ops)").format(
+            col, sql.Literal(a), sql.Literal(a)), 2 * a
     return None
+
+
+def index_kind(spec: Any) -> str:
+    """The index's name suffix: a funnel's half-precision prefix index is `funnel_half` (an index named `funnel`,
+    on the float prefix, was made before 2026-12-07 and is still searched where it is the only one)."""
+    return "funnel_half" if spec.kind == "funnel" else spec.kind
+
+
+def funnel_shortlist(store: Any, column: str, a: int) -> sql.Composable:
+    """`ORDER BY` of a funnel's shortlist, written as the slot's index is, so PostgreSQL walks it (%(qA)s: the
+    query's first A dimensions)."""
+    with store._conn(tx=False) as conn:
+        names = store._catalog_at(conn).indexes
+    typ = "vector" if (index_name(store, column, "funnel") in names
+                       and index_name(store, column, "funnel_half") not in names) else "halfvec"
+    return sql.SQL("subvector({col}, 1, {a})::{t}({a}) <=> {q}::{t}({a})").format(
+        col=sql.Identifier(column), a=sql.Literal(int(a)), t=sql.SQL(typ), q=sql.Placeholder(f"q{a}"))
 
 
 def maintenance_mb(rows: int, value_bytes: int, m: int = 16) -> int:
@@ -57,9 +76,9 @@ def build(store: Any, column: str, dim: int, spec: Any) -> str:
     it are inserted into it); what the column has now. Readers go on meanwhile; writers wait for the build."""
     made = index_expr(column, dim, spec)
     if made is None:
-        return "exact scan (no pgvector index for this spec)"
+        return "exact scan" if spec.kind == "flat" else f"{spec}: repspace's in-memory layer (no pgvector index)"
     expr, value_bytes = made
-    name = index_name(store, column, spec.kind)
+    name = index_name(store, column, index_kind(spec))
     with store._conn() as conn:
         if name in store._catalog_at(conn).indexes:  # IF NOT EXISTS would still wait for writers
             return f"{spec.kind} index kept"

@@ -12,10 +12,10 @@ The metadata carries a ``revision`` (in its JSON; 0 for collections made before 
 ``write_meta(meta, expected)`` is a compare-and-set that writes only while the stored revision is still
 ``expected`` and raises ``ConcurrentChangeError`` otherwise.
 
-Index specs are pushed down where pgvector can: ``HNSWm`` = an HNSW index (cosine), ``binary+rescore:R`` = an HNSW
-index on ``binary_quantize(v)::bit(d)`` (Hamming) with an exact re-rank of the top R, ``funnel:a/…/d[:K]`` = an HNSW
-index on the normalised prefix ``subvector(v, 1, a)`` for the shortlist of K, re-ranked by each longer prefix and
-finally the whole vector. ``Flat`` is an exact scan. ``int8`` has no pgvector type and goes through repspace's faiss layer.
+Index specs are pushed down where pgvector can (the indexes are built by ``optimize``: `pg_index.py`): ``HNSWm`` = an
+HNSW index (cosine), ``binary+rescore:R`` = an HNSW index on ``binary_quantize(v)::bit(d)`` (Hamming) with an exact
+re-rank of the top R, ``funnel:a/…/d[:K]`` = an HNSW index on the half-precision prefix ``subvector(v, 1, a)`` for
+the shortlist of K, re-ranked by each longer prefix and finally the whole vector. ``Flat`` is an exact scan. ``int8`` has no pgvector type and goes through repspace's faiss layer.
 """
 
 from __future__ import annotations
@@ -428,7 +428,7 @@ class PgStore(Store):
         col = sql.Identifier(column)
         where, names = filter_where(col, filter)
         if filter and spec.kind == "hnsw":  # few matches: exact over them; many: HNSW with iterative scan
-            return hnsw_filtered(self, col, queries, k, where, names)
+            return hnsw_filtered(self, col, queries, k, where, names, spec.ef)
         full = sql.SQL("{} <=> %(q)s").format(col)
         if spec.kind in ("flat", "hnsw"):
             stmt = sql.SQL("SELECT {}, {}, 1 - ({}) AS s FROM {} WHERE {} ORDER BY {} LIMIT %(k)s").format(
@@ -443,8 +443,9 @@ class PgStore(Store):
             stages = list(spec.stages)
             keep = max(int(spec.shortlist), k)
             a = stages[0]
-            pre = sql.SQL("subvector({}, 1, {})::vector({}) <=> {}").format(col, sql.Literal(a), sql.Literal(a),
-                                                                             sql.Placeholder(f"q{a}"))
+            from repspace.collections.pg_index import funnel_shortlist
+
+            pre = funnel_shortlist(self, column, a)
             inner = sql.SQL("SELECT id, payload, {col} FROM {t} WHERE {w} ORDER BY {pre} LIMIT {n}").format(
                 col=col, t=self._t(), w=where, pre=pre, n=sql.Literal(keep))
             for j, d in enumerate(stages[1:-1], start=1):

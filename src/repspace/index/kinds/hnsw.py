@@ -40,7 +40,9 @@ class HNSW(FaissFactoryKind, name="hnsw", pattern=r"hnsw(\d+)(?:\+ef:(\d+))?",
         if set(options) - {"ef"}:
             raise InvalidInputError(f"spec {self} has only the search option ef (got {', '.join(options)})",
                                     param="options")
-        ef = options.get("ef", self.ef)
+        if "ef" not in options:
+            return self
+        ef = options["ef"]
         if not isinstance(ef, int) or isinstance(ef, bool) or ef < 1:
             raise InvalidInputError(f"ef must be an integer >= 1, got {ef!r}", param="options")
         return replace(self, ef=ef)
