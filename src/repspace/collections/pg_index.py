@@ -82,7 +82,8 @@ def build(store: Any, column: str, dim: int, spec: Any) -> str:
     with store._conn() as conn:
         if name in store._catalog_at(conn).indexes:  # IF NOT EXISTS would still wait for writers
             return f"{spec.kind} index kept"
-        rows = conn.execute(_ESTIMATE, (store.table_name,)).fetchone()[0] or store.count()  # not analysed yet: count
+        rows = (conn.execute(_ESTIMATE, (store.table_name,)).fetchone()[0]  # not analysed yet: count them
+                or conn.execute(sql.SQL("SELECT count(*) FROM {}").format(store._t())).fetchone()[0])
         mem = maintenance_mb(int(rows), value_bytes, int(getattr(spec, "hnsw_m", 16) or 16))
         conn.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}; SET LOCAL max_parallel_maintenance_workers = {}")
                      .format(sql.Literal(f"{mem}MB"), sql.Literal(WORKERS)))
