@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -65,12 +66,46 @@ class IndexSpec(metaclass=_ByKind):
         """The spec for a full match of `pattern` on `text` (the parameters checked)."""
         return cls()
 
+    # ------------------------------------------------------------ search options (`+nprobe:64+refine:4`, `+ef:400`)
+    options: ClassVar[tuple[str, ...]] = ()  # the search options a spec string may end with, in printing order
+    option_fields: ClassVar[Mapping[str, str]] = {}  # an option's dataclass field where the names differ
+
+    @classmethod
+    def parse_options(cls, text: str, spec: str) -> dict[str, int]:
+        """`+nprobe:64+refine:4` -> {"probe": 64, "refine": 4}; an option twice, unknown to the kind, or < 1 is refused."""
+        out: dict[str, int] = {}
+        for key, value in re.findall(r"\+(\w+):(\d+)", text):
+            key = key.lower()
+            field = cls.option_fields.get(key, key)
+            if key not in cls.options or field in out:
+                raise InvalidInputError(f"{spec!r}: option {key!r} " + ("given twice" if field in out else
+                                        f"is not one of this kind's ({', '.join(cls.options)})"), param="spec")
+            if int(value) < 1:
+                raise InvalidInputError(f"{spec!r}: {key} must be >= 1", param="spec")
+            out[field] = int(value)
+        return out
+
     def with_options(self, options: Mapping[str, int]) -> IndexSpec:
-        """The same index searched with other search options (`{"nprobe": 256, "refine": 200}`); nothing rebuilt."""
-        if options:
+        """The same index searched with other search options (`{"nprobe": 256, "refine": 200}`); nothing rebuilt;
+        checked like the options of a spec string."""
+        if not options:
+            return self
+        if not self.options:
             raise InvalidInputError(f"spec {self} has no search options to set (got {', '.join(options)})",
                                     param="options")
-        return self
+        if any(not isinstance(v, int) or isinstance(v, bool) for v in options.values()):
+            raise InvalidInputError(f"search options must be integers, got {dict(options)}", param="options")
+        text = "".join(f"+{k}:{v}" for k, v in options.items())
+        try:
+            return replace(self, **self.parse_options(text, f"{self}{text}"))
+        except InvalidInputError as e:
+            raise InvalidInputError(str(e), param="options") from None
+
+    def _options_str(self) -> str:
+        """The options that differ from their defaults, in the kind's order (`+nprobe:64+refine:4`)."""
+        fields = type(self).__dataclass_fields__
+        named = [(key, self.option_fields.get(key, key)) for key in self.options]
+        return "".join(f"+{key}:{getattr(self, f)}" for key, f in named if getattr(self, f) != fields[f].default)
 
     def for_candidates(self) -> IndexSpec:
         """The spec a fused upgrade search gathers each slot's candidates with (their union is then scored exactly

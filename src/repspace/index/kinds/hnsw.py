@@ -4,9 +4,8 @@ PostgreSQL: pgvector's HNSW index); `ef`: the search's candidate list (default: 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -17,35 +16,22 @@ EF_CONSTRUCTION = 100
 
 
 @dataclass(frozen=True)
-class HNSW(FaissFactoryKind, name="hnsw", pattern=r"hnsw(\d+)(?:\+ef:(\d+))?",
+class HNSW(FaissFactoryKind, name="hnsw", pattern=r"hnsw(\d+)((?:\+ef:\d+)*)",
            usage="HNSW32[+ef:E]", examples="HNSW32"):
     """`HNSW32`: approximate search; `ef` (at least k) trades recall for speed."""
 
     hnsw_m: int = 32
     ef: int = 0  # 0: the caller's default
+    options: ClassVar[tuple[str, ...]] = ("ef",)
 
     @classmethod
     def from_match(cls, m: re.Match[str], text: str) -> HNSW:
         if int(m.group(1)) < 2:
             raise InvalidInputError(f"HNSW needs M >= 2, got {text!r}", param="spec")
-        if m.group(2) is not None and int(m.group(2)) < 1:
-            raise InvalidInputError(f"{text!r}: ef must be >= 1", param="spec")
-        return cls(hnsw_m=int(m.group(1)), ef=int(m.group(2) or 0))
+        return cls(hnsw_m=int(m.group(1)), **cls.parse_options(m.group(2), text))
 
     def __str__(self) -> str:
-        return f"HNSW{self.hnsw_m}" + (f"+ef:{self.ef}" if self.ef else "")
-
-    def with_options(self, options: Mapping[str, int]) -> HNSW:
-        """`{"ef": 400}` -> the same graph searched with that candidate list."""
-        if set(options) - {"ef"}:
-            raise InvalidInputError(f"spec {self} has only the search option ef (got {', '.join(options)})",
-                                    param="options")
-        if "ef" not in options:
-            return self
-        ef = options["ef"]
-        if not isinstance(ef, int) or isinstance(ef, bool) or ef < 1:
-            raise InvalidInputError(f"ef must be an integer >= 1, got {ef!r}", param="options")
-        return replace(self, ef=ef)
+        return f"HNSW{self.hnsw_m}" + self._options_str()
 
     def factory(self) -> str:
         return f"HNSW{self.hnsw_m},Flat"

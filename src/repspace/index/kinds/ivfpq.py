@@ -13,7 +13,7 @@ are searched exactly; the spec still names what will be built once the collectio
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
@@ -24,7 +24,6 @@ from repspace.ops.search import topk_rows
 
 MIN_TRAIN_PER_LIST = 39  # faiss's own warning threshold for k-means
 OPTIONS = r"((?:\+(?:nprobe|refine|ef):\d+)*)"  # the search options an IVF spec may end with, in any order
-FIELD = {"nprobe": "probe"}  # an option's dataclass field where the names differ
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,7 @@ class IVF(FaissFactoryKind):
     probe: int = 0
     refine: int = 1
     options: ClassVar[tuple[str, ...]] = ("nprobe", "refine")
+    option_fields: ClassVar[Mapping[str, str]] = {"nprobe": "probe"}
     label: ClassVar[str] = ""  # `IVFn,<label>` of a kind whose only structural parameter is n (HNSW_SQ, RaBitQ)
 
     @classmethod
@@ -47,37 +47,6 @@ class IVF(FaissFactoryKind):
 
     def __str__(self) -> str:
         return f"IVF{self.nlist},{self.label}" + self._options_str()
-
-    @classmethod
-    def parse_options(cls, text: str, spec: str) -> dict[str, int]:
-        """`+nprobe:64+refine:4` -> {"probe": 64, "refine": 4}; an option twice, unknown to the kind, or < 1 is refused."""
-        out: dict[str, int] = {}
-        for key, value in re.findall(r"\+(\w+):(\d+)", text):
-            key, field = key.lower(), FIELD.get(key.lower(), key.lower())
-            if key not in cls.options or field in out:
-                raise InvalidInputError(f"{spec!r}: option {key!r} " + ("given twice" if field in out else
-                                        f"is not one of this kind's ({', '.join(cls.options)})"), param="spec")
-            if int(value) < 1:
-                raise InvalidInputError(f"{spec!r}: {key} must be >= 1", param="spec")
-            out[field] = int(value)
-        return out
-
-    def with_options(self, options: Mapping[str, int]) -> IVF:
-        """`{"nprobe": 256, "refine": 200}` -> this spec searched with them (the index is the same); checked like the
-        options of a spec string."""
-        if any(not isinstance(v, int) or isinstance(v, bool) for v in options.values()):
-            raise InvalidInputError(f"search options must be integers, got {dict(options)}", param="options")
-        text = "".join(f"+{k}:{v}" for k, v in options.items())
-        try:
-            return replace(self, **self.parse_options(text, f"{self}{text}"))
-        except InvalidInputError as e:
-            raise InvalidInputError(str(e), param="options") from None
-
-    def _options_str(self) -> str:
-        """The options that differ from their defaults, in the kind's order (`+nprobe:64+refine:4`)."""
-        fields = type(self).__dataclass_fields__
-        return "".join(f"+{key}:{getattr(self, FIELD.get(key, key))}" for key in self.options
-                       if getattr(self, FIELD.get(key, key)) != fields[FIELD.get(key, key)].default)
 
     @property
     def nprobe(self) -> int:
