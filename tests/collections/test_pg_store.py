@@ -348,7 +348,7 @@ def test_index_built_by_optimize_answers_as_the_exact_scan_did(pg_uri, spec):
         with c.store._conn() as conn:
             conn.execute("SET LOCAL enable_seqscan = off")
             plan = " ".join(r[0] for r in conn.execute(sql.SQL("EXPLAIN SELECT id FROM {} ORDER BY {} LIMIT 5").format(
-                sql.Identifier(c.store.table_name), funnel_shortlist(c.store, "v_0", 16)),
+                sql.Identifier(c.store.table_name), funnel_shortlist(c.store, conn, "v_0", 16)),
                 {"q16": Vector(v[0, :16])}).fetchall())
         assert name in plan and "Seq Scan" not in plan, plan
     c.upsert(["late"], vectors=v[:1] * 2)  # rows written after go into the index (pgvector inserts them)
@@ -380,7 +380,11 @@ def test_a_funnel_index_made_before_half_precision_is_still_walked(pg_uri):
         conn.execute(sql.SQL("CREATE INDEX {} ON {} USING hnsw ((subvector(v_0, 1, 16)::vector(16)) vector_cosine_ops)")
                      .format(sql.Identifier(old), sql.Identifier(c.store.table_name)))
         c.store._bump(conn)
-    as_text = lambda: funnel_shortlist(c.store, "v_0", 16).as_string(None)  # noqa: E731
+
+    def as_text():
+        with c.store._conn(tx=False) as conn:
+            return funnel_shortlist(c.store, conn, "v_0", 16).as_string(None)
+
     assert "::vector(16)" in as_text()
     want = [[h["id"] for h in r] for r in c.search(vectors=v[:3], k=5)]
     c.optimize()

@@ -53,11 +53,10 @@ def index_kind(spec: Any) -> str:
     return "funnel_half" if spec.kind == "funnel" else spec.kind
 
 
-def funnel_shortlist(store: Any, column: str, a: int) -> sql.Composable:
+def funnel_shortlist(store: Any, conn: Any, column: str, a: int) -> sql.Composable:
     """`ORDER BY` of a funnel's shortlist, written as the slot's index is, so PostgreSQL walks it (%(qA)s: the
-    query's first A dimensions)."""
-    with store._conn(tx=False) as conn:
-        names = store._catalog_at(conn).indexes
+    query's first A dimensions); `conn`: the search's connection (the catalog, read once per collection version)."""
+    names = store._catalog_at(conn).indexes
     typ = "vector" if (index_name(store, column, "funnel") in names
                        and index_name(store, column, "funnel_half") not in names) else "halfvec"
     return sql.SQL("subvector({col}, 1, {a})::{t}({a}) <=> {q}::{t}({a})").format(

@@ -417,6 +417,38 @@ class PgStore(Store):
     def native_fused(self, spec: Any) -> bool:
         return self.live or spec.kind in ("hnsw", "binary", "funnel")  # an index of pgvector's serves each slot
 
+    def _search_statement(self, conn, column: str, dim: int, k: int, spec: Any, where: sql.Composable,
+                          filtered: bool) -> sql.Composable:
+        """The SQL of one search of `column` by `spec` (`conn`: the search's own, where a funnel's shortlist asks
+        which index the slot has)."""
+        col = sql.Identifier(column)
+        full = sql.SQL("{} <=> %(q)s").format(col)
+        if spec.kind in ("flat", "hnsw"):
+            return sql.SQL("SELECT {}, {}, 1 - ({}) AS s FROM {} WHERE {} ORDER BY {} LIMIT %(k)s").format(
+                self._hit_id, self._hit_payload if not filtered else sql.SQL("payload"), full, self._t(), where, full)
+        elif spec.kind == "binary":
+            r = max(int(spec.rescore), k)
+            ham = sql.SQL("binary_quantize({})::bit({}) <~> binary_quantize(%(q)s)").format(col, sql.Literal(int(dim)))
+            return sql.SQL("SELECT id, payload, 1 - ({full}) AS s FROM (SELECT id, payload, {col} FROM {t} "
+                           "WHERE {w} ORDER BY {ham} LIMIT {r}) c ORDER BY {full} LIMIT %(k)s").format(
+                full=full, col=col, t=self._t(), w=where, ham=ham, r=sql.Literal(r))
+        else:  # funnel: shortlist on the first prefix (HNSW expression index), re-rank by longer prefixes
+            stages = list(spec.stages)
+            keep = max(int(spec.shortlist), k)
+            a = stages[0]
+            from repspace.collections.pg_index import funnel_shortlist
+
+            pre = funnel_shortlist(self, conn, column, a)
+            inner = sql.SQL("SELECT id, payload, {col} FROM {t} WHERE {w} ORDER BY {pre} LIMIT {n}").format(
+                col=col, t=self._t(), w=where, pre=pre, n=sql.Literal(keep))
+            for j, d in enumerate(stages[1:-1], start=1):
+                keep = max(k, keep // 2)
+                dist = sql.SQL("subvector({}, 1, {}) <=> {}").format(col, sql.Literal(d), sql.Placeholder(f"q{d}"))
+                inner = sql.SQL("SELECT id, payload, {col} FROM ({inner}) {alias} ORDER BY {dist} LIMIT {n}").format(
+                    col=col, inner=inner, alias=sql.Identifier(f"c{j}"), dist=dist, n=sql.Literal(keep))
+            return sql.SQL("SELECT id, payload, 1 - ({full}) AS s FROM ({inner}) f ORDER BY {full} "
+                           "LIMIT %(k)s").format(full=full, inner=inner)
+
     def native_search(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
                       spec: Any) -> list[list[tuple[str, float, dict]]] | None:
         if spec.kind not in ("flat", "hnsw", "binary", "funnel"):
@@ -427,37 +459,12 @@ class PgStore(Store):
         where, names = filter_where(col, filter)
         if filter and spec.kind == "hnsw":  # few matches: exact over them; many: HNSW with iterative scan
             return hnsw_filtered(self, col, queries, k, where, names, spec.ef)
-        full = sql.SQL("{} <=> %(q)s").format(col)
-        if spec.kind in ("flat", "hnsw"):
-            stmt = sql.SQL("SELECT {}, {}, 1 - ({}) AS s FROM {} WHERE {} ORDER BY {} LIMIT %(k)s").format(
-                self._hit_id, self._hit_payload if not filter else sql.SQL("payload"), full, self._t(), where, full)
-        elif spec.kind == "binary":
-            r = max(int(spec.rescore), k)
-            ham = sql.SQL("binary_quantize({})::bit({}) <~> binary_quantize(%(q)s)").format(col, sql.Literal(int(dim)))
-            stmt = sql.SQL("SELECT id, payload, 1 - ({full}) AS s FROM (SELECT id, payload, {col} FROM {t} "
-                           "WHERE {w} ORDER BY {ham} LIMIT {r}) c ORDER BY {full} LIMIT %(k)s").format(
-                full=full, col=col, t=self._t(), w=where, ham=ham, r=sql.Literal(r))
-        else:  # funnel: shortlist on the first prefix (HNSW expression index), re-rank by longer prefixes
-            stages = list(spec.stages)
-            keep = max(int(spec.shortlist), k)
-            a = stages[0]
-            from repspace.collections.pg_index import funnel_shortlist
-
-            pre = funnel_shortlist(self, column, a)
-            inner = sql.SQL("SELECT id, payload, {col} FROM {t} WHERE {w} ORDER BY {pre} LIMIT {n}").format(
-                col=col, t=self._t(), w=where, pre=pre, n=sql.Literal(keep))
-            for j, d in enumerate(stages[1:-1], start=1):
-                keep = max(k, keep // 2)
-                dist = sql.SQL("subvector({}, 1, {}) <=> {}").format(col, sql.Literal(d), sql.Placeholder(f"q{d}"))
-                inner = sql.SQL("SELECT id, payload, {col} FROM ({inner}) {alias} ORDER BY {dist} LIMIT {n}").format(
-                    col=col, inner=inner, alias=sql.Identifier(f"c{j}"), dist=dist, n=sql.Literal(keep))
-            stmt = sql.SQL("SELECT id, payload, 1 - ({full}) AS s FROM ({inner}) f ORDER BY {full} "
-                           "LIMIT %(k)s").format(full=full, inner=inner)
         from pgvector import Vector
         from psycopg.types.string import TextLoader
 
         out = []
         with self._conn() as conn:
+            stmt = self._search_statement(conn, column, dim, k, spec, where, bool(filter))
             if spec.kind in ("hnsw", "binary", "funnel"):
                 ef = max(getattr(spec, "ef", 0) or 128, k, int(getattr(spec, "rescore", 0) or 0),
                          int(getattr(spec, "shortlist", 0) or 0))
