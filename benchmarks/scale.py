@@ -61,10 +61,13 @@ def anon_mib():  # resident anonymous memory (the file-backed pages of the memor
 
 LOAD_REPSPACE = ANON + """
 import sys, time, resource, json, numpy as np
-import lancedb  # imported before the clock starts, as on the other side (it takes seconds)
 from repspace.collections import Collection
 path, uri, dim, spec, index_too = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
+if not uri.startswith("postgresql"):
+    import lancedb  # imported before the clock starts, as on the other side (it takes seconds)
 v = np.load(path, mmap_mode="r")
+old = Collection.open_if_exists(uri)  # an earlier run's (`--load-only` again): replaced
+old.drop() if old is not None else None
 t0 = time.perf_counter()
 c = Collection.create(uri, model="synthetic", dim=dim, spec=spec)
 anon = 0.0
@@ -74,10 +77,10 @@ for s in range(0, len(v), %(chunk)d):
     anon = max(anon, anon_mib())
 load = time.perf_counter() - t0
 t0 = time.perf_counter()
-c.optimize() if index_too else None
+report = c.optimize() if index_too else {}
 index = time.perf_counter() - t0
 print(json.dumps({"load_s": load, "index_s": index, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "anon_mib": anon}))
+                  "anon_mib": anon, "optimize": report}))
 """ % {"chunk": CHUNK}
 
 LOAD_LANCE = ANON + """

