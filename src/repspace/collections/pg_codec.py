@@ -120,6 +120,11 @@ def strings_in(values: list) -> list:
     return values
 
 
+def text_wire(values: Sequence[str | None]) -> list[bytes | None]:
+    """Ids/texts to store (`strings_in`'s escape applied) in text's binary wire format, UTF-8, for `binary_copy`."""
+    return [None if v is None else v.encode() for v in strings_in(list(values))]
+
+
 def strings_out(values: Sequence[str | None]) -> pa.Array:
     """Stored ids/texts -> one Arrow string array, escapes reversed (only where a backslash shows one)."""
     arr = pa.array(values, pa.string())

@@ -15,7 +15,8 @@ The metadata carries a ``revision`` (in its JSON; 0 for collections made before 
 Index specs are pushed down where pgvector can (the indexes are built by ``optimize``: `pg_index.py`): ``HNSWm`` = an
 HNSW index (cosine), ``binary+rescore:R`` = an HNSW index on ``binary_quantize(v)::bit(d)`` (Hamming) with an exact
 re-rank of the top R, ``funnel:a/…/d[:K]`` = an HNSW index on the half-precision prefix ``subvector(v, 1, a)`` for
-the shortlist of K, re-ranked by each longer prefix and finally the whole vector. ``Flat`` is an exact scan. ``int8`` has no pgvector type and goes through repspace's faiss layer.
+the shortlist of K, re-ranked by each longer prefix and finally the whole vector. ``Flat`` is an exact scan. ``int8``
+has no pgvector type and goes through repspace's faiss layer.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from repspace.collections.pg_codec import (binary_copy, jsonb_in, payload_of, payloads_out, strings_in,
-                                           strings_out, unesc, vectors_in, vectors_out)
+                                           strings_out, text_wire, unesc, vectors_in, vectors_out)
 from repspace.collections.pg_pool import Connections
 from repspace.collections.store import BASE_COLUMNS, Store, vectors_of
 from repspace.collections.uri import redact
@@ -230,20 +231,20 @@ class PgStore(Store):
         self._forget_catalog()
 
     # --------------------------------------------------------------- writes
-    def _copy_rows(self, conn, table: sql.Composable, names: list[str], types: list[str], rows: Iterator[tuple]) -> None:
+    def _copy_rows(self, conn, table: sql.Composable, names: list[str], columns: list[Sequence[bytes | None]]) -> None:
+        """A binary COPY of columns whose fields are already in their wire format (`pg_codec.binary_copy`)."""
         stmt = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)").format(
             table, sql.SQL(", ").join(map(sql.Identifier, names)))
         with conn.cursor().copy(stmt) as copy:
-            copy.set_types(types)
-            for r in rows:
-                copy.write_row(r)
+            for chunk in binary_copy(columns):
+                copy.write(chunk)
 
     def upsert(self, rows: pa.Table) -> None:
         if rows.num_rows == 0:
             return
         n = rows.num_rows
-        ids = strings_in(rows.column("id").to_pylist())
-        texts = strings_in(rows.column("text").to_pylist()) if "text" in rows.column_names else [None] * n
+        ids = text_wire(rows.column("id").to_pylist())
+        texts = text_wire(rows.column("text").to_pylist()) if "text" in rows.column_names else [None] * n
         payloads = ([jsonb_in(p) for p in rows.column("payload").to_pylist()]
                     if "payload" in rows.column_names else [jsonb_in(None)] * n)
         given = [c for c in rows.column_names if c not in BASE_COLUMNS]
@@ -253,14 +254,9 @@ class PgStore(Store):
             valid, v = vectors_of(rows.column(c), dim)
             vecs[c] = vectors_in(valid, v, dim)
 
-        fields = [[i.encode() for i in ids], [None if t is None else t.encode() for t in texts], payloads]
-
-        def copy_into(conn, table: sql.Composable, cols: list[str]) -> None:  # every field in its wire format
-            stmt = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)").format(
-                table, sql.SQL(", ").join(map(sql.Identifier, ["id", "text", "payload"] + cols)))
-            with conn.cursor().copy(stmt) as copy:
-                for chunk in binary_copy(fields + [vecs[c] for c in cols]):
-                    copy.write(chunk)
+        def copy_into(conn, table: sql.Composable, cols: list[str]) -> None:
+            self._copy_rows(conn, table, ["id", "text", "payload"] + cols,
+                            [ids, texts, payloads] + [vecs[c] for c in cols])
 
         with self._conn() as conn:
             # fast path: new ids go straight in by COPY (the primary key refuses any id that exists, inside a
@@ -306,14 +302,13 @@ class PgStore(Store):
             return
         v = np.asarray(vectors, np.float32)
         dim = int(v.shape[1])
-        tx = strings_in(list(texts)) if texts is not None else [None] * len(ids)
-        ids_in = strings_in(list(ids))
+        tx = text_wire(texts) if texts is not None else [None] * len(ids)
+        ids_in = text_wire(ids)
         blobs = vectors_in(np.ones(len(v), bool), v, dim)
         with self._conn() as conn:
             conn.execute(sql.SQL("CREATE TEMP TABLE {} (id text, v vector({}), t text) ON COMMIT DROP").format(
                 sql.Identifier("_rs_vec"), sql.Literal(dim)))
-            self._copy_rows(conn, sql.Identifier("_rs_vec"), ["id", "v", "t"], ["text", "bytea", "text"],
-                            zip(ids_in, blobs, tx))
+            self._copy_rows(conn, sql.Identifier("_rs_vec"), ["id", "v", "t"], [ids_in, blobs, tx])
             cond = sql.SQL(" AND t.text IS NOT DISTINCT FROM u.t") if texts is not None else sql.SQL("")
             conn.execute(sql.SQL("UPDATE {} t SET {} = u.v FROM {} u WHERE t.id = u.id{}").format(
                 self._t(), sql.Identifier(column), sql.Identifier("_rs_vec"), cond))
