@@ -230,3 +230,54 @@ def test_cli_payload_index(cli, new_uri, tmp_path):
     assert code == 2 and "payload index key" in err and "--" not in err.split("payload index key")[0][-5:]
     code, out, err = cli("collection", "create", new_uri(), "--model", "ext", "--dim", 8, "--payload-index", "a b")
     assert code == 2 and "--payload-index" in err
+
+
+def test_cache_holds_no_python_object_per_item():
+    """The in-memory layer keeps ids and payloads in Arrow and the rest in numpy (issue 26 item 1): loading 20,000
+    items allocates a bounded number of Python objects (it was three per item: the id, the payload, the dict entry),
+    and lookups, own writes and filters work on them."""
+    import gc
+    import sys
+
+    import pyarrow as pa
+
+    from repspace.collections.cache import SlotCache
+    from repspace.index.spec import parse_spec
+    from repspace.ops.idset import IdRows
+
+    n = 20_000
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((n, DIM)).astype(np.float32)
+
+    class Store:
+        def version(self):
+            return 1
+
+        def scan(self, columns):
+            for s in range(0, n, 5000):
+                yield pa.record_batch({"id": pa.array([f"i{j}" for j in range(s, s + 5000)]),
+                                       "payload": pa.array([None if j % 3 else f'{{"c": "{j % 2}"}}'
+                                                            for j in range(s, s + 5000)]),
+                                       "v_0": pa.FixedSizeListArray.from_arrays(pa.array(v[s : s + 5000].ravel()), DIM)})
+
+    store = Store()
+    warm = SlotCache("v_0", DIM, parse_spec("Flat"))
+    warm.load(store)  # imports, first-use caches
+    c = SlotCache("v_0", DIM, parse_spec("Flat"))
+    gc.collect()
+    before = sys.getallocatedblocks()
+    c.load(store)
+    gc.collect()
+    assert sys.getallocatedblocks() - before < 2000  # the Python lists and dict held 46,422 blocks here
+    assert isinstance(c.ids, IdRows) and isinstance(c.payloads, pa.Array) and c.count == n
+    assert c.payloads_of(["i3", "i4", "zz"]) == ['{"c": "1"}', "{}", None]
+    assert len(c.matching({"c": "0"})) == len(range(0, n, 6))
+    c.apply_delete(["i0"])
+    c.apply_upsert(["i6", "new"], v[:2], ['{"c": "0"}', '{"c": "0"}'])
+    has, got = c.vectors_for(["i0", "i6", "new", "i9"])
+    assert has.tolist() == [False, True, True, True] and np.allclose(got[1], v[0] / np.linalg.norm(v[0]), atol=1e-6)
+    hits = c.search(v[9:10], 1, {})
+    assert hits[0][0][0] == "i9" and hits[0][0][2] == '{"c": "1"}'
+    assert c.search(v[:1], 1, {"c": "0"})[0][0][0] == "i6"  # its new vector is the query; a fresh row, filtered
+    c.compacted()
+    assert c.count == n and len(c.ids) == n and c.ids.rows(["new", "i0", "i6"]).tolist()[1] == -1

@@ -1,9 +1,10 @@
-"""`ops/idset.py`: the hashes a LanceDB writer keeps of a table's ids (`collections/lance_store.py`'s bulk upsert)."""
+"""`ops/idset.py`: the hashes a LanceDB writer keeps of a table's ids (`collections/lance_store.py`'s bulk upsert), and
+the id -> row map of the in-memory search layer (`IdRows`, `collections/cache.py`)."""
 
 import numpy as np
 import pyarrow as pa
 
-from repspace.ops.idset import IdHashSet, id_hashes
+from repspace.ops.idset import IdHashSet, IdRows, id_hashes
 
 
 def test_id_hashes_are_one_function_of_the_string():
@@ -36,3 +37,25 @@ def test_backfills_optimize_each_time_their_rows_cross_a_multiple_of_reindex_row
     for before, after in [(0, 99_999), (99_999, 100_000), (100_000, 150_000), (150_000, 350_000)]:
         reindex_after(Coll(), before, after)
     assert len(calls) == 2  # crossed 100k, then 200k..300k in one write: once
+
+
+def test_id_rows_find_each_id_against_a_dict():
+    ids = [f"i{j}" for j in range(5000)] + ["", "é", "a" * 300, "i7"]  # "i7" twice: its first row
+    rows = IdRows(pa.chunked_array([ids[:100], ids[100:]]))
+    want = {}
+    for r, i in enumerate(ids):
+        want.setdefault(i, r)
+    asked = ids[::-1] + ["nope", "i5000", "a" * 299]
+    assert rows.rows(asked).tolist() == [want.get(i, -1) for i in asked]
+    assert rows.rows(pa.array(asked)).tolist() == rows.rows(asked).tolist()  # Arrow or Python strings alike
+    assert len(rows) == len(ids) and rows[3] == "i3" and rows[-1] == "i7" and rows.take([1, 0]) == ["i1", "i0"]
+    assert IdRows([]).rows(["x"]).tolist() == [-1] and rows.rows([]).tolist() == []
+
+
+def test_id_rows_confirm_a_hash_hit_against_the_string(monkeypatch):
+    """Every id given the same hash (a collision for each pair): the answer is still exact, never a wrong row."""
+    import repspace.ops.idset as idset
+
+    monkeypatch.setattr(idset, "id_hashes", lambda a: np.zeros(len(a), np.uint64))
+    rows = IdRows(["b", "a", "c", "a"])
+    assert rows.rows(["a", "c", "x", "b"]).tolist() == [1, 2, -1, 0]

@@ -1,7 +1,8 @@
 """repspace's in-memory search layer for a collection slot, kept in step with the store.
 
-The store is the durable truth; this cache holds one slot's vectors (L2-normalised), ids and payloads
-and searches them with `repspace.index.Index` (any spec: Flat, HNSW, int8, binary, funnel). It is
+The store is the durable truth; this cache holds one slot's vectors (L2-normalised, numpy), ids and payload
+JSON texts (Arrow arrays; ids looked up through sorted hashes, `ops.idset.IdRows`: no Python object per item) and
+searches them with `repspace.index.Index` (any spec: Flat, HNSW, int8, binary, funnel). It is
 refreshed from the store whenever the store's version token changes, so every search sees every
 committed write. Writes made through the same `Collection` are applied incrementally instead: new or
 replaced rows go to a *fresh* buffer searched exactly beside the built index, replaced and deleted
@@ -17,10 +18,13 @@ import json
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from repspace.collections.payload import matches
 from repspace.collections.store import Store, vectors_of
 from repspace.errors import InvalidInputError
+from repspace.ops.idset import IdRows
 from repspace.ops.search import normalize_rows, topk_rows
 
 Hit = tuple[str, float, str]  # id, score, payload JSON
@@ -36,35 +40,34 @@ class SlotCache:
     def __init__(self, column: str, dim: int, spec: Any, model: str = "collection") -> None:
         self.column, self.dim, self.spec, self.model = column, dim, spec, model
         self.version: Any = object()  # never equal to a store token: first use loads
-        self._set_base([], np.zeros((0, dim), np.float32), [])
+        self._set_base(pa.array([], pa.large_string()), np.zeros((0, dim), np.float32), pa.array([], pa.large_string()))
 
     # ------------------------------------------------------------- state
-    def _set_base(self, ids: list[str], vectors: np.ndarray, payloads: list[str]) -> None:
-        self.ids, self.vectors, self.payloads = ids, normalize_rows(vectors) if len(vectors) else vectors, payloads
-        self.row_of = {i: r for r, i in enumerate(ids)}
-        self.alive = np.ones(len(ids), bool)
+    def _set_base(self, ids: pa.Array | Sequence[str], vectors: np.ndarray, payloads: pa.Array | Sequence[str]) -> None:
+        """The base rows: ids and payload JSON texts as Arrow arrays (no Python object per item), vectors and the
+        alive mask in numpy."""
+        self.ids = IdRows(ids)
+        self.payloads = (payloads if isinstance(payloads, pa.Array) else pa.array(list(payloads))).cast(pa.large_string())
+        self.vectors = normalize_rows(vectors) if len(vectors) else vectors
+        self.alive = np.ones(len(self.ids), bool)
         self.dead = 0
         self.fresh: dict[str, tuple[np.ndarray, str]] = {}
         self._index = None
-        self._parsed: list[dict] | None = None
         self._values: dict[str, dict[str, np.ndarray]] = {}  # payload key -> its text values -> base rows
 
     def load(self, store: Store) -> None:
         version = store.version()
-        ids: list[str] = []
-        payloads: list[str] = []
-        blocks = []
+        ids, payloads, blocks = [], [], []
         for batch in store.scan(["id", "payload", self.column]):
             valid, vecs = vectors_of(batch.column(self.column), self.dim)
-            keep = np.flatnonzero(valid)
-            bid = batch.column("id").to_pylist()
-            bp = batch.column("payload").to_pylist()
-            ids += [bid[j] for j in keep]
-            payloads += [bp[j] or "{}" for j in keep]
+            keep = pa.array(np.flatnonzero(valid))
+            ids.append(batch.column("id").take(keep).cast(pa.large_string()))
+            payloads.append(pc.fill_null(batch.column("payload").take(keep).cast(pa.large_string()), "{}"))
             blocks.append(vecs)
         vectors = np.concatenate(blocks) if blocks else np.zeros((0, self.dim), np.float32)
         del blocks  # peak memory: the vectors twice (read, normalised), not three times
-        self._set_base(ids, vectors, payloads)
+        empty = pa.array([], pa.large_string())
+        self._set_base(pa.concat_arrays(ids) if ids else empty, vectors, pa.concat_arrays(payloads) if ids else empty)
         self.version = version
 
     def sync(self, store: Store) -> None:
@@ -74,49 +77,63 @@ class SlotCache:
     def apply_upsert(self, ids: Sequence[str], vectors: np.ndarray | None, payloads: Sequence[str],
                      has: np.ndarray | None = None) -> None:
         """Own write, already committed: rows replaced (vectors None or has[j] False = no vector in this slot)."""
-        for j, i in enumerate(ids):
-            self._kill(i)
-            if vectors is not None and (has is None or has[j]):
-                self.fresh[i] = (normalize_rows(vectors[j : j + 1])[0], payloads[j])
+        self._kill(ids)
+        if vectors is not None:
+            unit = normalize_rows(np.asarray(vectors, np.float32))
+            for j, i in enumerate(ids):
+                self.fresh.pop(i, None)  # the last of an id written twice wins, in order
+                if has is None or has[j]:
+                    self.fresh[i] = (unit[j], payloads[j])
 
     def apply_delete(self, ids: Sequence[str]) -> None:
-        for i in ids:
-            self._kill(i)
+        self._kill(ids)
 
-    def apply_vectors(self, ids: Sequence[str], vectors: np.ndarray, payload_of: Callable[[str], str | None]) -> None:
+    def apply_vectors(self, ids: Sequence[str], vectors: np.ndarray,
+                      payloads_of: Callable[[Sequence[str]], list[str | None]]) -> None:
+        """Own vector update: `payloads_of(ids)` the items' payloads (None: unknown here; then read everything again)."""
+        got = payloads_of(ids)
+        if any(p is None for p in got):
+            self.version = object()
+            return
+        self._kill(ids)
+        unit = normalize_rows(np.asarray(vectors, np.float32))
         for j, i in enumerate(ids):
-            p = payload_of(i)
-            if p is None:  # an item this process holds no payload of: read everything again
-                self.version = object()
-                return
-            self._kill(i)
-            self.fresh[i] = (normalize_rows(vectors[j : j + 1])[0], p)
+            self.fresh.pop(i, None)
+            self.fresh[i] = (unit[j], got[j])
 
-    def payload_of(self, item_id: str) -> str | None:
-        if item_id in self.fresh:
-            return self.fresh[item_id][1]
-        r = self.row_of.get(item_id)
-        return self.payloads[r] if r is not None and self.alive[r] else None
+    def payloads_of(self, ids: Sequence[str]) -> list[str | None]:
+        """Each item's payload JSON (None where this cache does not hold the item)."""
+        rows = self.ids.rows(ids)
+        base = self.payloads.take(pa.array(np.maximum(rows, 0))).to_pylist() if len(self.ids) else [None] * len(ids)
+        out: list[str | None] = []
+        for i, r, p in zip(ids, rows, base):
+            if i in self.fresh:
+                out.append(self.fresh[i][1])
+            else:
+                out.append(p if r >= 0 and self.alive[r] else None)
+        return out
 
     def vectors_for(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(has (n,) bool, normalised vectors (n, dim); zero rows where an item has no vector in this slot)."""
-        has = np.zeros(len(ids), bool)
+        rows = self.ids.rows(ids)
+        has = rows >= 0
+        has[has] = self.alive[rows[has]]
         out = np.zeros((len(ids), self.dim), np.float32)
-        for j, i in enumerate(ids):
-            if i in self.fresh:
-                has[j], out[j] = True, self.fresh[i][0]
-                continue
-            r = self.row_of.get(i)
-            if r is not None and self.alive[r]:
-                has[j], out[j] = True, self.vectors[r]
+        out[has] = self.vectors[rows[has]]
+        if self.fresh:
+            for j, i in enumerate(ids):
+                if i in self.fresh:
+                    has[j], out[j] = True, self.fresh[i][0]
         return has, out
 
-    def _kill(self, item_id: str) -> None:
-        self.fresh.pop(item_id, None)
-        r = self.row_of.get(item_id)
-        if r is not None and self.alive[r]:
-            self.alive[r] = False
-            self.dead += 1
+    def _kill(self, ids: Sequence[str]) -> None:
+        for i in ids:
+            self.fresh.pop(i, None)
+        rows = self.ids.rows(ids)
+        rows = np.unique(rows[rows >= 0])
+        rows = rows[self.alive[rows]]
+        self.alive[rows] = False
+        self.dead += len(rows)
 
     def advance(self, version: Any) -> None:
         self.version = version
@@ -126,12 +143,13 @@ class SlotCache:
         return int(self.alive.sum()) + len(self.fresh)
 
     def _compact(self) -> None:
-        keep = np.flatnonzero(self.alive)
-        ids = [self.ids[r] for r in keep] + list(self.fresh)
-        payloads = [self.payloads[r] for r in keep] + [p for _, p in self.fresh.values()]
-        vecs = [self.vectors[keep]] + ([np.stack([v for v, _ in self.fresh.values()])] if self.fresh else [])
+        keep = pa.array(np.flatnonzero(self.alive))
+        ids = pa.concat_arrays([self.ids.array.take(keep), pa.array(list(self.fresh), pa.large_string())])
+        payloads = pa.concat_arrays([self.payloads.take(keep),
+                                     pa.array([p for _, p in self.fresh.values()], pa.large_string())])
+        vecs = [self.vectors[self.alive]] + ([np.stack([v for v, _ in self.fresh.values()])] if self.fresh else [])
         version = self.version
-        self._set_base(ids, np.concatenate(vecs) if vecs else np.zeros((0, self.dim), np.float32), payloads)
+        self._set_base(ids, np.concatenate(vecs), payloads)
         self.version = version
 
     def retune(self, spec: Any) -> None:
@@ -155,22 +173,26 @@ class SlotCache:
         rows = None
         for key, value in filter.items():
             if key not in self._values:
-                from repspace.collections.payload_index import values_of
-
-                by: dict[str, list[int]] = {}
-                for r, v in enumerate(values_of(self.payloads, key)):
-                    if v is not None:
-                        by.setdefault(v, []).append(r)
-                self._values[key] = {v: np.asarray(r, np.int64) for v, r in by.items()}
+                self._values[key] = self._rows_by_value(key)
             got = self._values[key].get(value, np.zeros(0, np.int64))
             rows = got if rows is None else np.intersect1d(rows, got, assume_unique=True)
         rows = np.zeros(0, np.int64) if rows is None else rows
         return rows[self.alive[rows]] if self.dead else rows
 
-    def parsed(self) -> list[dict]:
-        if self._parsed is None:
-            self._parsed = [json.loads(p) for p in self.payloads]
-        return self._parsed
+    def _rows_by_value(self, key: str, chunk: int = 65536) -> dict[str, np.ndarray]:
+        """{text form of `key`'s value: the base rows that hold it}: the payloads parsed a chunk at a time into one
+        Arrow column of values, dictionary-encoded, the rows grouped by code."""
+        from repspace.collections.payload_index import values_of
+
+        parts = [pa.array(values_of(self.payloads[s : s + chunk].to_pylist(), key), pa.large_string())
+                 for s in range(0, len(self.payloads), chunk)]
+        if not parts:
+            return {}
+        enc = pa.concat_arrays(parts).dictionary_encode()
+        codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(enc.dictionary) + 1))
+        return {v: order[bounds[c] : bounds[c + 1]] for c, v in enumerate(enc.dictionary.to_pylist())}
 
     # ------------------------------------------------------------ search
     def compacted(self) -> "SlotCache":
@@ -250,8 +272,10 @@ class SlotCache:
             fs, ft = topk_rows(q @ fresh_v.T, min(k, len(fresh_ids)))
         for j in range(len(q)):
             cand: list[Hit] = []
-            if base_rows is not None:
-                cand += [(self.ids[r], float(v), self.payloads[r]) for r, v in zip(base_rows[j], base_scores[j])]
+            if base_rows is not None and len(base_rows[j]):
+                rows = pa.array(np.asarray(base_rows[j], np.int64))
+                cand += list(zip(self.ids.array.take(rows).to_pylist(), map(float, base_scores[j]),
+                                 self.payloads.take(rows).to_pylist()))
             if fs is not None:
                 cand += [(fresh_ids[r], float(v), fresh_pay[r]) for r, v in zip(ft[j], fs[j])]
             cand.sort(key=lambda h: (-h[1], h[0]))

@@ -337,7 +337,8 @@ class Collection:
         def apply(c: SlotCache, name: str) -> None:
             if name == s.name:
                 other = next((x for x in self._caches.values() if x is not c), None)
-                c.apply_vectors(ids, v, lambda i: c.payload_of(i) or (other.payload_of(i) if other else None))
+                c.apply_vectors(ids, v, lambda x: [a or b for a, b in zip(
+                    c.payloads_of(x), other.payloads_of(x) if other else [None] * len(x))])
 
         self._after_write(before, apply)
 

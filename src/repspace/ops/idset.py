@@ -4,14 +4,18 @@ reading the whole id column every write (at 10M items, 100 writes read 500M ids:
 
 A hash hit only says "maybe": the caller checks those few ids exactly. The set is valid for one table version only
 (`lance_store.py` keeps it beside the version it describes and rebuilds it from one scan when the table moved).
+
+`IdRows` is the same hashing used as a map id -> row over one Arrow column of ids (the in-memory search layer's,
+`collections/cache.py`): sorted hashes and their rows, each hit confirmed against the string.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _P = np.uint64(0x100000001B3)  # FNV-64 prime: the polynomial's base
 
@@ -73,3 +77,56 @@ class IdHashSet:
             pos = np.minimum(np.searchsorted(c, needles), len(c) - 1)
             hit[order] |= c[pos] == needles
         return hit
+
+
+class IdRows(Sequence[str]):
+    """A column of string ids as one Arrow array, looked up id -> row through its sorted 64-bit hashes (16 bytes an
+    id beside the strings' own bytes; a Python dict of 1M ids costs ~170 bytes an id and a second to build). A hash
+    hit is confirmed by comparing the strings, so a collision never answers a wrong row."""
+
+    def __init__(self, ids: pa.Array | pa.ChunkedArray | Sequence[str]) -> None:
+        self.array = _large_strings(ids)
+        h = id_hashes(self.array)
+        self._order = np.argsort(h, kind="stable")
+        self._sorted = h[self._order]
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, r):  # type: ignore[override]
+        if isinstance(r, slice):
+            return self.array[r].to_pylist()
+        return self.array[int(r)].as_py()
+
+    def take(self, rows: np.ndarray | Sequence[int]) -> list[str]:
+        return self.array.take(pa.array(np.asarray(rows, np.int64))).to_pylist()
+
+    def rows(self, ids: pa.Array | pa.ChunkedArray | Sequence[str]) -> np.ndarray:
+        """The row of each id (int64; -1 where the column does not hold it; an id held twice: its first row)."""
+        q = _large_strings(ids)
+        out = np.full(len(q), -1, np.int64)
+        if not len(q) or not len(self.array):
+            return out
+        qh = id_hashes(q)
+        lo = np.searchsorted(self._sorted, qh, "left")
+        hi = np.searchsorted(self._sorted, qh, "right")
+        one = np.flatnonzero(hi - lo == 1)
+        if len(one):
+            cand = self._order[lo[one]]
+            same = pc.equal(self.array.take(pa.array(cand)), q.take(pa.array(one))).to_numpy(zero_copy_only=False)
+            out[one[same]] = cand[same]
+        for j in np.flatnonzero(hi - lo > 1):  # a hash held more than once: an id written twice, or a collision
+            want = q[int(j)].as_py()
+            for r in np.sort(self._order[lo[j]:hi[j]]):
+                if self.array[int(r)].as_py() == want:
+                    out[j] = r
+                    break
+        return out
+
+
+def _large_strings(ids: pa.Array | pa.ChunkedArray | Sequence[str]) -> pa.Array:
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks() if ids.num_chunks else pa.array([], pa.large_string())
+    if not isinstance(ids, pa.Array):
+        ids = pa.array(list(ids), pa.large_string())
+    return ids.cast(pa.large_string())

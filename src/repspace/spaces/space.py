@@ -30,6 +30,7 @@ from repspace.errors import (
     OutputExistsError,
     SpaceFormatError,
 )
+from repspace.ops.idset import IdRows
 from repspace.ops.validation import check_finite  # noqa: F401  (lives in ops/; re-exported for old imports)
 
 FORMAT = "repspace.space"
@@ -99,7 +100,8 @@ class Space:
             if not np.issubdtype(vectors.dtype, np.number):
                 raise InvalidVectorsError(f"vectors must be numeric; got dtype {vectors.dtype}")
             vectors = vectors.astype(np.float32)
-        ids = check_ids(ids) if validate else list(ids)
+        # unvalidated: a list copied; an Arrow id column (`ops.idset.IdRows`: a collection cache's) kept as it is
+        ids = check_ids(ids) if validate else ids if isinstance(ids, IdRows) else list(ids)
         if len(ids) != vectors.shape[0]:
             raise InvalidInputError(f"{len(ids)} ids for {vectors.shape[0]} vectors; they must match")
         if labels is not None:

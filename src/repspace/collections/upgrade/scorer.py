@@ -22,12 +22,12 @@ Ties rank the lower key first (`store_top_k`: the lower id).
 
 from __future__ import annotations
 
+import json
 from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
 
-from repspace.collections.payload import matches
 from repspace.ops.pools import shared_pool
 from repspace.ops.search import inner_products_by_idx
 
@@ -45,8 +45,7 @@ class JoinedSlots:
         self.version = (id(old_c), id(new_c), old_c.version, new_c.version, self.n_old, self.n_new)
         self.coll = coll
         self.o2n, self.n2o = coll.memo("row_maps", self.version, lambda: (
-            np.fromiter((new_c.row_of.get(i, -1) for i in old_c.ids), np.int64, self.n_old),
-            np.fromiter((old_c.row_of.get(i, -1) for i in new_c.ids), np.int64, self.n_new)))
+            new_c.ids.rows(old_c.ids.array), old_c.ids.rows(new_c.ids.array)))
 
     def blocks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Keys and item matrices of the three kinds of item, cached per version: (old rows not backfilled, their
@@ -61,14 +60,15 @@ class JoinedSlots:
         return self.coll.memo("blocks", self.version, build)
 
     def key_mask(self, keys: np.ndarray, flt: dict[str, str]) -> np.ndarray:
-        """Which keys' payloads match the filter."""
-        po, pn = self.old.parsed(), self.new.parsed()
-        return np.fromiter((matches(po[k] if k < self.n_old else pn[k - self.n_old], flt) for k in keys), bool,
-                           len(keys))
+        """Which keys' payloads match the filter (each slot's value -> rows map, `SlotCache.matching`)."""
+        both = np.zeros(self.n_old + self.n_new, bool)
+        both[self.old.matching(flt)] = True
+        both[self.n_old + self.new.matching(flt)] = True
+        return both[keys]
 
     def hit(self, key: int, score: float) -> dict[str, Any]:
         c, r = (self.old, key) if key < self.n_old else (self.new, key - self.n_old)
-        return {"id": c.ids[r], "score": score, "payload": dict(c.parsed()[r])}
+        return {"id": c.ids[r], "score": score, "payload": json.loads(c.payloads[r].as_py())}
 
 
 def combined_queries(q_old: np.ndarray | None, q_ad: np.ndarray, weights: dict[str, Sequence[float]]):
@@ -221,8 +221,6 @@ def _score_hits(hits: pa.Table, old: Any, new: Any, qa: np.ndarray, qb: np.ndarr
                 wa: Sequence[float], wb: Sequence[float]) -> list[dict[str, Any]]:
     """One query's candidates (a table of id, payload and both slots' vectors; an id may come twice) ranked by the
     formula, ties to the lower id."""
-    import json
-
     from repspace.collections.store import vectors_of
     from repspace.ops.search import normalize_rows
 
