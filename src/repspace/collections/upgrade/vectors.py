@@ -8,33 +8,131 @@ batches, so a file re-read after a kill (or a later file) does only what is miss
 
 from __future__ import annotations
 
+import heapq
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from repspace.collections.upgrade.backfill import (REINDEX_ROWS, fraction, item_hash, reindex_after, scan_texts,
-                                                  serving_upgrade, settle)
-from repspace.errors import DimensionMismatchError, InvalidInputError
+from repspace.collections.store import vectors_of
+from repspace.collections.upgrade.backfill import (REINDEX_ROWS, fraction, item_hash, reindex_after, serving_upgrade,
+                                                  settle)
+from repspace.errors import DimensionMismatchError, InvalidInputError, InvalidVectorsError
+from repspace.ops.idset import IdRows
 
 MIN_SAMPLE = 20
+CHUNK = 65536  # rows checked, hashed or written at a time
+
+
+class NewVectors:
+    """A file of the new model's vectors, checked whole and read in parts: ids in one Arrow array, the vectors
+    memory-mapped (`.npy`: a 10M × 384 file is never copied into memory) or, for the other formats, read whole
+    (`spaces.external.read_vectors`); `rows_in_collection[r]` is the collection's row of the file's r-th id."""
+
+    def __init__(self, ids: pa.Array, vectors: np.ndarray, rows_in_collection: np.ndarray) -> None:
+        self.ids, self.vectors, self.rows_in_collection = ids, vectors, rows_in_collection
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def part(self, rows: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """(ids, float32 vectors) of the file's rows (sorted rows read a memory-mapped file in one pass)."""
+        rows = np.asarray(rows, np.int64)
+        return self.ids.take(pa.array(rows)).to_pylist(), np.asarray(self.vectors[rows], np.float32)
+
+
+def collection_ids(coll, column: str | None) -> tuple[IdRows, np.ndarray]:
+    """Every stored item's id (an Arrow column, looked up by hash) and whether it has a vector in `column`."""
+    ids, has = [], []
+    for batch in coll.store.scan(["id"] + ([column] if column else [])):
+        ids.append(batch.column("id").cast(pa.large_string()))
+        has.append(vectors_of(batch.column(column), batch.schema.field(column).type.list_size)[0] if column
+                   else np.zeros(batch.num_rows, bool))
+    return IdRows(pa.concat_arrays(ids) if ids else pa.array([], pa.large_string())), (
+        np.concatenate(has) if has else np.zeros(0, bool))
 
 
 def read_new_vectors(coll, path: str | Path, *, model: str, dim: int | None, ids_file: str | Path | None = None,
-                     live: set[str] | None = None) -> tuple[list[str], np.ndarray]:
-    """(ids, vectors) of a file of the new model's vectors, checked against the collection's live ids."""
+                     live: IdRows | None = None) -> NewVectors:
+    """A file of the new model's vectors, checked against the collection's ids (`live`: read here when None): one
+    dimension, finite values, unique non-empty ids, none the collection does not hold."""
+    path = Path(path)
+    if path.suffix == ".npy" and path.is_file():
+        ids, vectors = _npy(path, ids_file)
+    else:
+        from repspace.spaces.external import read_vectors
+
+        space = read_vectors(path, model=model, ids_file=ids_file)
+        ids, vectors = pa.array(space.ids, pa.large_string()), np.asarray(space.vectors, np.float32)
+    if dim is not None and vectors.shape[1] != dim:
+        raise DimensionMismatchError(f"{path} holds {vectors.shape[1]}-d vectors; the new model's are {dim}-d",
+                                     param="vectors")
+    live = live if live is not None else collection_ids(coll, None)[0]
+    rows = live.rows(ids)
+    extra = np.flatnonzero(rows < 0)
+    if len(extra):
+        shown = ids.take(pa.array(extra[:3])).to_pylist()
+        raise InvalidInputError(f"{path}: {len(extra)} id(s) the collection does not hold (e.g. "
+                                f"{', '.join(map(repr, shown))}); nothing was written", param="vectors")
+    if len(np.unique(rows)) != len(rows):  # two file rows found the same item: an id given twice
+        _, first = np.unique(rows, return_index=True)
+        twice = ids.take(pa.array(np.setdiff1d(np.arange(len(rows)), first)[:3])).to_pylist()
+        raise InvalidInputError(f"{path}: duplicate ids, e.g. {', '.join(map(repr, twice))}; ids must be unique",
+                                param="vectors")
+    return NewVectors(ids, vectors, rows)
+
+
+def _npy(path: Path, ids_file: str | Path | None) -> tuple[pa.Array, np.ndarray]:
+    """A `.npy` file memory-mapped and checked a chunk at a time, and its ids (a line each of `ids_file`, or a JSON
+    list in a `.json` file; the row numbers without one)."""
     from repspace.spaces.external import read_vectors
 
-    space = read_vectors(path, model=model, ids_file=ids_file)
-    if dim is not None and space.dim != dim:
-        raise DimensionMismatchError(f"{path} holds {space.dim}-d vectors; the new model's are {dim}-d", param="vectors")
-    ids = [str(i) for i in space.ids]
-    live = live if live is not None else set(coll.ids())
-    extra = [i for i in ids if i not in live]
-    if extra:
-        raise InvalidInputError(f"{path}: {len(extra)} id(s) the collection does not hold (e.g. "
-                                f"{', '.join(map(repr, extra[:3]))}); nothing was written", param="vectors")
-    return ids, np.asarray(space.vectors, np.float32)
+    try:
+        vectors = np.load(path, allow_pickle=False, mmap_mode="r")
+    except ValueError:
+        vectors = None
+    if vectors is None or vectors.ndim != 2 or vectors.dtype != np.float32 or not len(vectors):
+        space = read_vectors(path, model="new", ids_file=ids_file)  # other dtypes or shapes: its checks and messages
+        return pa.array(space.ids, pa.large_string()), np.asarray(space.vectors, np.float32)
+    for s in range(0, len(vectors), CHUNK):
+        if not np.isfinite(vectors[s : s + CHUNK]).all():
+            bad = s + int(np.flatnonzero(~np.isfinite(vectors[s : s + CHUNK]).all(axis=1))[0])
+            raise InvalidVectorsError(f"{path}: row {bad} holds a NaN or infinite value", param="vectors")
+    if ids_file is None:
+        ids = pa.array(np.arange(len(vectors)).astype(str), pa.large_string())
+    else:
+        ids = _ids_file(Path(ids_file))
+    if len(ids) != len(vectors):
+        raise InvalidInputError(f"{len(ids)} ids for {len(vectors)} vectors; they must match", param="ids_file")
+    if len(ids) and not np.asarray(pc.binary_length(ids)).all():
+        raise InvalidInputError(f"{ids_file}: ids must be non-empty strings", param="ids_file")
+    return ids, vectors
+
+
+def _ids_file(path: Path) -> pa.Array:
+    import json
+
+    if not path.is_file():
+        raise InvalidInputError(f"{path} does not exist", param="ids_file")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        return pa.array([str(i) for i in json.loads(text)], pa.large_string())
+    lines = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
+    lines = pc.utf8_rtrim(lines, "\r")  # CRLF files
+    return lines.filter(pc.not_equal(lines, ""))
+
+
+def _sample(nv: NewVectors, sample: int, seed: int) -> np.ndarray:
+    """The file rows of the `sample` ids first in the order of `item_hash(f"{seed}:{id}")` (the text path's sample
+    order, `lifecycle.start`), in that order; streamed: memory for the sample only."""
+    def keyed():
+        for s in range(0, len(nv), CHUNK):
+            for r, i in enumerate(nv.ids[s : s + CHUNK].to_pylist(), start=s):
+                yield item_hash(f"{seed}:{i}"), r
+
+    return np.asarray([r for _, r in heapq.nsmallest(sample, keyed())], np.int64)
 
 
 def start_with_vectors(coll, model: str, path: str | Path, *, dim: int, ids_file: str | Path | None = None,
@@ -46,26 +144,26 @@ def start_with_vectors(coll, model: str, path: str | Path, *, dim: int, ids_file
     from repspace.collections.upgrade.lifecycle import start_from
 
     read = coll.reload()
-    ids, vecs = read_new_vectors(coll, path, model=model, dim=dim, ids_file=ids_file)
-    if len(ids) < min(sample, MIN_SAMPLE):
-        raise InvalidInputError(f"{path} holds {len(ids)} item(s); the sample needs at least {MIN_SAMPLE}",
+    nv = read_new_vectors(coll, path, model=model, dim=dim, ids_file=ids_file)
+    if len(nv) < min(sample, MIN_SAMPLE):
+        raise InvalidInputError(f"{path} holds {len(nv)} item(s); the sample needs at least {MIN_SAMPLE}",
                                 param="vectors")
-    pos = {i: r for r, i in enumerate(ids)}
-    chosen = sorted(ids, key=lambda i: item_hash(f"{seed}:{i}"))[:sample]
+    chosen_rows = _sample(nv, sample, seed)
+    chosen, vecs = nv.part(chosen_rows)
+    pos = {i: r for r, i in enumerate(chosen)}
     out = start_from(coll, read, model, chosen, lambda order, _texts: vecs[[pos[i] for i in order]], method=method,
                      seed=seed, sample=len(chosen), keep=True, golden=None, evaluate_gate=False,
                      side_table=side_table, dim=dim)
-    taken = set(chosen)
-    rest = [r for r, i in enumerate(ids) if i not in taken]  # the file's other vectors fill the slot too
-    _write(coll, coll.meta.slot(coll.meta.open_upgrade().new).name, ids, vecs, rest)
-    return {**out, "from_file": len(ids), "fraction": fraction(coll)}
+    rest = np.setdiff1d(np.arange(len(nv)), chosen_rows)  # the file's other vectors fill the slot too
+    _write(coll, coll.meta.slot(coll.meta.open_upgrade().new).name, nv, rest)
+    return {**out, "from_file": len(nv), "fraction": fraction(coll)}
 
 
-def _write(coll, slot: str, ids: list[str], vecs: np.ndarray, rows: list[int], batch_size: int = 8192) -> None:
+def _write(coll, slot: str, nv: NewVectors, rows: np.ndarray, batch_size: int = 8192) -> None:
     for s in range(0, len(rows), batch_size):
-        part = rows[s : s + batch_size]
-        coll.update_vectors(slot, [ids[r] for r in part], vecs[part])
-        reindex_after(coll, s, s + len(part))
+        ids, vecs = nv.part(rows[s : s + batch_size])
+        coll.update_vectors(slot, ids, vecs)
+        reindex_after(coll, s, s + len(ids))
     if len(rows) >= REINDEX_ROWS:
         settle(coll)
 
@@ -76,9 +174,8 @@ def backfill_from_file(coll, path: str | Path, *, ids_file: str | Path | None = 
     re-running with the same or a later file writes only what is still missing)."""
     up = serving_upgrade(coll)
     new = coll.slot(up.new)
-    all_ids, _, has_vec = scan_texts(coll, new.column)
-    ids, vecs = read_new_vectors(coll, path, model=new.model, dim=new.dim, ids_file=ids_file, live=set(all_ids))
-    done = {i for i, v in zip(all_ids, has_vec) if v}
-    todo = [r for r, i in enumerate(ids) if i not in done]
-    _write(coll, new.name, ids, vecs, todo, batch_size)
-    return {"backfilled": len(todo), "already": len(ids) - len(todo), "fraction": fraction(coll)}
+    live, has_vec = collection_ids(coll, new.column)
+    nv = read_new_vectors(coll, path, model=new.model, dim=new.dim, ids_file=ids_file, live=live)
+    todo = np.flatnonzero(~has_vec[nv.rows_in_collection])
+    _write(coll, new.name, nv, todo, batch_size)
+    return {"backfilled": len(todo), "already": len(nv) - len(todo), "fraction": fraction(coll)}
