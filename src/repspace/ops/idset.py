@@ -20,12 +20,18 @@ import pyarrow.compute as pc
 _P = np.uint64(0x100000001B3)  # FNV-64 prime: the polynomial's base
 
 
-def id_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+def id_hashes(ids: pa.Array | pa.ChunkedArray, chunk: int = 1 << 16) -> np.ndarray:
     """One uint64 per string id: a polynomial hash of its UTF-8 bytes and its length, mixed (splitmix64); vectorised
-    over Arrow's buffers."""
+    over Arrow's buffers, `chunk` ids at a time (the per-byte temporaries stay a few MiB whatever the count)."""
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
     ids = ids.cast(pa.large_string())
+    if len(ids) > chunk:
+        return np.concatenate([_hashes(ids.slice(s, chunk)) for s in range(0, len(ids), chunk)])
+    return _hashes(ids)
+
+
+def _hashes(ids: pa.Array) -> np.ndarray:
     n = len(ids)
     if n == 0:
         return np.zeros(0, np.uint64)
