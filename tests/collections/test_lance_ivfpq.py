@@ -221,6 +221,21 @@ def test_lancedb_ivf_rq_index(tmp_path):
         assert [h["id"] for h in row] == [ids[j] for j in match[np.argsort(-(vn[match] @ qq))[:5]]]
 
 
+def test_lancedb_ivf_flat_index(tmp_path):
+    """`IVFn,Flat`: LanceDB's IVF_FLAT (the float vectors in lists, scored exactly): with every list probed, the exact
+    answers."""
+    v, q = _data(N), _data(10, seed=2)
+    ids = [f"i{j}" for j in range(N)]
+    c = Collection.create(tmp_path / "c", model="ext", dim=D, spec="IVF8,Flat+nprobe:8")
+    c.upsert(ids, vectors=v)
+    assert c.optimize() == {"ext": "IVF_FLAT index built over 3,000 vectors"}
+    assert [i.index_type for i in c.store.table().list_indices() if "v_0" in i.columns] == ["IvfFlat"]
+    hits = c.search(vectors=q, k=10)
+    assert not c._caches  # LanceDB searched it
+    assert [[h["id"] for h in row] for row in hits] == [[ids[j] for j in row] for row in _exact(v, q, 10)]
+    c.close()
+
+
 def test_optimize_deletes_versions_past_the_retention_window(tmp_path, monkeypatch):
     """`optimize` deletes table versions older than `KEEP_VERSIONS` and the index files only they used (a retrained
     index's old files); recent versions stay for readers; the answers do not change."""

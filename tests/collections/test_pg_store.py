@@ -314,7 +314,7 @@ def test_no_fstring_sql():
 
 
 # ------------------------------------------------------------ the vector index, built after the rows are in
-@pytest.mark.parametrize("spec", ["HNSW16", "binary+rescore:300", "funnel:16/32:300"])
+@pytest.mark.parametrize("spec", ["HNSW16", "IVF4,Flat+nprobe:4", "binary+rescore:300", "funnel:16/32:300"])
 def test_index_built_by_optimize_answers_as_the_exact_scan_did(pg_uri, spec):
     """pgvector's advice: load, then index (a parallel in-memory build, not row-by-row inserts). Until optimize()
     a slot is searched exactly; after it through the index, with the same answers on a small collection."""
@@ -353,6 +353,36 @@ def test_index_built_by_optimize_answers_as_the_exact_scan_did(pg_uri, spec):
         assert name in plan and "Seq Scan" not in plan, plan
     c.upsert(["late"], vectors=v[:1] * 2)  # rows written after go into the index (pgvector inserts them)
     assert Collection.open(pg_uri).one_off().search(vectors=v[:1], k=1)[0][0]["id"] in ("i0", "late")
+    c.close()
+
+
+def test_ivfflat_trains_once_there_are_enough_rows_and_serves_filtered_searches(pg_uri, monkeypatch):
+    """`IVFn,Flat` on PostgreSQL: pgvector's ivfflat, not built while the slot holds too few vectors to train n lists;
+    `nprobe` sets `ivfflat.probes` (all lists: the exact answers); a filtered search that matches many rows walks
+    the index with ivfflat's iterative scan, its hits in score order."""
+    from repspace.collections import payload_index, pg_filter
+    from repspace.collections.pg_index import index_name
+
+    c = Collection.create(pg_uri, model="ext", dim=16, spec="IVF8,Flat+nprobe:8")
+    v = np.random.default_rng(5).normal(size=(400, 16)).astype(np.float32)
+    c.upsert([f"i{j}" for j in range(100)], vectors=v[:100], payloads=[{"h": j % 2} for j in range(100)])
+    assert c.optimize()[c.active].startswith("no index yet, searched exactly: IVF8,Flat+nprobe:8 trains on at least 312")
+    c.upsert([f"i{j}" for j in range(100, 400)], vectors=v[100:], payloads=[{"h": j % 2} for j in range(100, 400)])
+    assert c.optimize()[c.active].startswith("ivfflat index built")
+    with c.store._conn(tx=False) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname = %s",
+                            (index_name(c.store, "v_0", "ivfflat"),)).fetchone()[0] == 1
+    vn = v / np.linalg.norm(v, axis=1, keepdims=True)
+    q = np.random.default_rng(6).normal(size=(4, 16)).astype(np.float32)
+    hits = Collection.open(pg_uri).one_off().search(vectors=q, k=5)
+    assert [[h["id"] for h in row] for row in hits] == [[f"i{j}" for j in np.argsort(-(vn @ x))[:5]] for x in q]
+    monkeypatch.setattr(payload_index, "EXACT_ROWS", 10)  # 200 matches: "many", the index's iterative scan
+    monkeypatch.setattr(pg_filter, "EXACT_ROWS", 10)
+    got = c.search(vectors=q, k=5, filter={"h": "1"})
+    odd = np.arange(1, 400, 2)
+    for row, x in zip(got, q):
+        assert [h["id"] for h in row] == [f"i{j}" for j in odd[np.argsort(-(vn[odd] @ x))[:5]]]
+        assert [h["score"] for h in row] == sorted((h["score"] for h in row), reverse=True)
     c.close()
 
 

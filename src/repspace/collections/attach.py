@@ -15,7 +15,7 @@ from typing import Sequence
 from repspace.errors import DimensionMismatchError, InvalidInputError
 
 # spec kinds each backend searches natively (an attached table is never copied into repspace's faiss layer)
-NATIVE_KINDS = {"pgvector": ("flat", "hnsw", "binary", "funnel"), "lancedb": ("flat",)}
+NATIVE_KINDS = {"pgvector": ("flat", "hnsw", "ivfflat", "binary", "funnel"), "lancedb": ("flat",)}
 
 
 def attach(uri: str | Path, table: str, *, id: str, vector: str, model: str, text: str | None = None,

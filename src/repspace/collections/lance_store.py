@@ -48,6 +48,7 @@ LANCE_INDEX = {
                                                           num_sub_vectors=spec.pq_m)),
     "ivfhnswsq": lambda spec: ("IVF_HNSW_SQ", _lance_index().IvfHnswSq(distance_type="cosine", num_partitions=spec.nlist)),
     "ivfrq": lambda spec: ("IVF_RQ", _lance_index().IvfRq(distance_type="cosine", num_partitions=spec.nlist, num_bits=1)),
+    "ivfflat": lambda spec: ("IVF_FLAT", _lance_index().IvfFlat(distance_type="cosine", num_partitions=spec.nlist)),
 }
 
 

@@ -76,10 +76,10 @@ def matching(conn: Any, store: Any, where: sql.Composable, names: dict[str, Any]
     return int(conn.execute(stmt, {**names, "lim": int(limit)}).fetchone()[0])
 
 
-def hnsw_filtered(store: Any, col: sql.Composable, queries: np.ndarray, k: int, where: sql.Composable,
-                  names: dict[str, Any], ef: int = 0) -> list[list[tuple[str, float, dict]]]:
-    """A filtered search of an HNSW slot: exact over the matching rows when few match, else HNSW with iterative
-    scan."""
+def ann_filtered(store: Any, col: sql.Composable, queries: np.ndarray, k: int, where: sql.Composable,
+                 names: dict[str, Any], spec: Any) -> list[list[tuple[str, float, dict]]]:
+    """A filtered search of an HNSW or IVF-Flat slot: exact over the matching rows when few match, else the index
+    walked with an iterative scan (HNSW in strict order; ivfflat has only the relaxed one: its hits are sorted here)."""
     from pgvector import Vector
     from psycopg.types.string import TextLoader
 
@@ -88,10 +88,14 @@ def hnsw_filtered(store: Any, col: sql.Composable, queries: np.ndarray, k: int, 
     with store._conn() as conn:
         conn.execute(CUSTOM_PLAN)
         exact = exact_plan(matching(conn, store, where, names, EXACT_ROWS + 1))
-        if exact:  # no index scans: the HNSW index cannot take the ORDER BY; the payload index is a bitmap scan
+        if exact:  # no index scans: the vector index cannot take the ORDER BY; the payload index is a bitmap scan
             conn.execute(sql.SQL("SET LOCAL enable_indexscan = off"))
+        elif spec.kind == "ivfflat":
+            conn.execute(sql.SQL("SET LOCAL ivfflat.probes = {}").format(sql.Literal(int(spec.nprobe))))
+            conn.execute(sql.SQL("SET LOCAL ivfflat.iterative_scan = relaxed_order"))
         else:
-            conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(max(ef or 128, 2 * k), 1000))))
+            ef = min(max(spec.ef or 128, 2 * k), 1000)
+            conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef)))
             conn.execute(sql.SQL("SET LOCAL hnsw.iterative_scan = strict_order"))
         stmt = sql.SQL("SELECT {}, payload, 1 - ({}) AS s FROM {} WHERE {} ORDER BY {} LIMIT %(k)s").format(
             store._hit_id, dist, store._t(), where, dist)
@@ -99,6 +103,6 @@ def hnsw_filtered(store: Any, col: sql.Composable, queries: np.ndarray, k: int, 
         cur.adapters.register_loader("jsonb", TextLoader)
         for q in np.asarray(queries, np.float32):
             rows = cur.execute(stmt, {"q": Vector(q), "k": int(k), **names}).fetchall()
-            out.append([(unesc(r[0]) if isinstance(r[0], str) else str(r[0]), float(r[2]), payload_of(r[1]))
-                        for r in rows])
+            hits = [(unesc(r[0]) if isinstance(r[0], str) else str(r[0]), float(r[2]), payload_of(r[1])) for r in rows]
+            out.append(sorted(hits, key=lambda h: -h[1]))  # stable: a strict order is kept as it came
     return out

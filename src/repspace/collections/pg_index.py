@@ -7,7 +7,8 @@ then (the same answers, slower). ``maintenance_work_mem`` is sized to the graph 
 ``MAX_MAINTENANCE_MB``: past it pgvector goes on building on disk, slower); the workers are this machine's cores
 less one (at most 7).
 
-Kinds: ``HNSWm`` = HNSW on the vectors (cosine); ``binary`` = HNSW on ``binary_quantize(v)::bit(d)`` (Hamming);
+Kinds: ``HNSWm`` = HNSW on the vectors (cosine); ``IVFn,Flat`` = pgvector's ``ivfflat`` with n lists (k-means over
+the rows there are: built once the slot holds enough vectors to train n lists, `IVF.trainable`); ``binary`` = HNSW on ``binary_quantize(v)::bit(d)`` (Hamming);
 ``funnel:a/…`` = HNSW on the prefix ``subvector(v, 1, a)::halfvec(a)`` (half precision: the 64-d prefix index of
 100k × 768 vectors is 41 instead of 54 MiB, and the shortlist is re-ranked by longer prefixes anyway). Others have no
 pgvector index.
@@ -37,6 +38,9 @@ def index_expr(column: str, dim: int, spec: Any) -> tuple[sql.Composable, int] |
     if spec.kind == "hnsw":
         return sql.SQL("USING hnsw ({} vector_cosine_ops) WITH (m = {}, ef_construction = 100)").format(
             col, sql.Literal(int(spec.hnsw_m))), 4 * dim
+    if spec.kind == "ivfflat":
+        return sql.SQL("USING ivfflat ({} vector_cosine_ops) WITH (lists = {})").format(
+            col, sql.Literal(int(spec.nlist))), 4 * dim
     if spec.kind == "binary":
         return sql.SQL("USING hnsw ((binary_quantize({})::bit({})) bit_hamming_ops)").format(
             col, sql.Literal(int(dim))), dim // 8 + 8
@@ -83,6 +87,11 @@ def build(store: Any, column: str, dim: int, spec: Any) -> str:
             return f"{spec.kind} index kept"
         rows = (conn.execute(_ESTIMATE, (store.table_name,)).fetchone()[0]  # not analysed yet: count them
                 or conn.execute(sql.SQL("SELECT count(*) FROM {}").format(store._t())).fetchone()[0])
+        if hasattr(spec, "trainable"):  # lists are trained on the rows there are: too few, and they are poor
+            n = conn.execute(sql.SQL("SELECT count({}) FROM {}").format(sql.Identifier(column), store._t())).fetchone()[0]
+            if not spec.trainable(n):
+                return (f"no index yet, searched exactly: {spec} trains on at least {spec.min_train:,} vectors, the "
+                        f"slot holds {n:,}; the first optimize after that builds it")
         mem = maintenance_mb(int(rows), value_bytes, int(getattr(spec, "hnsw_m", 16) or 16))
         conn.execute(sql.SQL("SET LOCAL maintenance_work_mem = {}; SET LOCAL max_parallel_maintenance_workers = {}")
                      .format(sql.Literal(f"{mem}MB"), sql.Literal(WORKERS)))

@@ -410,7 +410,7 @@ class PgStore(Store):
         return {c: build(self, c, d, fit_spec(spec, d)) for c, d in columns.items()}
 
     def native_fused(self, spec: Any) -> bool:
-        return self.live or spec.kind in ("hnsw", "binary", "funnel")  # an index of pgvector's serves each slot
+        return self.live or spec.kind in ("hnsw", "ivfflat", "binary", "funnel")  # pgvector's index serves each slot
 
     def _search_statement(self, conn, column: str, dim: int, k: int, spec: Any, where: sql.Composable,
                           filtered: bool) -> sql.Composable:
@@ -418,7 +418,7 @@ class PgStore(Store):
         which index the slot has)."""
         col = sql.Identifier(column)
         full = sql.SQL("{} <=> %(q)s").format(col)
-        if spec.kind in ("flat", "hnsw"):
+        if spec.kind in ("flat", "hnsw", "ivfflat"):
             return sql.SQL("SELECT {}, {}, 1 - ({}) AS s FROM {} WHERE {} ORDER BY {} LIMIT %(k)s").format(
                 self._hit_id, self._hit_payload if not filtered else sql.SQL("payload"), full, self._t(), where, full)
         elif spec.kind == "binary":
@@ -446,14 +446,14 @@ class PgStore(Store):
 
     def native_search(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str],
                       spec: Any) -> list[list[tuple[str, float, dict]]] | None:
-        if spec.kind not in ("flat", "hnsw", "binary", "funnel"):
+        if spec.kind not in ("flat", "hnsw", "ivfflat", "binary", "funnel"):
             return None
-        from repspace.collections.pg_filter import CUSTOM_PLAN, filter_where, hnsw_filtered
+        from repspace.collections.pg_filter import CUSTOM_PLAN, ann_filtered, filter_where
 
         col = sql.Identifier(column)
         where, names = filter_where(col, filter)
-        if filter and spec.kind == "hnsw":  # few matches: exact over them; many: HNSW with iterative scan
-            return hnsw_filtered(self, col, queries, k, where, names, spec.ef)
+        if filter and spec.kind in ("hnsw", "ivfflat"):  # few matches: exact over them; many: the index, iterative
+            return ann_filtered(self, col, queries, k, where, names, spec)
         from pgvector import Vector
         from psycopg.types.string import TextLoader
 
@@ -466,6 +466,8 @@ class PgStore(Store):
                 conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(ef, 1000))))
                 if filter:
                     conn.execute(_SQL["iterative_scan"])
+            elif spec.kind == "ivfflat":  # (filtered: `ann_filtered`)
+                conn.execute(sql.SQL("SET LOCAL ivfflat.probes = {}").format(sql.Literal(int(spec.nprobe))))
             else:
                 conn.execute(_SQL["no_indexscan"])
             if filter:  # never a generic plan (psycopg prepares repeated statements): 1 % and 50 % need different plans

@@ -3,7 +3,7 @@ specs are tried and listed in help texts (`repspace.index.spec.SPEC_HELP`)."""
 
 from __future__ import annotations
 
-from repspace.index.kinds import binary, flat, funnel, hnsw, int8, ivfhnswsq, ivfpq, ivfrq, sparse
+from repspace.index.kinds import binary, flat, funnel, hnsw, int8, ivfflat, ivfhnswsq, ivfpq, ivfrq, sparse
 from repspace.index.kinds.base import IndexSpec
 
 KINDS: dict[str, type[IndexSpec]] = {kind.name: kind for kind in [
@@ -12,6 +12,7 @@ KINDS: dict[str, type[IndexSpec]] = {kind.name: kind for kind in [
     int8.Int8,
     binary.Binary,
     funnel.Funnel,
+    ivfflat.IVFFlat,
     ivfpq.IVFPQ,
     ivfhnswsq.IVFHNSWSQ,
     ivfrq.IVFRQ,
