@@ -18,7 +18,8 @@ from repspace.index.index import MANIFEST_KEYS
 
 DATA = Path(__file__).parent / "data" / "v1"
 GOLDEN = json.loads((DATA / "golden.json").read_text())
-SAVED = ["flat", "hnsw8", "int8_rescore", "binary", "funnel3", "pca_hnsw", "csr_sparse", "ivfpq", "ivfhnswsq", "ivfrq"]
+SAVED = ["flat", "hnsw8", "int8_rescore", "binary", "funnel3", "pca_hnsw", "csr_sparse", "ivfpq", "ivfhnswsq", "ivfrq",
+         "ivfflat"]
 CASES = {  # name: (spec, adaptor fixture, adaptor_dim), as in record_v1.py
     "flat": ("Flat", None, None), "hnsw8": ("HNSW8", None, None), "hnsw32": ("HNSW32", None, None),
     "int8": ("int8", None, None), "int8_rescore": ("int8+rescore:20", None, None),
@@ -29,6 +30,7 @@ CASES = {  # name: (spec, adaptor fixture, adaptor_dim), as in record_v1.py
     "ivfpq": ("IVF4,PQ4+refine:2", None, None),  # added later (data/record_ivfpq.py): 120 rows, searched exactly
     "ivfhnswsq": ("IVF4,HNSW_SQ+refine:2", None, None),  # likewise
     "ivfrq": ("IVF4,RaBitQ+refine:2", None, None),  # likewise
+    "ivfflat": ("IVF4,Flat", None, None),  # likewise
 }
 # index.json keys as the pre-refactor Index.save wrote them (in this order)
 OLD_MANIFEST_KEYS = ["format", "format_version", "spec", "model", "model_version", "dim", "input_dim", "count",

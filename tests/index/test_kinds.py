@@ -19,16 +19,18 @@ from repspace.index.kinds.base import IndexSpec as BaseSpec
 from repspace.ops.search import topk
 
 # the help string the pre-refactor spec.py spelled out by hand (cli/collection.py edits it by replace()), plus the
-# kinds added since (ivfpq, ivfhnswsq, ivfrq: issue 26)
+# kinds added since (ivfpq, ivfhnswsq, ivfrq, ivfflat: issue 26)
 OLD_SPEC_HELP = ("Flat, HNSW32, int8, int8+rescore:100, binary+rescore:200, funnel:64/256/768[:200], "
-                 "IVF256,PQ48+refine:4, IVF64,HNSW_SQ+nprobe:32+refine:4, IVF256,RaBitQ+nprobe:128+refine:50, "
+                 "IVF1000,Flat+nprobe:100, IVF256,PQ48+refine:4, IVF64,HNSW_SQ+nprobe:32+refine:4, "
+                 "IVF256,RaBitQ+nprobe:128+refine:50, "
                  "sparse (with a csr adaptor)")
 
 
 def test_help_texts_come_from_the_registry():
     assert SPEC_HELP == OLD_SPEC_HELP
     assert SPEC_USAGE.split(" | ") == [k.usage for k in KINDS.values()]
-    assert list(KINDS) == ["flat", "hnsw", "int8", "binary", "funnel", "ivfpq", "ivfhnswsq", "ivfrq", "sparse"]
+    assert list(KINDS) == ["flat", "hnsw", "int8", "binary", "funnel", "ivfflat", "ivfpq", "ivfhnswsq", "ivfrq",
+                          "sparse"]
 
 
 @pytest.mark.parametrize("name", list(KINDS))
@@ -218,6 +220,7 @@ def test_ivfpq_trains_once_the_data_allows_and_recalls_the_exact_neighbours(tmp_
     ("ivf64,hnswsq8+ef:200", "IVF64,HNSW_SQ+ef:200", 8, 1),
     ("IVF256,RaBitQ+nprobe:128+refine:50", "IVF256,RaBitQ+nprobe:128+refine:50", 128, 50),
     ("ivf16,rq+refine:20", "IVF16,RaBitQ+refine:20", 8, 20),
+    ("ivf1000,flat+nprobe:100", "IVF1000,Flat+nprobe:100", 100, 1),
 ])
 def test_ivf_search_options_round_trip(text, want, nprobe, refine):
     spec = parse_spec(text)
@@ -228,7 +231,8 @@ def test_ivf_search_options_round_trip(text, want, nprobe, refine):
 @pytest.mark.parametrize("bad,why", [("IVF64,PQ8+ef:100", "not one of this kind's"),
                                      ("IVF64,PQ8+refine:2+refine:3", "given twice"),
                                      ("IVF64,HNSW_SQ+nprobe:0", "nprobe must be >= 1"),
-                                     ("IVF64,RaBitQ+ef:100", "not one of this kind's")])
+                                     ("IVF64,RaBitQ+ef:100", "not one of this kind's"),
+                                     ("IVF64,Flat+refine:4", "not one of this kind's")])
 def test_ivf_bad_options_name_the_spec(bad, why):
     with pytest.raises(InvalidInputError, match=why) as e:
         parse_spec(bad)
@@ -236,7 +240,8 @@ def test_ivf_bad_options_name_the_spec(bad, why):
 
 
 @pytest.mark.parametrize("text,faiss_type", [("IVF16,HNSW_SQ+nprobe:8+refine:4", "IndexIVFScalarQuantizer"),
-                                              ("IVF16,RaBitQ+nprobe:8+refine:20", "IndexIVFRaBitQ")])
+                                              ("IVF16,RaBitQ+nprobe:8+refine:20", "IndexIVFRaBitQ"),
+                                              ("IVF16,Flat+nprobe:8", "IndexIVFFlat")])
 def test_ivf_kinds_in_faiss_recall_the_exact_neighbours(text, faiss_type):
     """`IVFn,HNSW_SQ` (faiss IVFn,SQ8) and `IVFn,RaBitQ` (faiss IndexIVFRaBitQ, 1-bit codes: the k·F re-rank with the
     floats does the ranking) over inner product."""

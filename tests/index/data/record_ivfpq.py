@@ -1,6 +1,6 @@
 """Record a case added after the refactor (with the code that introduced it) into data/v1, in record_v1.py's format:
 `python record_ivfpq.py data/v1 [NAME SPEC]` (default: the `ivfpq` case; `ivfhnswsq "IVF4,HNSW_SQ+refine:2"` and
-`ivfrq "IVF4,RaBitQ+refine:2"` are the others). 120 rows are too few to train the quantiser, so the pinned answer is the exact one."""
+`ivfrq "IVF4,RaBitQ+refine:2"`, `ivfflat "IVF4,Flat"` are the others). 120 rows are too few to train the quantiser, so the pinned answer is the exact one."""
 import json
 import sys
 from pathlib import Path
