@@ -315,3 +315,49 @@ def test_tuned_after_a_search_retunes_the_in_memory_layer(tmp_path):
     wide = c.tuned(ef=400) and recall()
     assert c._caches[c.active]._index is built and built.spec.ef == 400  # the same graph, the new breadth
     assert wide > narrow and wide >= 0.95
+
+
+def test_search_options_of_one_call_on_a_shared_handle(tmp_path):
+    """`search(options=…)`: one call's options over the spec's (the in-memory layer retuned for it, the store's search
+    given them), on a handle other threads share: another thread's call in the meantime keeps its own."""
+    import threading
+
+    from repspace.collections.slots import CALL_OPTIONS, call_options
+    from repspace.errors import InvalidInputError
+    from repspace.index.spec import parse_spec
+
+    v, q = _data(2000), _data(30, seed=1)
+    ids = [f"i{j}" for j in range(2000)]
+    c = Collection.create(tmp_path / "h", model="ext", dim=D, spec="HNSW4+ef:1")
+    c.upsert(ids, vectors=v)
+    want = _exact(v, q, 10)
+
+    def recall(**kw):
+        rows = c.search(vectors=q, k=10, **kw)
+        return np.mean([len({h["id"] for h in row} & {ids[j] for j in want[r]}) / 10 for r, row in enumerate(rows)])
+
+    narrow = recall()
+    assert recall(options={"ef": 400}) >= 0.95 > narrow and recall() == narrow
+    assert c.spec == parse_spec("HNSW4+ef:1") and CALL_OPTIONS.get() == {}
+    with pytest.raises(InvalidInputError) as e:
+        c.search(vectors=q[:1], options={"nprobe": 4})
+    assert e.value.param == "options"
+    inside, seen = threading.Event(), {}
+
+    def other():
+        inside.wait(10)
+        seen["spec"] = str(c.spec)
+
+    t = threading.Thread(target=other)
+    t.start()
+    with call_options(c.meta.spec, {"ef": 300}):
+        assert c.spec.ef == 300
+        inside.set()
+        t.join(10)
+    assert seen["spec"] == "HNSW4+ef:1"  # the other thread never saw this call's options
+    lance = Collection.create(tmp_path / "l", model="ext", dim=D, spec="IVF8,RaBitQ+nprobe:8+refine:20")
+    lance.upsert(ids, vectors=v)
+    lance.optimize()
+    full = lance.search(vectors=q, k=10)
+    assert lance.search(vectors=q, k=10, options={"nprobe": 1, "refine": 1}) != full
+    assert lance.search(vectors=q, k=10) == full

@@ -269,7 +269,8 @@ def test_search_options_replace_the_specs_own():
     spec = parse_spec("IVF64,HNSW_SQ+nprobe:32+refine:4")
     assert spec.with_options({"nprobe": 8, "ef": 300}) == parse_spec("IVF64,HNSW_SQ+nprobe:8+ef:300+refine:4")
     assert spec.with_options({}) is not None and spec.with_options({}) == spec
-    for bad, why in [({"nprobe": 0}, "nprobe must be >= 1"), ({"rescore": 2}, "not one of this kind's"),
+    for bad, why in [({"nprobe": 0}, "nprobe must be >= 1"), ({"ef": 10**12}, "<= 1,000,000"),
+                     ({"rescore": 2}, "not one of this kind's"),
                      ({"nprobe": 2.5}, "integers")]:
         with pytest.raises(InvalidInputError, match=why) as e:
             spec.with_options(bad)

@@ -82,6 +82,41 @@ def test_collection_routes_end_to_end(server):
         assert set(r.json()) == {"error"} and "Traceback" not in r.text
     assert httpx.get(f"{base}/v1/collections/{name}", timeout=10).status_code == 401
     assert _p(base, f"/v1/collections/{name}")["count"] == 18
+    # one request's index options (`options`): refused where the spec has none, naming the field
+    r = httpx.post(f"{base}/v1/collections/{name}/search", json={"vector": v[0].tolist(), "options": {"nprobe": 4}},
+                   headers=AUTH, timeout=60)
+    assert r.status_code == 422 and r.json()["error"]["param"] == "options", r.text
+
+
+def test_search_options_per_request(server):
+    """`options` in a search's body: this request's index options over the spec's (an HNSW graph searched wider),
+    never the next request's; bad ones refused naming the field."""
+    base = server
+    name = f"h{os.getpid()}{int(time.time() * 1000) % 100000}"
+    _p(base, "/v1/collections", {"name": name, "model": "ext", "dim": D, "spec": "HNSW4+ef:1"}, 201)
+    scale = np.exp(-np.arange(D) / 4)  # a decaying spectrum: a narrow walk of a sparse graph misses neighbours
+    v = np.random.default_rng(1).normal(size=(1500, D)) * scale
+    for s in range(0, 1500, 500):
+        _p(base, f"/v1/collections/{name}/points", {"items": [{"id": f"p{k}", "vector": v[k].tolist()}
+                                                             for k in range(s, s + 500)]})
+    q = np.random.default_rng(2).normal(size=(20, D)) * scale
+    vn = v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def recall(options=None):
+        got = 0
+        for x in q:
+            body = {"vector": x.tolist(), "k": 10, **({"options": options} if options else {})}
+            hits = _p(base, f"/v1/collections/{name}/search", body)["hits"]
+            got += len({h["id"] for h in hits} & {f"p{j}" for j in np.argsort(-(vn @ x))[:10]})
+        return got / (10 * len(q))
+
+    narrow = recall()
+    assert recall({"ef": 400}) == 1.0 >= narrow
+    assert recall() == narrow  # the next requests: the spec's own breadth again
+    for bad in ({"ef": 0}, {"nprobe": 8}):
+        r = httpx.post(f"{base}/v1/collections/{name}/search", json={"vector": q[0].tolist(), "options": bad},
+                       headers=AUTH, timeout=60)
+        assert r.status_code == 422 and r.json()["error"]["param"].startswith("options"), r.text  # options.ef
 
 
 @pytest.mark.real

@@ -22,9 +22,11 @@ import numpy as np
 import pyarrow as pa
 
 from repspace.collections.cache import SlotCache, hits_of, keep_in_step
+from repspace.collections.choices import check_strategy_without_upgrade
 from repspace.collections.meta import CollectionMeta, Slot
 from repspace.collections.payload import check_filter, check_items, query_texts
-from repspace.collections.slots import check_spec_fits, collection_spec, describe_model, fit_spec, slot_encoder
+from repspace.collections.slots import (CALL_OPTIONS, call_options, check_spec_fits, collection_spec, describe_model,
+                                       fit_spec, slot_encoder)
 from repspace.collections.store import Store, open_store, vector_array
 from repspace.collections.uri import CollectionURI, parse_uri
 from repspace.errors import ConcurrentChangeError, DimensionMismatchError, InvalidInputError, InvalidVectorsError
@@ -175,8 +177,8 @@ class Collection:
         return self.meta.name
 
     @property
-    def spec(self) -> IndexSpec:  # with the search options set by `tuned`, if any
-        return parse_spec(self.meta.spec).with_options(self._options)
+    def spec(self) -> IndexSpec:  # with the search options set by `tuned`, and the running search call's, if any
+        return parse_spec(self.meta.spec).with_options({**self._options, **CALL_OPTIONS.get()})
 
     def tuned(self, **options: int | None) -> "Collection":
         """Search the same index with other options of its spec (`nprobe`, `refine`, `ef`; None: the spec's own):
@@ -431,23 +433,26 @@ class Collection:
 
     def search(self, texts: Sequence[str] | str | None = None, vectors: Any = None, k: int = 10,
                filter: Mapping[str, Any] | None = None, *, slot: str | None = None,
-               strategy: str | None = None, vectors_new: Any = None) -> list[list[dict[str, Any]]]:
+               strategy: str | None = None, vectors_new: Any = None,
+               options: Mapping[str, int | None] | None = None) -> list[list[dict[str, Any]]]:
         """Nearest items by cosine, per query: [[{"id", "score", "payload"}, …], …].
 
         During an upgrade that serves, `strategy` (`choices.SEARCH_STRATEGIES`; default fused) picks how the
         old and new slots are combined — see `repspace.collections.upgrade.search`; queries are texts, or vectors of
-        both models (`vectors`: the old's, `vectors_new`: the new's) where the collection cannot encode texts."""
+        both models (`vectors`: the old's, `vectors_new`: the new's) where the collection cannot encode texts.
+        `options`: this call's search options over the spec's (`{"nprobe": 256}`, as `tuned` sets for a handle)."""
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InvalidInputError(f"k must be a positive integer, got {k!r}")
         flt = check_filter(filter)
-        read = self.reload()
-        try:
-            return self._search(read, texts, (vectors, vectors_new), k, flt, slot, strategy)
-        except Exception:
-            if self._read_meta().revision == read.revision:
-                raise
-            # another command switched, finished or rolled back meanwhile: once more, on what the collection is now
-            return self._search(self.reload(), texts, (vectors, vectors_new), k, flt, slot, strategy)
+        with call_options(self.meta.spec, options):
+            read = self.reload()
+            try:
+                return self._search(read, texts, (vectors, vectors_new), k, flt, slot, strategy)
+            except Exception:
+                if self._read_meta().revision == read.revision:
+                    raise
+                # another command switched, finished or rolled back meanwhile: once more, on what it is now
+                return self._search(self.reload(), texts, (vectors, vectors_new), k, flt, slot, strategy)
 
     def _search(self, meta: CollectionMeta, texts, vectors, k: int, flt: dict[str, str], slot: str | None,
                 strategy: str | None) -> list[list[dict[str, Any]]]:
@@ -461,13 +466,7 @@ class Collection:
         if vectors_new is not None:
             raise InvalidInputError("vectors_new are the new model's query vectors: only during an upgrade that "
                                     "serves", param="vectors_new")
-        if strategy not in (None, "active", "old"):
-            from repspace.collections.choices import SEARCH_STRATEGIES
-
-            if strategy not in SEARCH_STRATEGIES:
-                raise InvalidInputError(f"unknown strategy {strategy!r}; choose from {', '.join(SEARCH_STRATEGIES)}",
-                                        param="strategy")
-            raise InvalidInputError(f"strategy {strategy!r} needs an open upgrade (start one first)", param="strategy")
+        check_strategy_without_upgrade(strategy)
         s = meta.slot(slot)
         q = self.query_vectors(texts, vectors, s)
         return self.search_slot(s, q, k, flt)

@@ -3,8 +3,10 @@ fitted to each slot's dimension."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 from repspace.errors import DimensionMismatchError, InvalidInputError, UnknownNameError
 from repspace.index.spec import IndexSpec, parse_spec
@@ -91,3 +93,24 @@ def fit_spec(spec: IndexSpec, dim: int) -> IndexSpec:
     if len(stages) < 2:
         return IndexSpec("flat")
     return IndexSpec("funnel", stages=stages, shortlist=spec.shortlist)
+
+
+#: one search call's options (`Collection.search(options=…)`): per thread and task, so a handle shared by a service's
+#: requests never sees another request's options (the in-memory layer is retuned under the collection's lock)
+CALL_OPTIONS: ContextVar[dict[str, int]] = ContextVar("repspace_search_options", default={})
+
+
+@contextmanager
+def call_options(spec: str, options: Mapping[str, int | None] | None) -> Iterator[None]:
+    """Search with `options` over the spec's own while the block runs (checked first: an option the spec has not, or
+    < 1, is refused naming `options`)."""
+    given = {o: v for o, v in (options or {}).items() if v is not None}
+    if not given:
+        yield
+        return
+    parse_spec(spec).with_options(given)
+    token = CALL_OPTIONS.set({**CALL_OPTIONS.get(), **given})
+    try:
+        yield
+    finally:
+        CALL_OPTIONS.reset(token)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import traceback
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,6 +79,9 @@ class SearchBody(_Body):
     k: int = Field(default=10, ge=1, le=1000)
     filter: dict[str, Scalar] | None = None
     strategy: Strategy | None = None
+    options: dict[str, Annotated[int, Field(ge=1, le=1_000_000)]] | None = Field(
+        default=None, max_length=8, description="this search's index options over the collection spec's (`nprobe`, "
+        "`refine`, `ef`: those the spec has)")
 
 
 class GoldenQuery(_Body):
@@ -303,10 +306,11 @@ def search(name: str, body: SearchBody, state: ServiceState = Depends(get_state)
         raise ServiceError("text is empty", param="text")
     c, _ = _open(state, name)  # no collection lock: searches run at once (the Collection guards its caches)
     if body.text is not None:
-        hits = c.search(texts=[body.text], k=body.k, filter=body.filter, strategy=body.strategy)
+        hits = c.search(texts=[body.text], k=body.k, filter=body.filter, strategy=body.strategy, options=body.options)
     else:
         vec = [None if v is None else np.asarray([v], dtype=np.float64) for v in (body.vector, body.vector_new)]
-        hits = c.search(vectors=vec[0], vectors_new=vec[1], k=body.k, filter=body.filter, strategy=body.strategy)
+        hits = c.search(vectors=vec[0], vectors_new=vec[1], k=body.k, filter=body.filter, strategy=body.strategy,
+                        options=body.options)
     return {"hits": hits[0]}
 
 

@@ -19,6 +19,8 @@ import numpy as np
 from repspace.errors import InvalidInputError, SpaceFormatError
 from repspace.ops.search import _faiss, inner_products_by_idx, normalize_rows, topk_rows
 
+MAX_OPTION = 1_000_000  # a search option past this is a typo (faiss takes a C int; no index probes or walks more)
+
 Built = tuple[Any, Any]  # (base: what is searched, e.g. normalised vectors; state: the kind's structure)
 
 
@@ -80,8 +82,8 @@ class IndexSpec(metaclass=_ByKind):
             if key not in cls.options or field in out:
                 raise InvalidInputError(f"{spec!r}: option {key!r} " + ("given twice" if field in out else
                                         f"is not one of this kind's ({', '.join(cls.options)})"), param="spec")
-            if int(value) < 1:
-                raise InvalidInputError(f"{spec!r}: {key} must be >= 1", param="spec")
+            if not 1 <= int(value) <= MAX_OPTION:
+                raise InvalidInputError(f"{spec!r}: {key} must be >= 1 and <= {MAX_OPTION:,}", param="spec")
             out[field] = int(value)
         return out
 
