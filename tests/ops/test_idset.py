@@ -26,17 +26,24 @@ def test_id_hashes_are_one_function_of_the_string():
 
 
 def test_backfills_optimize_each_time_their_rows_cross_a_multiple_of_reindex_rows():
+    """LanceDB: every REINDEX_ROWS rows; PostgreSQL (`reindex_during_backfill` False): never midway (pgvector keeps
+    its indexes itself; a new slot's index built at 10 % would take the other 90 % one insert at a time)."""
+    from repspace.collections.pg_store import PgStore
     from repspace.collections.upgrade.backfill import reindex_after
 
     calls = []
 
     class Coll:
+        def __init__(self, midway):
+            self.store = type("S", (), {"reindex_during_backfill": midway})()
+
         def optimize(self):
             calls.append(1)
 
     for before, after in [(0, 99_999), (99_999, 100_000), (100_000, 150_000), (150_000, 350_000)]:
-        reindex_after(Coll(), before, after)
-    assert len(calls) == 2  # crossed 100k, then 200k..300k in one write: once
+        reindex_after(Coll(True), before, after)
+        reindex_after(Coll(PgStore.reindex_during_backfill), before, after)
+    assert len(calls) == 2  # crossed 100k, then 200k..300k in one write: once; PostgreSQL never
 
 
 def test_id_rows_find_each_id_against_a_dict():

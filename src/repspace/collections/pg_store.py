@@ -93,6 +93,7 @@ def _prepare_database(conn) -> None:
 
 class PgStore(Store):
     backend = "pgvector"
+    reindex_during_backfill = False  # pgvector maintains its indexes; a new slot's is built once, at the end
     _hit_id, _hit_payload = sql.SQL("id"), sql.SQL("payload")  # what a Flat/HNSW search selects per hit (pg_attach)
 
     @classmethod

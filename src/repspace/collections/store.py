@@ -65,6 +65,10 @@ class Store(ABC):
     # cached — every search is the store's own (`native_search`), every vector read a `fetch`
     live = False
     search_in_store = False  # set by `Collection.one_off()`: search through the store where it can, load nothing
+    # a long backfill `optimize`s every `backfill.REINDEX_ROWS` rows (LanceDB: its indexes take the rewritten rows in,
+    # else they are searched exactly until the end); False: only at the end (PostgreSQL: pgvector keeps its indexes up
+    # to date itself, and a new slot's index built midway would take every later row one insert at a time)
+    reindex_during_backfill = True
 
     @classmethod
     @abstractmethod

@@ -106,8 +106,8 @@ def _longest_first(enc, texts: Sequence[str]) -> np.ndarray:
 
 def reindex_after(coll, before: int, after: int) -> None:
     """`optimize` when a backfill's count of written rows crosses a multiple of REINDEX_ROWS: a store's ANN indexes
-    take the rewritten rows back in (LanceDB: else searched exactly until the end)."""
-    if after // REINDEX_ROWS != before // REINDEX_ROWS:
+    take the rewritten rows back in (LanceDB: else searched exactly until the end; `Store.reindex_during_backfill`)."""
+    if after // REINDEX_ROWS != before // REINDEX_ROWS and coll.store.reindex_during_backfill:
         coll.optimize()
 
 
