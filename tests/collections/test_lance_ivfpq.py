@@ -112,6 +112,31 @@ def test_a_one_off_search_loads_nothing(tmp_path):
     d.close()
 
 
+@pytest.mark.parametrize("spec", ["HNSW8", "int8+rescore:20", "funnel:8/32:50"])
+def test_a_one_off_search_of_an_in_memory_spec_streams_the_slot(tmp_path, spec):
+    """A one-off process's search of a spec LanceDB has no index for (HNSW, int8, funnel): one streamed pass over the
+    slot in the store's batches (`scan_search`), the exact answers with their payloads, nothing loaded or built."""
+    v, q = _data(2500), _data(6, seed=3)
+    ids = [f"i{j}" for j in range(2500)]
+    c = Collection.create(tmp_path / "c", model="ext", dim=D, spec=spec)
+    c.upsert(ids, vectors=v, payloads=[{"n": j} for j in range(2500)])
+    c.close()
+    d = Collection.open(tmp_path / "c").one_off()
+    got = d.search(vectors=q, k=7)
+    assert not d._caches
+    vn = v / np.linalg.norm(v, axis=1, keepdims=True)
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    for row, x in zip(got, qn):
+        want = np.argsort(-(vn @ x))[:7]
+        assert [h["id"] for h in row] == [ids[j] for j in want]
+        assert [h["payload"] for h in row] == [{"n": int(j)} for j in want]
+        np.testing.assert_allclose([h["score"] for h in row], vn[want] @ x, atol=1e-5)
+    from repspace.collections.scan_search import scan_search
+
+    assert scan_search(d.store, "v_0", D, q, 7, batch_rows=300) == got  # best k merged across batches
+    d.close()
+
+
 OPTIMIZE_CHILD = """
 import sys
 from repspace.collections import Collection

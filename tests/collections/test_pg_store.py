@@ -386,6 +386,24 @@ def test_ivfflat_trains_once_there_are_enough_rows_and_serves_filtered_searches(
     c.close()
 
 
+def test_a_one_off_search_of_a_spec_pgvector_has_no_index_for_streams_the_slot(pg_uri):
+    """`int8` on PostgreSQL (no pgvector index of its kind): a one-off process streams the slot in batches and answers
+    exactly, loading nothing into repspace's in-memory layer."""
+    c = Collection.create(pg_uri, model="ext", dim=16, spec="int8+rescore:20")
+    v = np.random.default_rng(8).normal(size=(700, 16)).astype(np.float32)
+    c.upsert([f"i{j}" for j in range(700)], vectors=v, payloads=[{"n": j} for j in range(700)])
+    d = Collection.open(pg_uri).one_off()
+    q = np.random.default_rng(9).normal(size=(3, 16)).astype(np.float32)
+    got = d.search(vectors=q, k=5)
+    assert not d._caches
+    vn = v / np.linalg.norm(v, axis=1, keepdims=True)
+    for row, x in zip(got, q):
+        want = np.argsort(-(vn @ x))[:5]
+        assert [h["id"] for h in row] == [f"i{j}" for j in want] and row[0]["payload"] == {"n": int(want[0])}
+    d.close()
+    c.close()
+
+
 def test_maintenance_memory_fits_the_graph():
     from repspace.collections.pg_index import MAX_MAINTENANCE_MB, MIN_MAINTENANCE_MB, maintenance_mb
 

@@ -25,6 +25,7 @@ from repspace.collections.cache import SlotCache, hits_of, keep_in_step
 from repspace.collections.choices import check_strategy_without_upgrade
 from repspace.collections.meta import CollectionMeta, Slot
 from repspace.collections.payload import check_filter, check_items, query_texts
+from repspace.collections.scan_search import scan_search
 from repspace.collections.slots import (CALL_OPTIONS, call_options, check_spec_fits, collection_spec, describe_model,
                                        fit_spec, slot_encoder)
 from repspace.collections.store import Store, open_store, vector_array
@@ -181,8 +182,7 @@ class Collection:
         return parse_spec(self.meta.spec).with_options({**self._options, **CALL_OPTIONS.get()})
 
     def tuned(self, **options: int | None) -> "Collection":
-        """Search the same index with other options of its spec (`nprobe`, `refine`, `ef`; None: the spec's own):
-        `Collection.open(uri).tuned(nprobe=256, refine=200)`. Nothing is rebuilt or stored."""
+        """This handle's searches with other options of its spec (`.tuned(nprobe=256, refine=200)`; None: the spec's)."""
         given = {k: v for k, v in options.items() if v is not None}
         parse_spec(self.meta.spec).with_options(given)  # an option the spec has not, or < 1: refused here
         self._options = given
@@ -439,8 +439,8 @@ class Collection:
 
         During an upgrade that serves, `strategy` (`choices.SEARCH_STRATEGIES`; default fused) picks how the
         old and new slots are combined — see `repspace.collections.upgrade.search`; queries are texts, or vectors of
-        both models (`vectors`: the old's, `vectors_new`: the new's) where the collection cannot encode texts.
-        `options`: this call's search options over the spec's (`{"nprobe": 256}`, as `tuned` sets for a handle)."""
+        both models (`vectors`: the old's, `vectors_new`: the new's) where the collection cannot encode texts;
+        `options`: this call's search options over the spec's (`{"nprobe": 256}`; `tuned` sets them for a handle)."""
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InvalidInputError(f"k must be a positive integer, got {k!r}")
         flt = check_filter(filter)
@@ -476,6 +476,8 @@ class Collection:
         native = self.store.native_search(s.column, s.dim, q, k, flt, spec)
         if native is not None:
             return [[{"id": i, "score": sc, "payload": p} for i, sc, p in row] for row in native]
+        if self.store.search_in_store and not flt and s.name not in self._caches:  # one-off: stream, load nothing
+            return scan_search(self.store, s.column, s.dim, q, k)
         with self.lock:
             return hits_of(self.cache(s).search(q, k, flt))
 

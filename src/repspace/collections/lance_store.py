@@ -295,8 +295,8 @@ class LanceStore(Store):
 
     # ---------------------------------------------------------------- reads
     def fetch(self, ids: Sequence[str], columns: Sequence[str]) -> pa.Table:
-        t = self.table()
-        ds, value_set = t.to_lance(), pa.array(list(ids), pa.string())
+        ds = self.dataset() if self._reads_pylance else self.table().to_lance()
+        value_set = pa.array(list(ids), pa.string())
         if len(ids) == 0:
             return ds.to_table(columns=list(columns), limit=0)
         if len(ids) <= FETCH_BY_FILTER:
@@ -317,7 +317,8 @@ class LanceStore(Store):
         return self.table().count_rows("text IS NULL")
 
     def scan(self, columns: Sequence[str], batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
-        yield from self.table().to_lance().to_batches(columns=list(columns), batch_size=batch_rows)
+        ds = self.dataset() if self._reads_pylance else self.table().to_lance()  # a one-off process: lancedb unimported
+        yield from ds.to_batches(columns=list(columns), batch_size=batch_rows)
 
     def version(self) -> Any:
         t = self.table()
