@@ -317,8 +317,12 @@ class LanceStore(Store):
         return self.table().count_rows("text IS NULL")
 
     def scan(self, columns: Sequence[str], batch_rows: int = 65536) -> Iterator[pa.RecordBatch]:
-        ds = self.dataset() if self._reads_pylance else self.table().to_lance()  # a one-off process: lancedb unimported
-        yield from ds.to_batches(columns=list(columns), batch_size=batch_rows)
+        if self._reads_pylance:  # a one-off process (lancedb unimported): little read ahead (at 1M × 384, peak RSS
+            # 1,004 MiB with lance's defaults, 814 with these)
+            yield from self.dataset().to_batches(columns=list(columns), batch_size=batch_rows, batch_readahead=2,
+                                                 fragment_readahead=1)
+            return
+        yield from self.table().to_lance().to_batches(columns=list(columns), batch_size=batch_rows)
 
     def version(self) -> Any:
         t = self.table()
