@@ -423,3 +423,18 @@ def test_a_lance_dataset_path(tmp_path):
         attach(tmp_path / "coll2", str(tmp_path / "appdb"), id="doc_id", vector="embedding", model="m", dim=DIM)
     assert e.value.param == "table"
     c.drop()
+
+
+def test_an_apps_own_ivfflat_index_serves_an_ivfflat_spec_with_payloads(pg_dsn, tmp_path):
+    rows = _rows(60, np.random.default_rng(0))
+    app = PgApp(pg_dsn, f"ivf_{uuid.uuid4().hex[:6]}", rows)
+    app.conn.execute(f"CREATE INDEX ON {app.table} USING ivfflat (embedding vector_cosine_ops) WITH (lists = 4)")
+    c = _attach(app, tmp_path, spec="IVF4,Flat+nprobe:4")  # every list probed: the exact answers
+    q = _unit(np.random.default_rng(1), 2)
+    for j in range(2):
+        hits = c.search(vectors=q[j], k=5)[0]
+        exact = np.argsort(-(np.stack([r[2] for r in rows]) @ q[j]), kind="stable")[:5]
+        assert [h["id"] for h in hits] == [str(i) for i in exact]
+        assert all(h["payload"] == {"category": "a" if int(h["id"]) % 2 else "b"} for h in hits)
+    c.drop()
+    app.close()

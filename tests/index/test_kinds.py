@@ -232,10 +232,21 @@ def test_ivf_search_options_round_trip(text, want, nprobe, refine):
                                      ("IVF64,PQ8+refine:2+refine:3", "given twice"),
                                      ("IVF64,HNSW_SQ+nprobe:0", "nprobe must be >= 1"),
                                      ("IVF64,RaBitQ+ef:100", "not one of this kind's"),
-                                     ("IVF64,Flat+refine:4", "not one of this kind's")])
+                                     ("IVF64,Flat+refine:4", "not one of this kind's"),
+                                     ("IVF64,PQ8+refine:1001", "refine must be >= 1 and <= 1,000"),
+                                     ("IVF64,Flat+nprobe:1000001", "<= 1,000,000")])
 def test_ivf_bad_options_name_the_spec(bad, why):
     with pytest.raises(InvalidInputError, match=why) as e:
         parse_spec(bad)
+    assert e.value.param == "spec"
+
+
+def test_pgvector_refuses_more_ivfflat_lists_than_it_takes():
+    from repspace.collections.pg_index import index_expr
+
+    assert index_expr("v_0", 8, parse_spec("IVF32768,Flat")) is not None
+    with pytest.raises(InvalidInputError, match="at most 32,768 lists") as e:
+        index_expr("v_0", 8, parse_spec("IVF40000,Flat"))
     assert e.value.param == "spec"
 
 

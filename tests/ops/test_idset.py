@@ -57,6 +57,7 @@ def test_id_rows_find_each_id_against_a_dict():
     assert rows.rows(pa.array(asked)).tolist() == rows.rows(asked).tolist()  # Arrow or Python strings alike
     assert len(rows) == len(ids) and rows[3] == "i3" and rows[-1] == "i7" and rows.take([1, 0]) == ["i1", "i0"]
     assert IdRows([]).rows(["x"]).tolist() == [-1] and rows.rows([]).tolist() == []
+    assert "i4999" in rows and "nope" not in rows and 3 not in rows and list(rows)[:2] == ["i0", "i1"]
 
 
 def test_id_rows_confirm_a_hash_hit_against_the_string(monkeypatch):

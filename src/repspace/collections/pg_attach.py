@@ -368,7 +368,7 @@ class AttachedPgStore(PgStore):
                       spec: Any) -> list[list[tuple[str, float, dict]]] | None:
         """The store's search; the payloads (a JSON object built from the app's columns) of the top k only."""
         out = super().native_search(column, dim, queries, k, filter, spec)
-        if out is None or filter or spec.kind not in ("flat", "hnsw") or not self.attached["payload"]:
+        if out is None or filter or spec.kind not in ("flat", "hnsw", "ivfflat") or not self.attached["payload"]:
             return out
         import json
 
@@ -383,8 +383,9 @@ class AttachedPgStore(PgStore):
         return {}  # the application's table is its own: the added columns' indexes come with them (`prepare_spec`)
 
     def prepare_spec(self, column: str, dim: int, spec: Any) -> None:
-        """An index for a column repspace added (built CONCURRENTLY: the app keeps writing); never on the app's own
-        column (its own indexes serve it as they are)."""
+        """An HNSW index for a column repspace added (built CONCURRENTLY: the app keeps writing); never on the app's
+        own column (its own indexes serve it as they are). An IVF list index needs the column filled to train its
+        lists, so an added column with an `IVFn,Flat` spec is searched exactly (the answers a full probe gives)."""
         if column == "v_0" or spec.kind != "hnsw":
             return
         with self._conn(tx=False) as conn:

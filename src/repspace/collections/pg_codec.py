@@ -65,8 +65,10 @@ def binary_copy(columns: Sequence[Sequence[bytes | memoryview | None]], chunk_by
     count = struct.pack("!h", len(columns))
     size = struct.Struct("!i").pack
     out, held = [_COPY_HEADER], len(_COPY_HEADER)
+    per_row = 2 + 4 * len(columns)  # the field count and each field's length (or NULL) word
     for row in zip(*columns):
         out.append(count)
+        held += per_row
         for f in row:
             if f is None:
                 out.append(_NULL)

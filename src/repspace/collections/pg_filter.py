@@ -104,5 +104,5 @@ def ann_filtered(store: Any, col: sql.Composable, queries: np.ndarray, k: int, w
         for q in np.asarray(queries, np.float32):
             rows = cur.execute(stmt, {"q": Vector(q), "k": int(k), **names}).fetchall()
             hits = [(unesc(r[0]) if isinstance(r[0], str) else str(r[0]), float(r[2]), payload_of(r[1])) for r in rows]
-            out.append(sorted(hits, key=lambda h: -h[1]))  # stable: a strict order is kept as it came
+            out.append(sorted(hits, key=lambda h: (-h[1], h[0])))  # relaxed order re-sorted; ties: the lower id first
     return out

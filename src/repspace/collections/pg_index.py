@@ -21,6 +21,9 @@ from typing import Any
 
 from psycopg import sql
 
+from repspace.errors import InvalidInputError
+
+IVFFLAT_MAX_LISTS = 32768  # pgvector's limit on ivfflat's lists
 MAX_MAINTENANCE_MB = 4096
 MIN_MAINTENANCE_MB = 64
 WORKERS = max(1, min(7, (os.cpu_count() or 2) - 1))
@@ -39,6 +42,9 @@ def index_expr(column: str, dim: int, spec: Any) -> tuple[sql.Composable, int] |
         return sql.SQL("USING hnsw ({} vector_cosine_ops) WITH (m = {}, ef_construction = 100)").format(
             col, sql.Literal(int(spec.hnsw_m))), 4 * dim
     if spec.kind == "ivfflat":
+        if int(spec.nlist) > IVFFLAT_MAX_LISTS:
+            raise InvalidInputError(f"{spec}: pgvector's ivfflat index takes at most {IVFFLAT_MAX_LISTS:,} lists; "
+                                    f"use IVF{IVFFLAT_MAX_LISTS},Flat or fewer (about sqrt(rows) lists)", param="spec")
         return sql.SQL("USING ivfflat ({} vector_cosine_ops) WITH (lists = {})").format(
             col, sql.Literal(int(spec.nlist))), 4 * dim
     if spec.kind == "binary":

@@ -4,8 +4,9 @@ PostgreSQL), instead of loading the whole slot into repspace's in-memory layer a
 × 384: 1.5 GB resident and, for HNSW32, minutes of graph building before the first answer).
 
 One pass over the slot in the store's batches, every query at once: each batch's vectors normalised and scored by one
-matrix product, each query's best k kept (ties: the lower id first, as the in-memory layer ranks); memory is one batch
-and k candidates a query, whatever the collection's size. The answers are the exact ones, so at least as good as the
+matrix product, each query's best k kept (ties: the lower id first, as the in-memory layer ranks, among the rows a
+batch keeps); memory is one batch of rows (fewer rows a batch the more queries: ≤ 64 MiB of scores) and k candidates
+a query, whatever the collection's size. The answers are the exact ones, so at least as good as the
 spec's index would give; the payloads of the hits are fetched at the end.
 """
 
@@ -19,13 +20,16 @@ import numpy as np
 from repspace.collections.store import Store, vectors_of
 from repspace.ops.search import normalize_rows
 
+SCORES = 1 << 24  # floats of query × row scores held at once (64 MiB)
+
 
 def scan_search(store: Store, column: str, dim: int, queries: np.ndarray, k: int,
                 batch_rows: int = 65536) -> list[list[dict[str, Any]]]:
     """[[{"id", "score", "payload"}, …], …] of each query's k nearest items by cosine, over every row of `column`."""
     q = normalize_rows(np.asarray(queries, np.float32))
     best: list[list[tuple[float, str]]] = [[] for _ in range(len(q))]
-    for batch in store.scan(["id", column], batch_rows=batch_rows):
+    rows = max(1024, min(batch_rows, SCORES // max(1, len(q))))  # a batch's scores stay ≤ SCORES floats
+    for batch in store.scan(["id", column], batch_rows=rows):
         valid, vecs = vectors_of(batch.column(column), dim)
         if not len(vecs):
             continue

@@ -104,6 +104,12 @@ class IdRows(Sequence[str]):
             return self.array[r].to_pylist()
         return self.array[int(r)].as_py()
 
+    def __contains__(self, i: object) -> bool:  # by hash, not Sequence's walk over every id
+        return isinstance(i, str) and bool(self.rows([i])[0] >= 0)
+
+    def __iter__(self):
+        return iter(self.array.to_pylist())
+
     def take(self, rows: np.ndarray | Sequence[int]) -> list[str]:
         return self.array.take(pa.array(np.asarray(rows, np.int64))).to_pylist()
 

@@ -148,4 +148,4 @@ def pc_lengths(col) -> list[int]:
 
     if pa.types.is_fixed_size_list(col.type):
         return [col.type.list_size]
-    return sorted(set(pc.list_value_length(col).to_pylist()))
+    return [int(x) for x in np.unique(pc.list_value_length(col).to_numpy(zero_copy_only=False))]

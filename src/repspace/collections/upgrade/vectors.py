@@ -9,6 +9,8 @@ batches, so a file re-read after a kill (or a later file) does only what is miss
 from __future__ import annotations
 
 import heapq
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,9 @@ CHUNK = 65536  # rows checked, hashed or written at a time
 
 class NewVectors:
     """A file of the new model's vectors, checked whole and read in parts: ids in one Arrow array, the vectors
-    memory-mapped (`.npy`: a 10M × 384 file is never copied into memory) or, for the other formats, read whole
-    (`spaces.external.read_vectors`); `rows_in_collection[r]` is the collection's row of the file's r-th id."""
+    memory-mapped (`.npy`: a 10M × 384 file is never copied into memory; Parquet / Arrow IPC: read a batch at a time
+    into an unlinked temporary file, mapped the same way; `.jsonl`: read whole by `spaces.external.read_vectors`);
+    `rows_in_collection[r]` is the collection's row of the file's r-th id."""
 
     def __init__(self, ids: pa.Array, vectors: np.ndarray, rows_in_collection: np.ndarray) -> None:
         self.ids, self.vectors, self.rows_in_collection = ids, vectors, rows_in_collection
@@ -60,7 +63,9 @@ def read_new_vectors(coll, path: str | Path, *, model: str, dim: int | None, ids
     dimension, finite values, unique non-empty ids, none the collection does not hold."""
     path = Path(path)
     if path.suffix == ".npy" and path.is_file():
-        ids, vectors = _npy(path, ids_file)
+        ids, vectors = _npy(path, ids_file, model)
+    elif path.suffix in ARROW_SUFFIXES and path.is_file():
+        ids, vectors = _arrow(path)
     else:
         from repspace.spaces.external import read_vectors
 
@@ -84,7 +89,7 @@ def read_new_vectors(coll, path: str | Path, *, model: str, dim: int | None, ids
     return NewVectors(ids, vectors, rows)
 
 
-def _npy(path: Path, ids_file: str | Path | None) -> tuple[pa.Array, np.ndarray]:
+def _npy(path: Path, ids_file: str | Path | None, model: str) -> tuple[pa.Array, np.ndarray]:
     """A `.npy` file memory-mapped and checked a chunk at a time, and its ids (a line each of `ids_file`, or a JSON
     list in a `.json` file; the row numbers without one)."""
     from repspace.spaces.external import read_vectors
@@ -94,7 +99,7 @@ def _npy(path: Path, ids_file: str | Path | None) -> tuple[pa.Array, np.ndarray]
     except ValueError:
         vectors = None
     if vectors is None or vectors.ndim != 2 or vectors.dtype != np.float32 or not len(vectors):
-        space = read_vectors(path, model="new", ids_file=ids_file)  # other dtypes or shapes: its checks and messages
+        space = read_vectors(path, model=model, ids_file=ids_file)  # other dtypes or shapes: its checks and messages
         return pa.array(space.ids, pa.large_string()), np.asarray(space.vectors, np.float32)
     for s in range(0, len(vectors), CHUNK):
         if not np.isfinite(vectors[s : s + CHUNK]).all():
@@ -111,6 +116,82 @@ def _npy(path: Path, ids_file: str | Path | None) -> tuple[pa.Array, np.ndarray]
     return ids, vectors
 
 
+ARROW_SUFFIXES = (".parquet", ".arrow", ".feather", ".ipc")
+
+
+def _record_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """A Parquet file's row groups or an Arrow IPC file's (or stream's) record batches, one batch at a time."""
+    import pyarrow.parquet as pq
+
+    try:
+        if path.suffix == ".parquet":
+            yield from pq.ParquetFile(path).iter_batches(batch_size=CHUNK)
+            return
+        with pa.memory_map(str(path)) as src:
+            try:
+                reader = pa.ipc.open_file(src)
+                batches: Any = (reader.get_batch(i) for i in range(reader.num_record_batches))
+            except pa.ArrowInvalid:  # an Arrow IPC stream rather than a file
+                src.seek(0)
+                batches = pa.ipc.open_stream(src)
+            yield from batches
+    except (OSError, pa.ArrowException) as e:
+        raise InvalidInputError(f"{path} is not a readable {path.suffix[1:]} file: {e}", param="vectors") from None
+
+
+def _arrow(path: Path, id_column: str = "id", vector_column: str = "vector") -> tuple[pa.Array, np.ndarray]:
+    """A Parquet / Arrow IPC file of (id, vector) rows read a batch at a time: each batch's vectors checked (one
+    dimension, no nulls, finite) and written as float32 to an unlinked temporary file (`$TMPDIR`: disk of the
+    vectors' float32 size, freed when they are no longer used, a kill included), which is then memory-mapped; the
+    ids kept in Arrow (the row numbers where the file has no id column). Memory: one batch."""
+    from repspace.spaces.external import pc_lengths
+
+    ids: list[pa.Array] = []
+    n, d = 0, None
+    with tempfile.TemporaryFile(prefix="repspace-vectors-") as spill:
+        for batch in _record_batches(path):
+            names = batch.schema.names
+            if vector_column not in names:
+                raise InvalidInputError(f"{path} has no vector column {vector_column!r} (columns: {', '.join(names)})",
+                                        param="vectors")
+            col = batch.column(vector_column)
+            if not (pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type)
+                    or pa.types.is_large_list(col.type)):
+                raise InvalidVectorsError(f"{path}: column {vector_column!r} is {col.type}, not a list of numbers",
+                                          param="vectors")
+            if col.null_count:
+                raise InvalidVectorsError(f"{path}: column {vector_column!r} has null vector(s) (from row {n} on)",
+                                          param="vectors")
+            lengths = pc_lengths(col) if len(col) else []
+            d = d if d is not None or not lengths else lengths[0]
+            if any(x != d for x in lengths):
+                raise InvalidVectorsError(f"{path}: vectors of different lengths {sorted({d, *lengths})[:5]} in "
+                                          f"{vector_column!r}", param="vectors")
+            v = np.ascontiguousarray(np.asarray(col.flatten().to_numpy(zero_copy_only=False), np.float32))
+            v = v.reshape(len(col), d or 0)
+            finite = np.isfinite(v).all(axis=1)
+            if not finite.all():
+                raise InvalidVectorsError(f"{path}: row {n + int(np.flatnonzero(~finite)[0])} holds a NaN or infinite "
+                                          "value", param="vectors")
+            try:
+                spill.write(v.tobytes())
+            except OSError as e:
+                raise InvalidInputError(f"no room to stage the vectors of {path} in {tempfile.gettempdir()} ({e}); "
+                                        "point TMPDIR at a disk with room, or give a .npy file", param="vectors") from None
+            ids.append(batch.column(id_column).cast(pa.large_string()) if id_column in names
+                       else pa.array(np.arange(n, n + len(col)).astype(str), pa.large_string()))
+            n += len(col)
+        if not n or not d:
+            raise InvalidInputError(f"{path} holds no vectors", param="vectors")
+        spill.flush()
+        vectors = np.memmap(spill, np.float32, "r", shape=(n, d))  # the mapping outlives the closed file
+    all_ids = pa.concat_arrays(ids)
+    if all_ids.null_count or not np.asarray(pc.binary_length(all_ids.fill_null(""))).all():
+        raise InvalidInputError(f"{path}: column {id_column!r} holds null or empty ids; ids must be non-empty",
+                                param="vectors")
+    return all_ids, vectors
+
+
 def _ids_file(path: Path) -> pa.Array:
     import json
 
@@ -118,9 +199,14 @@ def _ids_file(path: Path) -> pa.Array:
         raise InvalidInputError(f"{path} does not exist", param="ids_file")
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
-        return pa.array([str(i) for i in json.loads(text)], pa.large_string())
-    lines = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
-    lines = pc.utf8_rtrim(lines, "\r")  # CRLF files
+        try:
+            listed = json.loads(text)
+        except ValueError as e:
+            raise InvalidInputError(f"{path} is not a JSON list of ids: {e}", param="ids_file") from None
+        if not isinstance(listed, list):
+            raise InvalidInputError(f"{path} is not a JSON list of ids", param="ids_file")
+        return pa.array([str(i) for i in listed], pa.large_string())
+    lines = pc.split_pattern_regex(pa.array([text], pa.large_string()), "\r\n|\r|\n").flatten()  # any line end
     return lines.filter(pc.not_equal(lines, ""))
 
 

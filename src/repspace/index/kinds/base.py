@@ -20,6 +20,7 @@ from repspace.errors import InvalidInputError, SpaceFormatError
 from repspace.ops.search import _faiss, inner_products_by_idx, normalize_rows, topk_rows
 
 MAX_OPTION = 1_000_000  # a search option past this is a typo (faiss takes a C int; no index probes or walks more)
+OPTION_MAX = {"refine": 1000}  # tighter caps: k × refine rows re-ranked, past 1,000 a full scan by another name
 
 Built = tuple[Any, Any]  # (base: what is searched, e.g. normalised vectors; state: the kind's structure)
 
@@ -82,8 +83,9 @@ class IndexSpec(metaclass=_ByKind):
             if key not in cls.options or field in out:
                 raise InvalidInputError(f"{spec!r}: option {key!r} " + ("given twice" if field in out else
                                         f"is not one of this kind's ({', '.join(cls.options)})"), param="spec")
-            if not 1 <= int(value) <= MAX_OPTION:
-                raise InvalidInputError(f"{spec!r}: {key} must be >= 1 and <= {MAX_OPTION:,}", param="spec")
+            top = OPTION_MAX.get(key, MAX_OPTION)
+            if not 1 <= int(value) <= top:
+                raise InvalidInputError(f"{spec!r}: {key} must be >= 1 and <= {top:,}", param="spec")
             out[field] = int(value)
         return out
 
