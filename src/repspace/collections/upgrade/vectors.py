@@ -180,8 +180,12 @@ def _arrow(path: Path, id_column: str = "id", vector_column: str = "vector") -> 
             except OSError as e:
                 raise InvalidInputError(f"no room to stage the vectors of {path} in {tempfile.gettempdir()} ({e}); "
                                         "point TMPDIR at a disk with room, or give a .npy file", param="vectors") from None
-            ids.append(batch.column(id_column).cast(pa.large_string()) if id_column in names
-                       else pa.array(np.arange(n, n + len(col)).astype(str), pa.large_string()))
+            try:
+                ids.append(batch.column(id_column).cast(pa.large_string()) if id_column in names
+                           else pa.array(np.arange(n, n + len(col)).astype(str), pa.large_string()))
+            except pa.ArrowException as e:
+                raise InvalidInputError(f"{path}: column {id_column!r} cannot be read as text ids ({e})",
+                                        param="vectors") from None
             n += len(col)
         if not n or not d:
             raise InvalidInputError(f"{path} holds no vectors", param="vectors")
