@@ -40,3 +40,22 @@ def test_a_full_disk_is_one_clear_error_and_loses_nothing_acknowledged(small_dis
     got = again.get(ids[:3], vectors=True)
     np.testing.assert_allclose([g["vector"] for g in got], v[:3], rtol=1e-6)
     assert again.search(vectors=v[:1], k=1)[0][0]["id"] == ids[0]
+
+
+def test_staging_a_vectors_file_on_a_full_temporary_disk_names_tmpdir(small_disk, tmp_path, monkeypatch):
+    """A Parquet file of new vectors is staged under $TMPDIR: a disk too small for it is one error naming `vectors`
+    and TMPDIR, not a half-read file."""
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from repspace.collections.upgrade.vectors import _arrow
+    from repspace.errors import InvalidInputError
+
+    v = np.random.default_rng(0).normal(size=(12_000, 256)).astype(np.float32)  # 12 MiB > the 8 MiB disk
+    pq.write_table(pa.table({"id": [str(i) for i in range(len(v))], "vector": list(v)}), tmp_path / "v.parquet")
+    monkeypatch.setattr(tempfile, "tempdir", str(small_disk))
+    with pytest.raises(InvalidInputError, match="no room to stage .* point TMPDIR") as e:
+        _arrow(tmp_path / "v.parquet")
+    assert e.value.param == "vectors"

@@ -175,11 +175,7 @@ def _arrow(path: Path, id_column: str = "id", vector_column: str = "vector") -> 
             if not finite.all():
                 raise InvalidVectorsError(f"{path}: row {n + int(np.flatnonzero(~finite)[0])} holds a NaN or infinite "
                                           "value", param="vectors")
-            try:
-                spill.write(v.tobytes())
-            except OSError as e:
-                raise InvalidInputError(f"no room to stage the vectors of {path} in {tempfile.gettempdir()} ({e}); "
-                                        "point TMPDIR at a disk with room, or give a .npy file", param="vectors") from None
+            _staged(path, lambda: spill.write(v.tobytes()))
             try:
                 ids.append(batch.column(id_column).cast(pa.large_string()) if id_column in names
                            else pa.array(np.arange(n, n + len(col)).astype(str), pa.large_string()))
@@ -189,13 +185,21 @@ def _arrow(path: Path, id_column: str = "id", vector_column: str = "vector") -> 
             n += len(col)
         if not n or not d:
             raise InvalidInputError(f"{path} holds no vectors", param="vectors")
-        spill.flush()
+        _staged(path, spill.flush)
         vectors = np.memmap(spill, np.float32, "r", shape=(n, d))  # the mapping outlives the closed file
     all_ids = pa.concat_arrays(ids)
     if all_ids.null_count or not np.asarray(pc.binary_length(all_ids.fill_null(""))).all():
         raise InvalidInputError(f"{path}: column {id_column!r} holds null or empty ids; ids must be non-empty",
                                 param="vectors")
     return all_ids, vectors
+
+
+def _staged(path: Path, write) -> None:
+    try:
+        write()
+    except OSError as e:
+        raise InvalidInputError(f"no room to stage the vectors of {path} in {tempfile.gettempdir()} ({e}); point "
+                                "TMPDIR at a disk with room, or give a .npy file", param="vectors") from None
 
 
 def _ids_file(path: Path) -> pa.Array:
