@@ -12,7 +12,7 @@ fixed budget of `--steps` steps of `--batch` items for every N (equal compute). 
 on the same items, truncation.
 
 Usage: python benchmarks/adaptor_scale.py [--model minilm-l6] [--sizes 0,1000,5000,20000,50000] [--corpus gcide]
-       [--pool 50000] [--steps 1000] [--batch 256] [--rank-weight 1] [--modes unsupervised,supervised]
+       [--pool 50000] [--steps 1000] [--batch 256] [--rank-weight 1] [--modes unsupervised,supervised] [--seed 0]
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--rank-weight", type=float, default=1.0)
     ap.add_argument("--kind", default="linear")
     ap.add_argument("--modes", default="unsupervised,supervised")
+    ap.add_argument("--seed", type=int, default=0, help="the adaptor's seed (its initialisation and batches)")
     args = ap.parse_args()
     print(f"machine: {machine()}")
     X, P, qt, ct = bbc_held_out(args.model)
@@ -65,7 +66,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",") if int(s) <= len(U)]
     print(f"\n## {args.model} ({d}-d): {len(qt.ids)} held-out titles -> bodies, full nDCG@10 {full:.4f}; "
           f"{len(X)} train articles + N of {len(U)} unlabelled ({args.corpus}); {args.steps} steps x {args.batch}, "
-          f"rank weight {args.rank_weight}, {args.kind}")
+          f"rank weight {args.rank_weight}, {args.kind}, seed {args.seed}")
 
     def retained(fn, m):
         return query_retrieval(qt.with_vectors(fn(np.asarray(qt.vectors), m)),
@@ -80,7 +81,7 @@ def main() -> None:
             extra = U[:n] if n else None
             t0 = time.perf_counter()
             ada = MatryoshkaAdaptor(dims=dims, kind=args.kind, epochs=10**6, batch_size=args.batch,
-                                    max_steps=args.steps, rank_weight=args.rank_weight).fit(
+                                    max_steps=args.steps, rank_weight=args.rank_weight, seed=args.seed).fit(
                 X, pairs=P if mode == "supervised" else None, unlabelled=extra)
             secs = time.perf_counter() - t0
             pca = PCACompressor(dims=dims).fit(X, unlabelled=extra)
