@@ -90,6 +90,21 @@ def test_parquet_and_arrow_vectors_are_read_a_batch_at_a_time_and_memory_mapped(
         tracemalloc.stop()
         assert isinstance(vecs, np.memmap) and np.array_equal(vecs, new) and got_ids.to_pylist() == ids
         assert peak < new.nbytes / 4, peak  # one batch (128 KiB), not the file (1 MiB)
+    monkeypatch.setattr(byo, "PARQUET_ROWS", 300)  # JSON lines: batches of 300 lines, blank lines skipped
+    import json
+
+    lines = [json.dumps({"id": i, "vector": [float(x) for x in v]}) for i, v in zip(ids[:1000], new[:1000])]
+    (tmp_path / "v.jsonl").write_text("\n".join(lines[:500] + [""] + lines[500:]) + "\n")
+    got_ids, vecs = byo._arrow(tmp_path / "v.jsonl")
+    assert isinstance(vecs, np.memmap) and got_ids.to_pylist() == ids[:1000] and np.array_equal(vecs, new[:1000])
+    for bad, err, match in [('{"id": "a", "vector": [1, "x"]}', InvalidVectorsError, "must be a list of numbers"),
+                            ('{"id": "a"}', InvalidInputError, "line 2 has no 'vector' field"),
+                            ('{"id": "a", "vector": ["x"]}', InvalidVectorsError, "rows 0–1: 'vector' must be a list of numbers"),
+                            ('{"id": "a", "vector": [1, 2]}', InvalidVectorsError, "different lengths")]:
+        (tmp_path / "bad.jsonl").write_text('{"id": "z", "vector": [1]}\n' + bad + "\n")
+        with pytest.raises(err, match=match) as e:
+            byo._arrow(tmp_path / "bad.jsonl")
+        assert e.value.param == "vectors"
     got_ids, vecs = byo._arrow(tmp_path / "noid.parquet")  # float64 lists, row numbers as ids
     assert got_ids.to_pylist() == [str(j) for j in range(50)] and np.allclose(vecs, new[:50])
 

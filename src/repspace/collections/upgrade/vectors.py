@@ -30,8 +30,8 @@ CHUNK = 65536  # rows checked, hashed or written at a time
 
 class NewVectors:
     """A file of the new model's vectors, checked whole and read in parts: ids in one Arrow array, the vectors
-    memory-mapped (`.npy`: a 10M × 384 file is never copied into memory; Parquet / Arrow IPC: read a batch at a time
-    into an unlinked temporary file, mapped the same way; `.jsonl`: read whole by `spaces.external.read_vectors`);
+    memory-mapped (`.npy`: a 10M × 384 file is never copied into memory; Parquet / Arrow IPC / JSON lines: read a
+    batch at a time into an unlinked temporary file, mapped the same way);
     `rows_in_collection[r]` is the collection's row of the file's r-th id."""
 
     def __init__(self, ids: pa.Array, vectors: np.ndarray, rows_in_collection: np.ndarray) -> None:
@@ -64,7 +64,7 @@ def read_new_vectors(coll, path: str | Path, *, model: str, dim: int | None, ids
     path = Path(path)
     if path.suffix == ".npy" and path.is_file():
         ids, vectors = _npy(path, ids_file, model)
-    elif path.suffix in ARROW_SUFFIXES and path.is_file():
+    elif path.suffix in ARROW_SUFFIXES + (".jsonl",) and path.is_file():
         ids, vectors = _arrow(path)
     else:
         from repspace.spaces.external import read_vectors
@@ -121,9 +121,13 @@ PARQUET_ROWS = 8192  # rows decoded at a time (500k × 384 read through 1 MiB bu
 
 
 def _record_batches(path: Path) -> Iterator[pa.RecordBatch]:
-    """A Parquet file's row groups or an Arrow IPC file's (or stream's) record batches, one batch at a time."""
+    """A Parquet file's row groups, an Arrow IPC file's (or stream's) record batches or a JSON lines file's lines,
+    one batch at a time."""
     import pyarrow.parquet as pq
 
+    if path.suffix == ".jsonl":
+        yield from _jsonl_batches(path)
+        return
     try:
         if path.suffix == ".parquet":  # unbuffered or pre-buffered reads hold a whole row group (1M rows by default)
             f = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
@@ -141,8 +145,38 @@ def _record_batches(path: Path) -> Iterator[pa.RecordBatch]:
         raise InvalidInputError(f"{path} is not a readable {path.suffix[1:]} file: {e}", param="vectors") from None
 
 
+def _jsonl_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    """JSON lines ({"id", "vector"} a line; the row number where a line has no id) as record batches of
+    `PARQUET_ROWS` lines: a line that is not such an object is refused with its number."""
+    from repspace._io import json_objects
+
+    ids: list[str] = []
+    vecs: list[Any] = []
+    rows = 0
+
+    def batch() -> pa.RecordBatch:
+        try:
+            col = pa.array(vecs)
+        except (pa.ArrowException, TypeError, ValueError) as e:
+            raise InvalidVectorsError(f"{path}: rows {rows - len(vecs)}–{rows - 1}: 'vector' must be a list "
+                                      f"of numbers ({e})", param="vectors") from None
+        return pa.record_batch([pa.array(ids, pa.large_string()), col], names=["id", "vector"])
+
+    with open(path, encoding="utf-8") as fh:
+        for _, obj in json_objects(path, fh, "vector", " (each line: {\"id\": …, \"vector\": [...]})",
+                                   param="vectors"):
+            ids.append(str(obj.get("id", rows)))
+            vecs.append(obj["vector"])
+            rows += 1
+            if len(ids) == PARQUET_ROWS:
+                yield batch()
+                ids, vecs = [], []
+    if ids:
+        yield batch()
+
+
 def _arrow(path: Path, id_column: str = "id", vector_column: str = "vector") -> tuple[pa.Array, np.ndarray]:
-    """A Parquet / Arrow IPC file of (id, vector) rows read a batch at a time: each batch's vectors checked (one
+    """A Parquet / Arrow IPC / JSON lines file of (id, vector) rows read a batch at a time: each batch's vectors checked (one
     dimension, no nulls, finite) and written as float32 to an unlinked temporary file (`$TMPDIR`: disk of the
     vectors' float32 size, freed when they are no longer used, a kill included), which is then memory-mapped; the
     ids kept in Arrow (the row numbers where the file has no id column). Memory: one batch."""
@@ -157,8 +191,10 @@ def _arrow(path: Path, id_column: str = "id", vector_column: str = "vector") -> 
                 raise InvalidInputError(f"{path} has no vector column {vector_column!r} (columns: {', '.join(names)})",
                                         param="vectors")
             col = batch.column(vector_column)
-            if not (pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type)
-                    or pa.types.is_large_list(col.type)):
+            if not ((pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type)
+                     or pa.types.is_large_list(col.type))
+                    and (pa.types.is_floating(col.type.value_type) or pa.types.is_integer(col.type.value_type)
+                         or pa.types.is_null(col.type.value_type))):
                 raise InvalidVectorsError(f"{path}: column {vector_column!r} is {col.type}, not a list of numbers",
                                           param="vectors")
             if col.null_count:
