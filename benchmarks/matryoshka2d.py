@@ -3,14 +3,18 @@
 Trains on the train half of bbc-news (title, body) pairs (1 epoch, batch 32, 128 training tokens, lr 2e-5):
   1D: MatryoshkaLoss(InfoNCE) over dims 32/64/128/256/384 (the full model only), as `compress finetune`;
   2D: the same loss on layers 1/2/3 and 6 (`compress finetune --layers 1,2,3,6`, LayerPairLoss).
+With `--distill DATASET`: the 2D model is then distilled (`compress.finetune.distill_layers`, as `compress finetune
+--distill`) on the dataset's texts for `--distill-rounds` rounds of one epoch each (the depths `--distill-layers` and
+the last learn the 2D model's own full embeddings; each round continues the last, its own seed), every round kept
+and scored: the curve of quality against the distillation budget.
 Then, for each model and each depth L in 1, 2, 3, 6, encodes the held-out test titles and bodies with only L
 layers (`get_encoder(model, layers=L)`, as `repspace encode --layers L`) and scores title -> body nDCG@10 at each
 prefix dimension. texts/s: the first test bodies (the corpus side, up to 256 tokens) encoded by the L-layer model
 (speed depends on the depth only), the depths interleaved over rounds, best round each, same run. Trained models are kept in the benchmark cache (resumable).
 
 Usage: python benchmarks/matryoshka2d.py [--epochs 1] [--lr 2e-5] [--kinds 1d,2d] [--threads 2] [--layers 1,2,3,6]
-       [--speed-texts 256]
-       [--speed-rounds 3]
+       [--speed-texts 256] [--speed-rounds 3] [--distill bbc-sentences@train] [--distill-texts N]
+       [--distill-rounds 3] [--distill-layers 2,3] [--distill-lr 1e-4] [--distill-length 64] [--eval-layers 1,2,3,6]
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine  # noqa: E402
 from _spaces import CACHE  # noqa: E402
 
-from repspace.compress.finetune import finetune_matryoshka  # noqa: E402
+from repspace.compress.finetune import distill_layers, finetune_matryoshka  # noqa: E402
 from repspace.datasets import load_dataset  # noqa: E402
 from repspace.encoders import get_encoder  # noqa: E402
 from repspace.encoders.job import encode_items  # noqa: E402
@@ -46,6 +50,27 @@ def train(kind: str, layers: list[int], epochs: int, threads: int | None, lr: fl
     return str(out), time.perf_counter() - t0
 
 
+def distilled(base: str, args: argparse.Namespace) -> dict[str, tuple[str, float | None]]:
+    texts = load_dataset(args.distill).data
+    texts = list(texts[: args.distill_texts] if args.distill_texts else texts)
+    tag = f"{args.distill.replace(':', '-').replace('@', '-')}-{len(texts)}-{args.distill_layers.replace(',', '')}" \
+          f"-lr{args.distill_lr:g}-s{args.distill_length}"
+    out, current = {}, base
+    for r in range(1, args.distill_rounds + 1):
+        path = CACHE / f"{Path(base).name}-distill-{tag}-r{r}"
+        secs = None
+        if not (path / "modules.json").is_file():
+            t0 = time.perf_counter()
+            distill_layers(current, texts, path, [int(x) for x in args.distill_layers.split(",")], dims=DIMS[:-1],
+                           teacher=base, epochs=1, batch_size=64, lr=args.distill_lr,
+                           max_seq_length=args.distill_length, seed=r, threads=args.threads, progress=False)
+            secs = time.perf_counter() - t0
+        out[f"2D + distilled {r} x {len(texts)}"] = (str(path), secs)
+        print(f"distillation round {r}: {'cached' if secs is None else f'{secs:.0f} s'} -> {path}", flush=True)
+        current = str(path)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=1)
@@ -55,6 +80,13 @@ def main() -> None:
     ap.add_argument("--kinds", default="1d,2d")
     ap.add_argument("--speed-texts", type=int, default=256)
     ap.add_argument("--speed-rounds", type=int, default=3)
+    ap.add_argument("--distill", default=None)
+    ap.add_argument("--distill-texts", type=int, default=None)
+    ap.add_argument("--distill-rounds", type=int, default=3)
+    ap.add_argument("--distill-layers", default="2,3")
+    ap.add_argument("--distill-lr", type=float, default=1e-4)
+    ap.add_argument("--distill-length", type=int, default=64)
+    ap.add_argument("--eval-layers", default=None)
     args = ap.parse_args()
     layers = [int(x) for x in args.layers.split(",")]
     print(f"machine: {machine()}")
@@ -63,10 +95,15 @@ def main() -> None:
         path, secs = train(kind, layers, args.epochs, args.threads, args.lr)
         models[kind] = (path, secs)
         print(f"{kind} fine-tune: {'cached' if secs is None else f'{secs:.0f} s'} -> {path}", flush=True)
+    if args.distill:
+        if "2d" not in models:
+            ap.error("--distill continues the 2D model: give --kinds with 2d")
+        models.update(distilled(models["2d"][0], args))
+    eval_layers = sorted({int(x) for x in (args.eval_layers or args.layers).split(",")} | {max(layers)})
     qi, ci = load_dataset("bbc-news:title@test"), load_dataset("bbc-news:body@test")
     rows = []
     for kind, (path, _) in models.items():
-        for L in layers:
+        for L in eval_layers:
             enc = get_encoder(path, layers=L if L < max(layers) else None)
             q, c = encode_items(enc, qi, progress=False), encode_items(enc, ci, progress=False)
             nd = [query_retrieval(q.truncate(d) if d < q.dim else q, c.truncate(d) if d < c.dim else c)["ndcg@10"]
@@ -75,8 +112,8 @@ def main() -> None:
             print(f"{kind} L={L}: nDCG@10 " + " ".join(f"{d}:{v:.4f}" for d, v in zip(DIMS, nd)), flush=True)
     # speed depends on the depth only: the untouched model's L-layer copies, interleaved rounds, best of each
     speed = ci.subset(np.arange(min(args.speed_texts, len(ci))))
-    encoders = {L: get_encoder("minilm-l6", layers=L if L < max(layers) else None) for L in layers}
-    best = {L: 0.0 for L in layers}
+    encoders = {L: get_encoder("minilm-l6", layers=L if L < max(layers) else None) for L in eval_layers}
+    best = {L: 0.0 for L in eval_layers}
     for _ in range(args.speed_rounds):
         for L, enc in encoders.items():
             t0 = time.perf_counter()

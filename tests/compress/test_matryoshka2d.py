@@ -111,3 +111,91 @@ def test_layers_out_of_range_names_the_flag(tiny_model, tmp_path, cli):
     code, _, err = cli("encode", "--model", "glove-50", "--input", tmp_path / "t.txt", "--layers", 1,
                        "--out", tmp_path / "s2")
     assert code == 2 and "sentence-transformers" in err
+
+
+def test_layer_distill_loss_is_the_mean_over_depths_and_zero_at_the_teacher(tiny_model):
+    from torch.nn import functional as F
+
+    from repspace.compress.losses import LayerDistillLoss, MatryoshkaLoss, RankDistillationLoss, layer_embeddings
+    from repspace.encoders import get_encoder
+
+    st = get_encoder(str(tiny_model)).model
+    st.eval()
+    with torch.no_grad():
+        emb = layer_embeddings(st, TEXTS, [1, 4])
+        loss = LayerDistillLoss(st, [1, 4], [8, 16, 32], rank_weight=0.5)(TEXTS, emb[4])
+        rank = MatryoshkaLoss(RankDistillationLoss(0.05), [8, 16, 32], n_truncated=1)
+        shallow = (1 - F.cosine_similarity(emb[1], emb[4])).mean() + 0.5 * rank(emb[1], emb[4])
+        deep = (1 - F.cosine_similarity(emb[4], emb[4])).mean() + 0.5 * rank(emb[4], emb[4])
+        assert float(loss) == pytest.approx(float(shallow + deep) / 2, rel=1e-5)
+        # the last layer taught its own embeddings: the cosine term is 0, the KL term only what prefixes lose
+        own = LayerDistillLoss(st, [4], [32])(TEXTS, emb[4])
+        assert float(own) == pytest.approx(0.0, abs=1e-5)
+        # independent check of the KL term: scipy's entropy of the row softmaxes, averaged over rows
+        from scipy.special import softmax
+        from scipy.stats import entropy
+
+        rng = np.random.default_rng(0)
+        a, o = (_unit(rng.standard_normal((8, 32))) for _ in range(2))
+        eye = np.eye(len(a), dtype=bool)
+        p = softmax(np.where(eye, -1e9, o @ o.T / 0.05), axis=1)
+        q = softmax(np.where(eye, -1e9, a @ a.T / 0.05), axis=1)
+        expected = np.mean([entropy(p[i], q[i]) for i in range(len(a))])
+        got = RankDistillationLoss(0.05)(torch.from_numpy(a), torch.from_numpy(o))
+        assert expected > 0.1 and float(got) == pytest.approx(expected, rel=1e-6)
+
+
+def test_distillation_moves_the_shallow_depth_towards_the_teacher(tiny_model, tmp_path, cli):
+    from repspace.compress.finetune import distill_layers, finetune_matryoshka
+    from repspace.compress.losses import LayerDistillLoss
+    from repspace.encoders import get_encoder
+
+    texts = [f"{a} {b} {c}" for a, b, c in zip(WORDS, WORDS[3:] + WORDS[:3], WORDS[7:] + WORDS[:7])] * 4
+
+    teacher = torch.from_numpy(get_encoder(str(tiny_model)).encode_batch(texts))
+
+    def gap(path):  # the shallow depth's distillation loss against the original model's embeddings
+        st = get_encoder(str(path)).model
+        st.eval()
+        with torch.no_grad():
+            return float(LayerDistillLoss(st, [1], [8, 16, 32])(texts, teacher))
+
+    out = tmp_path / "d"
+    res = distill_layers(str(tiny_model), texts, out, layers=[1], dims=(8, 16), epochs=15, batch_size=16, lr=3e-3,
+                         progress=False, threads=1)
+    assert res["layers"] == [1, 4] and res["texts"] == len(texts) and len(res["history"]) == 15
+    assert res["history"][-1]["loss"] < res["history"][0]["loss"]
+    assert gap(out) < 0.5 * gap(tiny_model)
+    # the full model stays close to the teacher (itself before distillation)
+    before, after = get_encoder(str(tiny_model)).encode_batch(texts), get_encoder(str(out)).encode_batch(texts)
+    assert float(np.mean(np.sum(before * after, axis=1))) > 0.9
+
+    # one pass of finetune: pairs, then distillation with the pair-tuned model as the teacher
+    res = finetune_matryoshka(str(tiny_model), TEXTS[:4] * 2, TEXTS[4:] * 2, tmp_path / "f", dims=(8,), layers=(1,),
+                              batch_size=4, lr=1e-3, progress=False, threads=1, distill=texts, distill_epochs=2)
+    assert res["distill"]["texts"] == len(texts) and len(res["distill"]["history"]) == 2
+    assert get_encoder(str(tmp_path / "f"), layers=1).dim == 32
+
+
+def test_distillation_bad_input_names_the_parameter(tiny_model, tmp_path, cli):
+    from repspace.compress.finetune import distill_layers, finetune_matryoshka
+    from repspace.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError) as e:
+        finetune_matryoshka(str(tiny_model), TEXTS[:4], TEXTS[4:], tmp_path / "x", distill=TEXTS, progress=False)
+    assert e.value.param == "distill"
+    with pytest.raises(InvalidInputError) as e:
+        distill_layers(str(tiny_model), ["one"], tmp_path / "x", layers=[1], progress=False)
+    assert e.value.param == "distill"
+    with pytest.raises(InvalidInputError) as e:
+        distill_layers(str(tiny_model), TEXTS, tmp_path / "x", layers=[1], dims=(8,), teacher="minilm-l6",
+                       progress=False)
+    assert e.value.param == "teacher" and "384" in str(e.value)
+    assert not (tmp_path / "x").exists()
+    code, _, err = cli("compress", "finetune", "--model", tiny_model, "--layers", 1, "--distill", "no-such-data",
+                       "--out", tmp_path / "y")
+    assert code == 2 and err.startswith("error:") and "--distill" in err
+    code, _, err = cli("compress", "finetune", "--model", tiny_model, "--distill", "bbc-sentences@train",
+                       "--out", tmp_path / "y")
+    assert code == 2 and "--distill" in err and "layers" in err
+    assert not (tmp_path / "y").exists()

@@ -15,7 +15,8 @@ compress_app = typer.Typer(help="Make spaces small: PCA and post-hoc Matryoshka 
 
 FLAGS = {"method": "--method", "pairs": "--pairs", "dims": "--dims", "k": "--k", "kind": "--kind", "hidden": "--hidden",
          "dim": "--dim", "layers": "--layers", "unlabelled": "--unlabelled", "max_steps": "--max-steps",
-         "rank_weight": "--rank-weight"}
+         "rank_weight": "--rank-weight", "distill": "--distill", "batch_size": "--batch-size",
+         "teacher": "--teacher"}
 
 
 @compress_app.command("fit")
@@ -80,11 +81,16 @@ def compress_finetune(
                                          "--model OUT --layers L --dim d` runs only L layers."),
     kl_weight: float = typer.Option(1.0, "--kl-weight", help="With --layers: weight of the term pulling each shallow "
                                     "layer's in-batch similarities towards the last layer's."),
+    distill: Optional[str] = typer.Option(None, "--distill", help="With --layers: a dataset spec of unlabelled texts "
+                                          "(e.g. bbc-sentences@train); after the pairs, every listed depth learns the "
+                                          "fine-tuned full model's embeddings of them (2D Matryoshka by distillation)."),
+    distill_epochs: int = typer.Option(1, "--distill-epochs"),
+    distill_lr: float = typer.Option(1e-4, "--distill-lr"),
     epochs: int = typer.Option(1, "--epochs"),
     batch_size: int = typer.Option(32, "--batch-size"),
     lr: float = typer.Option(2e-5, "--lr"),
     max_seq_length: int = typer.Option(128, "--max-seq-length"),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N pairs."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N pairs (and N·10 --distill texts)."),
     threads: Optional[int] = typer.Option(None, "--threads"),
     device: str = typer.Option("cpu", "--device"),
     out: Path = typer.Option(..., "--out", help="Directory for the fine-tuned sentence-transformers model."),
@@ -93,7 +99,7 @@ def compress_finetune(
     """Fine-tune an encoder with MatryoshkaLoss(InfoNCE) on (query, document) pairs, e.g. bbc-news titles/bodies."""
     from repspace.compress.finetune import finetune_matryoshka
     from repspace.datasets import load_dataset
-    from repspace.errors import InvalidInputError
+    from repspace.errors import InvalidInputError, RepspaceError
 
     q, d = load_dataset(queries), load_dataset(documents)
     pos = {i: k for k, i in enumerate(d.ids)}
@@ -101,12 +107,24 @@ def compress_finetune(
     if not shared:
         raise InvalidInputError(f"{queries} and {documents} share no ids; they must be views of the same items")
     shared = shared[:limit] if limit else shared
+    texts = None
+    if distill is not None:
+        with flag_hints(**FLAGS):
+            try:
+                texts = list(load_dataset(distill).data)
+            except RepspaceError as e:
+                e.param = getattr(e, "param", None) or "distill"
+                raise
+        texts = texts[: limit * 10] if limit else texts
     with flag_hints(**FLAGS):
         res = finetune_matryoshka(model, [q.data[a] for a, _ in shared], [d.data[b] for _, b in shared], out,
                                   dims=parse_int_list(dims, "--dims"), epochs=epochs, batch_size=batch_size, lr=lr,
                                   max_seq_length=max_seq_length, threads=threads, device=device, progress=not quiet,
-                                  layers=parse_int_list(layers, "--layers"), kl_weight=kl_weight)
+                                  layers=parse_int_list(layers, "--layers"), kl_weight=kl_weight, distill=texts,
+                                  distill_epochs=distill_epochs, distill_lr=distill_lr)
     last = res["history"][-1]
     depth = f" and layers {res['layers']}" if res["layers"] else ""
+    if "distill" in res:
+        depth += f", then distilled on {res['distill']['texts']} texts"
     Console(stderr=True).print(f"wrote {out}: {model} fine-tuned on {res['pairs']} pairs for dims {res['dims']}{depth}; "
                                f"last epoch loss {last['loss']:.4f} in {last['seconds']:.0f} s")

@@ -207,3 +207,35 @@ class LayerPairLoss(TrainingLoss):
                 kl = F.kl_div(F.log_softmax(logits, dim=-1), target, reduction="batchmean")
                 prior = prior + self.kl_weight * kl / len(self.layers)
         return loss + self.prior_weight * prior
+
+
+class LayerDistillLoss(TrainingLoss):
+    """The depth axis of 2D Matryoshka taught by distillation (the sentence-transformers model-distillation recipe,
+    `MSELoss` of a shallower student against a frozen teacher's embeddings, applied to each depth of one model): the
+    pooled embedding of the model's first L layers learns the teacher's embedding of the same text, for every L in
+    `layers`, on unlabelled texts. x = texts, y = the teacher's embeddings of them (B, D), unit-normalised.
+
+        loss = mean over L of [ mean(1 - cos(e_L, t)) + rank_weight * criterion(e_L, t) ]
+
+    `criterion` is `MatryoshkaLoss(RankDistillationLoss, dims, n_truncated=1)`: the in-batch neighbourhoods of each
+    prefix of e_L learn the teacher's full-dimensional ones (the dimension axis), as the post-hoc adaptor does.
+    Listing the last layer keeps the full model where the teacher put it while the shallow layers move."""
+
+    def __init__(self, model: nn.Module, layers: Sequence[int], dims: Sequence[int], rank_weight: float = 1.0,
+                 temperature: float = 0.05) -> None:
+        super().__init__()
+        self.model = model
+        self.layers = sorted({int(layer) for layer in layers})
+        self.rank_weight = rank_weight
+        self.criterion = MatryoshkaLoss(RankDistillationLoss(temperature), dims, n_truncated=1)
+
+    def forward(self, x, y=None, rows=None, generator=None) -> torch.Tensor:
+        embedded = layer_embeddings(self.model, list(x), self.layers)
+        total = y.new_zeros(())
+        for layer in self.layers:
+            e = embedded[layer]
+            total = total + (1 - F.cosine_similarity(e, y, dim=-1)).mean()
+            if self.rank_weight:
+                total = total + self.rank_weight * self.criterion(e, y)
+        return total / len(self.layers)
+
