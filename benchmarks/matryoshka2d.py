@@ -15,6 +15,7 @@ prefix dimension. texts/s: the first test bodies (the corpus side, up to 256 tok
 Usage: python benchmarks/matryoshka2d.py [--epochs 1] [--lr 2e-5] [--kinds 1d,2d] [--threads 2] [--layers 1,2,3,6]
        [--speed-texts 256] [--speed-rounds 3] [--distill bbc-sentences@train] [--distill-texts N]
        [--distill-rounds 3] [--distill-layers 2,3] [--distill-lr 1e-4] [--distill-length 64] [--eval-layers 1,2,3,6]
+       [--distill-from DIR] [--score distilled]
 """
 
 from __future__ import annotations
@@ -51,11 +52,13 @@ def train(kind: str, layers: list[int], epochs: int, threads: int | None, lr: fl
 
 
 def distilled(base: str, args: argparse.Namespace) -> dict[str, tuple[str, float | None]]:
-    texts = load_dataset(args.distill).data
-    texts = list(texts[: args.distill_texts] if args.distill_texts else texts)
-    tag = f"{args.distill.replace(':', '-').replace('@', '-')}-{len(texts)}-{args.distill_layers.replace(',', '')}" \
-          f"-lr{args.distill_lr:g}-s{args.distill_length}"
-    out, current = {}, base
+    texts = [t for spec in args.distill.split(",") for t in load_dataset(spec).data]
+    texts = texts[: args.distill_texts] if args.distill_texts else texts
+    tag = f"{args.distill.replace(':', '-').replace('@', '-').replace(',', '+')}-{len(texts)}-" \
+          f"{args.distill_layers.replace(',', '')}-lr{args.distill_lr:g}-s{args.distill_length}"
+    out, current = {}, args.distill_from or base
+    if args.distill_from:
+        tag += f"-from-{Path(args.distill_from).name[-24:]}"
     for r in range(1, args.distill_rounds + 1):
         path = CACHE / f"{Path(base).name}-distill-{tag}-r{r}"
         secs = None
@@ -65,7 +68,8 @@ def distilled(base: str, args: argparse.Namespace) -> dict[str, tuple[str, float
                            teacher=base, epochs=1, batch_size=64, lr=args.distill_lr,
                            max_seq_length=args.distill_length, seed=r, threads=args.threads, progress=False)
             secs = time.perf_counter() - t0
-        out[f"2D + distilled {r} x {len(texts)}"] = (str(path), secs)
+        start = f"{Path(args.distill_from).name[-6:]} + " if args.distill_from else ""
+        out[f"2D + {start}distilled {r} x {len(texts)}"] = (str(path), secs)
         print(f"distillation round {r}: {'cached' if secs is None else f'{secs:.0f} s'} -> {path}", flush=True)
         current = str(path)
     return out
@@ -87,6 +91,9 @@ def main() -> None:
     ap.add_argument("--distill-lr", type=float, default=1e-4)
     ap.add_argument("--distill-length", type=int, default=64)
     ap.add_argument("--eval-layers", default=None)
+    ap.add_argument("--distill-from", default=None, help="continue from this distilled model (the teacher stays the 2D "
+                    "model)")
+    ap.add_argument("--score", default=None, help="score only these models (untouched is always scored: the baseline)")
     args = ap.parse_args()
     layers = [int(x) for x in args.layers.split(",")]
     print(f"machine: {machine()}")
@@ -102,6 +109,9 @@ def main() -> None:
     eval_layers = sorted({int(x) for x in (args.eval_layers or args.layers).split(",")} | {max(layers)})
     qi, ci = load_dataset("bbc-news:title@test"), load_dataset("bbc-news:body@test")
     rows = []
+    if args.score:
+        keep = {"untouched", *args.score.split(",")}
+        models = {k: v for k, v in models.items() if k in keep or (k.startswith("2D +") and "distilled" in keep)}
     for kind, (path, _) in models.items():
         for L in eval_layers:
             enc = get_encoder(path, layers=L if L < max(layers) else None)
