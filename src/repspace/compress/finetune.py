@@ -50,11 +50,11 @@ def finetune_matryoshka(
         raise InvalidInputError(f"need at least 2 row-aligned (query, document) pairs; got {len(queries)} / {len(documents)}")
     if distill is not None and layers is None:
         raise InvalidInputError("distillation teaches the model's shallow layers: give layers too", param="distill")
+    if distill is not None:
+        _check_texts(distill, batch_size)
     st, full = _load(model, device)
     dims = _dims(dims, full, model)
     layers = None if layers is None else _layers(st, layers, model)
-    if distill is not None:
-        _check_texts(distill, batch_size)
     with seeded(seed, threads):
         result = _train(st, queries, documents, dims, epochs, batch_size, lr, temperature, max_seq_length,
                         seed, progress, layers, kl_weight)
@@ -132,9 +132,10 @@ def _layers(st: Any, layers: Sequence[int], model: str) -> list[int]:
 
 
 def _check_texts(texts: Sequence[str], batch_size: int) -> None:
-    if isinstance(texts, str) or len(texts) < 2 or not all(isinstance(t, str) for t in texts):
-        raise InvalidInputError(f"distillation needs at least 2 texts (a list of strings); got {len(texts)!r} items",
-                                param="distill")
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise InvalidInputError("distillation texts must be a list of strings", param="distill")
+    if len(texts) < 2:
+        raise InvalidInputError(f"distillation needs at least 2 texts; got {len(texts)}", param="distill")
     if batch_size < 2:
         raise InvalidInputError(f"batch_size must be at least 2 (in-batch neighbourhoods); got {batch_size}",
                                 param="batch_size")

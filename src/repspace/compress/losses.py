@@ -238,4 +238,3 @@ class LayerDistillLoss(TrainingLoss):
             if self.rank_weight:
                 total = total + self.rank_weight * self.criterion(e, y)
         return total / len(self.layers)
-
