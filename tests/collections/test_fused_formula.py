@@ -5,6 +5,7 @@ stored vectors (`Collection.export(slot=…)`), the adapter and the fusion weigh
     new      q_new·new_i, backfilled items only   mixed    q_new·new_i where backfilled, else A(q_new)·old_i
     fused    backfilled: wb0·q_old·old_i + wb1·A(q_new)·old_i + wb2·q_new·new_i + wb3
              others:     wa0·q_old·old_i + wa1·A(q_new)·old_i + wa2
+             (a fusion fitted on pseudo-queries: wb = (1 − f)·B + f·B_end, f the backfilled share of the live items)
 
 (cosines: every query and item vector unit-normalised). The one scorer (`collections/upgrade/scorer.py`) has two
 candidate generators: `all_rows` (Flat, items x dim ≤ EXACT_FUSED_CELLS; and every filtered search, the filter a mask
@@ -32,10 +33,16 @@ TOL = 1e-5
 # ---------------------------------------------------------------------------------------------------------------
 # The one place that reads the upgrade's internal state: adapt here when the state becomes typed.
 def upgrade_parts(c):
-    """(wa: [w_oo, w_ao, bias], wb: [w_oo, w_ao, w_nn, bias], adapter transform new -> old) of the open upgrade."""
+    """(wa: [w_oo, w_ao, bias], wb: [w_oo, w_ao, w_nn, bias], adapter transform new -> old) of the open upgrade. A
+    fusion fitted on pseudo-queries fades B into B_end with the backfilled share f of the live items:
+    wb = (1 − f)·B + f·B_end."""
     c.reload()
     f = c.meta.upgrade.fusion
-    return np.asarray(f["A"], np.float64), np.asarray(f["B"], np.float64), up.load_adapter(c).transform
+    wb = np.asarray(f["B"], np.float64)
+    if "B_end" in f:
+        share = c.count(NEW) / c.count()
+        wb = (1 - share) * wb + share * np.asarray(f["B_end"], np.float64)
+    return np.asarray(f["A"], np.float64), wb, up.load_adapter(c).transform
 
 
 def spy(monkeypatch, name):
@@ -309,5 +316,29 @@ def test_store_path_of_a_lancedb_ivf_index(tmp_path, items, queries, monkeypatch
         for j, got in enumerate(c.search(texts=TEXTS, k=10)):  # default K: 40 candidates per slot
             best = {t["ids"][r] for r in np.argsort(-want[j])[:10]}
             assert len(best & {h["id"] for h in got}) >= 9
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("spec", ["Flat", "IVF2,HNSW_SQ+nprobe:2"])
+def test_a_faded_fusion_at_100_percent_is_the_new_slots_search(tmp_path, items, queries, spec):
+    """Fitted on pseudo-queries, B has faded into B_end once every item is backfilled: `fused` is then the new slot's
+    own search (the same ids in the same order, filtered or not), each score mapped by B_end (wb2·cosine + wb3) —
+    the formula with f = 1. Both paths: repspace's layer (Flat) and the store's (a LanceDB IVF spec)."""
+    c = _build(tmp_path / "full", spec, items)
+    try:
+        up.backfill(c)
+        assert up.fraction(c) == 1.0
+        wb = c.meta.upgrade.fusion["B_end"]
+        assert upgrade_parts(c)[1].tolist() == pytest.approx(wb)
+        for flt in ({}, {"label": "business"}):
+            fused = up.search_encoded(c, *queries, 10, flt, "fused")
+            new = up.search_encoded(c, *queries, 10, flt, "new")
+            for f, n in zip(fused, new):
+                assert [h["id"] for h in f] == [h["id"] for h in n] and len(f) == 10
+                np.testing.assert_allclose([h["score"] for h in f], [wb[2] * h["score"] + wb[3] for h in n],
+                                           rtol=1e-6, atol=1e-6)
+        t = terms(c, *queries)
+        assert_ranking(up.search_encoded(c, *queries, 10, {}, "fused"), t["ids"], fused_scores(c, t), 10)
     finally:
         c.close()

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from repspace.collections.upgrade.fusion import (L2, NEUTRAL, NonNegLogistic, density_of, fit_fusion, fusion_pairs,
-                                                 logistic_objective)
+from repspace.collections.upgrade.fusion import (L2, NEUTRAL, NonNegLogistic, density_of, fit_end, fit_fusion,
+                                                 fusion_pairs, logistic_objective, served)
 from repspace.errors import InvalidInputError
 
 X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
@@ -116,3 +116,27 @@ def test_a_pseudo_query_skips_a_one_token_first_sentence():
     assert pseudo_query("A long first sentence of the article here. Then more.") == \
         "A long first sentence of the article here."
     assert pseudo_query("n. Cat.") == "n."  # the whole item: its first half, never the item itself
+
+
+def test_a_pseudo_query_fusion_fades_into_the_new_model_as_the_backfill_completes():
+    """served(fusion, f): B(f) = (1 − f)·B + f·B_end (clamped to 0 ≤ f ≤ 1); a fusion without B_end (fitted on real
+    queries) serves as fitted; none at all: the neutral fusion."""
+    fusion = {"A": [2.0, 1.0, -3.0], "B": [4.0, 1.0, 2.0, -5.0], "B_end": [0.0, 0.0, 8.0, -4.0], "from": "pseudo-queries"}
+    assert served(fusion, 0.0)["B"] == [4.0, 1.0, 2.0, -5.0]
+    assert served(fusion, 1.0)["B"] == [0.0, 0.0, 8.0, -4.0]
+    assert served(fusion, 0.25)["B"] == pytest.approx([3.0, 0.75, 3.5, -4.75])
+    assert served(fusion, 1.5)["B"] == served(fusion, 1.0)["B"] and served(fusion, -1)["B"] == fusion["B"]
+    assert served(fusion, 0.25)["A"] == fusion["A"] and fusion["B"] == [4.0, 1.0, 2.0, -5.0]  # A kept, input unchanged
+    fitted = {k: v for k, v in fusion.items() if k != "B_end"}
+    assert served(fitted, 0.7) == fitted and served(None, 0.7) == NEUTRAL
+
+
+def test_b_end_is_the_new_term_alone_fitted_on_the_same_pairs():
+    rng = np.random.default_rng(2)
+    F = rng.uniform(-0.2, 1.0, (60, 3))
+    y = (F @ [0.5, 0.2, 3.0] + rng.normal(0, 0.5, 60) > 1.8).astype(float)
+    end = fit_end(F, y)
+    want = NonNegLogistic().fit(F[:, [2]], y).to_list()  # class-balanced, as B on pseudo-queries
+    assert end[:2] == [0.0, 0.0] and end[2:] == pytest.approx(want) and end[2] > 0
+    # a new term without signal: the new cosine as it is (never a tie of every item)
+    assert fit_end(np.zeros((40, 3)), np.tile([1.0, 0.0, 0.0, 0.0], 10)) == [0.0, 0.0, 1.0, 0.0]

@@ -118,8 +118,16 @@ def test_full_upgrade_cycle(new_uri, items):
     assert c.get(["late/1"], vectors=True, slot=NEW)[0]["vector"] is not None
     res = up.backfill(c, order="uncertainty", batch_size=16)
     assert res["fraction"] == 1.0 and c.count(NEW) == c.count()
+    # fitted on pseudo-queries, B has faded into the new model's term alone: fused ranks as new does (its scores
+    # are new's cosines through B_end's increasing map)
+    w, b = c.meta.upgrade.fusion["B_end"][2:]
+    assert c.meta.upgrade.fusion["B_end"][:2] == [0.0, 0.0] and w > 0
+    fused, new = c.search(texts=q, k=10, strategy="fused")[0], c.search(texts=q, k=10, strategy="new")[0]
+    assert [h["id"] for h in fused] == [h["id"] for h in new]
+    np.testing.assert_allclose([h["score"] for h in fused], [w * h["score"] + b for h in new], rtol=1e-4, atol=1e-4)
     st = up.status(c)  # cheap: the metrics are those measured last (at start)
     assert st["fraction"] == 1.0 and st["evaluated_at_fraction"] < 1.0
+    assert st["fusion_weights"]["fades"] and st["fusion_weights"]["B"] == pytest.approx(c.meta.upgrade.fusion["B_end"])
     _assert_metrics(st["metrics"], METRICS_AT_START)
     st = up.evaluate(c)
     assert st["evaluated_at_fraction"] == 1.0
@@ -273,6 +281,7 @@ def test_fused_search_equals_its_formula_and_fit_queries_are_used(new_uri, items
     st = up.start(c, NEW, sample=60, fit_queries=fit)
     f = c.meta.upgrade.fusion
     assert f["from"] == "fit queries" and f["queries"] >= MIN_FIT_QUERIES and len(f["A"]) == 3 and len(f["B"]) == 4
+    assert "B_end" not in f  # fitted on real queries: B serves throughout the backfill, never faded
     # calibrated to the collection's density: 160 items, 48 in the fit's sample (60 less the 12 golden held out)
     assert f["calibration"] == "collection density" and f["density"] == pytest.approx(160 / 48)
     assert st["state"] == "open"

@@ -161,6 +161,10 @@ def _print_status(st: dict) -> None:
                   f"{'a compatible upgrade: `upgrade switch` adopts it without backfilling' if comp['compatible'] else 'not compatible: the normal upgrade (backfill, switch, finish) applies'}"
                   f" (new queries on the old gallery recall@10 {n['recall@10']:.4f} ndcg@10 {n['ndcg@10']:.4f}; old on old "
                   f"{o['recall@10']:.4f} / {o['ndcg@10']:.4f})")
+    fw = st.get("fusion_weights")
+    if fw:
+        con.print(f"fused weights now: A {[round(x, 3) for x in fw['A']]}, B {[round(x, 3) for x in fw['B']]}"
+                  + (" (B fades into the new model's term as the backfill completes)" if fw["fades"] else ""))
     for name, m in (st.get("metrics") or {}).items():
         con.print(f"  {name:8s} recall@10 {m['recall@10']:.4f}  ndcg@10 {m['ndcg@10']:.4f}  "
                   f"negative flips {m['negative_flip_rate'] or 0:.3f}")

@@ -46,7 +46,9 @@ def live_upgrade_section(report: Report, result: dict[str, Any], corpus: str) ->
                     f"{result['new']}. At each fraction, {result['queries']:,} held-out queries search the live "
                     "collection with each strategy. The default, fused, scores items not yet backfilled by "
                     "(old·old, adapted·old) and backfilled ones by (old·old, adapted·old, new·new), with non-negative "
-                    f"logistic weights, so both kinds meet on one scale. Here fused is {verdict}; at 100 % it is "
+                    "logistic weights, so both kinds meet on one scale; fitted on pseudo-queries (as here, unless "
+                    "`--fit-queries` gives real ones), the backfilled items' model fades into the new model's term "
+                    f"alone as the backfill completes, so the end is new -> new. Here fused is {verdict}; at 100 % it is "
                     f"{last['fused']['recall@10'] - last['new']['recall@10']:+.4f} recall@10 and "
                     f"{last['fused']['ndcg@10'] - last['new']['ndcg@10']:+.4f} nDCG@10 from new -> new. Area under the "
                     "recall@10 curve: " + ", ".join(f"{s} {result['area'][s]:.4f}" for s in ("old", "adapted", "mixed", "fused"))

@@ -175,6 +175,29 @@ def fit_fusion(features: np.ndarray, labels: np.ndarray,
     return {name: coef if max(coef[:-1]) > 1e-6 else list(NEUTRAL[name]) for name, coef in fitted.items()}
 
 
+def fit_end(features: np.ndarray, labels: np.ndarray) -> list[float]:
+    """`B_end`: model B with the new model's term alone ([0, 0, w, bias]), class-balanced, on the same pairs — what
+    a fusion fitted on pseudo-queries fades into as the backfill completes (`served`)."""
+    coef = NonNegLogistic().fit(features[:, [2]], labels).to_list()
+    return [0.0, 0.0, coef[0], coef[1]] if coef[0] > 1e-6 else [0.0, 0.0, 1.0, 0.0]
+
+
+def served(fusion: dict[str, Any] | None, fraction: float) -> dict[str, Any]:
+    """The weights a fused search uses when `fraction` of the live items are backfilled. A fusion with `B_end` (fitted
+    on pseudo-queries) fades B into it: B(f) = (1 − f)·B + f·B_end, so with every item backfilled the new model alone
+    ranks. Pseudo-queries are the items' own words, which the old model finds as well as the new one, so they credit
+    the old model with more than it adds on real queries (bbc-sentences ended 0.0106 recall@10 below new → new with
+    B alone); B's old-space terms matter while backfilled items compete with items scored by A (a share 1 − f of
+    them). A fusion fitted on real queries (`--fit-queries`) serves its B throughout; no fusion: the neutral one."""
+    if not fusion:
+        return NEUTRAL
+    end = fusion.get("B_end")
+    if end is None:
+        return fusion
+    f = min(max(float(fraction), 0.0), 1.0)
+    return {**fusion, "B": [(1.0 - f) * b + f * e for b, e in zip(fusion["B"], end)]}
+
+
 def density_of(collection: int, sample: int) -> float:
     """How many items of the collection each item of the fit's sample stands for: N / n (at least 1)."""
     return max(1.0, collection / max(1, sample))

@@ -27,7 +27,8 @@ from repspace.collections.choices import ADAPTER_METHODS, DEFAULT_STRATEGY, STRA
 from repspace.collections.upgrade.adapter import save_adapter
 from repspace.collections.upgrade.backfill import (backfill_order, fraction, item_hash, progress, scan_texts,
                                                    serving_upgrade, texts_of)
-from repspace.collections.upgrade.fusion import ResidualRidge, density_of, fit_fusion, fusion_pairs
+from repspace.collections.upgrade.fusion import (ResidualRidge, density_of, fit_end, fit_fusion, fusion_pairs,
+                                                  served)
 from repspace.collections.upgrade.search import search_encoded
 from repspace.errors import CollectionError, InvalidInputError, UnknownNameError
 from repspace.ops.search import normalize_rows
@@ -175,6 +176,8 @@ def _fit(coll, up, order: list[str], vec_new: np.ndarray, texts: dict[str, str],
     fusion = {"queries": int(len(rows)), "pairs": int(len(y)), "from": source,
               "calibration": "collection density" if calibrated else "class balance", "density": density,
               **fit_fusion(F, y, sample_weight=w if calibrated else None)}
+    if not calibrated:  # pseudo-queries: B fades into the new model's term alone as the backfill completes
+        fusion["B_end"] = fit_end(F, y)
     return {"uncertainty": {"w": ridge[:-1], "b": ridge[-1]}, "fusion": fusion}
 
 
@@ -281,8 +284,10 @@ def status(coll) -> dict[str, Any]:
     metrics = recorded.pop("metrics", {})
     recorded.pop("fraction", None)
     count, backfilled, frac = progress(coll, up)
+    now = served(up.fusion, frac)
     return {"collection": coll.name, "old": up.old, "new": up.new, "state": up.state, "active": meta.active,
             "method": up.method, "fraction": frac, "count": count, "backfilled": backfilled,
+            "fusion_weights": {"A": now["A"], "B": now["B"], "fades": "B_end" in (up.fusion or {})},
             "without_text": coll.store.count_without_text(),
             "gate": recorded or None, "metrics": metrics, "evaluated_at_fraction": (up.gate or {}).get("fraction"),
             "default_strategy": DEFAULT_STRATEGY, "golden_queries": len(up.golden)}

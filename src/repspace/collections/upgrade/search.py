@@ -6,11 +6,13 @@
     fused     backfilled: B(q_old · old_i, A(q_new) · old_i, q_new · new_i); else A(q_old · old_i, A(q_new) · old_i)
     new       q_new · new_i over the backfilled items only
 
-`old`, `adapted` and `new` search one slot; `mixed` and `fused` go through the one scorer (`scorer.py`).
+`old`, `adapted` and `new` search one slot; `mixed` and `fused` go through the one scorer (`scorer.py`). A fusion
+fitted on pseudo-queries serves B(f) = (1 − f)·B + f·B_end at backfilled share f (`fusion.served`).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,8 @@ import numpy as np
 from repspace.collections.cache import hits_of
 from repspace.collections.choices import DEFAULT_STRATEGY, STRATEGIES
 from repspace.collections.upgrade.adapter import load_adapter
-from repspace.collections.upgrade.fusion import MIXED, NEUTRAL
+from repspace.collections.upgrade.backfill import progress
+from repspace.collections.upgrade.fusion import MIXED, served
 import repspace.collections.upgrade.scorer as scorer
 from repspace.collections.upgrade.scorer import JoinedSlots, fused_search
 from repspace.errors import InvalidInputError
@@ -97,9 +100,33 @@ def _store_search(coll, meta, up, q_old, q_new, k: int, flt: dict[str, str], str
     q_ad = load_adapter(coll, up).transform(q_new)
     if strategy == "adapted":
         return coll.search_slot(old, q_ad, k, flt)
-    weights = MIXED if strategy == "mixed" else (up.fusion or NEUTRAL)
+    weights, new_only = (MIXED, False) if strategy == "mixed" else fused_weights(coll, up)
+    if new_only:
+        return _as_fused(coll.search_slot(new, normalize_rows(q_new), k, flt), weights["B"])
     return scorer.store_top_k(coll, meta, normalize_rows(q_old) if q_old is not None else None, normalize_rows(q_ad),
                        normalize_rows(q_new), k, weights, flt, candidates or max(STORE_CANDIDATES, 4 * k))
+
+
+LIVE_FRACTION_S = 10.0  # how long the backfilled fraction of an application's table (no version) is reused
+
+
+def fused_weights(coll, up) -> tuple[dict[str, Any], bool]:
+    """The fusion's weights at the backfilled fraction of now (`fusion.served`), and whether they are the new model's
+    term alone over a fully backfilled collection (then `fused` is the new slot's own search, its scores mapped by
+    B). The fraction is counted once per collection version (an application's table, which has none: at most every
+    `LIVE_FRACTION_S` seconds), and only for a fusion that fades."""
+    if not up.fusion or "B_end" not in up.fusion:
+        return served(up.fusion, 0.0), False
+    version = coll.store.version()
+    key = (up.new, version if version is not None else int(time.monotonic() // LIVE_FRACTION_S))
+    share = coll.memo("fraction", key, lambda: progress(coll, up)[2])
+    weights = served(up.fusion, share)
+    return weights, share >= 1.0 and not any(weights["B"][:2])
+
+
+def _as_fused(hits: list[list[dict[str, Any]]], wb) -> list[list[dict[str, Any]]]:
+    """The new slot's hits scored as B scores them: wb2 · cosine + wb3 (an increasing map: the same ranking)."""
+    return [[{**h, "score": float(wb[2] * h["score"] + wb[3])} for h in row] for row in hits]
 
 
 class _Context:
@@ -116,7 +143,9 @@ class _Context:
             self._q_ad = load_adapter(self.coll, self.up).transform(self.q_new)
         return self._q_ad
 
-    def fused(self, weights, k: int) -> list[list[dict[str, Any]]]:
+    def fused(self, weights, new_only: bool, k: int) -> list[list[dict[str, Any]]]:
+        if new_only:
+            return _as_fused(hits_of(self.new_c.search(normalize_rows(self.q_new), k, self.flt)), weights["B"])
         return fused_search(JoinedSlots(self.coll, self.old_c, self.new_c),
                             normalize_rows(self.q_old) if self.q_old is not None else None, normalize_rows(self.q_ad),
                             normalize_rows(self.q_new), k, weights, self.flt, self.candidates)
@@ -126,8 +155,8 @@ class _Context:
 SEARCHES = {
     "old": lambda c, k: hits_of(c.old_c.search(c.q_old, k, c.flt)),
     "adapted": lambda c, k: hits_of(c.old_c.search(c.q_ad, k, c.flt)),
-    "mixed": lambda c, k: c.fused(MIXED, k),
-    "fused": lambda c, k: c.fused(c.up.fusion or NEUTRAL, k),
+    "mixed": lambda c, k: c.fused(MIXED, False, k),
+    "fused": lambda c, k: c.fused(*fused_weights(c.coll, c.up), k),
     "new": lambda c, k: hits_of(c.new_c.search(c.q_new, k, c.flt)),
 }
 assert tuple(SEARCHES) == STRATEGIES
