@@ -21,7 +21,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from repspace.collections.pg_codec import text_wire, vectors_in
+from repspace.collections.pg_codec import null_field, text_field, vector_field
 from repspace.collections.pg_index import index_name
 from repspace.collections.pg_store import _SQL, PgStore
 from repspace.errors import (CollectionError, DimensionMismatchError, InvalidInputError, OutputExistsError,
@@ -310,14 +310,14 @@ class AttachedPgStore(PgStore):
             return
         v = np.asarray(vectors, np.float32)[rows]
         dim = int(v.shape[1])
-        ids_in = text_wire([str(ids[r]) for r in rows])
-        tx = text_wire([texts[r] for r in rows]) if texts is not None else [None] * len(rows)
+        ids_in = text_field([str(ids[r]) for r in rows])
+        tx = text_field([texts[r] for r in rows]) if texts is not None else null_field(len(rows))
         tmp = sql.Identifier("_rs_vec")
         with self._conn() as conn:
             inplace, side = self._added(conn)
             conn.execute(sql.SQL("CREATE TEMP TABLE {} (id text, v vector({}), t text) ON COMMIT DROP").format(
                 tmp, sql.Literal(dim)))
-            self._copy_rows(conn, tmp, ["id", "v", "t"], [ids_in, vectors_in(np.ones(len(v), bool), v, dim), tx])
+            self._copy_rows(conn, tmp, ["id", "v", "t"], [ids_in, vector_field(np.ones(len(v), bool), v, dim), tx])
             key_t = sql.SQL(self.attached["id_type"])
             same = (sql.SQL(" AND b.{}::text IS NOT DISTINCT FROM u.t").format(sql.Identifier(self.attached["text"]))
                     if texts is not None and self.attached.get("text") else sql.SQL(""))

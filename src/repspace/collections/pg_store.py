@@ -30,8 +30,8 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from repspace.collections.pg_codec import (binary_copy, jsonb_in, payload_of, payloads_out, strings_in,
-                                           strings_out, text_wire, unesc, vectors_in, vectors_out)
+from repspace.collections.pg_codec import (Field, binary_copy, jsonb_field, null_field, payload_of, payloads_out,
+                                           strings_in, strings_out, text_field, unesc, vector_field, vectors_out)
 from repspace.collections.pg_pool import Connections
 from repspace.collections.store import BASE_COLUMNS, Store, vectors_of
 from repspace.collections.uri import redact
@@ -232,8 +232,8 @@ class PgStore(Store):
         self._forget_catalog()
 
     # --------------------------------------------------------------- writes
-    def _copy_rows(self, conn, table: sql.Composable, names: list[str], columns: list[Sequence[bytes | None]]) -> None:
-        """A binary COPY of columns whose fields are already in their wire format (`pg_codec.binary_copy`)."""
+    def _copy_rows(self, conn, table: sql.Composable, names: list[str], columns: list[Field]) -> None:
+        """A binary COPY of columns already in their wire format (`pg_codec.binary_copy`)."""
         stmt = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)").format(
             table, sql.SQL(", ").join(map(sql.Identifier, names)))
         with conn.cursor().copy(stmt) as copy:
@@ -244,16 +244,15 @@ class PgStore(Store):
         if rows.num_rows == 0:
             return
         n = rows.num_rows
-        ids = text_wire(rows.column("id").to_pylist())
-        texts = text_wire(rows.column("text").to_pylist()) if "text" in rows.column_names else [None] * n
-        payloads = ([jsonb_in(p) for p in rows.column("payload").to_pylist()]
-                    if "payload" in rows.column_names else [jsonb_in(None)] * n)
+        ids = text_field(rows.column("id").to_pylist())
+        texts = text_field(rows.column("text").to_pylist()) if "text" in rows.column_names else null_field(n)
+        payloads = jsonb_field(rows.column("payload").to_pylist() if "payload" in rows.column_names else [None] * n)
         given = [c for c in rows.column_names if c not in BASE_COLUMNS]
-        vecs: dict[str, list] = {}
+        vecs: dict[str, Field] = {}
         for c in given:
             dim = rows.schema.field(c).type.list_size
             valid, v = vectors_of(rows.column(c), dim)
-            vecs[c] = vectors_in(valid, v, dim)
+            vecs[c] = vector_field(valid, v, dim)
 
         def copy_into(conn, table: sql.Composable, cols: list[str]) -> None:
             self._copy_rows(conn, table, ["id", "text", "payload"] + cols,
@@ -303,9 +302,9 @@ class PgStore(Store):
             return
         v = np.asarray(vectors, np.float32)
         dim = int(v.shape[1])
-        tx = text_wire(texts) if texts is not None else [None] * len(ids)
-        ids_in = text_wire(ids)
-        blobs = vectors_in(np.ones(len(v), bool), v, dim)
+        tx = text_field(texts) if texts is not None else null_field(len(ids))
+        ids_in = text_field(ids)
+        blobs = vector_field(np.ones(len(v), bool), v, dim)
         with self._conn() as conn:
             conn.execute(sql.SQL("CREATE TEMP TABLE {} (id text, v vector({}), t text) ON COMMIT DROP").format(
                 sql.Identifier("_rs_vec"), sql.Literal(dim)))
