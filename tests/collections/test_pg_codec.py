@@ -43,6 +43,7 @@ def test_runs_and_rows_give_the_same_stream(monkeypatch):
         monkeypatch.setattr(pg_codec, "RUN_ROWS", 1)  # numpy blocks per run
         assert _stream(fields) == by_row
         assert _stream(fields, chunk_bytes=64) == by_row  # runs cut into chunks of a few rows
+    assert _stream([null_field(0), text_field([])]) == b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8 + b"\xff\xff"  # no rows
     # the header, the row count word, the trailer
     s = _stream(cases[1])
     assert s.startswith(b"PGCOPY\n\xff\r\n\x00") and s.endswith(b"\xff\xff") and s[19:21] == b"\x00\x04"
