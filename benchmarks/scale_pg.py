@@ -74,15 +74,16 @@ print(json.dumps({"load_s": load, "index_s": index, "rss_mib": resource.getrusag
 """ % {"chunk": CHUNK}
 
 
-def quiet(dsn: str, uri: str) -> None:
-    """Both sides' tables dropped and a CHECKPOINT before a side's load: the WAL and dirty pages of what ran before
-    (the other side's load, or its data files dropped) are written out before the clock starts, not during the next
-    load (measured: whichever side ran second paid the first one's checkpoint, 8.8 against 13.2 s for one load)."""
+def quiet(dsn: str, uri: str | None = None) -> None:
+    """pgvector's table (and, with `uri`, repspace's collection) dropped and a CHECKPOINT before a side's load: the
+    WAL and dirty pages of what ran before (the other side's load, the data files dropped) are written out before
+    the clock starts, not during the next load (measured: whichever side ran second paid the first one's checkpoint,
+    8.8 against 13.2 s for one load)."""
     import psycopg
 
     from repspace.collections import Collection
 
-    old = Collection.open_if_exists(uri)
+    old = Collection.open_if_exists(uri) if uri else None
     old.drop() if old is not None else None
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS items")
@@ -138,7 +139,7 @@ def main() -> None:
             index_too = "0" if args.load_only else "1"
             quiet(dsn, uri)
             ours = child(LOAD_REPSPACE, str(data), uri, str(args.dim), str(spec), index_too)
-            quiet(dsn, uri)
+            quiet(dsn)  # (repspace's collection stays: steps 2-4 search it)
             theirs = child(LOAD_PG, str(data), dsn, str(getattr(spec, "hnsw_m", 16)), index_too,
                            str(spec.nlist if ivf else 0))
             res["load"] = {"repspace": ours, "pgvector": theirs}

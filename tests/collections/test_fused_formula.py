@@ -321,7 +321,7 @@ def test_store_path_of_a_lancedb_ivf_index(tmp_path, items, queries, monkeypatch
 
 
 @pytest.mark.parametrize("spec", ["Flat", "IVF2,HNSW_SQ+nprobe:2"])
-def test_a_faded_fusion_at_100_percent_is_the_new_slots_search(tmp_path, items, queries, spec):
+def test_a_faded_fusion_at_100_percent_is_the_new_slots_search(tmp_path, items, queries, spec, monkeypatch):
     """Fitted on pseudo-queries, B has faded into B_end once every item is backfilled: `fused` is then the new slot's
     own search (the same ids in the same order, filtered or not), each score mapped by B_end (wb2·cosine + wb3) —
     the formula with f = 1. Both paths: repspace's layer (Flat) and the store's (a LanceDB IVF spec)."""
@@ -329,6 +329,7 @@ def test_a_faded_fusion_at_100_percent_is_the_new_slots_search(tmp_path, items, 
     try:
         up.backfill(c)
         assert up.fraction(c) == 1.0
+        scored = [spy(monkeypatch, name) for name in ("all_rows", "per_slot_top_k", "store_top_k")]
         wb = c.meta.upgrade.fusion["B_end"]
         assert upgrade_parts(c)[1].tolist() == pytest.approx(wb)
         for flt in ({}, {"label": "business"}):
@@ -338,6 +339,16 @@ def test_a_faded_fusion_at_100_percent_is_the_new_slots_search(tmp_path, items, 
                 assert [h["id"] for h in f] == [h["id"] for h in n] and len(f) == 10
                 np.testing.assert_allclose([h["score"] for h in f], [wb[2] * h["score"] + wb[3] for h in n],
                                            rtol=1e-6, atol=1e-6)
+        assert not any(scored)  # the new slot's own search answered: the scorer ran for neither
+        encoded, encode = [], type(c).encode
+
+        def spy_encode(self, texts, slot=None, **kw):
+            encoded.append(getattr(slot, "name", slot))
+            return encode(self, texts, slot, **kw)
+
+        monkeypatch.setattr(type(c), "encode", spy_encode)
+        hits = c.search(texts=TEXTS[:2], k=5)  # by texts: the old model no longer encodes the query
+        assert encoded == [NEW] and len(hits[0]) == 5
         t = terms(c, *queries)
         assert_ranking(up.search_encoded(c, *queries, 10, {}, "fused"), t["ids"], fused_scores(c, t), 10)
     finally:

@@ -190,7 +190,7 @@ def served(fusion: dict[str, Any] | None, fraction: float) -> dict[str, Any]:
     B alone); B's old-space terms matter while backfilled items compete with items scored by A (a share 1 − f of
     them). A fusion fitted on real queries (`--fit-queries`) serves its B throughout; no fusion: the neutral one."""
     if not fusion:
-        return NEUTRAL
+        return {k: list(v) for k, v in NEUTRAL.items()}
     end = fusion.get("B_end")
     if end is None:
         return fusion

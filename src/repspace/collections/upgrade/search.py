@@ -67,7 +67,8 @@ def upgrade_search(coll, meta, texts, vectors, k: int, flt: dict[str, str], stra
     if texts is None:
         raise InvalidInputError("search needs texts or vectors", param="texts")
     texts = query_texts(texts)
-    q_old = coll.encode(texts, meta.slot(up.old)) if strategy in ("old", "fused") else None
+    old_needed = strategy == "old" or (strategy == "fused" and not fused_weights(coll, up)[1])
+    q_old = coll.encode(texts, meta.slot(up.old)) if old_needed else None  # (at 100 % fused is the new slot's)
     q_new = coll.encode(texts, meta.slot(up.new)) if strategy != "old" else None
     return search_encoded(coll, q_old, q_new, k, flt, strategy, candidates, meta=meta)
 
@@ -82,10 +83,12 @@ def search_encoded(coll, q_old: np.ndarray | None, q_new: np.ndarray | None, k: 
     if coll.store.native_fused(coll.spec):
         return _store_search(coll, meta, up, q_old, q_new, k, flt or {}, check_strategy(strategy), candidates)
     version = coll.store.version()
+    strategy = check_strategy(strategy)
+    now = fused_weights(coll, up, version) if strategy == "fused" else None  # counted outside the lock
     with coll.lock:  # the collection's in-memory layer (caches, per-version artefacts)
         ctx = _Context(coll, up, coll.cache(meta.slot(up.old), version), coll.cache(meta.slot(up.new), version),
-                       q_old, q_new, flt or {}, candidates)
-        return SEARCHES[check_strategy(strategy)](ctx, k)
+                       q_old, q_new, flt or {}, candidates, now)
+        return SEARCHES[strategy](ctx, k)
 
 
 def _store_search(coll, meta, up, q_old, q_new, k: int, flt: dict[str, str], strategy: str,
@@ -100,7 +103,7 @@ def _store_search(coll, meta, up, q_old, q_new, k: int, flt: dict[str, str], str
     q_ad = load_adapter(coll, up).transform(q_new)
     if strategy == "adapted":
         return coll.search_slot(old, q_ad, k, flt)
-    weights, new_only = (MIXED, False) if strategy == "mixed" else fused_weights(coll, up)
+    weights, new_only = (MIXED, False) if strategy == "mixed" else fused_weights(coll, up, coll.store.version())
     if new_only:
         return _as_fused(coll.search_slot(new, normalize_rows(q_new), k, flt), weights["B"])
     return scorer.store_top_k(coll, meta, normalize_rows(q_old) if q_old is not None else None, normalize_rows(q_ad),
@@ -110,14 +113,18 @@ def _store_search(coll, meta, up, q_old, q_new, k: int, flt: dict[str, str], str
 LIVE_FRACTION_S = 10.0  # how long the backfilled fraction of an application's table (no version) is reused
 
 
-def fused_weights(coll, up) -> tuple[dict[str, Any], bool]:
+_UNREAD = object()
+
+
+def fused_weights(coll, up, version: Any = _UNREAD) -> tuple[dict[str, Any], bool]:
     """The fusion's weights at the backfilled fraction of now (`fusion.served`), and whether they are the new model's
     term alone over a fully backfilled collection (then `fused` is the new slot's own search, its scores mapped by
-    B). The fraction is counted once per collection version (an application's table, which has none: at most every
-    `LIVE_FRACTION_S` seconds), and only for a fusion that fades."""
+    B, exact: `candidates` does not apply). The fraction is counted (two counts of the store) once per collection
+    `version` (an application's table, which has none: at most every `LIVE_FRACTION_S` seconds), only for a fusion
+    that fades, and outside the collection's lock (two searches of a new version may both count: harmless)."""
     if not up.fusion or "B_end" not in up.fusion:
         return served(up.fusion, 0.0), False
-    version = coll.store.version()
+    version = coll.store.version() if version is _UNREAD else version
     key = (up.new, version if version is not None else int(time.monotonic() // LIVE_FRACTION_S))
     share = coll.memo("fraction", key, lambda: progress(coll, up)[2])
     weights = served(up.fusion, share)
@@ -132,9 +139,9 @@ def _as_fused(hits: list[list[dict[str, Any]]], wb) -> list[list[dict[str, Any]]
 class _Context:
     """What a strategy searches with: the two slots' caches and the encoded queries (adapted on first use)."""
 
-    def __init__(self, coll, up, old_c, new_c, q_old, q_new, flt, candidates) -> None:
+    def __init__(self, coll, up, old_c, new_c, q_old, q_new, flt, candidates, fused_now=None) -> None:
         self.coll, self.up, self.old_c, self.new_c, self.q_old, self.q_new = coll, up, old_c, new_c, q_old, q_new
-        self.flt, self.candidates = flt, candidates
+        self.flt, self.candidates, self.fused_now = flt, candidates, fused_now  # fused_now: `fused_weights`'s
         self._q_ad = None
 
     @property
@@ -156,7 +163,7 @@ SEARCHES = {
     "old": lambda c, k: hits_of(c.old_c.search(c.q_old, k, c.flt)),
     "adapted": lambda c, k: hits_of(c.old_c.search(c.q_ad, k, c.flt)),
     "mixed": lambda c, k: c.fused(MIXED, False, k),
-    "fused": lambda c, k: c.fused(*fused_weights(c.coll, c.up), k),
+    "fused": lambda c, k: c.fused(*c.fused_now, k),
     "new": lambda c, k: hits_of(c.new_c.search(c.q_new, k, c.flt)),
 }
 assert tuple(SEARCHES) == STRATEGIES
