@@ -141,7 +141,8 @@ class _Context:
 
     def __init__(self, coll, up, old_c, new_c, q_old, q_new, flt, candidates, fused_now=None) -> None:
         self.coll, self.up, self.old_c, self.new_c, self.q_old, self.q_new = coll, up, old_c, new_c, q_old, q_new
-        self.flt, self.candidates, self.fused_now = flt, candidates, fused_now  # fused_now: `fused_weights`'s
+        self.flt, self.candidates = flt, candidates
+        self.fused_now = fused_now  # `fused_weights(...)`: (weights, new_only), for the fused strategy
         self._q_ad = None
 
     @property
