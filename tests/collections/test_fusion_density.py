@@ -140,3 +140,44 @@ def test_b_end_is_the_new_term_alone_fitted_on_the_same_pairs():
     assert end[:2] == [0.0, 0.0] and end[2:] == pytest.approx(want) and end[2] > 0
     # a new term without signal: the new cosine as it is (never a tie of every item)
     assert fit_end(np.zeros((40, 3)), np.tile([1.0, 0.0, 0.0, 0.0], 10)) == [0.0, 0.0, 1.0, 0.0]
+
+
+def test_the_backfilled_share_is_recounted_at_most_every_few_seconds(monkeypatch):
+    """A search recounts the share when the version moved and the last count is SHARE_REFRESH_S old (a count of a
+    slot's vectors reads its column); a backfill's own final count is taken as it is."""
+    import importlib
+    from types import SimpleNamespace
+
+    bf = importlib.import_module("repspace.collections.upgrade.backfill")  # (the package exports a function so named)
+
+    class Coll:
+        def __init__(self):
+            self._memo, self.counts, self.done, self.version = {}, 0, 5, 1
+            self.store = SimpleNamespace(version=lambda: self.version)
+
+        def memo(self, key, version, build):  # Collection.memo's contract
+            hit = self._memo.get(key)
+            if hit is None or hit[0] != version:
+                hit = self._memo[key] = (version, build())
+            return hit[1]
+
+        def count(self, slot=None):
+            self.counts += 1
+            return 10 if slot is None else self.done
+
+    clock = [100.0]
+    monkeypatch.setattr(bf.time, "monotonic", lambda: clock[0])
+    c, up = Coll(), SimpleNamespace(new="new-model")
+    assert bf.backfilled_share(c, up, 1) == 0.5 and c.counts == 2  # first: counted
+    c.done = 8
+    assert bf.backfilled_share(c, up, 1) == 0.5 and c.counts == 2  # same version: kept
+    assert bf.backfilled_share(c, up, 2) == 0.5 and c.counts == 2  # moved, but counted 0 s ago: kept
+    clock[0] += bf.SHARE_REFRESH_S
+    assert bf.backfilled_share(c, up, 2) == 0.8 and c.counts == 4  # moved and old enough: recounted
+    clock[0] += 100
+    assert bf.backfilled_share(c, up, 2) == 0.8 and c.counts == 4  # not moved: kept, however old
+    assert bf.backfilled_share(c, up, None) == 0.8 and c.counts == 6  # no version (an application's table): old enough
+    c.version = 3
+    bf.remember_share(c, up, 1.0)  # a backfill's final count, at the version it left
+    assert bf.backfilled_share(c, up, 3) == 1.0 and c.counts == 6
+    assert bf.backfilled_share(c, SimpleNamespace(new="other"), 3) == 0.8 and c.counts == 8  # another upgrade: its own

@@ -54,6 +54,28 @@ def progress(coll, up) -> tuple[int, int, float]:
     return n, done, float(done / n) if n else 1.0
 
 
+SHARE_REFRESH_S = 5.0  # a search recounts the backfilled share at most this often (it is two counts of the store)
+
+
+def backfilled_share(coll, up, version: Any) -> float:
+    """The share of live items backfilled, as a search sees it (the fused search's fade, `fusion.served`): counted
+    again when the collection's `version` moved (an application's table, which has none: always a candidate) and
+    the last count is at least `SHARE_REFRESH_S` old — counting a slot's vectors reads its column on LanceDB (1.2–1.5
+    s at 1M), and a backfill moves the version every write. A backfill in this process records its final share
+    (`remember_share`); one in another process is seen within SHARE_REFRESH_S of a new version."""
+    rec = coll.memo("backfilled_share", up.new, lambda: {"version": None, "at": -np.inf, "share": None})
+    if rec["share"] is None or ((version is None or version != rec["version"])
+                                and time.monotonic() - rec["at"] >= SHARE_REFRESH_S):
+        rec.update(share=progress(coll, up)[2], at=time.monotonic(), version=version)
+    return rec["share"]
+
+
+def remember_share(coll, up, share: float) -> None:
+    """Record a share just counted (the end of a backfill) for the searches of the collection's current version."""
+    rec = coll.memo("backfilled_share", up.new, lambda: {})
+    rec.update(share=float(share), at=time.monotonic(), version=coll.store.version())
+
+
 def fraction(coll) -> float:
     """The share of live items that hold a vector of the open upgrade's new slot."""
     return progress(coll, coll.reload().open_upgrade())[2]
@@ -134,7 +156,9 @@ def backfill(coll, *, order: str = "random", batch_size: int = 64, limit: int | 
     t0, done = time.perf_counter(), 0
 
     def result(n: int) -> dict[str, Any]:
-        return {"backfilled": n, "fraction": fraction(coll), "without_text": without_text,
+        share = fraction(coll)
+        remember_share(coll, coll.meta.open_upgrade(), share)
+        return {"backfilled": n, "fraction": share, "without_text": without_text,
                 "seconds": round(time.perf_counter() - t0, 3)}
 
     from repspace.encoders.job import whole_batches

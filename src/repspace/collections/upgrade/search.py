@@ -12,7 +12,6 @@ fitted on pseudo-queries serves B(f) = (1 − f)·B + f·B_end at backfilled sha
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,7 @@ import numpy as np
 from repspace.collections.cache import hits_of
 from repspace.collections.choices import DEFAULT_STRATEGY, STRATEGIES
 from repspace.collections.upgrade.adapter import load_adapter
-from repspace.collections.upgrade.backfill import progress
+from repspace.collections.upgrade.backfill import backfilled_share
 from repspace.collections.upgrade.fusion import MIXED, served
 import repspace.collections.upgrade.scorer as scorer
 from repspace.collections.upgrade.scorer import JoinedSlots, fused_search
@@ -110,23 +109,17 @@ def _store_search(coll, meta, up, q_old, q_new, k: int, flt: dict[str, str], str
                        normalize_rows(q_new), k, weights, flt, candidates or max(STORE_CANDIDATES, 4 * k))
 
 
-LIVE_FRACTION_S = 10.0  # how long the backfilled fraction of an application's table (no version) is reused
-
-
 _UNREAD = object()
 
 
 def fused_weights(coll, up, version: Any = _UNREAD) -> tuple[dict[str, Any], bool]:
     """The fusion's weights at the backfilled fraction of now (`fusion.served`), and whether they are the new model's
     term alone over a fully backfilled collection (then `fused` is the new slot's own search, its scores mapped by
-    B, exact: `candidates` does not apply). The fraction is counted (two counts of the store) once per collection
-    `version` (an application's table, which has none: at most every `LIVE_FRACTION_S` seconds), only for a fusion
-    that fades, and outside the collection's lock (two searches of a new version may both count: harmless)."""
+    B, exact: `candidates` does not apply). The fraction is `backfill.backfilled_share` (recounted at most every few
+    seconds), only for a fusion that fades, outside the collection's lock (two searches may both count: harmless)."""
     if not up.fusion or "B_end" not in up.fusion:
         return served(up.fusion, 0.0), False
-    version = coll.store.version() if version is _UNREAD else version
-    key = (up.new, version if version is not None else int(time.monotonic() // LIVE_FRACTION_S))
-    share = coll.memo("fraction", key, lambda: progress(coll, up)[2])
+    share = backfilled_share(coll, up, coll.store.version() if version is _UNREAD else version)
     weights = served(up.fusion, share)
     return weights, share >= 1.0 and not any(weights["B"][:2])
 
