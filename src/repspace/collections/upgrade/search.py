@@ -66,32 +66,35 @@ def upgrade_search(coll, meta, texts, vectors, k: int, flt: dict[str, str], stra
     if texts is None:
         raise InvalidInputError("search needs texts or vectors", param="texts")
     texts = query_texts(texts)
-    old_needed = strategy == "old" or (strategy == "fused" and not fused_weights(coll, up)[1])
-    q_old = coll.encode(texts, meta.slot(up.old)) if old_needed else None  # (at 100 % fused is the new slot's)
+    now = fused_weights(coll, up) if strategy == "fused" else None
+    old_needed = strategy == "old" or (now is not None and not now[1])  # (at 100 % fused is the new slot's search)
+    q_old = coll.encode(texts, meta.slot(up.old)) if old_needed else None
     q_new = coll.encode(texts, meta.slot(up.new)) if strategy != "old" else None
-    return search_encoded(coll, q_old, q_new, k, flt, strategy, candidates, meta=meta)
+    return search_encoded(coll, q_old, q_new, k, flt, strategy, candidates, meta=meta, fused_now=now)
 
 
 def search_encoded(coll, q_old: np.ndarray | None, q_new: np.ndarray | None, k: int,
                    flt: dict[str, str] | None = None, strategy: str = DEFAULT_STRATEGY,
-                   candidates: int | None = None, meta=None) -> list[list[dict[str, Any]]]:
+                   candidates: int | None = None, meta=None, fused_now=None) -> list[list[dict[str, Any]]]:
     """The upgrade's strategies on queries already encoded by the old (`q_old`) and new (`q_new`) models (on the
-    metadata snapshot `meta`, default the collection's)."""
+    metadata snapshot `meta`, default the collection's). `fused_now`: `fused_weights`' answer when the caller has
+    it (else read here: one version read, on PostgreSQL a round trip)."""
     meta = meta or coll.meta
     up = meta.open_upgrade()
-    if coll.store.native_fused(coll.spec):
-        return _store_search(coll, meta, up, q_old, q_new, k, flt or {}, check_strategy(strategy), candidates)
-    version = coll.store.version()
     strategy = check_strategy(strategy)
-    now = fused_weights(coll, up, version) if strategy == "fused" else None  # counted outside the lock
+    if coll.store.native_fused(coll.spec):
+        return _store_search(coll, meta, up, q_old, q_new, k, flt or {}, strategy, candidates, fused_now)
+    version = coll.store.version()
+    if strategy == "fused" and fused_now is None:
+        fused_now = fused_weights(coll, up, version)  # counted outside the lock
     with coll.lock:  # the collection's in-memory layer (caches, per-version artefacts)
         ctx = _Context(coll, up, coll.cache(meta.slot(up.old), version), coll.cache(meta.slot(up.new), version),
-                       q_old, q_new, flt or {}, candidates, now)
+                       q_old, q_new, flt or {}, candidates, fused_now)
         return SEARCHES[strategy](ctx, k)
 
 
 def _store_search(coll, meta, up, q_old, q_new, k: int, flt: dict[str, str], strategy: str,
-                  candidates: int | None) -> list[list[dict[str, Any]]]:
+                  candidates: int | None, fused_now=None) -> list[list[dict[str, Any]]]:
     """The strategies where the store searches each slot itself (`Store.native_fused`: an attached table, or an ANN
     index of the store's): candidates from each slot's search, the union scored exactly (`scorer.store_top_k`)."""
     old, new = meta.slot(up.old), meta.slot(up.new)
@@ -102,7 +105,7 @@ def _store_search(coll, meta, up, q_old, q_new, k: int, flt: dict[str, str], str
     q_ad = load_adapter(coll, up).transform(q_new)
     if strategy == "adapted":
         return coll.search_slot(old, q_ad, k, flt)
-    weights, new_only = (MIXED, False) if strategy == "mixed" else fused_weights(coll, up, coll.store.version())
+    weights, new_only = (MIXED, False) if strategy == "mixed" else (fused_now or fused_weights(coll, up))
     if new_only:
         return _as_fused(coll.search_slot(new, normalize_rows(q_new), k, flt), weights["B"])
     return scorer.store_top_k(coll, meta, normalize_rows(q_old) if q_old is not None else None, normalize_rows(q_ad),
