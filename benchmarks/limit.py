@@ -10,7 +10,7 @@ eval: `evaluate_limit(model, docs, queries=1000, dims=...)` for each model, and 
 variant equals the rank_bm25 package's scores, checked once).
 
 Usage: python benchmarks/limit.py capacity [--dims 4,6,8,10,12,16,20] [--tries 2] [--budget 1800]
-           [--precision float64|float32] [--threads 1]
+           [--precision float64|float32] [--threads 1] [--protocol repspace|paper]
        python benchmarks/limit.py eval [--models minilm-l6,mpnet-base] [--docs 1000] [--dims 32,64,128]
 """
 
@@ -34,6 +34,7 @@ def paper_fit(d: int) -> float:
 
 def capacity(args) -> None:
     t0 = time.monotonic()
+    print(f"protocol {args.protocol}, {args.tries} tries")
     print("| d | critical n (ours) | paper's fit | ours / fit | fits | seconds |")
     print("|---|---|---|---|---|---|")
     for d in [int(x) for x in args.dims.split(",")]:
@@ -43,7 +44,8 @@ def capacity(args) -> None:
             continue
         start = max(3, int(0.8 * paper_fit(d)))
         r = critical_n(d, 2, search="bisect", start=start, tries=args.tries, max_n=4 * start + 8,
-                       max_queries=args.max_queries, max_seconds=left, precision=args.precision, threads=args.threads)
+                       max_queries=args.max_queries, max_seconds=left, precision=args.precision, threads=args.threads,
+                       protocol=args.protocol)
         cap = f" (lower bound: {r.stopped_by})" if r.capped else ""
         print(f"| {d} | {r.critical_n}{cap} | {paper_fit(d):.1f} | {r.critical_n / paper_fit(d):.2f} | "
               f"{len(r.trials)} | {r.seconds:.0f} |", flush=True)
@@ -71,7 +73,10 @@ def main() -> None:
     c.add_argument("--tries", type=int, default=2)
     c.add_argument("--budget", type=float, default=1800)
     c.add_argument("--max-queries", type=int, default=200_000)
-    c.add_argument("--precision", default="float64", help="float32 with --threads 2: ~2.5x faster per step at d = 16")
+    c.add_argument("--precision", default=None, help="float32 with --threads 2: ~2.5x faster per step at d = 16 "
+                   "(default: the protocol's, float64 / paper float32)")
+    c.add_argument("--protocol", default="repspace", help="repspace, or paper: the authors' released optimiser "
+                   "(docs/limit.md); with --tries 1 as they ran it")
     c.add_argument("--threads", type=int, default=1)
     e = sub.add_parser("eval")
     e.add_argument("--models", default="minilm-l6,mpnet-base")

@@ -140,3 +140,34 @@ def test_usage_errors_print_usage_not_traceback(cli, group):
 def test_top_level_usage_errors(cli, args):
     code, out, err = cli(*args)
     assert code == 2 and "Traceback" not in err and "Usage:" in err, (args, err)
+
+
+def test_a_search_process_ends_without_teardown_and_loses_no_output(cli, tmp_path, monkeypatch):
+    """`repspace collection search` as its own process (`cli/main.py` `main()`): it ends with os._exit after flushing
+    (a read-only one-off skips the interpreter's teardown), so its whole JSON arrives and the exit code is 0; an error
+    still exits 2 the normal way; the in-process `run()` is not ended by it."""
+    import subprocess
+    import sys
+
+    from repspace.cli import app as cli_app
+
+    uri = str(tmp_path / "c")
+    v = np.random.default_rng(1).normal(size=(300, 8)).astype(np.float32)
+    _json(cli, "collection", "create", uri, "--model", "ext", "--dim", 8, "--spec", "Flat")
+    from repspace.collections import Collection
+
+    with Collection.open(uri) as c:
+        c.upsert([f"i{j}" for j in range(300)], vectors=v)
+    np.save(tmp_path / "q.npy", v[:50])
+    run = [sys.executable, "-m", "repspace.cli.main", "collection", "search", uri, "--query-vectors",
+           str(tmp_path / "q.npy"), "--k", "20", "--json"]
+    got = subprocess.run(run, capture_output=True, text=True)
+    assert got.returncode == 0, got.stderr
+    res = json.loads(got.stdout)
+    assert len(res["results"]) == 50 and all(len(r["hits"]) == 20 for r in res["results"])
+    assert [r["hits"][0]["id"] for r in res["results"]] == [f"i{j}" for j in range(50)]
+    bad = subprocess.run(run[:-3] + ["--k", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error:")
+    monkeypatch.setattr(cli_app, "_QUICK_EXIT", [])
+    assert _json(cli, "collection", "search", uri, "--query-vectors", tmp_path / "q.npy", "--k", 3)["results"]
+    assert cli_app.wants_quick_exit()  # recorded in-process, acted on only by main()

@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 import typer
 from rich.console import Console
 
-from repspace.cli.app import backend_help, emit_json
+from repspace.cli.app import backend_help, emit_json, read_only_one_off
 from repspace.collections.choices import DEFAULT_STRATEGY, SEARCH_STRATEGIES
 from repspace.index.spec import SPEC_HELP
 
@@ -261,6 +261,7 @@ def search(
     results = [{"query": q, "hits": [({"id": h["id"], "score": h["score"], "payload": h["payload"]} if payload
                                       else {"id": h["id"], "score": h["score"]}) for h in row]}
                for q, row in zip(qids, hits)]
+    read_only_one_off()  # the collection is closed; nothing was written
     if json_out:
         emit_json({"results": results})
     else:

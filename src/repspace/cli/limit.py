@@ -14,7 +14,7 @@ from repspace.cli.app import emit_json, flag_hints, parse_int_list
 FLAGS = {"dim": "--dim", "k": "--k", "max_n": "--max-n", "tries": "--tries", "max_queries": "--max-queries",
          "max_seconds": "--max-seconds", "steps": "--steps", "lr": "--lr", "temperature": "--temperature",
          "patience": "--patience", "seed": "--seed", "search": "--search", "start": "--start",
-         "precision": "--precision", "threads": "--threads", "docs": "--docs", "queries": "--queries", "dims": "--dims",
+         "precision": "--precision", "threads": "--threads", "protocol": "--protocol", "docs": "--docs", "queries": "--queries", "dims": "--dims",
          "ks": "--k", "attributes": "--attributes", "model": "MODEL"}
 
 limit_app = typer.Typer(help="The LIMIT capacity test: free embeddings' critical n (`--dim d --k 2`), or `eval MODEL` "
@@ -29,20 +29,25 @@ def limit(
     k: int = typer.Option(2, "--k", help="Relevant documents per query (one query per k-subset of the n documents)."),
     max_n: int = typer.Option(64, "--max-n", help="Stop growing n here (the answer is then a lower bound)."),
     tries: int = typer.Option(3, "--tries", help="Seeds tried for an n before it counts as failed."),
-    steps: int = typer.Option(4000, "--steps", help="Adam steps per fit at most."),
-    patience: int = typer.Option(1000, "--patience", help="Stop a fit when its accuracy has not improved for this "
-                                 "many steps."),
-    lr: float = typer.Option(0.1, "--lr", help="Adam learning rate."),
-    temperature: float = typer.Option(0.1, "--temperature", help="Softmax temperature of the InfoNCE loss."),
+    protocol: str = typer.Option("repspace", "--protocol", help="repspace (per-positive InfoNCE, stops on accuracy) "
+                                 "or paper (the authors' released code: softmax over all documents, projected Adam, "
+                                 "lr 0.01, up to 100,000 steps, stops on the loss); docs/limit.md."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Adam steps per fit at most (default: the protocol's, "
+                                        "4000 / 100000)."),
+    patience: Optional[int] = typer.Option(None, "--patience", help="Stop a fit when its accuracy (paper: its loss) "
+                                           "has not improved for this many steps (default 1000)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Adam learning rate (default: 0.1 / paper 0.01)."),
+    temperature: Optional[float] = typer.Option(None, "--temperature", help="Softmax temperature of the InfoNCE "
+                                                "loss (default 0.1)."),
     max_queries: int = typer.Option(200_000, "--max-queries", help="Stop when C(n, k) exceeds this."),
     max_seconds: Optional[float] = typer.Option(600.0, "--max-seconds", help="Stop growing n after this long."),
     seed: int = typer.Option(0, "--seed"),
     search: str = typer.Option("linear", "--search", help="linear (n + 1 each fit, the paper's) or bisect (grow by "
                                "half, then bisect: ~2 log2(n) fits, for larger --dim)."),
     start: Optional[int] = typer.Option(None, "--start", help="First n to fit (default k + 1)."),
-    precision: str = typer.Option("float64", "--precision", help="float64 (the reference) or float32 (~2.5x faster "
-                                  "per step at d = 16, with --threads 2)."),
-    threads: int = typer.Option(1, "--threads", help="Torch threads per fit."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="float64 (repspace's reference) or float32 "
+                                            "(~2.5x faster per step at d = 16, with --threads 2; the paper's)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per fit (default 1)."),
     trials: bool = typer.Option(False, "--trials", help="With --json: include every fit."),
     quiet: bool = typer.Option(False, "--quiet"),
     json_out: bool = typer.Option(False, "--json"),
@@ -66,7 +71,7 @@ def limit(
         result = critical_n(dim, k, max_n=max_n, tries=tries, max_queries=max_queries, max_seconds=max_seconds,
                             steps=steps, lr=lr, temperature=temperature, patience=patience, seed=seed,
                             on_trial=report, search=search, start=start,
-                            precision=precision, threads=threads)
+                            precision=precision, threads=threads, protocol=protocol)
     out = result.to_dict()
     if not trials:
         out.pop("trials")

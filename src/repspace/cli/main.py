@@ -76,6 +76,9 @@ def run(argv: list[str] | None = None, only: str | None = None) -> int:
     """Run the CLI and return its exit code (user errors: 2, one line on stderr, no traceback); `only`: see
     `compose`."""
     app = compose(_app, only)
+    from repspace.cli.app import _QUICK_EXIT
+
+    _QUICK_EXIT.clear()  # only the command run now may ask for it
     try:
         result = app(args=argv, standalone_mode=False)
         return int(result) if isinstance(result, int) else 0
@@ -101,7 +104,16 @@ def run(argv: list[str] | None = None, only: str | None = None) -> int:
 def main() -> None:
     """The `repspace` process: only the invoked command's module is imported."""
     command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
-    sys.exit(run(only=command))
+    code = run(only=command)
+    from repspace.cli.app import wants_quick_exit
+
+    if code == 0 and wants_quick_exit():  # a read-only one-off (`read_only_one_off`): no interpreter teardown
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

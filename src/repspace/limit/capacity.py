@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from repspace.errors import InvalidInputError
-from repspace.limit.free import DEFAULTS, FreeFit, check_shape, fit_free_embeddings
+from repspace.limit.free import FreeFit, check_shape, fit_free_embeddings, protocol_defaults
 
 SEARCH_DEFAULTS = {"max_n": 64, "tries": 3, "max_queries": 200_000, "max_seconds": 600.0}
 
@@ -38,11 +38,12 @@ class Capacity:
     seconds: float
     trials: list[FreeFit] = field(default_factory=list)
     search: str = "linear"
+    protocol: str = "repspace"
 
     def to_dict(self) -> dict:
         return {"dim": self.dim, "k": self.k, "critical_n": self.critical_n, "capped": self.capped,
                 "stopped_by": self.stopped_by, "seconds": round(self.seconds, 3), "search": self.search,
-                "trials": [t.to_dict() for t in self.trials]}
+                "protocol": self.protocol, "trials": [t.to_dict() for t in self.trials]}
 
 
 def _trial_seed(seed: int, n: int, attempt: int) -> int:
@@ -51,13 +52,14 @@ def _trial_seed(seed: int, n: int, attempt: int) -> int:
 
 def critical_n(dim: int, k: int = 2, *, max_n: int = SEARCH_DEFAULTS["max_n"], tries: int = SEARCH_DEFAULTS["tries"],
                max_queries: int = SEARCH_DEFAULTS["max_queries"], max_seconds: float | None = SEARCH_DEFAULTS["max_seconds"],
-               steps: int = DEFAULTS["steps"], lr: float = DEFAULTS["lr"], temperature: float = DEFAULTS["temperature"],
-               patience: int = DEFAULTS["patience"], seed: int = 0, on_trial=None, search: str = "linear",
-               start: int | None = None, precision: str = DEFAULTS["precision"],
-               threads: int = DEFAULTS["threads"]) -> Capacity:
+               steps: int | None = None, lr: float | None = None, temperature: float | None = None,
+               patience: int | None = None, seed: int = 0, on_trial=None, search: str = "linear",
+               start: int | None = None, precision: str | None = None, threads: int | None = None,
+               protocol: str = "repspace") -> Capacity:
     """The largest n whose every k-subset free embeddings of dimension `dim` can make some query's exact top-k
-    (deterministic in `seed`); see the module docstring for `search` and `start`; `precision` and `threads` go to
-    each fit (`fit_free_embeddings`).
+    (deterministic in `seed`); see the module docstring for `search` and `start`; `protocol`, `steps`, `lr`,
+    `temperature`, `patience`, `precision` and `threads` go to each fit (`fit_free_embeddings`: None takes the
+    protocol's own).
 
     `on_trial(fit)` (optional) is called after every fit (progress reporting)."""
     dim, k = check_shape(dim, k)
@@ -70,6 +72,7 @@ def critical_n(dim: int, k: int = 2, *, max_n: int = SEARCH_DEFAULTS["max_n"], t
         raise InvalidInputError(f"search must be linear or bisect; got {search!r}", param="search")
     if start is not None and (isinstance(start, bool) or not isinstance(start, int) or not k + 1 <= start <= max_n):
         raise InvalidInputError(f"start must be an integer in {k + 1}..{max_n}; got {start!r}", param="start")
+    protocol_defaults(protocol)  # an unknown protocol is refused before any fit
     t0 = time.monotonic()
     trials: list[FreeFit] = []
 
@@ -85,7 +88,8 @@ def critical_n(dim: int, k: int = 2, *, max_n: int = SEARCH_DEFAULTS["max_n"], t
     def solves(n: int) -> bool:
         for attempt in range(tries):
             fit = fit_free_embeddings(n, k, dim, steps=steps, lr=lr, temperature=temperature, patience=patience,
-                                      seed=_trial_seed(seed, n, attempt), precision=precision, threads=threads)
+                                      seed=_trial_seed(seed, n, attempt), precision=precision, threads=threads,
+                                      protocol=protocol)
             trials.append(fit)
             if on_trial is not None:
                 on_trial(fit)
@@ -127,7 +131,7 @@ def critical_n(dim: int, k: int = 2, *, max_n: int = SEARCH_DEFAULTS["max_n"], t
             else:
                 failed = mid
     return Capacity(dim=dim, k=k, critical_n=best, capped=stopped_by != "failed", stopped_by=stopped_by,
-                    seconds=time.monotonic() - t0, trials=trials, search=search)
+                    seconds=time.monotonic() - t0, trials=trials, search=search, protocol=protocol)
 
 
 def _largest_n(k: int, max_queries: int) -> int:
