@@ -58,3 +58,27 @@ def test_the_writers_id_hashes_follow_the_table_and_never_admit_a_duplicate(tmp_
     c.upsert(["z2", "z3"], vectors=v[5:7])
     ids = c.store.table().to_lance().to_table(columns=["id"]).column("id").to_pylist()
     assert len(ids) == len(set(ids)) == 205
+
+
+def test_a_failed_bulk_write_drops_the_writers_id_hashes(tmp_path, monkeypatch):
+    """The id set takes a write's ids while LanceDB writes them (a pool thread); a write that fails leaves no hashes
+    of ids the table does not hold behind it, and the next write re-reads the table and appends them."""
+    v = np.random.default_rng(0).random((40, 4)).astype(np.float32)
+    monkeypatch.setattr(lance_store, "HASH_IDS_FROM", 1)
+    c = Collection.create(tmp_path / "c", model="ext", dim=4)
+    c.upsert([f"i{j}" for j in range(20)], vectors=v[:20])
+    assert c.store._known_ids is not None
+    table = c.store.table()
+    real_add = type(table).add
+
+    def failing_add(self, *a, **kw):
+        raise OSError("simulated write failure")
+
+    monkeypatch.setattr(type(table), "add", failing_add)
+    with pytest.raises(OSError):
+        c.upsert([f"i{j}" for j in range(20, 40)], vectors=v[20:])
+    assert c.store._known_ids is None and c.count() == 20
+    monkeypatch.setattr(type(table), "add", real_add)
+    c.upsert([f"i{j}" for j in range(20, 40)], vectors=v[20:])
+    assert c.count() == 40 and c.store._known_ids[0] == c.store.table().version
+    assert len(np.unique(np.concatenate(c.store._known_ids[1].chunks))) == 40

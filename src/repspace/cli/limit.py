@@ -14,8 +14,8 @@ from repspace.cli.app import emit_json, flag_hints, parse_int_list
 FLAGS = {"dim": "--dim", "k": "--k", "max_n": "--max-n", "tries": "--tries", "max_queries": "--max-queries",
          "max_seconds": "--max-seconds", "steps": "--steps", "lr": "--lr", "temperature": "--temperature",
          "patience": "--patience", "seed": "--seed", "search": "--search", "start": "--start",
-         "precision": "--precision", "threads": "--threads", "protocol": "--protocol", "docs": "--docs", "queries": "--queries", "dims": "--dims",
-         "ks": "--k", "attributes": "--attributes", "model": "MODEL"}
+         "precision": "--precision", "threads": "--threads", "protocol": "--protocol", "docs": "--docs",
+         "queries": "--queries", "dims": "--dims", "ks": "--k", "attributes": "--attributes", "model": "MODEL"}
 
 limit_app = typer.Typer(help="The LIMIT capacity test: free embeddings' critical n (`--dim d --k 2`), or `eval MODEL` "
                         "on LIMIT-style data.", invoke_without_command=True)

@@ -110,8 +110,11 @@ def main() -> None:
     if code == 0 and wants_quick_exit():  # a read-only one-off (`read_only_one_off`): no interpreter teardown
         import os
 
-        sys.stdout.flush()
-        sys.stderr.flush()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:  # a closed pipe (`| head`): the normal exit reports it as Python does
+            sys.exit(code)
         os._exit(0)
     sys.exit(code)
 
