@@ -266,22 +266,24 @@ def main() -> None:
     # each side's queries twice, after the page cache is dropped: a first pass that reads its index and re-ranked rows
     # from disk, and a second from memory (the side searched last otherwise found its table in the cache its own load
     # left there: at 10M, 18.3 against 11.1 q/s on equal indexes)
+    # (the first pass starts after one warm-up query, as every pass of `timed` does)
     def both_passes(fn):
-        settle_io()
+        dropped = settle_io()
         first, _ = timed(fn)
         second, rows = timed(fn)
-        return first, second, rows
+        return first, second, rows, dropped
 
-    first_ours, qps_ours, rows_ours = both_passes(lambda x: [h["id"] for h in c.search(vectors=x, k=10)[0]])
+    first_ours, qps_ours, rows_ours, dropped = both_passes(lambda x: [h["id"] for h in c.search(vectors=x, k=10)[0]])
     assert not c._caches, "the search must be LanceDB's"
-    res["search"] = {"repspace_qps": qps_ours, "repspace_recall": recall(rows_ours), "repspace_first_pass_qps": first_ours}
+    res["search"] = {"repspace_qps": qps_ours, "repspace_recall": recall(rows_ours), "repspace_first_pass_qps": first_ours,
+                     "page_cache_dropped": dropped}
     print(f"3. search: repspace {qps_ours:.1f} q/s recall@10 {recall(rows_ours):.3f} (first pass from disk "
           f"{first_ours:.1f} q/s)", flush=True)
     if not args.no_anchor:
         import lancedb
 
         t = lancedb.connect(work / "lance").open_table("items")
-        first_lance, qps_lance, rows_lance = both_passes(lambda x: lance_query(t, spec, x, 10))
+        first_lance, qps_lance, rows_lance, _ = both_passes(lambda x: lance_query(t, spec, x, 10))
         res["search"].update(lancedb_qps=qps_lance, lancedb_recall=recall(rows_lance), lancedb_first_pass_qps=first_lance)
         print(f"   lancedb's own {qps_lance:.1f} q/s recall@10 {recall(rows_lance):.3f} ({qps_ours / qps_lance:.2f}x; "
               f"first pass {first_lance:.1f} q/s, {first_ours / first_lance:.2f}x)", flush=True)
@@ -300,19 +302,28 @@ def main() -> None:
         r = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "repspace.cli.main", "collection",
                             "search", str(work / "coll"), "--query-vectors", str(work / queries), "--k", "10", "--json"],
                            capture_output=True, text=True)
-        return time.perf_counter() - t0, int(r.stderr.strip().splitlines()[-1]) / 1024
+        wall = time.perf_counter() - t0
+        got = json.loads(r.stdout) if r.returncode == 0 else None
+        if got is None or len(got["results"]) != len(np.load(work / queries)):  # a failed search is not a timing
+            raise SystemExit(f"cold search {queries} failed ({r.returncode}): {r.stderr[-2000:]}")
+        return wall, int(r.stderr.strip().splitlines()[-1]) / 1024
 
-    # a new process each time; the page cache as the searches above left it (the OS's, not the process's), then
-    # once more after dropping it (the index and Python's own files read from disk)
+    # a new process each time; first with the page cache as the searches above left it (the OS's, not the
+    # process's: after the other side's search, the first run reads part of the index from disk), then once more
+    # for each after dropping it (the index and Python's own files read from disk)
     res["cold_cli"] = {"index_mib": idx / 2**20}
-    for name in ("q1.npy", "q10.npy"):
-        runs = [cold_cli(name) for _ in range(3)]
-        dropped = cold_cli(name) if settle_io() else (float("nan"), float("nan"))
+    names = ("q1.npy", "q10.npy")
+    warm = {name: [cold_cli(name) for _ in range(3)] for name in names}
+    for name in names:
+        runs = warm[name]
+        dropped = cold_cli(name) if settle_io() else None
         res["cold_cli"][name] = {"wall_s": [w for w, _ in runs], "rss_mib": max(m for _, m in runs),
-                                 "page_cache_dropped": {"wall_s": dropped[0], "rss_mib": dropped[1]}}
+                                 "page_cache_dropped": None if dropped is None else
+                                 {"wall_s": dropped[0], "rss_mib": dropped[1]}}
+        after = "not dropped (not root)" if dropped is None else f"{dropped[0]:.2f} s"
         print(f"4. cold `repspace collection search` ({name[1:-4]} queries): {', '.join(f'{w:.2f}' for w, _ in runs)} s "
-              f"wall, peak RSS {max(m for _, m in runs):.0f} MiB; page cache dropped: {dropped[0]:.2f} s; the index on "
-              f"disk {idx / 2**20:.0f} MiB, the vectors {args.n * args.dim * 4 / 2**20:.0f} MiB", flush=True)
+              f"wall, peak RSS {max(m for _, m in runs):.0f} MiB; page cache dropped: {after}; the index on disk "
+              f"{idx / 2**20:.0f} MiB, the vectors {args.n * args.dim * 4 / 2**20:.0f} MiB", flush=True)
 
     if not args.no_fused:
         from repspace.collections.upgrade.vectors import start_with_vectors

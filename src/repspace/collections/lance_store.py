@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from concurrent.futures import wait as futures_wait
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -244,9 +245,10 @@ class LanceStore(Store):
                 else:
                     t.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(
                         full, on_bad_vectors=bad)
-            finally:
-                merged.result() if merged is not None else None
-            if known is not None:  # the table now holds these ids too, at the version this write made
+            finally:  # the write's own error, if any, is the one raised; the set is not touched after this
+                if merged is not None:
+                    futures_wait([merged])
+            if merged is not None and merged.exception() is None:  # the table holds these ids too, at this version
                 self._known_ids = (t.version, known[1])
 
     def _all_new(self, t: Any, ids: pa.ChunkedArray | pa.Array, hashes: np.ndarray) -> bool:

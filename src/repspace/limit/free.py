@@ -15,13 +15,16 @@ Full-batch Adam; every `check_every` steps the fit is scored: a query is solved 
 documents score strictly above every other document. The fit stops at 100 %, when the accuracy has not improved
 for `patience` steps, or after `steps` steps.
 
-protocol="paper" is the authors' released code instead (google-deepmind/limit, `free_embedding_experiment.py`),
-step for step: the loss is the log-softmax over all n documents averaged over the positives (the other relevant
+protocol="paper" is the optimiser of the authors' released code instead (google-deepmind/limit,
+`free_embedding_experiment.py`): the loss is the log-softmax over all n documents averaged over the positives (the other relevant
 document sits in each positive's denominator), the vectors themselves are the parameters and are re-normalised
 after every Adam step (projected, not normalised in the forward pass), lr 0.01, float32, up to 100,000 steps, scored
 every 50, and the fit stops when the loss has not fallen by 1e-5 for `patience` (1,000) steps. Our default finds
 larger n than the paper's curve (a stronger optimiser only raises a free-embedding answer); this one reproduces the
-paper's own optimiser, so a difference from its curve is not a difference of protocol.
+paper's own optimiser, so a difference from its curve is not a difference of protocol. What still differs: the
+accuracy is read before a step (theirs after it: steps 1, 51, … against 0, 50, …), a query counts as solved only
+when its relevant documents score strictly above the rest (theirs: an argsort's top k, ties by position), and the
+seeds and the search over n are ours (`capacity.py`).
 
     r = fit_free_embeddings(n=5, k=2, dim=3, seed=0)
     r.solved, r.accuracy, r.steps
@@ -117,7 +120,7 @@ def free_loss(logits, rel, protocol: str = "repspace"):
 
 def protocol_defaults(protocol: str) -> dict:
     """The fit settings a protocol ("repspace" or "paper") uses where the caller gives none."""
-    if protocol not in PROTOCOLS:
+    if not isinstance(protocol, str) or protocol not in PROTOCOLS:
         raise InvalidInputError(f"protocol must be one of {', '.join(PROTOCOLS)}; got {protocol!r}", param="protocol")
     return PROTOCOLS[protocol]
 
