@@ -205,7 +205,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--work", default=None)
     ap.add_argument("--skip-load", action="store_true", help="reuse the collection and table of an earlier run (--work)")
-    ap.add_argument("--sweep", default="", help="LanceDB's own query at these nprobes too, e.g. 16,32,64")
+    ap.add_argument("--sweep", default="", help="both sides' queries at these nprobes too, e.g. 16,32,64")
     ap.add_argument("--no-fused", action="store_true", help="skip step 5 (the fused upgrade search)")
     ap.add_argument("--no-anchor", action="store_true",
                     help="repspace's side only (no LanceDB table, index or query): for steps 4-5 once 1-3 are recorded")
@@ -287,11 +287,18 @@ def main() -> None:
         res["search"].update(lancedb_qps=qps_lance, lancedb_recall=recall(rows_lance), lancedb_first_pass_qps=first_lance)
         print(f"   lancedb's own {qps_lance:.1f} q/s recall@10 {recall(rows_lance):.3f} ({qps_ours / qps_lance:.2f}x; "
               f"first pass {first_lance:.1f} q/s, {first_ours / first_lance:.2f}x)", flush=True)
+    # both sides over nprobes (the same refine), each from the same cache state, the second pass timed: the two
+    # recall / q/s curves, to compare at equal recall (each side's index has its own k-means)
     res["sweep"] = []
     for p in [int(x) for x in args.sweep.split(",") if x and not args.no_anchor]:
-        qps, rows = timed(lambda x: lance_query(t, spec, x, 10, nprobe=p))
-        res["sweep"].append({"nprobes": p, "qps": qps, "recall": recall(rows)})
-        print(f"   lancedb's own at nprobes {p}: {qps:.1f} q/s recall@10 {recall(rows):.3f}", flush=True)
+        c.tuned(nprobe=p)
+        _, qps_o, rows_o, _ = both_passes(lambda x: [h["id"] for h in c.search(vectors=x, k=10)[0]])
+        _, qps_l, rows_l, _ = both_passes(lambda x: lance_query(t, spec, x, 10, nprobe=p))
+        res["sweep"].append({"nprobes": p, "repspace_qps": qps_o, "repspace_recall": recall(rows_o),
+                             "lancedb_qps": qps_l, "lancedb_recall": recall(rows_l)})
+        print(f"   at nprobes {p}: repspace {qps_o:.1f} q/s recall@10 {recall(rows_o):.3f}; lancedb's own "
+              f"{qps_l:.1f} q/s recall@10 {recall(rows_l):.3f}", flush=True)
+    c.tuned()
     np.save(work / "q10.npy", q[:10])
     np.save(work / "q1.npy", q[:1])
     idx_dir = work / "coll" / "items.lance" / "_indices"
