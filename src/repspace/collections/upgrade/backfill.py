@@ -63,16 +63,21 @@ def backfilled_share(coll, up, version: Any) -> float:
     the last count is at least `SHARE_REFRESH_S` old — counting a slot's vectors reads its column on LanceDB (1.2–1.5
     s at 1M), and a backfill moves the version every write. A backfill in this process records its final share
     (`remember_share`); one in another process is seen within SHARE_REFRESH_S of a new version."""
-    rec = coll.memo("backfilled_share", up.new, lambda: {"version": None, "at": -np.inf, "share": None})
+    rec = _share_record(coll, up)
     if rec["share"] is None or ((version is None or version != rec["version"])
                                 and time.monotonic() - rec["at"] >= SHARE_REFRESH_S):
         rec.update(share=progress(coll, up)[2], at=time.monotonic(), version=version)
     return rec["share"]
 
 
+def _share_record(coll, up) -> dict[str, Any]:
+    """The collection's record of the upgrade's last counted share: {version, at (monotonic s), share}."""
+    return coll.memo("backfilled_share", up.new, lambda: {"version": None, "at": -np.inf, "share": None})
+
+
 def remember_share(coll, up, share: float) -> None:
     """Record a share just counted (the end of a backfill) for the searches of the collection's current version."""
-    rec = coll.memo("backfilled_share", up.new, lambda: {})
+    rec = _share_record(coll, up)
     rec.update(share=float(share), at=time.monotonic(), version=coll.store.version())
 
 
