@@ -82,3 +82,21 @@ def test_a_failed_bulk_write_drops_the_writers_id_hashes(tmp_path, monkeypatch):
     c.upsert([f"i{j}" for j in range(20, 40)], vectors=v[20:])
     assert c.count() == 40 and c.store._known_ids[0] == c.store.table().version
     assert len(np.unique(np.concatenate(c.store._known_ids[1].chunks))) == 40
+
+
+def test_searches_read_one_dataset_that_follows_every_write(tmp_path):
+    """A process with the table open searches through one pylance dataset, kept while the table's version stands (its
+    caches: the index pages read) and moved to each new version, its own writes and another writer's alike."""
+    v = np.random.default_rng(1).random((400, 8)).astype(np.float32)
+    c = Collection.create(tmp_path / "c", model="ext", dim=8, spec="IVF4,Flat")
+    c.upsert([f"i{j}" for j in range(300)], vectors=v[:300])
+    assert "index built" in c.optimize()["ext"]
+    ds = c.store.dataset()
+    assert c.store.dataset() is ds and c.search(vectors=v[5:6], k=1)[0][0]["id"] == "i5"
+    other = Collection.open(tmp_path / "c")  # another writer
+    other.upsert(["new"], vectors=v[300:301], payloads=[{"n": 1}])
+    hit = c.search(vectors=v[300:301], k=1)[0][0]
+    assert hit["id"] == "new" and hit["payload"] == {"n": 1}  # unindexed rows: searched exactly beside the index
+    assert c.store.dataset() is not ds and c.store.dataset().version == c.store.table().version
+    c.delete(["i5"])
+    assert "i5" not in [h["id"] for h in c.search(vectors=v[5:6], k=3)[0]]

@@ -79,7 +79,7 @@ def filtered_search(store: Any, column: str, dim: int, queries: np.ndarray, k: i
     if not store.native_fused(spec):  # the slot is not searched by LanceDB (an IVF kind, or Flat in a one-off process)
         return None  # the in-memory layer serves this slot, filters included
     ds = store.dataset()
-    ann = column in store._indexed()  # LanceDB's vector index on the slot (scalar indexes are not listed there)
+    ann = column in store._indexed(ds)  # LanceDB's vector index on the slot (scalar indexes are not listed there)
     if any(column_of(key) not in ds.schema.names for key in filter):
         return None  # a key with no payload index: filtered in memory
     expr = expression(filter)
