@@ -9,8 +9,14 @@ are left out and said so), beside the paper's fit -10.5322 + 4.0309 d + 0.0520 d
 eval: `evaluate_limit(model, docs, queries=1000, dims=...)` for each model, and BM25 (numpy/scipy; its "okapi"
 variant equals the rank_bm25 package's scores, checked once).
 
+verify: for each (d, n) a fit kept with its vectors (`vectors=True`), seeds 0, 1, … until one solves; its unit vectors
+checked in numpy, float64, apart from the optimiser's own test: for every pair the two relevant documents score
+strictly above all others, the smallest such margin printed. A checked configuration proves the true capacity at d is
+at least n, whatever any optimiser reaches.
+
 Usage: python benchmarks/limit.py capacity [--dims 4,6,8,10,12,16,20] [--tries 2] [--budget 1800]
            [--precision float64|float32] [--threads 1] [--protocol repspace|paper]
+       python benchmarks/limit.py verify [--cases 4:9,6:19,8:30] [--seeds 4] [--protocol paper]
        python benchmarks/limit.py eval [--models minilm-l6,mpnet-base] [--docs 1000] [--dims 32,64,128]
 """
 
@@ -19,12 +25,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from itertools import combinations
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine  # noqa: E402
 
-from repspace.limit import critical_n  # noqa: E402
+from repspace.limit import critical_n, fit_free_embeddings  # noqa: E402
 from repspace.limit.evaluate import evaluate_limit  # noqa: E402
 
 
@@ -49,6 +58,33 @@ def capacity(args) -> None:
         cap = f" (lower bound: {r.stopped_by})" if r.capped else ""
         print(f"| {d} | {r.critical_n}{cap} | {paper_fit(d):.1f} | {r.critical_n / paper_fit(d):.2f} | "
               f"{len(r.trials)} | {r.seconds:.0f} |", flush=True)
+
+
+def smallest_margin(queries: np.ndarray, docs: np.ndarray, k: int) -> float:
+    """min over the C(n, k) queries of (lowest relevant score - highest other score), in float64: > 0 iff every
+    query's top k is exactly its subset (queries in `itertools.combinations` order, as `relevance` builds them)."""
+    s = queries.astype(np.float64) @ docs.astype(np.float64).T
+    worst = np.inf
+    for i, subset in enumerate(combinations(range(len(docs)), k)):
+        rel = np.zeros(len(docs), bool)
+        rel[list(subset)] = True
+        worst = min(worst, s[i, rel].min() - s[i, ~rel].max())
+    return float(worst)
+
+
+def verify(args) -> None:
+    print(f"protocol {args.protocol}, up to {args.seeds} seeds per case")
+    print("| d | n | paper's fit | n / fit | seed | steps | optimiser's test | smallest margin (numpy, float64) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for case in args.cases.split(","):
+        d, n = (int(x) for x in case.split(":"))
+        for seed in range(args.seeds):
+            fit = fit_free_embeddings(n, 2, d, seed=seed, protocol=args.protocol, vectors=True)
+            if fit.solved or seed == args.seeds - 1:
+                break
+        margin = smallest_margin(fit.query_vectors, fit.doc_vectors, 2)
+        print(f"| {d} | {n} | {paper_fit(d):.1f} | {n / paper_fit(d):.2f} | {seed} | {fit.steps} | "
+              f"{'solved' if fit.solved else f'{fit.accuracy:.3f}'} | {margin:.4g} |", flush=True)
 
 
 def evaluate(args) -> None:
@@ -78,6 +114,10 @@ def main() -> None:
     c.add_argument("--protocol", default="repspace", help="repspace, or paper: the authors' released optimiser "
                    "(docs/limit.md); with --tries 1 as they ran it")
     c.add_argument("--threads", type=int, default=1)
+    v = sub.add_parser("verify")
+    v.add_argument("--cases", default="4:9,6:19,8:30", help="d:n pairs")
+    v.add_argument("--seeds", type=int, default=4)
+    v.add_argument("--protocol", default="paper")
     e = sub.add_parser("eval")
     e.add_argument("--models", default="minilm-l6,mpnet-base")
     e.add_argument("--docs", type=int, default=1000)
@@ -86,7 +126,7 @@ def main() -> None:
     e.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     print(f"machine: {machine()}")
-    capacity(args) if args.part == "capacity" else evaluate(args)
+    {"capacity": capacity, "verify": verify, "eval": evaluate}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ seeds and the search over n are ours (`capacity.py`).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 from itertools import combinations
 
 from repspace.errors import InvalidInputError
@@ -59,9 +60,13 @@ class FreeFit:
     accuracy: float
     steps: int
     seed: int
+    #: the fitted unit vectors (numpy, queries in `relevance(n, k)`'s order), kept only with `vectors=True`: a solved
+    #: fit is then a configuration anyone can check, a proof that the capacity at (dim, k) is at least n
+    query_vectors: Any = field(default=None, repr=False, compare=False)
+    doc_vectors: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k not in ("query_vectors", "doc_vectors")}
 
 
 def _check_int(value: object, name: str, low: int) -> int:
@@ -128,11 +133,12 @@ def protocol_defaults(protocol: str) -> dict:
 def fit_free_embeddings(n: int, k: int, dim: int, *, steps: int | None = None, lr: float | None = None,
                         temperature: float | None = None, patience: int | None = None, check_every: int | None = None,
                         seed: int = 0, precision: str | None = None, threads: int | None = None,
-                        protocol: str = "repspace") -> FreeFit:
+                        protocol: str = "repspace", vectors: bool = False) -> FreeFit:
     """Optimise C(n, k) query and n document vectors of dimension `dim` so each query's top-k is its subset.
     Settings left as None take the protocol's (`DEFAULTS` for "repspace", `PAPER` for "paper"; see the module
     docstring). precision "float32" with 2 threads is ~2.5x faster per step at d = 16, n = 70 (measured) (the solved
-    test, strict inequalities of the scores, is then judged in float32); float64 on 1 thread is the reference."""
+    test, strict inequalities of the scores, is then judged in float32); float64 on 1 thread is the reference.
+    `vectors=True` keeps the final unit vectors on the result (`query_vectors`, `doc_vectors`)."""
     preset = protocol_defaults(protocol)
     dim, k = check_shape(dim, k)
     n = _check_int(n, "n", k)
@@ -192,4 +198,7 @@ def fit_free_embeddings(n: int, k: int, dim: int, *, steps: int | None = None, l
             with torch.no_grad():
                 scores = q @ d.T if paper else unit(q, dim=1) @ unit(d, dim=1).T
                 acc = float(solved_queries(scores, rel).double().mean())
-    return FreeFit(n=n, k=k, dim=dim, queries=m, solved=acc >= 1.0, accuracy=acc, steps=step, seed=seed)
+    # what was scored: unit vectors (the paper's are unit after each step; ours are normalised here)
+    kept = {"query_vectors": unit(q.detach(), dim=1).numpy(), "doc_vectors": unit(d.detach(), dim=1).numpy()} \
+        if vectors else {}
+    return FreeFit(n=n, k=k, dim=dim, queries=m, solved=acc >= 1.0, accuracy=acc, steps=step, seed=seed, **kept)
