@@ -10,8 +10,9 @@ bring-your-own path); queries from the same distribution; ground truth by exact 
 2. The vector index: repspace `optimize()` (LanceDB's index of the spec's kind and parameters) against
    `create_index` with the same configuration.
 3. Search, one query at a time: repspace `Collection.search` against `table.search(q).nprobes(P).refine_factor(F)`
-   (`.ef(E)` for HNSW_SQ) at the spec's settings, queries/s and recall@10 against exact; `--sweep` adds LanceDB's own
-   query at other nprobes (the recall/speed curve of the index on this data).
+   (`.ef(E)` for HNSW_SQ) at the spec's settings, queries/s and recall@10 against exact: first each side alone from
+   disk (the page cache dropped before it), then both from memory query by query, alternating which side goes first;
+   `--sweep` runs both at other nprobes too (the two recall/speed curves, to compare at equal recall).
 4. A cold `repspace collection search` process (10 queries from a .npy): wall time and peak RSS, beside the index's
    size on disk.
 5. The fused upgrade search (unless --no-fused): a second "model" (the vectors rotated and perturbed) brought as a
@@ -263,41 +264,57 @@ def main() -> None:
         rows = [fn(x) for x in queries]
         return len(queries) / (time.perf_counter() - t0), rows
 
-    # each side's queries twice, after the page cache is dropped: a first pass that reads its index and re-ranked rows
-    # from disk, and a second from memory (the side searched last otherwise found its table in the cache its own load
-    # left there: at 10M, 18.3 against 11.1 q/s on equal indexes)
-    # (the first pass starts after one warm-up query, as every pass of `timed` does)
-    def both_passes(fn):
+    # each side's queries from disk first: a pass alone after the page cache is dropped (the side searched last
+    # otherwise found its table in the cache its own load left there: at 10M, 18.3 against 11.1 q/s on equal
+    # indexes); then from memory, both sides query by query, alternating which goes first, so the machine's drift
+    # (a shared VM's steal time moved the block-timed passes by 10 % from one sweep point to the next) falls on both
+    # alike: two such rounds, the second timed (the first warms both sides' index pages and re-ranked rows again)
+    def first_pass(fn):
         dropped = settle_io()
-        first, _ = timed(fn)
-        second, rows = timed(fn)
-        return first, second, rows, dropped
+        return timed(fn)[0], dropped
 
-    first_ours, qps_ours, rows_ours, dropped = both_passes(lambda x: [h["id"] for h in c.search(vectors=x, k=10)[0]])
+    def interleaved(*fns):
+        for fn in fns:
+            fn(q[0])
+        for _ in range(2):
+            spent, rows = [0.0] * len(fns), [[] for _ in fns]
+            for j, x in enumerate(q):
+                for side in (range(len(fns)) if j % 2 == 0 else reversed(range(len(fns)))):
+                    t0 = time.perf_counter()
+                    rows[side].append(fns[side](x))
+                    spent[side] += time.perf_counter() - t0
+        return [(len(q) / s_, r) for s_, r in zip(spent, rows)]
+
+    ours_fn = lambda x: [h["id"] for h in c.search(vectors=x, k=10)[0]]  # noqa: E731
+    first_ours, dropped = first_pass(ours_fn)
     assert not c._caches, "the search must be LanceDB's"
-    res["search"] = {"repspace_qps": qps_ours, "repspace_recall": recall(rows_ours), "repspace_first_pass_qps": first_ours,
-                     "page_cache_dropped": dropped}
-    print(f"3. search: repspace {qps_ours:.1f} q/s recall@10 {recall(rows_ours):.3f} (first pass from disk "
-          f"{first_ours:.1f} q/s)", flush=True)
-    if not args.no_anchor:
+    if args.no_anchor:
+        [(qps_ours, rows_ours)] = interleaved(ours_fn)
+    else:
         import lancedb
 
         t = lancedb.connect(work / "lance").open_table("items")
-        first_lance, qps_lance, rows_lance, _ = both_passes(lambda x: lance_query(t, spec, x, 10))
+        theirs_fn = lambda x: lance_query(t, spec, x, 10)  # noqa: E731
+        first_lance, _ = first_pass(theirs_fn)
+        (qps_ours, rows_ours), (qps_lance, rows_lance) = interleaved(ours_fn, theirs_fn)
+    res["search"] = {"repspace_qps": qps_ours, "repspace_recall": recall(rows_ours), "repspace_first_pass_qps": first_ours,
+                     "page_cache_dropped": dropped, "timed": "interleaved query by query, second round"}
+    print(f"3. search: repspace {qps_ours:.1f} q/s recall@10 {recall(rows_ours):.3f} (first pass from disk "
+          f"{first_ours:.1f} q/s)", flush=True)
+    if not args.no_anchor:
         res["search"].update(lancedb_qps=qps_lance, lancedb_recall=recall(rows_lance), lancedb_first_pass_qps=first_lance)
         print(f"   lancedb's own {qps_lance:.1f} q/s recall@10 {recall(rows_lance):.3f} ({qps_ours / qps_lance:.2f}x; "
               f"first pass {first_lance:.1f} q/s, {first_ours / first_lance:.2f}x)", flush=True)
-    # both sides over nprobes (the same refine), each from the same cache state, the second pass timed: the two
-    # recall / q/s curves, to compare at equal recall (each side's index has its own k-means)
+    # both sides over nprobes (the same refine), interleaved as above: the two recall / q/s curves, to compare at
+    # equal recall (each side's index has its own k-means)
     res["sweep"] = []
     for p in [int(x) for x in args.sweep.split(",") if x and not args.no_anchor]:
         c.tuned(nprobe=p)
-        _, qps_o, rows_o, _ = both_passes(lambda x: [h["id"] for h in c.search(vectors=x, k=10)[0]])
-        _, qps_l, rows_l, _ = both_passes(lambda x: lance_query(t, spec, x, 10, nprobe=p))
+        (qps_o, rows_o), (qps_l, rows_l) = interleaved(ours_fn, lambda x: lance_query(t, spec, x, 10, nprobe=p))
         res["sweep"].append({"nprobes": p, "repspace_qps": qps_o, "repspace_recall": recall(rows_o),
                              "lancedb_qps": qps_l, "lancedb_recall": recall(rows_l)})
         print(f"   at nprobes {p}: repspace {qps_o:.1f} q/s recall@10 {recall(rows_o):.3f}; lancedb's own "
-              f"{qps_l:.1f} q/s recall@10 {recall(rows_l):.3f}", flush=True)
+              f"{qps_l:.1f} q/s recall@10 {recall(rows_l):.3f} ({qps_o / qps_l:.2f}x)", flush=True)
     c.tuned()
     np.save(work / "q10.npy", q[:10])
     np.save(work / "q1.npy", q[:1])
