@@ -16,7 +16,7 @@ at least n, whatever any optimiser reaches.
 
 Usage: python benchmarks/limit.py capacity [--dims 4,6,8,10,12,16,20] [--tries 2] [--budget 1800]
            [--precision float64|float32] [--threads 1] [--protocol repspace|paper]
-       python benchmarks/limit.py verify [--cases 4:9,6:19,8:30] [--seeds 4] [--protocol paper]
+       python benchmarks/limit.py verify [--cases 4:9,6:19,8:30] [--seeds 4] [--protocol paper] [--threads 1]
        python benchmarks/limit.py eval [--models minilm-l6,mpnet-base] [--docs 1000] [--dims 32,64,128]
 """
 
@@ -74,16 +74,18 @@ def smallest_margin(queries: np.ndarray, docs: np.ndarray, k: int) -> float:
 
 def verify(args) -> None:
     print(f"protocol {args.protocol}, up to {args.seeds} seeds per case")
-    print("| d | n | paper's fit | n / fit | seed | steps | optimiser's test | smallest margin (numpy, float64) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| d | n | paper's fit | n / fit | seed | steps | seconds | optimiser's test | smallest margin (numpy, float64) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for case in args.cases.split(","):
         d, n = (int(x) for x in case.split(":"))
         for seed in range(args.seeds):
-            fit = fit_free_embeddings(n, 2, d, seed=seed, protocol=args.protocol, vectors=True)
+            t0 = time.monotonic()
+            fit = fit_free_embeddings(n, 2, d, seed=seed, protocol=args.protocol, threads=args.threads, vectors=True)
             if fit.solved or seed == args.seeds - 1:
                 break
         margin = smallest_margin(fit.query_vectors, fit.doc_vectors, 2)
         print(f"| {d} | {n} | {paper_fit(d):.1f} | {n / paper_fit(d):.2f} | {seed} | {fit.steps} | "
+              f"{time.monotonic() - t0:.0f} | "
               f"{'solved' if fit.solved else f'{fit.accuracy:.3f}'} | {margin:.4g} |", flush=True)
 
 
@@ -118,6 +120,7 @@ def main() -> None:
     v.add_argument("--cases", default="4:9,6:19,8:30", help="d:n pairs")
     v.add_argument("--seeds", type=int, default=4)
     v.add_argument("--protocol", default="paper")
+    v.add_argument("--threads", type=int, default=1)
     e = sub.add_parser("eval")
     e.add_argument("--models", default="minilm-l6,mpnet-base")
     e.add_argument("--docs", type=int, default=1000)
