@@ -122,8 +122,8 @@ class LanceStore(Store):
             return self._ds
         # in a process that has the table open: one dataset moved to each new version with `checkout_version`, which
         # keeps its caches (the index pages a search read); `to_lance()` opens a dataset with empty caches each time.
-        # Searched through pylance directly, a query costs ~2 ms less than through LanceDB's query builder (at 1M,
-        # IVF256,RaBitQ: median 14.4 against 16.6 ms, benchmarks/RESULTS.md)
+        # Searched through pylance directly, a query costs ~1.3 ms less than through LanceDB's query builder (at 1M,
+        # IVF256,RaBitQ, alternating: 21.9 against 23.2 ms a query, benchmarks/RESULTS.md)
         t = self.table()
         version, at = t.version, getattr(self, "_ds_at", None)
         if at is None or at[0] != version:
@@ -384,7 +384,8 @@ class LanceStore(Store):
         dataset a caller already has (`dataset()` asks the store for its latest version: ~0.5 ms)."""
         ds = self.dataset() if ds is None else ds
         if getattr(self, "_indexed_at", (None,))[0] != ds.version:  # vector indexes only
-            self._indexed_at = (ds.version, {c for i in ds.list_indices() for c in i["fields"] if not is_payload_column(c)})
+            self._indexed_at = (ds.version, {c for i in ds.list_indices() for c in i["fields"]
+                                             if not is_payload_column(c)})
         return self._indexed_at[1]
 
     def _unindexed(self) -> int:

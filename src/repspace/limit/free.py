@@ -34,8 +34,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
 from itertools import combinations
+from typing import Any
 
 from repspace.errors import InvalidInputError
 from repspace.ops.torchstate import seeded
