@@ -100,3 +100,32 @@ def test_searches_read_one_dataset_that_follows_every_write(tmp_path):
     assert c.store.dataset() is not ds and c.store.dataset().version == c.store.table().version
     c.delete(["i5"])
     assert "i5" not in [h["id"] for h in c.search(vectors=v[5:6], k=3)[0]]
+
+
+@pytest.mark.parametrize("spec", ["Flat", "IVF4,Flat"])
+def test_a_partly_filled_slot_returns_only_rows_with_vectors(tmp_path, spec):
+    """A slot being filled (an upgrade's backfill) holds null vectors: LanceDB's search of it — exact before its index
+    exists and after, through the index and the rows written since — never returns a row without a vector, even
+    when k asks for more rows than have one."""
+    rng = np.random.default_rng(2)
+    ids = [f"i{j}" for j in range(400)]
+    c = Collection.create(tmp_path / "c", model="ext", dim=8, spec=spec)
+    c.store.search_in_store = True  # Flat: LanceDB's exact scan, as in a one-off process
+    c.upsert(ids, vectors=rng.random((400, 8)).astype(np.float32))
+    c.add_slot("other", dim=8)
+    w = rng.random((400, 8)).astype(np.float32)
+    filled = set(ids[:10])
+    c.update_vectors("other", ids[:10], w[:10])
+    got = c.search(vectors=w[:2], k=50, slot="other")
+    assert all({h["id"] for h in row} == filled for row in got)
+    c.update_vectors("other", ids[10:300], w[10:300])
+    filled = set(ids[:300])
+    searcher = c
+    if spec != "Flat":
+        assert "index built over 300" in c.optimize()["other"] and "v_1" in c.store._indexed()
+        c.update_vectors("other", ids[300:310], w[300:310])  # written after the index: searched exactly beside it
+        filled |= set(ids[300:310])
+        searcher = c.tuned(nprobe=4)
+    for row in searcher.search(vectors=w[:3], k=390, slot="other"):
+        assert {h["id"] for h in row} == filled and len(row) == len(filled)
+    assert not c._caches  # LanceDB searched, not repspace's in-memory layer

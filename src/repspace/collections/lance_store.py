@@ -427,10 +427,12 @@ class LanceStore(Store):
         exact = not ivf or column not in self._indexed(ds)
 
         def one(q: np.ndarray) -> pa.Table:
-            # rows without this slot's vector: a post-filter on the k·F candidates (a pre-filter would read the whole
-            # vector column for every query)
-            return ds.to_table(columns=select, nearest=nearest(column, q, k, spec, not exact), prefilter=False,
-                               filter=f"{column} IS NOT NULL")
+            # rows without this slot's vector (a slot being backfilled): Lance's kNN, exact or through the index,
+            # leaves null vectors out by itself (tested: `test_a_partly_filled_slot_returns_only_rows_with_vectors`);
+            # an `IS NOT NULL` post-filter cost 0.7 ms a query at 1M (RESULTS). A hit without a distance would be such
+            # a row: dropped here should a Lance version return one
+            hits = ds.to_table(columns=select, nearest=nearest(column, q, k, spec, not exact))
+            return hits.filter(pc.is_valid(hits.column("_distance"))) if hits.column("_distance").null_count else hits
 
         queries = np.asarray(queries, np.float32)
         if len(queries) < 2:
@@ -455,7 +457,7 @@ class LanceStore(Store):
 
     def candidates(self, column: str, dim: int, queries: np.ndarray, k: int, filter: dict[str, str], spec: Any,
                    columns: Sequence[str]) -> list[pa.Table] | None:
-        return self._ann(column, queries, k, filter, spec, ["id", "payload", *dict.fromkeys(columns)])
+        return self._ann(column, queries, k, filter, spec, ["id", "payload", "_distance", *dict.fromkeys(columns)])
 
     def put_blob(self, name: str, data: bytes) -> None:
         from repspace._io import atomic_file
