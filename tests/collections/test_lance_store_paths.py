@@ -97,12 +97,15 @@ def test_searches_read_one_dataset_that_follows_every_write(tmp_path):
     other.upsert(["new"], vectors=v[300:301], payloads=[{"n": 1}])
     hit = c.search(vectors=v[300:301], k=1)[0][0]
     assert hit["id"] == "new" and hit["payload"] == {"n": 1}  # unindexed rows: searched exactly beside the index
-    assert c.store.dataset() is not ds and c.store.dataset().version == c.store.table().version
+    moved = c.store.dataset()
+    assert moved is not ds and moved.version == c.store.table().version
+    assert moved.session().is_same_as(ds.session())  # the same caches, not a fresh dataset's
+    assert not c.store.table().to_lance().session().is_same_as(ds.session())
     c.delete(["i5"])
     assert "i5" not in [h["id"] for h in c.search(vectors=v[5:6], k=3)[0]]
 
 
-@pytest.mark.parametrize("spec", ["Flat", "IVF4,Flat"])
+@pytest.mark.parametrize("spec", ["Flat", "IVF4,Flat", "IVF4,RaBitQ+refine:4", "IVF4,HNSW_SQ", "IVF4,PQ2"])
 def test_a_partly_filled_slot_returns_only_rows_with_vectors(tmp_path, spec):
     """A slot being filled (an upgrade's backfill) holds null vectors: LanceDB's search of it — exact before its index
     exists and after, through the index and the rows written since — never returns a row without a vector, even
@@ -129,3 +132,19 @@ def test_a_partly_filled_slot_returns_only_rows_with_vectors(tmp_path, spec):
     for row in searcher.search(vectors=w[:3], k=390, slot="other"):
         assert {h["id"] for h in row} == filled and len(row) == len(filled)
     assert not c._caches  # LanceDB searched, not repspace's in-memory layer
+
+
+def test_a_handle_reads_a_collection_dropped_and_made_again_at_its_path(tmp_path):
+    """Another process drops the collection and makes a new one at the same path (its versions start again at 1):
+    an open handle's searches read the new table, not the cached dataset of the old one."""
+    rng = np.random.default_rng(0)
+    c = Collection.create(tmp_path / "c", model="ext", dim=8, spec="IVF4,Flat")
+    for j in range(4):
+        c.upsert([f"a{j}_{i}" for i in range(100)], vectors=rng.random((100, 8)).astype(np.float32))
+    c.optimize()
+    assert c.search(vectors=rng.random((1, 8)).astype(np.float32), k=2)[0][0]["id"].startswith("a")
+    Collection.open(tmp_path / "c").drop()
+    Collection.create(tmp_path / "c", model="ext", dim=8, spec="IVF4,Flat").upsert(
+        [f"b{i}" for i in range(50)], vectors=rng.random((50, 8)).astype(np.float32))
+    got = c.search(vectors=rng.random((1, 8)).astype(np.float32), k=5)[0]
+    assert len(got) == 5 and all(h["id"].startswith("b") for h in got)

@@ -126,8 +126,9 @@ class LanceStore(Store):
         # IVF256,RaBitQ, alternating: 21.9 against 23.2 ms a query, benchmarks/RESULTS.md)
         t = self.table()
         version, at = t.version, getattr(self, "_ds_at", None)
-        if at is None or at[0] != version:
-            at = self._ds_at = (version, t.to_lance() if at is None else at[1].checkout_version(version))
+        if at is None or at[0] != version:  # a lower version: the table was dropped and made again meanwhile
+            at = self._ds_at = (version, t.to_lance() if at is None or version < at[0] else
+                                at[1].checkout_version(version))
         return at[1]
 
     def exists(self) -> bool:
@@ -352,6 +353,8 @@ class LanceStore(Store):
         if self.exists():
             (self.path / META).unlink()
             shutil.rmtree(self.path, ignore_errors=True)
+        # nothing of the dropped table is read again (a table made at this path later starts at version 1)
+        self._table = self._ds = self._ds_at = self._indexed_at = self._known_ids = None
 
     def optimize(self, rebuild: bool = False, max_segments: int | None = None) -> dict[str, str]:
         most = MAX_SEGMENTS if max_segments is None else max_segments
@@ -383,10 +386,12 @@ class LanceStore(Store):
         """The vector columns LanceDB has an index on (read again only when the table's version moved); `ds`: the
         dataset a caller already has (`dataset()` asks the store for its latest version: ~0.5 ms)."""
         ds = self.dataset() if ds is None else ds
-        if getattr(self, "_indexed_at", (None,))[0] != ds.version:  # vector indexes only
-            self._indexed_at = (ds.version, {c for i in ds.list_indices() for c in i["fields"]
-                                             if not is_payload_column(c)})
-        return self._indexed_at[1]
+        at = getattr(self, "_indexed_at", None)
+        if at is None or at[0] != ds.version:  # (a local: threads searching other versions set their own)
+            listed = ([f for i in ds.describe_indices() for f in i.field_names] if hasattr(ds, "describe_indices")
+                      else [f for i in ds.list_indices() for f in i["fields"]])  # (pylance before describe_indices)
+            at = self._indexed_at = (ds.version, {c for c in listed if not is_payload_column(c)})  # vector indexes
+        return at[1]
 
     def _unindexed(self) -> int:
         """Rows written since the vector indexes were built (LanceDB searches them exactly until `optimize`)."""
