@@ -145,6 +145,22 @@ def exact_top(v: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
     return best_i
 
 
+def alternating(queries: np.ndarray, *fns, rounds: int = 1) -> list[tuple[float, list]]:
+    """Each side's search of every query, side by side query by query, which side goes first alternating (a shared
+    machine's drift falls on both alike), after one warm-up query each: (queries/s, answers) per side, of the last of
+    `rounds` rounds (the earlier ones warm the caches)."""
+    for fn in fns:
+        fn(queries[0])
+    for _ in range(rounds):
+        spent, rows = [0.0] * len(fns), [[] for _ in fns]
+        for j, x in enumerate(queries):
+            for side in (range(len(fns)) if j % 2 == 0 else reversed(range(len(fns)))):
+                t0 = time.perf_counter()
+                rows[side].append(fns[side](x))
+                spent[side] += time.perf_counter() - t0
+    return [(len(queries) / took, r) for took, r in zip(spent, rows)]
+
+
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -274,16 +290,7 @@ def main() -> None:
         return timed(fn)[0], dropped
 
     def interleaved(*fns):
-        for fn in fns:
-            fn(q[0])
-        for _ in range(2):
-            spent, rows = [0.0] * len(fns), [[] for _ in fns]
-            for j, x in enumerate(q):
-                for side in (range(len(fns)) if j % 2 == 0 else reversed(range(len(fns)))):
-                    t0 = time.perf_counter()
-                    rows[side].append(fns[side](x))
-                    spent[side] += time.perf_counter() - t0
-        return [(len(q) / s_, r) for s_, r in zip(spent, rows)]
+        return alternating(q, *fns, rounds=2)
 
     ours_fn = lambda x: [h["id"] for h in c.search(vectors=x, k=10)[0]]  # noqa: E731
     first_ours, dropped = first_pass(ours_fn)

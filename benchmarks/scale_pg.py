@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
-from scale import ANON, CHUNK, LOAD_REPSPACE, child, exact_top, make_data  # noqa: E402
+from scale import ANON, CHUNK, LOAD_REPSPACE, alternating, child, exact_top, make_data  # noqa: E402
 
 NAME = "scale"
 
@@ -160,23 +160,12 @@ def main() -> None:
         def recall(rows) -> float:
             return float(np.mean([len(set(r) & set(w)) / 10 for r, w in zip(rows, want)]))
 
-        def timed_pair(ours, theirs):
-            """Both sides query by query, alternating which goes first (neither warms the caches for the other
-            alone): (queries/s, rows) of each."""
-            ours(q[0]), theirs(q[0])
-            spent, rows = [0.0, 0.0], ([], [])
-            for j, x in enumerate(q):
-                for side in ((0, 1) if j % 2 == 0 else (1, 0)):
-                    t0 = time.perf_counter()
-                    rows[side].append((ours, theirs)[side](x))
-                    spent[side] += time.perf_counter() - t0
-            return (len(q) / spent[0], rows[0]), (len(q) / spent[1], rows[1])
-
         res["search"] = []
         for ef in [int(x) for x in args.ef.split(",") if x]:
             tuned = c.tuned(**{breadth: ef})
             conn.execute(f"SET {setting} = {ef}")
-            (qps_ours, rows_ours), (qps_pg, rows_pg) = timed_pair(
+            (qps_ours, rows_ours), (qps_pg, rows_pg) = alternating(
+                q,
                 lambda x: [h["id"] for h in tuned.search(vectors=x, k=10)[0]],
                 lambda x: [r[0] for r in conn.execute("SELECT id FROM items ORDER BY v <=> %s LIMIT 10", (x,)).fetchall()])
             row = {"ef": ef, "breadth": breadth, "repspace_qps": qps_ours, "repspace_recall": recall(rows_ours),
