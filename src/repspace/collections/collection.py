@@ -442,7 +442,7 @@ class Collection:
         both models (`vectors`: the old's, `vectors_new`: the new's) where the collection cannot encode texts;
         `options`: this call's search options over the spec's (`{"nprobe": 256}`; `tuned` sets them for a handle)."""
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+            raise InvalidInputError(f"k must be a positive integer, got {k!r}", param="k")
         flt = check_filter(filter)
         with call_options(self.meta.spec, options):
             read = self.reload()
