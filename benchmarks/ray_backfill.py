@@ -1,9 +1,10 @@
 """An upgrade backfill on Ray against the local engine, side by side in one run (issue 26 item 6).
 
-    python benchmarks/ray_backfill.py [--items 40000] [--new minilm-l3-onnx] [--batch-size 64] [--engines local,ray1,ray2]
-        [--json OUT]
+    python benchmarks/ray_backfill.py [--items 40000] [--senses] [--new minilm-l3-onnx] [--batch-size 64]
+        [--engines local,ray1,ray2] [--json OUT]
 
-Items: a random sample of the GNU dictionary's definitions (gcide, real text of every length). For each engine —
+Items: a random sample of the GNU dictionary's definitions (gcide, real text of every length; with `--senses` its
+further senses, sub-senses and phrases too, dataset gcide-senses: 200,108 in all). For each engine —
 local (2 threads), Ray with 1 actor of 2 CPUs, Ray with 2 actors of 1 CPU — a fresh LanceDB collection of the same
 items (texts, with random unit vectors brought for the old model, MiniLM-L6: their values do not matter to a backfill's cost), `upgrade.start` to
 the new model (the same seed and sample on each), then `upgrade.backfill` timed end to end (Ray: the local cluster is
@@ -37,6 +38,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--sample", type=int, default=1000, help="upgrade.start's fit sample (encoded before the clock)")
     ap.add_argument("--engines", default="local,ray1,ray2", help="which runs: local, ray1 (1 actor), ray2 (2 actors)")
+    ap.add_argument("--senses", action="store_true",
+                    help="draw from gcide with its further senses and phrases (gcide-senses): 200,108 definitions")
     ap.add_argument("--work", default=None)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -47,6 +50,9 @@ def main() -> None:
     from repspace.scale import connect
 
     gcide = load_dataset("gcide")
+    if args.senses:  # the whole dictionary at sense level: 200,108 definitions
+        more = load_dataset("gcide-senses")
+        gcide = type(gcide)(gcide.ids + more.ids, list(gcide.data) + list(more.data), "text")
     pick = np.sort(np.random.default_rng(0).permutation(len(gcide.ids))[: args.items])
     ids, texts = [gcide.ids[j] for j in pick], [str(gcide.data[j]) for j in pick]
     old = np.random.default_rng(1).standard_normal((len(ids), 384)).astype(np.float32)

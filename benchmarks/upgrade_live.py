@@ -15,6 +15,8 @@ re-run per strategy). Never lose: fused >= old - 1 SE at every fraction; end abo
 
 Usage: python benchmarks/upgrade_live.py [--pairs minilm-l3-onnx:minilm-l6,...] [--corpora bbc-news,bbc-sentences,gcide]
   [--backend torch] [--items N (a fixed random subset of the corpus)]
+gcide-200k: gcide with its further senses, sub-senses and phrases (dataset gcide-senses), 200,108 definitions; a
+query's relevant items are then its entries and their further senses.
 """
 
 from __future__ import annotations
@@ -34,28 +36,43 @@ from _spaces import bench_space  # noqa: E402
 
 from repspace.collections import upgrade as up  # noqa: E402
 from repspace.studies.upgrade_curve import area, curve  # noqa: E402
-from repspace.datasets import hash_split, load_dataset  # noqa: E402
+from repspace.datasets import gcide, hash_split, load_dataset  # noqa: E402
 
 STRATEGIES = ("old", "adapted", "mixed", "fused", "new")
 PAIRS = "minilm-l3-onnx:minilm-l6,minilm-l6:mpnet-base,glove-50:minilm-l6"
 
 
-QUERIES = {"bbc-news": "bbc-news:title", "bbc-sentences": "bbc-news:title", "gcide": "gcide:headword"}
+QUERIES = {"bbc-news": "bbc-news:title", "bbc-sentences": "bbc-news:title", "gcide": "gcide:headword",
+           "gcide-200k": "gcide:headword"}
+# the datasets a corpus is made of (each encoded and cached on its own): gcide-200k = every entry, further sense and
+# phrase of the dictionary (200,108 definitions)
+CORPORA = {"bbc-news": ("bbc-news:body",), "bbc-sentences": ("bbc-sentences",), "gcide": ("gcide",),
+           "gcide-200k": ("gcide", "gcide-senses")}
 
 
 def corpus(name: str, model: str, backend: str = "torch", items: int | None = None):
-    spec = {"bbc-news": "bbc-news:body", "bbc-sentences": "bbc-sentences", "gcide": "gcide"}[name]
-    return bench_space(model, spec, sample=items, backend=backend), load_dataset(spec)
+    specs = CORPORA[name]
+    if items and len(specs) > 1:
+        raise SystemExit(f"--items takes a subset of one dataset; {name} is {len(specs)}")
+    space, data = None, load_dataset(specs[0])
+    for spec in specs:
+        part = bench_space(model, spec, sample=items, backend=backend)
+        space = part if space is None else space.append(part)
+    for spec in specs[1:]:
+        more = load_dataset(spec)
+        data = type(data)(data.ids + more.ids, list(data.data) + list(more.data), data.modality, None, data.source)
+    return space, data
 
 
 def group(name: str, item_id: str) -> str:
-    """The query id an item belongs to (its article; a dictionary entry's headword), which also decides its split."""
-    return item_id.split("#")[0] if name == "gcide" else "/".join(item_id.split("/")[:2])
+    """The query id an item belongs to (its article; a dictionary definition's headword), which also decides its
+    split."""
+    return gcide.group(item_id) if name.startswith("gcide") else "/".join(item_id.split("/")[:2])
 
 
 def golden(name: str, gallery_ids: list[str], titles_old, titles_new, limit: int | None):
     test = [i for i in titles_old.ids if hash_split(i) == "test" and "#" not in i]
-    if limit and name == "gcide":  # index order is alphabetical: a random sample, not the first N
+    if limit and name.startswith("gcide"):  # index order is alphabetical: a random sample, not the first N
         test = [test[j] for j in np.sort(np.random.default_rng(0).permutation(len(test))[:limit])]
     elif limit:
         test = test[:limit]

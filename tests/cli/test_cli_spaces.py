@@ -38,7 +38,7 @@ def test_models_and_datasets_json(cli):
     assert names["minilm-l6"]["available"] is True and names["mpnet-base"]["dim"] == 768
     code, out, _ = cli("datasets", "--json")
     ds = {d["name"]: d for d in json.loads(out)["datasets"]}
-    assert set(ds) == {"bbc-news", "bbc-sentences", "fashion-mnist", "digits", "gcide"} and ds["bbc-news"]["views"] == ["text", "title", "body"]
+    assert set(ds) == {"bbc-news", "bbc-sentences", "fashion-mnist", "digits", "gcide", "gcide-senses"} and ds["bbc-news"]["views"] == ["text", "title", "body"]
 
 
 @pytest.mark.parametrize(

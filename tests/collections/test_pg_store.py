@@ -7,6 +7,7 @@ import uuid
 import numpy as np
 import pyarrow as pa
 import pytest
+from psycopg import sql
 
 from repspace.collections import Collection, with_collection
 from repspace.collections.store import vector_array
@@ -341,8 +342,6 @@ def test_index_built_by_optimize_answers_as_the_exact_scan_did(pg_uri, spec):
     after = [[h["id"] for h in hits] for hits in Collection.open(pg_uri).one_off().search(vectors=v[:5], k=5)]
     assert after == before
     if kind == "funnel":  # the shortlist's ORDER BY is the index's expression: PostgreSQL can walk the index
-        from psycopg import sql
-
         from repspace.collections.pg_index import funnel_shortlist
 
         with c.store._conn() as conn:
@@ -408,15 +407,62 @@ def test_maintenance_memory_fits_the_graph():
     from repspace.collections.pg_index import MAX_MAINTENANCE_MB, MIN_MAINTENANCE_MB, maintenance_mb
 
     assert maintenance_mb(0, 1536) == MIN_MAINTENANCE_MB
-    # 1M × 384 floats: 1,536 + 256 + 128 bytes an element, a quarter more = 2,289 MiB
-    assert maintenance_mb(1_000_000, 1536) == int(1_000_000 * (1536 + 2 * 16 * 8 + 128) * 1.25 / 2**20) == 2288
+    # 1M × 384 floats: 1,544 + 512 + 200 bytes an element (graph_bytes), a quarter more = 2,689 MiB
+    assert maintenance_mb(1_000_000, 1544) == int(1_000_000 * (1544 + 2 * 16 * 16 + 200) * 1.25 / 2**20) == 2689
     assert maintenance_mb(10_000_000, 1536) == MAX_MAINTENANCE_MB
+
+
+def test_rows_estimate_follows_a_table_grown_since_its_last_analyze(pg_uri):
+    """The graph's memory is sized from the planner's estimate of the rows now (rows per page of the last ANALYZE
+    × pages now), not from reltuples, which autovacuum may have taken early in a bulk load."""
+    from repspace.collections.pg_index import estimated_rows
+
+    c = Collection.create(pg_uri, model="ext", dim=D)
+    x = np.random.default_rng(0).normal(size=(5000, D)).astype(np.float32)
+    c.upsert([f"i{j}" for j in range(500)], vectors=x[:500])
+    with c.store._conn() as conn:
+        assert estimated_rows(conn, c.store) == 500  # never analysed: counted
+        conn.execute(sql.SQL("ANALYZE {}").format(c.store._t()))
+    c.upsert([f"i{j}" for j in range(500, 5000)], vectors=x[500:])
+    with c.store._conn() as conn:
+        # reltuples still says 500; rows per page from a 500-row table are coarse, an overestimate errs on the safe side
+        assert 5000 <= estimated_rows(conn, c.store) <= 10000
+    c.store.drop()
+    c.close()
+
+
+def test_maintenance_memory_estimate_holds_pgvectors_graph(pg_dsn):
+    """The per-element cost behind `maintenance_mb`, checked against pgvector itself: a serial build of n × 768
+    floats fits in 1.25 × `graph_bytes` (no "no longer fits" notice) and overflows at 0.8 × it."""
+    import psycopg
+
+    from repspace.collections.pg_index import graph_bytes
+
+    n, d, name = 3000, 768, f"mem_{uuid.uuid4().hex[:8]}"
+    x = np.random.default_rng(0).normal(size=(n, d)).astype(np.float32)
+    notices: list[str] = []
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.add_notice_handler(lambda diag: notices.append(diag.message_primary or ""))
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute(f"CREATE TABLE {name} (id int, v vector({d}))")
+        try:
+            with conn.cursor().copy(f"COPY {name} (id, v) FROM STDIN") as cp:
+                for i in range(n):
+                    cp.write_row((i, "[" + ",".join(map(str, x[i].tolist())) + "]"))
+            need = graph_bytes(n, 4 * d + 8) / 1024  # kB
+            for kb, overflows in ((int(1.25 * need), False), (int(0.8 * need), True)):
+                notices.clear()
+                conn.execute(f"SET maintenance_work_mem = '{kb}kB'; SET max_parallel_maintenance_workers = 0")
+                conn.execute(f"DROP INDEX IF EXISTS {name}_ix")
+                conn.execute(f"CREATE INDEX {name}_ix ON {name} USING hnsw (v vector_cosine_ops)")
+                assert any("no longer fits" in m for m in notices) == overflows, (kb, notices)
+        finally:
+            conn.execute(f"DROP TABLE {name}")
 
 
 def test_a_funnel_index_made_before_half_precision_is_still_walked(pg_uri):
     """A collection whose funnel index is the float prefix (made before 2026-12-07) keeps being searched through it;
     the next optimize() adds the half-precision one, which searches then take."""
-    from psycopg import sql
 
     from repspace.collections.pg_index import funnel_shortlist, index_name
 

