@@ -68,6 +68,24 @@ def test_denser_negatives_lower_the_bias_by_about_log_m():
         assert fit.intercept_[0] == pytest.approx(math.log(1 / m), abs=1e-4)
 
 
+def test_a_fit_where_the_relevant_pairs_are_a_tiny_share_of_the_weight_reaches_the_minimum():
+    """300 relevant pairs against 30,000 competitors of weight 200 each (a 1,000-item sample of a 200k collection):
+    the relevant pairs are 5e-5 of the loss's weight. The fit must still reach the minimum — checked against
+    scikit-learn's logistic regression on the same pairs (weights divided by 200: the same minimum, no penalty);
+    before the objective was scaled, L-BFGS-B stopped at once with weights ~0.1."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    F = np.concatenate([rng.normal(0.45, 0.08, (300, 2)), rng.normal(0.12, 0.08, (30_000, 2))])
+    y = np.r_[np.ones(300), np.zeros(30_000)]
+    w = np.where(y > 0, 1.0, 200.0)
+    fit = NonNegLogistic(l2=0.0, balance=False).fit(F, y, sample_weight=w)
+    ref = LogisticRegression(C=1e10, tol=1e-12, max_iter=100_000).fit(F, y, sample_weight=w / 200.0)
+    assert np.all(ref.coef_[0] > 5)  # the minimum: a steep positive slope on both similarities
+    np.testing.assert_allclose(fit.coef_, ref.coef_[0], rtol=2e-2)
+    assert fit.intercept_[0] == pytest.approx(ref.intercept_[0], rel=2e-2)
+
+
 def test_pairs_carry_the_density_weights():
     rng = np.random.default_rng(1)
     unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
