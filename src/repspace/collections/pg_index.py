@@ -29,8 +29,8 @@ MIN_MAINTENANCE_MB = 64
 WORKERS = max(1, min(7, (os.cpu_count() or 2) - 1))
 
 # the planner's own estimate (estimate_rel_size): the last ANALYZE's rows per page times the pages there are now;
-# NULL before any ANALYZE. reltuples alone can be far behind: autovacuum analysed a table loading 1M rows at ~300k,
-# so the graph's memory was sized for 300k and pgvector went on on disk from there, ~10x slower.
+# NULL before any ANALYZE. reltuples alone can be far behind: autovacuum analysed a table partway through loading
+# 1M rows, the graph's memory was sized for that, and pgvector went on on disk after ~400k rows, ~10x slower.
 _ESTIMATE = sql.SQL("SELECT (c.reltuples / c.relpages * (pg_relation_size(c.oid) / current_setting('block_size')::int))"
                     "::bigint FROM pg_class c WHERE c.oid = quote_ident(%s)::regclass AND c.relpages > 0 "
                     "AND c.reltuples >= 0")
