@@ -27,6 +27,15 @@ def bench_space(model: str, dataset: str, sample: int | None = None, seed: int =
     return encode_items(get_encoder(model, backend=backend), items, out=out, batch_size=32, progress=progress)
 
 
+def load_items(*specs: str):
+    """The items of one or more dataset specs, in order, as one `Items` (e.g. gcide + gcide-senses)."""
+    data = load_dataset(specs[0])
+    for spec in specs[1:]:
+        more = load_dataset(spec)
+        data = type(data)(data.ids + more.ids, list(data.data) + list(more.data), data.modality, None, data.source)
+    return data
+
+
 def bbc_held_out(model: str) -> tuple[np.ndarray, np.ndarray, Space, Space]:
     """The compact-search protocol: train bodies X and their titles P (pairs) to fit on, and the
     held-out test titles and bodies (same order) to score on."""

@@ -46,13 +46,11 @@ def main() -> None:
 
     from repspace.collections import Collection
     from repspace.collections import upgrade as up
-    from repspace.datasets import load_dataset
+    from _spaces import load_items
     from repspace.scale import connect
 
-    gcide = load_dataset("gcide")
-    if args.senses:  # the whole dictionary at sense level: 200,108 definitions
-        more = load_dataset("gcide-senses")
-        gcide = type(gcide)(gcide.ids + more.ids, list(gcide.data) + list(more.data), "text")
+    # with --senses the whole dictionary at sense level: 200,108 definitions
+    gcide = load_items("gcide", *(["gcide-senses"] if args.senses else []))
     pick = np.sort(np.random.default_rng(0).permutation(len(gcide.ids))[: args.items])
     ids, texts = [gcide.ids[j] for j in pick], [str(gcide.data[j]) for j in pick]
     old = np.random.default_rng(1).standard_normal((len(ids), 384)).astype(np.float32)

@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine  # noqa: E402
-from _spaces import bench_space  # noqa: E402
+from _spaces import bench_space, load_items  # noqa: E402
 
 from repspace.collections import upgrade as up  # noqa: E402
 from repspace.studies.upgrade_curve import area, curve  # noqa: E402
@@ -54,14 +54,11 @@ def corpus(name: str, model: str, backend: str = "torch", items: int | None = No
     specs = CORPORA[name]
     if items and len(specs) > 1:
         raise SystemExit(f"--items takes a subset of one dataset; {name} is {len(specs)}")
-    space, data = None, load_dataset(specs[0])
+    space = None
     for spec in specs:
         part = bench_space(model, spec, sample=items, backend=backend)
         space = part if space is None else space.append(part)
-    for spec in specs[1:]:
-        more = load_dataset(spec)
-        data = type(data)(data.ids + more.ids, list(data.data) + list(more.data), data.modality, None, data.source)
-    return space, data
+    return space, load_items(*specs)
 
 
 def group(name: str, item_id: str) -> str:

@@ -133,7 +133,8 @@ class NonNegLogistic(Scorer):
         # gradient falls under L-BFGS-B's tolerance at the first steps and the fit stops near its start (measured:
         # gcide at 200k items, weights 0.1 where the minimum has 11.5, 10.9 against 9.2 of loss). Scaled so that the
         # relevant pairs weigh 1 in all: the same minimum, a gradient of their order.
-        scale = float(w.sum() / w[y > 0].sum()) if w[y > 0].sum() > 0 else 1.0
+        relevant = w[y > 0].sum()
+        scale = float(w.sum() / relevant) if relevant > 0 else 1.0
 
         def objective(theta):
             val, grad = logistic_objective(theta, X, y, w, self.l2)
